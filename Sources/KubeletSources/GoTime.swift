@@ -1,0 +1,347 @@
+import PodstartCore
+
+/// Parsers for the Go renderings of `time.Time` and `time.Duration` that the kubelet logs
+/// (FORMATS.md §1.2). They work on bytes and never allocate.
+public enum GoTime {
+    /// The outcome of parsing a Go `time.Time.String()` value.
+    public enum Parsed: Sendable, Equatable {
+        /// Go's zero time (`0001-01-01 00:00:00 +0000 UTC`): the kubelet's "never happened".
+        case absent
+        case time(KubeletTimestamp)
+    }
+
+    /// Parses `2006-01-02 15:04:05.999999999 -0700 MST` with an optional ` m=±<seconds>` suffix.
+    /// The zone abbreviation is any run of non-space bytes (Go prints `+0530` when the zone has
+    /// no name). Returns nil when the bytes are not such a value.
+    public static func parseTime(_ s: UnsafeBufferPointer<UInt8>) -> Parsed? {
+        var c = ByteCursor(s)
+        guard let year = c.digits(4), c.eat(UInt8(ascii: "-")),
+              let month = c.digits(2), c.eat(UInt8(ascii: "-")),
+              let day = c.digits(2), c.eat(UInt8(ascii: " ")),
+              let hour = c.digits(2), c.eat(UInt8(ascii: ":")),
+              let minute = c.digits(2), c.eat(UInt8(ascii: ":")),
+              let second = c.digits(2)
+        else { return nil }
+        var nanos: Int64 = 0
+        if c.eat(UInt8(ascii: ".")) {
+            guard let f = c.fraction() else { return nil }
+            nanos = f
+        }
+        guard c.eat(UInt8(ascii: " ")) else { return nil }
+        guard let sign = c.next(), sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-"),
+              let offH = c.digits(2), let offM = c.digits(2), c.eat(UInt8(ascii: " "))
+        else { return nil }
+        // Zone abbreviation: at least one byte, up to a space or the end.
+        let zoneStart = c.index
+        while let b = c.peek(), b != UInt8(ascii: " ") { c.index += 1 }
+        guard c.index > zoneStart else { return nil }
+        var monotonic: Int64?
+        if c.eat(UInt8(ascii: " ")) {
+            guard c.eat(UInt8(ascii: "m")), c.eat(UInt8(ascii: "=")),
+                  let msign = c.next(), msign == UInt8(ascii: "+") || msign == UInt8(ascii: "-"),
+                  let whole = c.unsignedInteger(maxDigits: 10)
+            else { return nil }
+            var frac: Int64 = 0
+            if c.eat(UInt8(ascii: ".")) {
+                guard let f = c.fraction() else { return nil }
+                frac = f
+            }
+            let v = whole * 1_000_000_000 + frac
+            monotonic = msign == UInt8(ascii: "-") ? -v : v
+        }
+        guard c.atEnd else { return nil }
+        guard (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61,
+              offH < 24, offM < 60
+        else { return nil }
+        if year == 1, month == 1, day == 1, hour == 0, minute == 0, second == 0, nanos == 0 {
+            return .absent
+        }
+        // Int64 nanoseconds cover 1678…2261; anything else is not a kubelet timestamp.
+        guard (1700...2200).contains(year) else { return nil }
+        let days = daysFromCivil(year: Int64(year), month: Int64(month), day: Int64(day))
+        var secs = days * 86_400 + Int64(hour) * 3600 + Int64(minute) * 60 + Int64(second)
+        let offset = Int64(offH) * 3600 + Int64(offM) * 60
+        secs -= sign == UInt8(ascii: "-") ? -offset : offset
+        return .time(KubeletTimestamp(nanosecondsSinceEpoch: secs * 1_000_000_000 + nanos,
+                                      monotonicNanoseconds: monotonic))
+    }
+
+    /// Parses RFC 3339 with optional fraction and `Z` or `±hh:mm` (containerd's `time="…"`, API
+    /// server timestamps).
+    public static func parseRFC3339(_ s: UnsafeBufferPointer<UInt8>) -> KubeletTimestamp? {
+        var c = ByteCursor(s)
+        guard let year = c.digits(4), c.eat(UInt8(ascii: "-")),
+              let month = c.digits(2), c.eat(UInt8(ascii: "-")),
+              let day = c.digits(2), c.eatEither(UInt8(ascii: "T"), UInt8(ascii: "t")),
+              let hour = c.digits(2), c.eat(UInt8(ascii: ":")),
+              let minute = c.digits(2), c.eat(UInt8(ascii: ":")),
+              let second = c.digits(2)
+        else { return nil }
+        var nanos: Int64 = 0
+        if c.eat(UInt8(ascii: ".")) {
+            guard let f = c.fraction() else { return nil }
+            nanos = f
+        }
+        var offset: Int64 = 0
+        if c.eatEither(UInt8(ascii: "Z"), UInt8(ascii: "z")) {
+        } else if let sign = c.next(), sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-"),
+                  let oh = c.digits(2), c.eat(UInt8(ascii: ":")), let om = c.digits(2) {
+            offset = Int64(oh) * 3600 + Int64(om) * 60
+            if sign == UInt8(ascii: "-") { offset = -offset }
+        } else {
+            return nil
+        }
+        guard c.atEnd, (1700...2200).contains(year), (1...12).contains(month), (1...31).contains(day),
+              hour < 24, minute < 60, second < 61
+        else { return nil }
+        let days = daysFromCivil(year: Int64(year), month: Int64(month), day: Int64(day))
+        let secs = days * 86_400 + Int64(hour) * 3600 + Int64(minute) * 60 + Int64(second) - offset
+        return KubeletTimestamp(nanosecondsSinceEpoch: secs * 1_000_000_000 + nanos)
+    }
+
+    public static func parseRFC3339(_ s: String) -> KubeletTimestamp? {
+        var s = s
+        return s.withUTF8 { parseRFC3339($0) }
+    }
+
+    public static func parseTime(_ s: String) -> Parsed? {
+        var s = s
+        return s.withUTF8 { parseTime($0) }
+    }
+
+    /// Parses Go `time.Duration.String()` / `time.ParseDuration` input (`1m5.2s`, `180.183041ms`,
+    /// `0s`, `1h2m3s`, `-1.5s`) into nanoseconds, exactly.
+    public static func parseDuration(_ s: UnsafeBufferPointer<UInt8>) -> Int64? {
+        var c = ByteCursor(s)
+        var negative = false
+        if c.eat(UInt8(ascii: "-")) { negative = true } else { _ = c.eat(UInt8(ascii: "+")) }
+        if c.remaining == 1, c.peek() == UInt8(ascii: "0") { return 0 }
+        guard !c.atEnd else { return nil }
+        var total: Int64 = 0
+        while !c.atEnd {
+            let start = c.index
+            guard let whole = c.unsignedInteger(maxDigits: 18) else { return nil }
+            var fracValue: Int64 = 0
+            var fracScale: Int64 = 1
+            if c.eat(UInt8(ascii: ".")) {
+                var n = 0
+                while let b = c.peek(), b >= 48, b <= 57 {
+                    if n < 18 { fracValue = fracValue * 10 + Int64(b - 48); fracScale *= 10 }
+                    n += 1
+                    c.index += 1
+                }
+                if n == 0 && c.index - start == 1 { return nil }
+            }
+            guard let unit = c.durationUnit() else { return nil }
+            let (w, o1) = whole.multipliedReportingOverflow(by: unit)
+            guard !o1 else { return nil }
+            // The fraction times the unit, truncated like Go's ParseDuration.
+            let exactFrac = exactFraction(value: fracValue, scale: fracScale, unit: unit)
+            let (t1, o2) = total.addingReportingOverflow(w)
+            let (t2, o3) = t1.addingReportingOverflow(exactFrac)
+            guard !o2, !o3 else { return nil }
+            total = t2
+        }
+        return negative ? -total : total
+    }
+
+    public static func parseDuration(_ s: String) -> Int64? {
+        var s = s
+        return s.withUTF8 { parseDuration($0) }
+    }
+
+    /// value/scale × unit computed in integers when it fits (it does for every unit ≥ 1 ns with
+    /// at most 9 fractional digits per second).
+    private static func exactFraction(value: Int64, scale: Int64, unit: Int64) -> Int64 {
+        let (p, o) = value.multipliedReportingOverflow(by: unit)
+        if !o { return p / scale }
+        // Reduce: unit and scale share powers of ten.
+        var v = value, sc = scale, u = unit
+        while sc > 1, u % 10 == 0 { u /= 10; sc /= 10 }
+        let (p2, o2) = v.multipliedReportingOverflow(by: u)
+        if !o2 { return p2 / sc }
+        while sc > 1 { v /= 10; sc /= 10 }
+        return v * u
+    }
+
+    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+    static func daysFromCivil(year: Int64, month: Int64, day: Int64) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let mp = (month + 9) % 12
+        let doy = (153 * mp + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    /// Civil date of a day count since 1970-01-01.
+    static func civilFromDays(_ z0: Int64) -> (year: Int64, month: Int64, day: Int64) {
+        let z = z0 + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let y = yoe + era * 400
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (m <= 2 ? y + 1 : y, m, d)
+    }
+
+    /// RFC 3339 in UTC with as many fractional digits as needed (none for whole seconds).
+    public static func formatRFC3339(_ t: KubeletTimestamp) -> String {
+        let ns = t.nanosecondsSinceEpoch
+        var secs = ns / 1_000_000_000
+        var frac = ns % 1_000_000_000
+        if frac < 0 { frac += 1_000_000_000; secs -= 1 }
+        var days = secs / 86_400
+        var sod = secs % 86_400
+        if sod < 0 { sod += 86_400; days -= 1 }
+        let (y, m, d) = civilFromDays(days)
+        var out = pad(y, 4) + "-" + pad(m, 2) + "-" + pad(d, 2) + "T"
+        out += pad(sod / 3600, 2) + ":" + pad(sod % 3600 / 60, 2) + ":" + pad(sod % 60, 2)
+        if frac != 0 {
+            var f = pad(frac, 9)
+            while f.last == "0" { f.removeLast() }
+            out += "." + f
+        }
+        return out + "Z"
+    }
+
+    private static func pad(_ v: Int64, _ width: Int) -> String {
+        let s = String(v)
+        return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+    }
+}
+
+/// Exact decimal rendering of a nanosecond count as seconds (`7944317690` → `7.94431769`).
+public func secondsText(nanoseconds: Int64) -> String {
+    let negative = nanoseconds < 0
+    let mag = nanoseconds.magnitude
+    let whole = mag / 1_000_000_000
+    var frac = mag % 1_000_000_000
+    var s = (negative ? "-" : "") + String(whole)
+    if frac != 0 {
+        var digits = [UInt8](repeating: UInt8(ascii: "0"), count: 9)
+        var i = 8
+        while frac > 0 { digits[i] = UInt8(ascii: "0") + UInt8(frac % 10); frac /= 10; i -= 1 }
+        while digits.last == UInt8(ascii: "0") { digits.removeLast() }
+        s += "." + String(decoding: digits, as: UTF8.self)
+    }
+    return s
+}
+
+/// Go's `time.Duration.Seconds()`: `float64(sec) + float64(nsec)/1e9`, so that our arithmetic
+/// reproduces the kubelet's float artefacts (`1.2549581779999999`) bit for bit.
+@inlinable
+public func goSeconds(_ nanoseconds: Int64) -> Double {
+    let sec = nanoseconds / 1_000_000_000
+    let nsec = nanoseconds % 1_000_000_000
+    return Double(sec) + Double(nsec) / 1e9
+}
+
+/// A forward-only reader over bytes used by the parsers in this module.
+struct ByteCursor {
+    let base: UnsafeBufferPointer<UInt8>
+    var index: Int
+
+    init(_ base: UnsafeBufferPointer<UInt8>, index: Int = 0) {
+        self.base = base
+        self.index = index
+    }
+
+    var atEnd: Bool { index >= base.count }
+    var remaining: Int { base.count - index }
+
+    @inline(__always) func peek() -> UInt8? { index < base.count ? base[index] : nil }
+
+    @inline(__always) mutating func next() -> UInt8? {
+        guard index < base.count else { return nil }
+        defer { index += 1 }
+        return base[index]
+    }
+
+    @inline(__always) mutating func eat(_ b: UInt8) -> Bool {
+        guard index < base.count, base[index] == b else { return false }
+        index += 1
+        return true
+    }
+
+    mutating func eatEither(_ a: UInt8, _ b: UInt8) -> Bool {
+        guard index < base.count, base[index] == a || base[index] == b else { return false }
+        index += 1
+        return true
+    }
+
+    mutating func eat(_ literal: StaticString) -> Bool {
+        let n = literal.utf8CodeUnitCount
+        guard remaining >= n else { return false }
+        let p = literal.utf8Start
+        for i in 0..<n where base[index + i] != p[i] { return false }
+        index += n
+        return true
+    }
+
+    /// Exactly `n` decimal digits.
+    mutating func digits(_ n: Int) -> Int? {
+        guard remaining >= n else { return nil }
+        var v = 0
+        for i in 0..<n {
+            let b = base[index + i]
+            guard b >= 48, b <= 57 else { return nil }
+            v = v * 10 + Int(b - 48)
+        }
+        index += n
+        return v
+    }
+
+    /// 1…maxDigits decimal digits.
+    mutating func unsignedInteger(maxDigits: Int) -> Int64? {
+        var v: Int64 = 0
+        var n = 0
+        while let b = peek(), b >= 48, b <= 57 {
+            guard n < maxDigits else { return nil }
+            v = v * 10 + Int64(b - 48)
+            n += 1
+            index += 1
+        }
+        return n == 0 ? nil : v
+    }
+
+    /// 1…9 fractional digits after a dot, as nanoseconds.
+    mutating func fraction() -> Int64? {
+        var v: Int64 = 0
+        var n = 0
+        while let b = peek(), b >= 48, b <= 57 {
+            guard n < 9 else { return nil }
+            v = v * 10 + Int64(b - 48)
+            n += 1
+            index += 1
+        }
+        guard n > 0 else { return nil }
+        for _ in n..<9 { v *= 10 }
+        return v
+    }
+
+    /// A Go duration unit, in nanoseconds.
+    mutating func durationUnit() -> Int64? {
+        guard let b = next() else { return nil }
+        switch b {
+        case UInt8(ascii: "h"): return 3_600_000_000_000
+        case UInt8(ascii: "s"): return 1_000_000_000
+        case UInt8(ascii: "m"):
+            if eat(UInt8(ascii: "s")) { return 1_000_000 }
+            return 60_000_000_000
+        case UInt8(ascii: "u"):
+            return eat(UInt8(ascii: "s")) ? 1_000 : nil
+        case UInt8(ascii: "n"):
+            return eat(UInt8(ascii: "s")) ? 1 : nil
+        case 0xC2, 0xCE: // µs: U+00B5 (C2 B5) or U+03BC (CE BC)
+            guard let b2 = next(), b2 == 0xB5 || b2 == 0xBC, eat(UInt8(ascii: "s")) else { return nil }
+            return 1_000
+        default:
+            return nil
+        }
+    }
+}

@@ -1,0 +1,1 @@
+// Kubelet sources: log lines, /metrics, pod status and events (see issue "Kubelet sources").

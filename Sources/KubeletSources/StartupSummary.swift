@@ -1,0 +1,146 @@
+import Foundation
+import PodstartCore
+
+/// Aggregates over pod start reports: percentiles of SLO and E2E per namespace and overall, the
+/// slowest pods, and breaches of the Kubernetes pod startup SLO (p99 ≤ 5 s excluding image pulls).
+///
+/// Percentiles are nearest-rank over every pod (exact, not bucketed). SLO figures use
+/// `correctedSloSeconds` where a quirk made the kubelet's value wrong.
+public struct StartupSummary: Sendable {
+    public struct Stats: Sendable, Equatable {
+        public var count: Int
+        public var sloP50: Double, sloP90: Double, sloP99: Double
+        public var e2eP50: Double, e2eP90: Double, e2eP99: Double
+        /// Pods whose SLO duration exceeds the threshold.
+        public var sloBreaches: Int
+    }
+
+    public struct SlowPod: Sendable, Equatable {
+        public var pod: String
+        public var e2eSeconds: Double
+        public var sloSeconds: Double
+    }
+
+    /// The Kubernetes pod startup SLO threshold, seconds (p99 ≤ 5 s, image pulls excluded).
+    public static let sloThresholdSeconds = 5.0
+
+    var slo: [String: [Double]] = [:]
+    var e2e: [String: [Double]] = [:]
+    public private(set) var slowest: [SlowPod] = []
+    public private(set) var quirkCounts: [PodStartQuirk: Int] = [:]
+    public private(set) var variantCounts: [KubeletStartupLineVariant: Int] = [:]
+    public var slowestLimit = 10
+
+    public init() {}
+
+    public mutating func add(_ r: PodStartReport) {
+        let ns = r.observation.namespace
+        let s = r.effectiveSloSeconds, e = r.e2eSeconds
+        slo[ns, default: []].append(s)
+        e2e[ns, default: []].append(e)
+        for q in r.quirks { quirkCounts[q, default: 0] += 1 }
+        variantCounts[r.observation.variant, default: 0] += 1
+        if slowest.count < slowestLimit || e > slowest.last!.e2eSeconds {
+            let item = SlowPod(pod: r.pod, e2eSeconds: e, sloSeconds: s)
+            let i = slowest.firstIndex { $0.e2eSeconds < e } ?? slowest.count
+            slowest.insert(item, at: i)
+            if slowest.count > slowestLimit { slowest.removeLast() }
+        }
+    }
+
+    public var namespaces: [String] { slo.keys.sorted() }
+
+    public func stats(namespace: String) -> Stats? {
+        guard let s = slo[namespace], let e = e2e[namespace] else { return nil }
+        return Self.stats(slo: s, e2e: e)
+    }
+
+    public var overall: Stats {
+        Self.stats(slo: slo.values.flatMap { $0 }, e2e: e2e.values.flatMap { $0 })
+    }
+
+    static func stats(slo: [Double], e2e: [Double]) -> Stats {
+        let s = slo.sorted(), e = e2e.sorted()
+        return Stats(count: s.count,
+                     sloP50: percentile(s, 0.50), sloP90: percentile(s, 0.90), sloP99: percentile(s, 0.99),
+                     e2eP50: percentile(e, 0.50), e2eP90: percentile(e, 0.90), e2eP99: percentile(e, 0.99),
+                     sloBreaches: s.filter { $0 > sloThresholdSeconds }.count)
+    }
+
+    /// Nearest-rank percentile of sorted values (NaN when empty).
+    public static func percentile(_ sorted: [Double], _ p: Double) -> Double {
+        guard !sorted.isEmpty else { return .nan }
+        let rank = Int((p * Double(sorted.count)).rounded(.up))
+        return sorted[min(max(rank, 1), sorted.count) - 1]
+    }
+
+    // MARK: rendering
+
+    public func jsonLine(counters: ScanCounters) -> String {
+        func statsJSON(_ s: Stats) -> String {
+            "{\"count\":\(s.count),\"sloP50Seconds\":\(jsonNumber(s.sloP50)),\"sloP90Seconds\":\(jsonNumber(s.sloP90)),"
+                + "\"sloP99Seconds\":\(jsonNumber(s.sloP99)),\"e2eP50Seconds\":\(jsonNumber(s.e2eP50)),"
+                + "\"e2eP90Seconds\":\(jsonNumber(s.e2eP90)),\"e2eP99Seconds\":\(jsonNumber(s.e2eP99)),"
+                + "\"sloBreaches\":\(s.sloBreaches)}"
+        }
+        let o = overall
+        var out = "{\"summary\":true"
+        out += ",\"pods\":\(o.count)"
+        out += ",\"overall\":" + statsJSON(o)
+        out += ",\"namespaces\":{" + namespaces.map { jsonString($0) + ":" + statsJSON(stats(namespace: $0)!) }.joined(separator: ",") + "}"
+        out += ",\"slowest\":[" + slowest.map {
+            "{\"pod\":\(jsonString($0.pod)),\"e2eSeconds\":\(jsonNumber($0.e2eSeconds)),\"sloSeconds\":\(jsonNumber($0.sloSeconds))}"
+        }.joined(separator: ",") + "]"
+        out += ",\"slo\":{\"thresholdSeconds\":\(jsonNumber(Self.sloThresholdSeconds)),\"percentile\":99"
+        out += ",\"met\":\(o.count == 0 || o.sloP99 <= Self.sloThresholdSeconds),\"podsOverThreshold\":\(o.sloBreaches)}"
+        out += ",\"quirks\":{" + quirkCounts.sorted { $0.key.rawValue < $1.key.rawValue }
+            .map { "\"\($0.key.rawValue)\":\($0.value)" }.joined(separator: ",") + "}"
+        out += ",\"variants\":{" + variantCounts.sorted { $0.key.rawValue < $1.key.rawValue }
+            .map { "\"\($0.key.rawValue)\":\($0.value)" }.joined(separator: ",") + "}"
+        out += ",\"lines\":{\"bytes\":\(counters.bytes),\"startupLines\":\(counters.startupLines)"
+        out += ",\"startupRejected\":\(counters.startupRejected),\"containerdEvents\":\(counters.containerdEvents)"
+        out += ",\"containerdMalformed\":\(counters.containerdMalformed),\"oversizeLines\":\(counters.oversizeLines)"
+        out += ",\"rejections\":{" + counters.rejectionReasons.sorted { $0.key < $1.key }
+            .map { "\(jsonString($0.key)):\($0.value)" }.joined(separator: ",") + "}}"
+        out += "}"
+        return out
+    }
+
+    public func table(counters: ScanCounters) -> String {
+        func f(_ d: Double) -> String { d.isNaN ? "-" : String(format: "%.3f", d) }
+        var out = ""
+        let header = ["NAMESPACE", "PODS", "SLO p50", "SLO p90", "SLO p99", "E2E p50", "E2E p90", "E2E p99", "SLO>5s"]
+        var rows: [[String]] = [header]
+        for ns in namespaces {
+            let s = stats(namespace: ns)!
+            rows.append([ns, "\(s.count)", f(s.sloP50), f(s.sloP90), f(s.sloP99), f(s.e2eP50), f(s.e2eP90), f(s.e2eP99), "\(s.sloBreaches)"])
+        }
+        let o = overall
+        rows.append(["(all)", "\(o.count)", f(o.sloP50), f(o.sloP90), f(o.sloP99), f(o.e2eP50), f(o.e2eP90), f(o.e2eP99), "\(o.sloBreaches)"])
+        out += renderTable(rows)
+        out += "\nPod startup SLO (p99 ≤ 5 s excluding image pulls): "
+        out += o.count == 0 ? "no pods\n" : (o.sloP99 <= Self.sloThresholdSeconds ? "met" : "BREACHED") + " (p99 \(f(o.sloP99)) s, \(o.sloBreaches) of \(o.count) pods over 5 s)\n"
+        if !slowest.isEmpty {
+            out += "\nSlowest pods (E2E):\n"
+            out += renderTable([["POD", "E2E s", "SLO s"]] + slowest.map { [$0.pod, f($0.e2eSeconds), f($0.sloSeconds)] })
+        }
+        if !quirkCounts.isEmpty {
+            out += "\nQuirks: " + quirkCounts.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue)=\($0.value)" }.joined(separator: " ") + "\n"
+        }
+        out += "\nLines: \(counters.startupLines) startup lines (\(counters.startupRejected) rejected), "
+            + "\(counters.containerdEvents) containerd CRI lines (\(counters.containerdMalformed) malformed), \(counters.bytes) bytes\n"
+        return out
+    }
+}
+
+func renderTable(_ rows: [[String]]) -> String {
+    guard let first = rows.first else { return "" }
+    var widths = first.map(\.count)
+    for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
+    return rows.map { r in
+        r.enumerated().map { i, c in
+            i == 0 ? c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+                : String(repeating: " ", count: widths[i] - c.count) + c
+        }.joined(separator: "  ")
+    }.joined(separator: "\n") + "\n"
+}
