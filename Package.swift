@@ -1,0 +1,72 @@
+// swift-tools-version: 6.0
+// podstart: where did each pod's startup time go, and which bytes of its image did it need?
+// The target list mirrors the data flow: sources (KernelProbes, ContainerRuntime, KubeletSources)
+// produce PodstartCore events; the correlator in PodstartCore builds timelines; sinks (Exporter,
+// AccessProfiles) read them; `podstart` is the CLI that wires them together.
+import PackageDescription
+
+let package = Package(
+    name: "podstart",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "podstart", targets: ["podstart"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+    ],
+    targets: [
+        // Pure Swift: event types, phase model, correlator, attribution. No I/O.
+        .target(name: "PodstartCore"),
+
+        // C shim over libbpf: the event-struct header shared with bpf/, and small wrappers for
+        // what libbpf offers only as macros or variadic callbacks.
+        .target(
+            name: "CPodstartBPF",
+            linkerSettings: [.linkedLibrary("bpf"), .linkedLibrary("elf"), .linkedLibrary("z")]
+        ),
+        // Compiles bpf/*.bpf.c with the toolchain's clang and embeds the objects in KernelProbes.
+        .plugin(name: "BPFObjectBuilder", capability: .buildTool()),
+        .target(
+            name: "KernelProbes",
+            dependencies: ["PodstartCore", "CPodstartBPF"],
+            plugins: ["BPFObjectBuilder"]
+        ),
+
+        .target(
+            name: "KubeletSources",
+            dependencies: [
+                "PodstartCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+
+        .executableTarget(
+            name: "podstart",
+            dependencies: [
+                "PodstartCore",
+                "KernelProbes",
+                "KubeletSources",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "PodstartCoreTests", dependencies: ["PodstartCore"]),
+        .testTarget(name: "KernelProbesTests", dependencies: ["KernelProbes", "PodstartCore"]),
+        .testTarget(
+            name: "KubeletSourcesTests",
+            dependencies: [
+                "KubeletSources",
+                "PodstartCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,337 @@
+import CPodstartBPF
+import Foundation
+import PodstartCore
+import Synchronization
+
+/// Which mount namespaces the hot-path programs report.
+public enum MountNamespaceFilter: Hashable, Sendable {
+    /// Every container that starts after the session opened: non-host mount namespaces that were
+    /// not already in use (those go to the ignored set, as do containers whose start is over).
+    case startingContainers
+    /// Every non-host mount namespace, running containers included.
+    case allContainers
+    /// Only these mount namespaces.
+    case only(Set<UInt32>)
+}
+
+/// The kernel side of podstart: loads the embedded eBPF objects, attaches and detaches program
+/// families, filters in the kernel, and delivers records through the ring buffer. Owns every
+/// libbpf resource; `close()` (or deinit) detaches everything.
+public final class KernelProbeSession: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var filter: MountNamespaceFilter = .startingContainers
+        /// Report opens, reads and writes of the container runtime and its children.
+        public var traceRuntime = true
+        public var ringBufferBytes: UInt32 = 8 << 20
+        /// Bytes waiting in the ring buffer before the kernel wakes the reader.
+        public var wakeupBytes: UInt64 = 256 << 10
+        public var pollIntervalMs: Int32 = 100
+        /// Batches the event stream holds before it drops (and counts) new ones.
+        public var bufferedBatches = 4096
+        public init() {}
+    }
+
+    public let configuration: Configuration
+    public let hostMountNamespace: UInt32
+    /// Programs switched off because the running kernel lacks their hook, with the reason.
+    public let disabledPrograms: [String: String]
+
+    private let lock = NSLock()
+    private var objects: [ProbeFamily: BPFObject] = [:]
+    private var attached: Set<ProbeFamily> = []
+    private var reader: RingBufferReader?
+    private var closed = false
+    private let sharedMaps = ["ps_events", "ps_stats", "ps_ignored_mntns", "ps_watched_mntns",
+                              "ps_runtime_pids", "ps_scratch_map"]
+
+    public init(configuration: Configuration = Configuration()) throws {
+        try ProbeEnvironment.check()
+        guard let host = ProcScanner.hostMountNamespace() else {
+            throw BPFError.notPermitted(missing: ["read access to /proc/1/ns/mnt (CAP_SYS_PTRACE or hostPID)"])
+        }
+        self.configuration = configuration
+        hostMountNamespace = host
+        podstart_libbpf_capture_log()
+
+        var disabled: [String: String] = [:]
+        var loaded: [ProbeFamily: BPFObject] = [:]
+        var sharedFDs: [String: Int32] = [:]
+        for family in ProbeFamily.allCases {
+            guard let bytes = EmbeddedBPF.object(named: family.objectName) else {
+                throw BPFError.open(object: family.objectName, errno: ENOENT)
+            }
+            let object = try BPFObject(name: family.objectName, bytes: bytes)
+            try object.setReadOnlyGlobal("ps_host_mntns", host)
+            if case .only = configuration.filter {
+                try object.setReadOnlyGlobal("ps_only_watched", UInt32(1))
+            }
+            try object.setReadOnlyGlobal("ps_wakeup_bytes", configuration.wakeupBytes)
+            try object.setReadOnlyGlobal("ps_trace_runtime", UInt32(configuration.traceRuntime ? 1 : 0))
+            if sharedFDs.isEmpty, let ring = object.map(named: "ps_events") {
+                bpf_map__set_max_entries(ring, configuration.ringBufferBytes)
+            }
+            for (name, fd) in sharedFDs { try object.reuseMap(named: name, fd: fd) }
+            Self.switchOffMissingHooks(object)
+            try object.load()
+            for (program, reason) in object.disabledPrograms { disabled[program] = reason }
+            if sharedFDs.isEmpty {
+                for name in sharedMaps { sharedFDs[name] = try object.mapFD(named: name) }
+            }
+            loaded[family] = object
+        }
+        objects = loaded
+        disabledPrograms = disabled
+
+        try seedFilters()
+    }
+
+    deinit { close() }
+
+    /// A hook the running kernel lacks is switched off and reported, not a failed load.
+    private static func switchOffMissingHooks(_ object: BPFObject) {
+        let tracepoints: [String: (String, String)] = [
+            "tracepoint__syscalls__sys_exit_openat2": ("syscalls", "sys_exit_openat2"),
+            "tracepoint__syscalls__sys_exit_open": ("syscalls", "sys_exit_open"),
+            "tracepoint__filemap__mm_filemap_get_pages": ("filemap", "mm_filemap_get_pages"),
+            "tracepoint__filemap__mm_filemap_map_pages": ("filemap", "mm_filemap_map_pages"),
+            "tracepoint__filemap__mm_filemap_fault": ("filemap", "mm_filemap_fault"),
+        ]
+        for program in object.programNames {
+            if let (category, name) = tracepoints[program], podstart_tracepoint_exists(category, name) == 0 {
+                object.disable(program: program, reason: "the kernel has no tracepoint \(category):\(name)")
+            }
+        }
+        if object.name == "blockio" {
+            if podstart_tracepoint_exists("block", "block_io_start") != 0 {
+                object.disable(program: "tp_btf__block_rq_issue", reason: "block_io_start is used instead")
+                object.disable(program: "tp_btf__block_rq_complete", reason: "block_io_done is used instead")
+            } else {
+                object.disable(program: "tp_btf__block_io_start", reason: "the kernel has no block_io_start (before 6.5)")
+                object.disable(program: "tp_btf__block_io_done", reason: "the kernel has no block_io_done (before 6.5)")
+            }
+        }
+    }
+
+    /// Runtime processes already running go to the runtime set; mount namespaces already in use
+    /// are not starts, so they go to the ignored set (unless every container is wanted).
+    private func seedFilters() throws {
+        let own = ProcScanner.namespaceInode(pid: "self")
+        for process in ProcScanner.processes() {
+            if ProcScanner.isRuntimeCommand(process.comm), process.mountNamespace == hostMountNamespace {
+                try markRuntime(pid: process.pid)
+            }
+            if case .startingContainers = configuration.filter, let ns = process.mountNamespace, ns != hostMountNamespace {
+                try ignore(mountNamespace: ns)
+            }
+        }
+        if let own, own != hostMountNamespace { try ignore(mountNamespace: own) }
+        if case .only(let set) = configuration.filter {
+            for ns in set { try watch(mountNamespace: ns) }
+        }
+    }
+
+    // MARK: attach / detach
+
+    public var attachedFamilies: Set<ProbeFamily> { lock.withLock { attached } }
+
+    public func attach(_ families: Set<ProbeFamily>) throws {
+        try lock.withLock {
+            for family in families.sorted() where !attached.contains(family) {
+                try objects[family]?.attachAll()
+                attached.insert(family)
+            }
+        }
+    }
+
+    public func detach(_ families: Set<ProbeFamily>) {
+        lock.withLock {
+            for family in families where attached.contains(family) {
+                objects[family]?.detachAll()
+                attached.remove(family)
+            }
+        }
+    }
+
+    /// Names of the programs attached right now (for tests and `podstart probe`).
+    public var attachedPrograms: [String] {
+        lock.withLock { objects.values.flatMap(\.attachedPrograms).sorted() }
+    }
+
+    // MARK: events
+
+    /// The records, in batches. Starts the reader thread on first use; one consumer.
+    public func events() throws -> AsyncStream<RawEventBatch> {
+        try lock.withLock {
+            if let reader { return reader.stream }
+            let fd = try objects[.process]!.mapFD(named: "ps_events")
+            let r = try RingBufferReader(ringFD: fd, pollIntervalMs: configuration.pollIntervalMs,
+                                         bufferedBatches: configuration.bufferedBatches)
+            r.start()
+            reader = r
+            return r.stream
+        }
+    }
+
+    public struct ReaderStatistics: Sendable {
+        /// Records handed to the consumer.
+        public var records: UInt64
+        /// Records dropped because the consumer fell behind (the stream's buffer was full).
+        public var dropped: UInt64
+        /// CPU time of the reader thread so far.
+        public var cpuNanoseconds: UInt64
+    }
+
+    public var readerStatistics: ReaderStatistics {
+        lock.withLock {
+            guard let reader else { return ReaderStatistics(records: 0, dropped: 0, cpuNanoseconds: 0) }
+            return ReaderStatistics(records: reader.recordsRead.load(ordering: .relaxed),
+                                    dropped: reader.recordsDropped.load(ordering: .relaxed),
+                                    cpuNanoseconds: reader.readerCPUNanoseconds.load(ordering: .relaxed))
+        }
+    }
+
+    /// Per-program counters from the kernel, summed over CPUs.
+    public func statistics() throws -> [ProbeProgram: ProgramStatistics] {
+        let fd = try lock.withLock { try objects[.process]!.mapFD(named: "ps_stats") }
+        let cpus = Int(libbpf_num_possible_cpus())
+        let stride = (MemoryLayout<ps_prog_stats>.size + 7) & ~7
+        var result: [ProbeProgram: ProgramStatistics] = [:]
+        var buffer = [UInt8](repeating: 0, count: stride * max(cpus, 1))
+        for (index, program) in ProbeProgram.allCases.enumerated() {
+            var key = UInt32(index)
+            let rc = buffer.withUnsafeMutableBytes { bpf_map_lookup_elem(fd, &key, $0.baseAddress) }
+            if rc != 0 { throw BPFError.map(name: "ps_stats", errno: -rc) }
+            var total = ProgramStatistics(events: 0, lost: 0, aggregated: 0)
+            buffer.withUnsafeBytes { raw in
+                for cpu in 0..<max(cpus, 1) {
+                    let s = raw.loadUnaligned(fromByteOffset: cpu * stride, as: ps_prog_stats.self)
+                    total.events += s.events
+                    total.lost += s.lost
+                    total.aggregated += s.aggregated
+                }
+            }
+            result[program] = total
+        }
+        return result
+    }
+
+    // MARK: filters
+
+    public func ignore(mountNamespace ns: UInt32) throws { try update(map: "ps_ignored_mntns", key: ns) }
+    public func unignore(mountNamespace ns: UInt32) throws { try delete(map: "ps_ignored_mntns", key: ns) }
+    public func watch(mountNamespace ns: UInt32) throws { try update(map: "ps_watched_mntns", key: ns) }
+    public func unwatch(mountNamespace ns: UInt32) throws { try delete(map: "ps_watched_mntns", key: ns) }
+    public func markRuntime(pid: UInt32) throws { try update(map: "ps_runtime_pids", key: pid) }
+
+    public func isIgnored(mountNamespace ns: UInt32) throws -> Bool {
+        let fd = try sharedFD("ps_ignored_mntns")
+        var key = ns
+        var value: UInt8 = 0
+        return bpf_map_lookup_elem(fd, &key, &value) == 0
+    }
+
+    private func sharedFD(_ name: String) throws -> Int32 {
+        try lock.withLock { try objects[.process]!.mapFD(named: name) }
+    }
+
+    private func update(map name: String, key: UInt32) throws {
+        let fd = try sharedFD(name)
+        var k = key
+        var one: UInt8 = 1
+        let rc = bpf_map_update_elem(fd, &k, &one, UInt64(BPF_ANY))
+        if rc != 0 { throw BPFError.map(name: name, errno: -rc) }
+    }
+
+    private func delete(map name: String, key: UInt32) throws {
+        let fd = try sharedFD(name)
+        var k = key
+        let rc = bpf_map_delete_elem(fd, &k)
+        if rc != 0 && rc != -ENOENT { throw BPFError.map(name: name, errno: -rc) }
+    }
+
+    // MARK: aggregates
+
+    /// Opens counted in the kernel. With `mountNamespaces`, only those (and, with `remove`,
+    /// their entries are deleted: a finished start frees its room).
+    public func openCounts(mountNamespaces: Set<UInt32>? = nil, remove: Bool = false) throws -> [OpenCount] {
+        let fd = try lock.withLock { try objects[.opens]!.mapFD(named: "ps_opens") }
+        return try Self.entries(fd: fd, map: "ps_opens", key: ps_open_key.self, value: ps_open_value.self,
+                                remove: remove, where: { mountNamespaces?.contains($0.mntns) ?? true })
+            .map { key, value in
+                OpenCount(mountNamespace: key.mntns,
+                          file: key.dev == 0 ? nil : FileKey(device: DeviceNumber(rawValue: key.dev), inode: key.ino),
+                          pathHash: key.dev == 0 ? key.ino : nil, count: value.count, firstNs: value.first_ns)
+            }
+    }
+
+    /// Write totals per (process, file).
+    public func writeTotals(remove: Bool = false) throws -> [WriteTotal] {
+        let fd = try lock.withLock { try objects[.writes]!.mapFD(named: "ps_writes") }
+        return try Self.entries(fd: fd, map: "ps_writes", key: ps_write_key.self, value: ps_write_value.self,
+                                remove: remove, where: { _ in true })
+            .map { key, value in
+                WriteTotal(pid: key.pid, file: FileKey(device: DeviceNumber(rawValue: key.dev), inode: key.ino),
+                           mountNamespace: value.mntns, firstNs: value.first_ns, lastNs: value.last_ns,
+                           bytes: value.bytes, writes: value.writes,
+                           isRuntimeProcess: value.flags & UInt32(PS_FLAG_RUNTIME_PROCESS) != 0)
+            }
+    }
+
+    /// The runs of pages still open in the kernel (each is emitted as a record only when a
+    /// non-contiguous access replaces it). Draining removes them, so call it when a start is over.
+    public func drainReadRanges(mountNamespaces: Set<UInt32>? = nil) throws -> [ReadRangeEvent] {
+        let fd = try lock.withLock { try objects[.reads]!.mapFD(named: "ps_ranges") }
+        let now = WallClock.monotonicNow()
+        return try Self.entries(fd: fd, map: "ps_ranges", key: ps_range_key.self, value: ps_range_value.self,
+                                remove: true, where: { mountNamespaces?.contains($0.mntns) ?? true })
+            .map { key, value in
+                ReadRangeEvent(timestampNs: now, mountNamespace: key.mntns,
+                               file: FileKey(device: DeviceNumber(rawValue: key.dev), inode: key.ino),
+                               firstPage: value.first_page, pageCount: value.end_page - value.first_page,
+                               firstAccessNs: value.first_ns, pid: value.pid,
+                               source: key.source == UInt32(PS_RANGE_FILL) ? .fill : .access)
+            }
+    }
+
+    private static func entries<K: BitwiseCopyable, V: BitwiseCopyable>(fd: Int32, map: String, key: K.Type, value: V.Type, remove: Bool,
+                                      where include: (K) -> Bool) throws -> [(K, V)] {
+        var keys: [K] = []
+        let keyBuffer = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<K>.size, alignment: 8)
+        let nextBuffer = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<K>.size, alignment: 8)
+        defer { keyBuffer.deallocate(); nextBuffer.deallocate() }
+        var previous: UnsafeMutableRawPointer? = nil
+        while bpf_map_get_next_key(fd, previous, nextBuffer) == 0 {
+            keys.append(nextBuffer.loadUnaligned(as: K.self))
+            keyBuffer.copyMemory(from: nextBuffer, byteCount: MemoryLayout<K>.size)
+            previous = keyBuffer
+        }
+        var result: [(K, V)] = []
+        let valueBuffer = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<V>.size, alignment: 8)
+        defer { valueBuffer.deallocate() }
+        for var k in keys where include(k) {
+            guard bpf_map_lookup_elem(fd, &k, valueBuffer) == 0 else { continue } // evicted meanwhile
+            result.append((k, valueBuffer.loadUnaligned(as: V.self)))
+            if remove { _ = bpf_map_delete_elem(fd, &k) }
+        }
+        return result
+    }
+
+    // MARK: teardown
+
+    /// Detaches every program, stops the reader and releases the objects. Idempotent.
+    public func close() {
+        let (r, objs): (RingBufferReader?, [BPFObject]) = lock.withLock {
+            guard !closed else { return (nil, []) }
+            closed = true
+            for object in objects.values { object.detachAll() }
+            attached.removeAll()
+            let r = reader
+            reader = nil
+            let objs = Array(objects.values)
+            objects.removeAll()
+            return (r, objs)
+        }
+        r?.stop()
+        _ = objs  // released here, after the reader stopped using the ring buffer
+    }
+}

@@ -1,0 +1,69 @@
+/// A group of eBPF programs that are loaded from one object and attached or detached together.
+public enum ProbeFamily: String, CaseIterable, Hashable, Sendable, Comparable {
+    /// exec, fork, exit: rare events, attached all the time (they also announce starts).
+    case process
+    /// open, openat, openat2 exits.
+    case opens
+    /// page-cache reads, faults, fault-around and fills.
+    case reads
+    /// block I/O start/done.
+    case block
+    /// write, pwrite64, writev exits (runtime download/unpack, container writes).
+    case writes
+
+    /// The families whose hooks sit on hot paths (every syscall or every read): attached only
+    /// while some container is starting.
+    public static let startHooks: Set<ProbeFamily> = [.opens, .reads, .block, .writes]
+
+    var objectName: String {
+        switch self {
+        case .process: "process"
+        case .opens: "files"
+        case .reads: "filemap"
+        case .block: "blockio"
+        case .writes: "writes"
+        }
+    }
+
+    /// Index of each program family in the kernel's ps_stats array.
+    var statsIndices: [Int] {
+        switch self {
+        case .process: [0, 1, 2]
+        case .opens: [3]
+        case .reads: [4]
+        case .block: [5]
+        case .writes: [6]
+        }
+    }
+
+    public static func < (a: ProbeFamily, b: ProbeFamily) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+
+    /// Parses `open,exec,read,block,write` style names (as `podstart probe --kinds` takes them).
+    public static func parse(kind: String) -> ProbeFamily? {
+        switch kind.lowercased() {
+        case "exec", "fork", "exit", "process": .process
+        case "open", "opens": .opens
+        case "read", "reads": .reads
+        case "block", "blockio": .block
+        case "write", "writes": .writes
+        default: nil
+        }
+    }
+}
+
+/// Per-program counters kept in the kernel (summed over CPUs).
+public struct ProgramStatistics: Hashable, Sendable {
+    /// Records submitted to the ring buffer.
+    public var events: UInt64
+    /// Records dropped because the ring buffer was full.
+    public var lost: UInt64
+    /// Occurrences folded into an in-kernel aggregate instead of a record.
+    public var aggregated: UInt64
+}
+
+/// Names of the counters in the kernel's ps_stats array, in index order.
+public enum ProbeProgram: String, CaseIterable, Sendable {
+    case exec, fork, exit, open, read, block, write
+}

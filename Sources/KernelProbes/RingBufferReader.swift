@@ -1,0 +1,143 @@
+import CPodstartBPF
+import Foundation
+import PodstartCore
+import Synchronization
+
+/// Raw records copied out of the ring buffer in one poll cycle. Copying is all the reader thread
+/// does per record (the kernel already batched the wake-up), so it keeps up with bursts; decoding
+/// happens on the consumer's side.
+public struct RawEventBatch: Sendable {
+    var storage: [UInt8]
+    var ends: [Int]
+
+    public var count: Int { ends.count }
+
+    /// Calls `body` with each record's bytes (valid only during the call).
+    public func forEachRecord(_ body: (UnsafeRawBufferPointer) -> Void) {
+        storage.withUnsafeBytes { all in
+            var start = 0
+            for end in ends {
+                body(UnsafeRawBufferPointer(rebasing: all[start..<end]))
+                start = end
+            }
+        }
+    }
+
+    /// Decodes every record, handing rejects to `rejected`.
+    public func decode(with decoder: EventDecoder = EventDecoder(),
+                       rejected: (DecodeFailure) -> Void = { _ in }) -> [KernelEvent] {
+        var events: [KernelEvent] = []
+        events.reserveCapacity(ends.count)
+        forEachRecord { record in
+            switch decoder.decode(record) {
+            case .success(let event): events.append(event)
+            case .failure(let failure): rejected(failure)
+            }
+        }
+        return events
+    }
+}
+
+/// Reads the ring buffer on a dedicated thread: `ring_buffer__poll` blocks, so it cannot run on
+/// the cooperative pool. Wakes on the kernel's batched wake-up or every `pollIntervalMs` (the
+/// kernel does not wake the reader for every record), copies records out, and yields one batch per
+/// cycle into a bounded AsyncStream, counting what the stream had to drop.
+final class RingBufferReader: @unchecked Sendable {
+    private final class Collector {
+        var storage: [UInt8] = []
+        var ends: [Int] = []
+        init() {
+            storage.reserveCapacity(1 << 20)
+            ends.reserveCapacity(4096)
+        }
+    }
+
+    private let ring: OpaquePointer
+    private let collector: Unmanaged<Collector>
+    private let pollIntervalMs: Int32
+    private let stopRequested = Atomic<Bool>(false)
+    private let finished = DispatchSemaphore(value: 0)
+    private var started = false
+    let stream: AsyncStream<RawEventBatch>
+    private let continuation: AsyncStream<RawEventBatch>.Continuation
+
+    /// Records handed to the stream, records the stream dropped, and the reader thread's CPU time.
+    let recordsRead = Atomic<UInt64>(0)
+    let recordsDropped = Atomic<UInt64>(0)
+    let readerCPUNanoseconds = Atomic<UInt64>(0)
+
+    init(ringFD: Int32, pollIntervalMs: Int32, bufferedBatches: Int) throws {
+        let collector = Unmanaged.passRetained(Collector())
+        let callback: ring_buffer_sample_fn = { context, data, size in
+            guard let context, let data else { return 0 }
+            let collector = Unmanaged<Collector>.fromOpaque(context).takeUnretainedValue()
+            collector.storage.append(contentsOf: UnsafeRawBufferPointer(start: data, count: size))
+            collector.ends.append(collector.storage.count)
+            return 0
+        }
+        errno = 0
+        guard let ring = ring_buffer__new(ringFD, callback, collector.toOpaque(), nil) else {
+            collector.release()
+            throw BPFError.ringBuffer(errno: errno == 0 ? EINVAL : errno)
+        }
+        self.ring = ring
+        self.collector = collector
+        self.pollIntervalMs = pollIntervalMs
+        (stream, continuation) = AsyncStream.makeStream(
+            of: RawEventBatch.self, bufferingPolicy: .bufferingOldest(bufferedBatches))
+    }
+
+    deinit {
+        stop()
+        ring_buffer__free(ring)
+        collector.release()
+    }
+
+    func start() {
+        guard !started else { return }
+        started = true
+        let thread = Thread { [self] in run() }
+        thread.name = "podstart-ringbuf"
+        thread.start()
+    }
+
+    /// Stops the thread after a final drain; returns once it has exited.
+    func stop() {
+        guard started, !stopRequested.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        finished.wait()
+    }
+
+    private func run() {
+        let collector = self.collector.takeUnretainedValue()
+        while !stopRequested.load(ordering: .acquiring) {
+            _ = ring_buffer__poll(ring, pollIntervalMs)
+            // A timeout returns without consuming: records submitted without a wake-up wait here.
+            _ = ring_buffer__consume(ring)
+            flush(collector)
+        }
+        _ = ring_buffer__consume(ring)
+        flush(collector)
+        readerCPUNanoseconds.store(Self.threadCPUNanoseconds(), ordering: .releasing)
+        continuation.finish()
+        finished.signal()
+    }
+
+    private func flush(_ collector: Collector) {
+        readerCPUNanoseconds.store(Self.threadCPUNanoseconds(), ordering: .releasing)
+        guard !collector.ends.isEmpty else { return }
+        let batch = RawEventBatch(storage: collector.storage, ends: collector.ends)
+        let count = UInt64(batch.count)
+        collector.storage.removeAll(keepingCapacity: true)
+        collector.ends.removeAll(keepingCapacity: true)
+        switch continuation.yield(batch) {
+        case .dropped: recordsDropped.add(count, ordering: .relaxed)
+        default: recordsRead.add(count, ordering: .relaxed)
+        }
+    }
+
+    static func threadCPUNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}

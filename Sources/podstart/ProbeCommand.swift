@@ -1,0 +1,173 @@
+import ArgumentParser
+import Foundation
+import KernelProbes
+import PodstartCore
+
+/// `podstart probe`: the raw view of what the kernel probes see, like opensnoop or biosnoop.
+/// Attaches every requested family for the whole run.
+struct ProbeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "probe",
+        abstract: "Print live kernel events (exec, open, read, block, write) of containers.",
+        discussion: """
+            By default only containers that start after the probe began are shown (new mount \
+            namespaces); --all-containers shows running ones too; --mntns limits to one. The host's \
+            own processes are never shown, the container runtime's (containerd, runc, shims, CNI \
+            plugins) are.
+            """
+    )
+
+    @Flag(help: "One JSON object per line.")
+    var json = false
+
+    @Option(help: "Stop after this many seconds (default: until Ctrl-C).")
+    var duration: Double?
+
+    @Option(help: "Only this mount namespace (inode number, as in /proc/PID/ns/mnt).")
+    var mntns: [UInt32] = []
+
+    @Flag(help: "Every container, including those already running.")
+    var allContainers = false
+
+    @Option(help: "Comma-separated kinds: exec,open,read,block,write (default: all).")
+    var kinds: String = "exec,open,read,block,write"
+
+    func validate() throws {
+        if !mntns.isEmpty && allContainers {
+            throw ValidationError("--mntns and --all-containers exclude each other")
+        }
+        if let duration, duration <= 0 { throw ValidationError("--duration must be positive") }
+        _ = try parsedFamilies()
+    }
+
+    func parsedFamilies() throws -> Set<ProbeFamily> {
+        var families: Set<ProbeFamily> = [.process]  // always: it announces and follows processes
+        for kind in kinds.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !kind.isEmpty {
+            guard let family = ProbeFamily.parse(kind: kind) else {
+                throw ValidationError("unknown kind '\(kind)'; use exec, open, read, block, write")
+            }
+            families.insert(family)
+        }
+        return families
+    }
+
+    func run() async throws {
+        var config = KernelProbeSession.Configuration()
+        config.filter = allContainers ? .allContainers : (mntns.isEmpty ? .startingContainers : .only(Set(mntns)))
+        let session = try KernelProbeSession(configuration: config)
+        defer { session.close() }
+        let wanted = try parsedFamilies()
+        let showExec = kinds.split(separator: ",").contains { ProbeFamily.parse(kind: String($0)) == .process }
+        try session.attach(wanted)
+        for (program, reason) in session.disabledPrograms.sorted(by: { $0.key < $1.key }) {
+            FileHandle.standardError.write(Data("podstart: \(program) off: \(reason)\n".utf8))
+        }
+        let clock = WallClock.measure()
+        let printer = EventPrinter(json: json, clock: clock, showProcessEvents: showExec)
+        let stream = try session.events()
+        let signals = SignalStop.install()
+
+        let deadline = duration.map { WallClock.monotonicNow() + UInt64($0 * 1e9) }
+        let consumer = Task {
+            for await batch in stream {
+                for event in batch.decode() { printer.print(event) }
+            }
+        }
+        while !signals.stopped {
+            if let deadline, WallClock.monotonicNow() >= deadline { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        session.detach(wanted)
+        for range in try session.drainReadRanges() where wanted.contains(.reads) {
+            printer.print(.readRange(range))
+        }
+        if wanted.contains(.writes) {
+            for total in try session.writeTotals() { printer.printWriteTotal(total) }
+        }
+        session.close()
+        await consumer.value
+        let stats = try? session.statistics()
+        if let stats {
+            let summary = ProbeProgram.allCases.map { "\($0.rawValue)=\(stats[$0]!.events)/\(stats[$0]!.lost) lost" }
+            FileHandle.standardError.write(Data("podstart: events per program: \(summary.joined(separator: " "))\n".utf8))
+        }
+    }
+}
+
+/// Prints events as a table row or a JSON line.
+struct EventPrinter: Sendable {
+    var json: Bool
+    var clock: WallClock
+    var showProcessEvents: Bool
+
+    func print(_ event: KernelEvent) {
+        switch event {
+        case .exec, .fork, .exit: if !showProcessEvents { return }
+        default: break
+        }
+        if json {
+            Swift.print(event.json(clock: clock).rendered())
+            return
+        }
+        let time = Self.timeOfDay(clock.unixNanoseconds(monotonic: event.timestampNs))
+        let row: String
+        switch event {
+        case .exec(let e): row = "EXEC  \(Self.who(e.task)) \(e.path.path) \(e.arguments.dropFirst().joined(separator: " "))"
+        case .fork(let e): row = "FORK  \(Self.who(e.parent)) child=\(e.childPid)"
+        case .exit(let e): row = "EXIT  \(Self.who(e.task)) status=\(e.exitStatus) signal=\(e.signal)"
+        case .open(let e):
+            let result = e.result >= 0 ? "fd=\(e.result)" : "err=\(-e.result)"
+            row = "OPEN  \(Self.who(e.task)) \(result) \(e.path?.path ?? e.rawPath)"
+        case .readRange(let e):
+            row = "READ  pid=\(e.pid) mntns=\(e.mountNamespace) \(e.file.device):\(e.file.inode) off=\(e.offsetBytes) len=\(e.lengthBytes) \(e.source.rawValue)"
+        case .blockIO(let e):
+            row = "BLOCK pid=\(e.pid) \(e.comm) \(e.device) \(e.operation.rawValue) sector=\(e.sector) bytes=\(e.bytes) lat=\(e.latencyNs / 1000)us"
+        case .writeBegin(let e): row = "WRITE \(Self.who(e.task)) \(e.path.path)"
+        }
+        Swift.print("\(time) \(row)")
+    }
+
+    func printWriteTotal(_ total: WriteTotal) {
+        if json {
+            Swift.print(JSON.object([
+                ("kind", .string("write-total")), ("pid", .uint(UInt64(total.pid))),
+                ("mntns", .uint(UInt64(total.mountNamespace))), ("dev", .string(total.file.device.description)),
+                ("ino", .uint(total.file.inode)), ("bytes", .uint(total.bytes)), ("writes", .uint(total.writes)),
+                ("firstUnixNano", .int(clock.unixNanoseconds(monotonic: total.firstNs))),
+                ("lastUnixNano", .int(clock.unixNanoseconds(monotonic: total.lastNs))),
+                ("runtime", .bool(total.isRuntimeProcess)),
+            ]).rendered())
+        } else {
+            Swift.print("WRITE-TOTAL pid=\(total.pid) \(total.file.device):\(total.file.inode) bytes=\(total.bytes) writes=\(total.writes)")
+        }
+    }
+
+    static func who(_ t: TaskContext) -> String { "pid=\(t.pid) \(t.comm) mntns=\(t.mountNamespace)" }
+
+    static func timeOfDay(_ unixNano: Int64) -> String {
+        let seconds = unixNano / 1_000_000_000
+        let micros = (unixNano % 1_000_000_000) / 1000
+        let s = seconds % 86_400
+        return String(format: "%02d:%02d:%02d.%06d", s / 3600, (s / 60) % 60, s % 60, micros)
+    }
+}
+
+/// Turns SIGINT and SIGTERM into a flag so the command can detach its programs and exit cleanly.
+final class SignalStop: @unchecked Sendable {
+    private var sources: [DispatchSourceSignal] = []
+    private let lock = NSLock()
+    private var _stopped = false
+    var stopped: Bool { lock.withLock { _stopped } }
+
+    static func install() -> SignalStop {
+        let stop = SignalStop()
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { stop.lock.withLock { stop._stopped = true } }
+            source.resume()
+            stop.sources.append(source)
+        }
+        return stop
+    }
+}

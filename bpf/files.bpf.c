@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * File opens (open, openat, openat2) of tasks in starting containers and of the runtime.
+ * Only the syscall-exit tracepoints are used: the arguments are read back from the task's saved
+ * user registers, so one hook per syscall, not two, sits on the slow path. A file opened again by
+ * the same mount namespace only bumps a counter in ps_opens; the first open is a full record with
+ * the path resolved in the kernel from the opened file (relative paths, dirfds, "..", symlinks).
+ */
+#include "common.bpf.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ps_open_key);
+	__type(value, struct ps_open_value);
+} ps_opens SEC(".maps");
+
+static __always_inline __u64 ps_fnv1a(const char *s, __u32 len)
+{
+	__u64 h = 0xcbf29ce484222325ULL;
+	for (int i = 0; i < PS_RAW_PATH_LEN; i++) {
+		if (i >= len)
+			break;
+		h ^= (__u8)s[i & (PS_RAW_PATH_LEN - 1)];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static __always_inline int ps_handle_open(long ret, int syscall)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 mntns = ps_task_mntns(task);
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	bool runtime = false;
+	if (!ps_traced_mntns(mntns)) {
+		if (mntns != ps_host_mntns || !ps_is_runtime_pid(tgid))
+			return 0;
+		runtime = true;
+	}
+
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	long dirfd = AT_FDCWD;
+	const char *raw;
+	unsigned long open_flags;
+	if (syscall == PS_SYSCALL_OPEN) {
+		raw = (const char *)PT_REGS_PARM1_CORE_SYSCALL(regs);
+		open_flags = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	} else {
+		dirfd = PT_REGS_PARM1_CORE_SYSCALL(regs);
+		raw = (const char *)PT_REGS_PARM2_CORE_SYSCALL(regs);
+		if (syscall == PS_SYSCALL_OPENAT2) {
+			/* struct open_how { __u64 flags; … } */
+			__u64 how_flags = 0;
+			bpf_probe_read_user(&how_flags, sizeof(how_flags), (void *)PT_REGS_PARM3_CORE_SYSCALL(regs));
+			open_flags = how_flags;
+		} else {
+			open_flags = PT_REGS_PARM3_CORE_SYSCALL(regs);
+		}
+	}
+
+	struct file *file = 0;
+	struct ps_open_key key = { .mntns = mntns };
+	if (ret >= 0) {
+		file = ps_fd_file(task, ret);
+		if (!file)
+			return 0;
+		key.dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
+		key.ino = BPF_CORE_READ(file, f_inode, i_ino);
+		struct ps_open_value *seen = bpf_map_lookup_elem(&ps_opens, &key);
+		if (seen) {
+			__sync_fetch_and_add(&seen->count, 1);
+			PS_COUNT_AGGREGATED(PS_PROG_OPEN);
+			return 0;
+		}
+	}
+
+	struct ps_open_event *e = ps_reserve(sizeof(*e), PS_PROG_OPEN);
+	if (!e)
+		return 0;
+	__u16 flags = runtime ? PS_FLAG_RUNTIME_PROCESS : 0;
+	ps_fill_header(&e->header, PS_EVENT_OPEN, sizeof(*e));
+	ps_fill_task(&e->task, task, mntns);
+	e->result = ret;
+	e->dirfd = dirfd;
+	e->open_flags = open_flags;
+	e->syscall = syscall;
+	e->_pad = 0;
+
+	long n = bpf_probe_read_user_str(e->raw_path, sizeof(e->raw_path), raw);
+	e->raw_len = n > 0 ? n - 1 : 0;
+	if (n == sizeof(e->raw_path))
+		flags |= PS_FLAG_RAW_TRUNCATED;
+
+	if (file) {
+		ps_fill_file(&e->file, file);
+		e->path_len = ps_resolve_path(__builtin_preserve_access_index(&file->f_path), task, e->path, &flags);
+	} else {
+		__builtin_memset(&e->file, 0, sizeof(e->file));
+		e->path_len = 0;
+		e->path[0] = 0;
+		flags |= PS_FLAG_PATH_UNRESOLVED;
+		/* failed opens are aggregated by the path that was tried */
+		key.dev = 0;
+		key.ino = ps_fnv1a(e->raw_path, e->raw_len);
+		struct ps_open_value *seen = bpf_map_lookup_elem(&ps_opens, &key);
+		if (seen) {
+			__sync_fetch_and_add(&seen->count, 1);
+			PS_COUNT_AGGREGATED(PS_PROG_OPEN);
+			bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+			return 0;
+		}
+	}
+	e->flags = flags;
+
+	struct ps_open_value first = { .count = 1, .first_ns = e->header.timestamp_ns };
+	bpf_map_update_elem(&ps_opens, &key, &first, BPF_NOEXIST);
+	ps_submit(e, PS_PROG_OPEN);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat")
+int tracepoint__syscalls__sys_exit_openat(struct ps_syscall_exit_ctx *ctx)
+{
+	return ps_handle_open(ctx->ret, PS_SYSCALL_OPENAT);
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat2")
+int tracepoint__syscalls__sys_exit_openat2(struct ps_syscall_exit_ctx *ctx)
+{
+	return ps_handle_open(ctx->ret, PS_SYSCALL_OPENAT2);
+}
+
+SEC("tracepoint/syscalls/sys_exit_open")
+int tracepoint__syscalls__sys_exit_open(struct ps_syscall_exit_ctx *ctx)
+{
+	return ps_handle_open(ctx->ret, PS_SYSCALL_OPEN);
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, everything podstart needs to build, test and run its local
+# environment. Idempotent: packages already present are not reinstalled; safe to run every time.
+set -euo pipefail
+
+packages=(
+  # build: libbpf (loader), libelf + zlib (libbpf's own deps), bpftool (vmlinux BTF dumps, debugging)
+  libbpf-dev libelf-dev zlib1g-dev bpftool
+  # runtime under test: containerd + runc + CNI plugins, a registry, image tooling
+  containerd runc containernetworking-plugins docker-registry skopeo umoci busybox-static
+  debootstrap stargz-snapshotter
+  # metrics checks and end-to-end scraping
+  prometheus
+  # test helpers: unshare/losetup (util-linux), ip netns (iproute2), a static libc for test workloads
+  util-linux iproute2 libc6-dev gcc jq curl sqlite3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "install-deps: these Debian packages are missing and installing them needs root: ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  # Packages such as prometheus and containerd ship services; podstart starts its own private
+  # instances, so keep dpkg from starting the system ones.
+  policy=/usr/sbin/policy-rc.d
+  created_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; created_policy=1
+  fi
+  trap '[[ $created_policy == 1 ]] && rm -f "$policy"' EXIT
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Tracepoints live in tracefs; mount it where the kernel expects it if nobody has.
+if [[ ! -e /sys/kernel/tracing/events ]] && [[ $(id -u) -eq 0 ]]; then
+  mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || true
+fi
