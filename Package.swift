@@ -56,7 +56,11 @@ let package = Package(
         ),
 
         .testTarget(name: "PodstartCoreTests", dependencies: ["PodstartCore"]),
-        .testTarget(name: "KernelProbesTests", dependencies: ["KernelProbes", "PodstartCore"]),
+        .testTarget(
+            name: "KernelProbesTests",
+            dependencies: ["KernelProbes", "PodstartCore"],
+            exclude: ["Fixtures"]  // C sources of test workloads, compiled by the tests themselves
+        ),
         .testTarget(
             name: "KubeletSourcesTests",
             dependencies: [

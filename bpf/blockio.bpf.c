@@ -8,10 +8,14 @@
  */
 #include "common.bpf.h"
 
+/* Sector and length are taken at the start: by completion the request has been consumed. */
 struct ps_block_start {
 	__u64 issue_ns;
+	__u64 sector;
+	__u32 bytes;
 	__u32 mntns;
 	__u32 pid;
+	__u32 _pad;
 	char comm[PS_COMM_LEN];
 };
 
@@ -36,7 +40,12 @@ static __always_inline int ps_block_begin(struct request *rq)
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u32 mntns = ps_task_mntns(task);
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct ps_block_start start = { .issue_ns = bpf_ktime_get_ns(), .pid = tgid };
+	struct ps_block_start start = {
+		.issue_ns = bpf_ktime_get_ns(),
+		.sector = BPF_CORE_READ(rq, __sector),
+		.bytes = BPF_CORE_READ(rq, __data_len),
+		.pid = tgid,
+	};
 	if (ps_traced_mntns(mntns) || (mntns == ps_host_mntns && ps_is_runtime_pid(tgid)))
 		start.mntns = mntns;
 	else if (!(BPF_CORE_READ(task, flags) & PF_KTHREAD))
@@ -64,8 +73,8 @@ static __always_inline int ps_block_end(struct request *rq, int error)
 	e->pid = start->pid;
 	__u32 op = BPF_CORE_READ(rq, cmd_flags) & REQ_OP_MASK;
 	e->op = op == REQ_OP_READ ? PS_BLOCK_READ : (op == REQ_OP_WRITE ? PS_BLOCK_WRITE : PS_BLOCK_OTHER);
-	e->sector = BPF_CORE_READ(rq, __sector);
-	e->bytes = BPF_CORE_READ(rq, __data_len);
+	e->sector = start->sector;
+	e->bytes = start->bytes;
 	e->error = error;
 	e->issue_ns = start->issue_ns;
 	e->latency_ns = e->header.timestamp_ns - start->issue_ns;

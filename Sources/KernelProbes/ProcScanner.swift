@@ -16,9 +16,11 @@ public enum ProcScanner {
         return UInt32(target[target.index(after: open)..<close])
     }
 
-    /// The host's mount namespace: PID 1's (the agent runs with hostPID in a DaemonSet).
+    /// The host's mount namespace: PID 1's (the agent runs with hostPID in a DaemonSet). Where
+    /// PID 1's links cannot be read (a VM init that denies ptrace access), podstart's own mount
+    /// namespace stands in: it then runs on the host, so the two are the same.
     public static func hostMountNamespace(procRoot: String = "/proc") -> UInt32? {
-        namespaceInode(pid: "1", procRoot: procRoot)
+        namespaceInode(pid: "1", procRoot: procRoot) ?? namespaceInode(pid: "self", procRoot: procRoot)
     }
 
     public static func processes(procRoot: String = "/proc") -> [Process] {

@@ -1,0 +1,61 @@
+import PodstartCore
+import Synchronization
+
+/// Applies `StartWindowTracker`'s decisions to a probe session: attaches the hot-path families
+/// when a start begins, detaches them when none is in progress, and moves finished containers'
+/// mount namespaces into the kernel's ignored set.
+public final class StartWindowDriver: Sendable {
+    private let session: KernelProbeSession
+    private let families: Set<ProbeFamily>
+    private let tracker: Mutex<StartWindowTracker>
+
+    public init(session: KernelProbeSession, families: Set<ProbeFamily> = ProbeFamily.startHooks,
+                configuration: StartWindowTracker.Configuration = .init()) {
+        self.session = session
+        self.families = families
+        tracker = Mutex(StartWindowTracker(configuration: configuration))
+    }
+
+    public var isOpen: Bool { tracker.withLock { $0.isOpen } }
+
+    @discardableResult
+    public func handle(_ events: [KernelEvent]) throws -> [StartWindowTracker.Decision] {
+        let host = session.hostMountNamespace
+        let decisions = tracker.withLock { t in events.flatMap { t.observe($0, hostMountNamespace: host) } }
+        try apply(decisions)
+        return decisions
+    }
+
+    @discardableResult
+    public func tick(nowNs: UInt64 = WallClock.monotonicNow()) throws -> [StartWindowTracker.Decision] {
+        let decisions = tracker.withLock { $0.tick(nowNs: nowNs) }
+        try apply(decisions)
+        return decisions
+    }
+
+    @discardableResult
+    public func markReady(mountNamespace: UInt32, nowNs: UInt64 = WallClock.monotonicNow()) throws
+        -> [StartWindowTracker.Decision]
+    {
+        let decisions = tracker.withLock { $0.markReady(mountNamespace: mountNamespace, nowNs: nowNs) }
+        try apply(decisions)
+        return decisions
+    }
+
+    @discardableResult
+    public func noteRuntimeActivity(nowNs: UInt64 = WallClock.monotonicNow()) throws -> [StartWindowTracker.Decision] {
+        let decisions = tracker.withLock { $0.noteRuntimeActivity(nowNs: nowNs) }
+        try apply(decisions)
+        return decisions
+    }
+
+    private func apply(_ decisions: [StartWindowTracker.Decision]) throws {
+        for decision in decisions {
+            switch decision {
+            case .attach: try session.attach(families)
+            case .detach: session.detach(families)
+            case .finished(let ns, _): try session.ignore(mountNamespace: ns)
+            }
+        }
+    }
+}

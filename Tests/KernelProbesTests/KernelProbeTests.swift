@@ -1,0 +1,198 @@
+import Foundation
+import KernelProbes
+import PodstartCore
+import Testing
+
+/// Real eBPF programs on the real kernel, watching a workload in fresh mount and pid namespaces.
+/// Root is required; on a machine that refuses BPF these tests fail and say why.
+@Suite("Kernel probes on the running kernel", .serialized)
+struct KernelProbeTests {
+    /// One workload run does every operation; each expectation below checks one of them.
+    @Test func everyFileOperationArrivesWithExactPathsRangesAndNamespace() async throws {
+        let root = try TestRoot(name: "ops")
+        for name in ["a", "b", "c", "d", "e", "f"] { try root.write("data/\(name).txt", bytes: 100 + name.utf8.first!.hashValue % 7) }
+        try root.symlink("data/link-to-d", to: "d.txt")
+        try root.write("data/big.bin", bytes: 1 << 20)
+        try run(["sync"])
+        let loop = try root.mountLoopFileSystem(bytes: 64 * 1024)
+        let dataOffset = try root.physicalOffset("mnt/loop/data.bin")
+        var loopStat = stat()
+        stat(loop, &loopStat)
+        let loopDevice = DeviceNumber(userspace: UInt64(loopStat.st_rdev))
+
+        let session = try openSession()
+        defer { session.close() }
+        try session.attach(Set(ProbeFamily.allCases))
+        let collector = try EventCollector(session: session)
+
+        // The host's own opens (this test process, host mount namespace) must not be reported.
+        let hostMarker = FileManager.default.temporaryDirectory.appending(path: "podstart-host-marker-\(getpid())").path
+        _ = FileManager.default.createFile(atPath: hostMarker, contents: Data("x".utf8))
+        defer { try? FileManager.default.removeItem(atPath: hostMarker) }
+
+        let result = try root.runWorkload([
+            "open", "/data/a.txt",
+            "chdir", "/data", "open", "b.txt",
+            "dirfd", "/data", "c.txt",
+            "open", "/data/link-to-d",
+            "open", "/data/sub/../e.txt",
+            "open", "/data/missing-file",
+            "open2", "/data/f.txt",
+            "read", "/data/big.bin", "8192", "4096",
+            "dontneed", "/data/big.bin",
+            "read", "/data/big.bin", "65536", "8192",
+            "mmap", "/data/big.bin", "100", "200",
+            "odirect", "/mnt/loop/data.bin", "4096", "4096",
+            "write", "/data/out.txt", "1000",
+            "exec", "/bin/busybox", "true",
+        ])
+        #expect(result.status == 0, "workload failed: \(result.stderr)")
+        _ = try String(contentsOfFile: hostMarker, encoding: .utf8)
+
+        let sawExit = await collector.waitFor { events in
+            events.contains { $0.exit?.task.comm == "busybox" }
+        }
+        #expect(sawExit, "no exit event of the workload arrived")
+        session.detach(ProbeFamily.startHooks)
+        let pendingRanges = try session.drainReadRanges()
+        let writeTotals = try session.writeTotals()
+        let stats = try session.statistics()
+        session.close()
+        await collector.finish()
+        let events = collector.snapshot + pendingRanges.map { .readRange($0) }
+
+        // The workload's mount namespace comes from its exec; every expectation is scoped to it.
+        let exec = try #require(events.compactMap(\.exec).first { $0.path.path == "/ps-workload" },
+                                "the workload's exec was not reported")
+        let ns = exec.task.mountNamespace
+        #expect(ns != session.hostMountNamespace)
+        #expect(exec.arguments.first == "/ps-workload")
+        #expect(exec.task.namespacePid == 1, "the workload is PID 1 of its pid namespace")
+        let opens = events.compactMap(\.open).filter { $0.task.mountNamespace == ns }
+
+        struct Case { var raw: String; var path: String; var file: String?; var syscall: OpenSyscall = .openat }
+        let cases = [
+            Case(raw: "/data/a.txt", path: "/data/a.txt", file: "data/a.txt"),
+            Case(raw: "b.txt", path: "/data/b.txt", file: "data/b.txt"),            // relative after chdir
+            Case(raw: "c.txt", path: "/data/c.txt", file: "data/c.txt"),            // through a dirfd
+            Case(raw: "/data/link-to-d", path: "/data/d.txt", file: "data/d.txt"),  // through a symlink
+            Case(raw: "/data/sub/../e.txt", path: "/data/e.txt", file: "data/e.txt"), // through ..
+            Case(raw: "/data/f.txt", path: "/data/f.txt", file: "data/f.txt", syscall: .openat2),
+        ]
+        for c in cases {
+            let open = opens.first { $0.rawPath == c.raw }
+            #expect(open != nil, "no open event for \(c.raw)")
+            guard let open else { continue }
+            #expect(open.path?.path == c.path, "\(c.raw) resolved to \(open.path?.path ?? "nil")")
+            #expect(open.path?.truncated == false)
+            #expect(open.result >= 0)
+            #expect(open.syscall == c.syscall)
+            #expect(open.task.comm == "ps-workload")
+            if let file = c.file {
+                let key = try root.fileKey(file)
+                #expect(open.file?.key == key, "\(c.raw): inode/device \(String(describing: open.file?.key)) ≠ \(key)")
+                #expect(open.file?.sizeBytes == UInt64(try FileManager.default.attributesOfItem(atPath: "\(root.path)/\(file)")[.size] as! Int))
+            }
+        }
+        let dirfdOpen = opens.first { $0.rawPath == "c.txt" }
+        #expect((dirfdOpen?.directoryFD ?? -1) >= 0, "the dirfd argument is reported")
+
+        let missing = opens.first { $0.rawPath == "/data/missing-file" }
+        #expect(missing?.result == -ENOENT)
+        #expect(missing?.path == nil)
+
+        // Byte ranges: pread(8192, 4096) is page 2; after DONTNEED, pread(65536, 8192) is pages
+        // 16–17 and had to come from storage; mmap touched pages 100 and 200.
+        let big = try root.fileKey("data/big.bin")
+        let ranges = events.compactMap(\.readRange).filter { $0.mountNamespace == ns && $0.file == big }
+        func covered(_ page: UInt64, _ source: RangeSource) -> Bool {
+            ranges.contains { $0.source == source && $0.firstPage <= page && page < $0.firstPage + $0.pageCount }
+        }
+        #expect(covered(2, .access), "page 2 read: \(ranges)")
+        #expect(covered(16, .access) && covered(17, .access), "pages 16-17 read: \(ranges)")
+        #expect(covered(16, .fill) && covered(17, .fill), "pages 16-17 came from storage after DONTNEED: \(ranges)")
+        #expect(!covered(2, .fill), "page 2 was cached: no fill expected")
+        #expect(covered(100, .access) && covered(200, .access), "mmap pages 100 and 200: \(ranges)")
+        #expect(!ranges.contains { $0.source == .access && $0.firstPage <= 50 && 50 < $0.firstPage + $0.pageCount },
+                "page 50 was never touched")
+
+        // O_DIRECT read from the loop device: one 4 KiB read, attributed to the workload.
+        let blocks = events.compactMap(\.blockIO).filter { $0.device == loopDevice }
+        let expectedSector = (dataOffset + 4096) / 512  // byte 4096 of the file, in 512-byte sectors
+        #expect(blocks.contains { $0.operation == .read && $0.bytes == 4096 && $0.mountNamespace == ns && $0.sector == expectedSector },
+                "O_DIRECT read on \(loop) (\(loopDevice)) not seen at sector \(expectedSector): \(blocks)")
+
+        // The write: first-write record with the path, totals from the kernel.
+        let out = try root.fileKey("data/out.txt")
+        #expect(events.compactMap(\.writeBegin).contains { $0.path.path == "/data/out.txt" && $0.task.mountNamespace == ns })
+        let total = writeTotals.first { $0.file == out }
+        #expect(total?.bytes == 1000)
+        #expect(total?.writes == 1)
+
+        // The final exec replaced the workload with busybox.
+        #expect(events.compactMap(\.exec).contains {
+            $0.task.mountNamespace == ns && $0.path.path == "/bin/busybox" && $0.arguments == ["/bin/busybox", "true"]
+        })
+
+        // Nothing of the host's own.
+        #expect(!events.contains { $0.open?.rawPath.contains("podstart-host-marker") == true })
+        #expect(!opens.isEmpty && events.compactMap(\.open).allSatisfy { $0.task.mountNamespace != session.hostMountNamespace || $0.isRuntimeProcess })
+
+        // Nothing lost at this rate, nothing undecodable.
+        for (program, s) in stats { #expect(s.lost == 0, "\(program) lost \(s.lost)") }
+        #expect(collector.rejectedCount == 0)
+    }
+
+    @Test func repeatedOpensOfOneFileAreCountedInTheKernelNotSent() async throws {
+        let root = try TestRoot(name: "repeat")
+        try root.write("data/a.txt", bytes: 10)
+        let session = try openSession()
+        defer { session.close() }
+        try session.attach([.process, .opens])
+        let collector = try EventCollector(session: session)
+        let result = try root.runWorkload(["loop", "500", "/data/a.txt", "10"])
+        #expect(result.status == 0, "\(result.stderr)")
+        _ = await collector.waitFor { $0.contains { $0.exit?.task.comm == "ps-workload" } }
+        let ns = try #require(collector.snapshot.compactMap(\.exec).first { $0.path.path == "/ps-workload" }).task.mountNamespace
+        let counts = try session.openCounts(mountNamespaces: [ns])
+        session.close()
+        await collector.finish()
+        let records = collector.snapshot.compactMap(\.open).filter { $0.task.mountNamespace == ns && $0.rawPath == "/data/a.txt" }
+        #expect(records.count == 1, "one record for the first open, got \(records.count)")
+        let key = try root.fileKey("data/a.txt")
+        #expect(counts.first { $0.file == key }?.count == 500)
+    }
+
+    @Test func longPathsAreTruncatedWithAFlagNotDropped() async throws {
+        let root = try TestRoot(name: "long")
+        var relative = "data"
+        for i in 0..<30 { relative += "/directory-with-a-long-name-\(i)" }
+        try FileManager.default.createDirectory(atPath: "\(root.path)/\(relative)", withIntermediateDirectories: true)
+        try root.write("\(relative)/leaf.txt", bytes: 5)
+        let session = try openSession()
+        defer { session.close() }
+        try session.attach([.process, .opens])
+        let collector = try EventCollector(session: session)
+        let result = try root.runWorkload(["chdir", "/\(relative)", "open", "leaf.txt"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let seen = await collector.waitFor { $0.contains { $0.open?.rawPath == "leaf.txt" } }
+        session.close()
+        await collector.finish()
+        #expect(seen)
+        let open = try #require(collector.snapshot.compactMap(\.open).first { $0.rawPath == "leaf.txt" })
+        #expect(open.path?.truncated == true)
+        #expect(open.path?.path.hasSuffix("/directory-with-a-long-name-29/leaf.txt") == true)
+        #expect((open.path?.path.utf8.count ?? 0) < Int(512))
+    }
+
+    @Test func sessionsWithoutPermissionFailWithTheCauseNamed() throws {
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let fake = FileManager.default.temporaryDirectory.appending(path: "status-\(getpid())")
+        try status.replacingOccurrences(of: #"CapEff:\s*[0-9a-f]+"#, with: "CapEff:\t0000000000000000", options: .regularExpression)
+            .write(to: fake, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: fake) }
+        #expect(ProbeEnvironment.missingCapabilities(statusPath: fake.path) == ["CAP_BPF", "CAP_PERFMON"])
+        let message = BPFError.notPermitted(missing: ["CAP_BPF", "CAP_PERFMON"]).description
+        #expect(message.contains("CAP_BPF") && message.contains("root"))
+    }
+}
