@@ -168,6 +168,14 @@ static __always_inline void ps_submit(void *rec, __u32 prog)
 	PS_COUNT_EVENT(prog);
 }
 
+/* Submit and wake the reader now: for execs, rare and latency-critical (an exec of runc or of a
+ * container's first process is what opens a start window). */
+static __always_inline void ps_submit_wake(void *rec, __u32 prog)
+{
+	bpf_ringbuf_submit(rec, BPF_RB_FORCE_WAKEUP);
+	PS_COUNT_EVENT(prog);
+}
+
 static __always_inline void ps_fill_file(struct ps_file_identity *id, struct file *file)
 {
 	struct inode *inode = BPF_CORE_READ(file, f_inode);

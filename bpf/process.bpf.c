@@ -70,7 +70,7 @@ int BPF_PROG(tp_btf__sched_process_exec, struct task_struct *task, int old_pid, 
 	e->args_len = ps_read_args(task, e->args, &flags);
 	e->flags = flags;
 	e->_pad = 0;
-	ps_submit(e, PS_PROG_EXEC);
+	ps_submit_wake(e, PS_PROG_EXEC);
 	return 0;
 }
 

@@ -188,3 +188,10 @@ func openSession(_ configure: (inout KernelProbeSession.Configuration) -> Void =
         throw TestFailure("the kernel probes could not start on this machine (these tests need root, BTF and tracefs): \(error)")
     }
 }
+
+/// A value shared between test tasks.
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    func withLock<R>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
+}
