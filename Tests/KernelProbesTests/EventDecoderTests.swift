@@ -1,0 +1,130 @@
+import CPodstartBPF
+import KernelProbes
+import PodstartCore
+import Testing
+
+/// Decoding raw ring-buffer records, without a kernel: the layout the Swift side sees must be the
+/// one the eBPF side writes, and damaged records must be rejected and counted, never trusted.
+@Suite("Event records and their decoding")
+struct EventDecoderTests {
+    @Test func swiftSeesTheSameLayoutAsTheEBPFHeader() {
+        // Sizes asserted in bpf/podstart_events.h with _Static_assert; offsets are what the BPF
+        // compiler laid out (natural alignment, no packing).
+        #expect(MemoryLayout<ps_event_header>.size == 16)
+        #expect(MemoryLayout<ps_task_context>.size == 48)
+        #expect(MemoryLayout<ps_file_identity>.size == 40)
+        #expect(MemoryLayout<ps_exec_event>.size == 1144)
+        #expect(MemoryLayout<ps_open_event>.size == 896)
+        #expect(MemoryLayout<ps_fork_event>.size == 80)
+        #expect(MemoryLayout<ps_exit_event>.size == 72)
+        #expect(MemoryLayout<ps_read_range_event>.size == 64)
+        #expect(MemoryLayout<ps_block_event>.size == 80)
+        #expect(MemoryLayout<ps_write_begin_event>.size == 624)
+        #expect(MemoryLayout<ps_open_key>.size == 16 && MemoryLayout<ps_range_key>.size == 24)
+        #expect(MemoryLayout<ps_write_value>.size == 40 && MemoryLayout<ps_prog_stats>.size == 24)
+        #expect(MemoryLayout<ps_open_event>.offset(of: \ps_open_event.task) == 16)
+        #expect(MemoryLayout<ps_open_event>.offset(of: \ps_open_event.file) == 64)
+        #expect(MemoryLayout<ps_open_event>.offset(of: \ps_open_event.result) == 104)
+        #expect(MemoryLayout<ps_open_event>.offset(of: \ps_open_event.raw_path) == 128)
+        #expect(MemoryLayout<ps_open_event>.offset(of: \ps_open_event.path) == 384)
+        #expect(MemoryLayout<ps_exec_event>.offset(of: \ps_exec_event.filename) == 120)
+        #expect(MemoryLayout<ps_exec_event>.offset(of: \ps_exec_event.path) == 376)
+        #expect(MemoryLayout<ps_exec_event>.offset(of: \ps_exec_event.args) == 888)
+        #expect(MemoryLayout<ps_task_context>.offset(of: \ps_task_context.cgroup_id) == 24)
+        #expect(MemoryLayout<ps_block_event>.offset(of: \ps_block_event.sector) == 32)
+    }
+
+    static func openRecord(path: String, raw: String, result: Int32 = 3, version: UInt16 = UInt16(PS_EVENT_VERSION)) -> [UInt8] {
+        var e = ps_open_event()
+        e.header.kind = UInt16(PS_EVENT_OPEN.rawValue)
+        e.header.version = version
+        e.header.size = UInt32(MemoryLayout<ps_open_event>.size)
+        e.header.timestamp_ns = 42
+        e.task.pid = 7
+        e.task.mntns = 4026532000
+        e.result = result
+        e.dirfd = -100
+        e.syscall = UInt16(PS_SYSCALL_OPENAT)
+        e.file.ino = 99
+        e.file.dev = (8 << 20) | 1
+        e.file.data_ino = 99
+        e.file.data_dev = (8 << 20) | 1
+        e.path_len = UInt16(path.utf8.count)
+        e.raw_len = UInt16(raw.utf8.count)
+        var bytes = withUnsafeBytes(of: &e) { Array($0) }
+        let pathOffset = MemoryLayout<ps_open_event>.offset(of: \ps_open_event.path)!
+        let rawOffset = MemoryLayout<ps_open_event>.offset(of: \ps_open_event.raw_path)!
+        bytes.replaceSubrange(pathOffset..<(pathOffset + path.utf8.count), with: Array(path.utf8))
+        bytes.replaceSubrange(rawOffset..<(rawOffset + raw.utf8.count), with: Array(raw.utf8))
+        var comm = Array("ps-workload".utf8)
+        comm.append(0)
+        let commOffset = MemoryLayout<ps_open_event>.offset(of: \ps_open_event.task)! + MemoryLayout<ps_task_context>.offset(of: \ps_task_context.comm)!
+        bytes.replaceSubrange(commOffset..<(commOffset + comm.count), with: comm)
+        return bytes
+    }
+
+    @Test func anUnalignedOpenRecordDecodesToTheSameValues() throws {
+        // One byte of padding in front: the ring buffer guarantees no alignment to the reader.
+        let record = [0xAA] + Self.openRecord(path: "/etc/passwd", raw: "../etc/passwd")
+        let event = record.withUnsafeBytes { EventDecoder().decode(UnsafeRawBufferPointer(rebasing: $0[1...])) }
+        guard case .success(.open(let open)) = event else { Issue.record("not decoded: \(event)"); return }
+        #expect(open.path?.path == "/etc/passwd")
+        #expect(open.rawPath == "../etc/passwd")
+        #expect(open.task.comm == "ps-workload")
+        #expect(open.task.mountNamespace == 4026532000)
+        #expect(open.file?.key == FileKey(device: DeviceNumber(major: 8, minor: 1), inode: 99))
+        #expect(open.directoryFD == -100)
+        #expect(open.timestampNs == 42)
+    }
+
+    @Test func aFailedOpenHasNoPathOrFile() {
+        var record = Self.openRecord(path: "", raw: "/nope", result: -2)
+        let flagsOffset = MemoryLayout<ps_open_event>.offset(of: \ps_open_event.flags)!
+        record[flagsOffset] = UInt8(PS_FLAG_PATH_UNRESOLVED)
+        let event = record.withUnsafeBytes { EventDecoder().decode($0) }
+        guard case .success(.open(let open)) = event else { Issue.record("not decoded"); return }
+        #expect(open.errno == 2)
+        #expect(open.path == nil && open.file == nil)
+    }
+
+    @Test(arguments: [0, 1, 15, 16, 100, 895])
+    func aTruncatedRecordIsRejectedNotTrusted(length: Int) {
+        let record = Array(Self.openRecord(path: "/a", raw: "/a").prefix(length))
+        let result = record.withUnsafeBytes { EventDecoder().decode($0) }
+        guard case .failure(let failure) = result else { Issue.record("decoded a \(length)-byte record"); return }
+        #expect(failure.reason == .truncated)
+    }
+
+    @Test func unknownVersionsAndKindsAreRejectedAndNamed() {
+        let future = Self.openRecord(path: "/a", raw: "/a", version: 9)
+        let r1 = future.withUnsafeBytes { EventDecoder().decode($0) }
+        #expect((try? r1.get()) == nil)
+        if case .failure(let f) = r1 { #expect(f.reason == .unknownVersion) }
+
+        var unknown = Self.openRecord(path: "/a", raw: "/a")
+        unknown[0] = 200
+        let r2 = unknown.withUnsafeBytes { EventDecoder().decode($0) }
+        if case .failure(let f) = r2 { #expect(f.reason == .unknownKind && f.kind == 200) } else { Issue.record("accepted kind 200") }
+    }
+
+    @Test func randomBytesNeverCrashTheDecoder() {
+        var generator = SystemRandomNumberGenerator()
+        let base = Self.openRecord(path: "/usr/lib/x86_64-linux-gnu/libc.so.6", raw: "libc.so.6")
+        for _ in 0..<2000 {
+            var record = base
+            for _ in 0..<Int.random(in: 1...32, using: &generator) {
+                record[Int.random(in: 0..<record.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
+            }
+            record = Array(record.prefix(Int.random(in: 0...record.count, using: &generator)))
+            _ = record.withUnsafeBytes { EventDecoder().decode($0) }
+        }
+    }
+
+    @Test func deviceNumbersConvertBetweenKernelAndStatEncodings() {
+        // makedev(259, 3) in glibc's encoding vs the kernel's major << 20 | minor
+        let glibc: UInt64 = (259 & 0xfff) << 8 | (3 & 0xff) | ((259 & ~0xfff) << 32) | ((3 & ~0xff) << 12)
+        #expect(DeviceNumber(userspace: glibc) == DeviceNumber(major: 259, minor: 3))
+        #expect(DeviceNumber(major: 259, minor: 3).rawValue == (259 << 20) | 3)
+        #expect(DeviceNumber(userspace: 0x801).description == "8:1")
+    }
+}
