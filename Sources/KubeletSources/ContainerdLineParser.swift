@@ -98,70 +98,71 @@ public enum ContainerdLineParser {
         return GoTime.parseRFC3339(UnsafeBufferPointer(rebasing: line[start..<end]))
     }
 
-    /// nil: not a shape we track; .some(nil): a tracked shape that is damaged.
+    /// nil: not a shape we track; .some(nil): a tracked shape that is damaged. Works on bytes:
+    /// this runs for every CRI line of a busy node.
     private static func classify(_ m: [UInt8], line: UnsafeBufferPointer<UInt8>, after: Int) -> ContainerdCRIEvent.Kind?? {
-        let s = String(decoding: m, as: UTF8.self)
+        m.withUnsafeBufferPointer { b in classifyBytes(ByteText(b), line: line, after: after) }
+    }
+
+    private static func classifyBytes(_ s: ByteText, line: UnsafeBufferPointer<UInt8>, after: Int) -> ContainerdCRIEvent.Kind?? {
         if s.hasPrefix("RunPodSandbox for ") {
-            guard let meta = structFields(s, type: "&PodSandboxMetadata{"),
-                  let name = meta["Name"], let ns = meta["Namespace"], let uid = meta["Uid"]
+            guard let meta = s.structFields(after: "&PodSandboxMetadata{"),
+                  let name = meta.name, let ns = meta.namespace, let uid = meta.uid
             else { return .some(nil) }
             let pod = ns + "/" + name
-            if let r = s.range(of: "} returns sandbox id \"") {
-                guard let id = quotedPrefix(s[r.upperBound...]) else { return .some(nil) }
+            if let r = s.find("} returns sandbox id \"") {
+                guard let id = s.quoted(from: r) else { return .some(nil) }
                 return .some(.sandboxReady(pod: pod, uid: uid, sandboxID: id))
             }
-            if s.contains("} failed") || s.contains(" failed, error") { return .some(.sandboxFailed(pod: pod)) }
+            if s.find("} failed") != nil || s.find(" failed, error") != nil { return .some(.sandboxFailed(pod: pod)) }
             guard s.hasSuffix("}") else { return nil }
-            return .some(.sandboxRequested(pod: pod, uid: uid, attempt: Int(meta["Attempt"] ?? "") ?? 0))
+            return .some(.sandboxRequested(pod: pod, uid: uid, attempt: meta.attempt ?? 0))
         }
         if s.hasPrefix("PullImage \"") {
-            let rest = s.dropFirst("PullImage \"".count)
-            guard let image = quotedPrefix(rest) else { return .some(nil) }
-            let tail = rest.dropFirst(image.utf8.count + 1)
-            if tail.isEmpty { return .some(.pullStarted(image: image)) }
-            if tail.hasPrefix(" returns image reference \"") {
-                guard let ref = quotedPrefix(tail.dropFirst(" returns image reference \"".count)) else { return .some(nil) }
+            let from = "PullImage \"".utf8.count
+            guard let (image, end) = s.quotedWithEnd(from: from) else { return .some(nil) }
+            if end == s.count { return .some(.pullStarted(image: image)) }
+            if s.hasPrefix(" returns image reference \"", at: end) {
+                guard let ref = s.quoted(from: end + " returns image reference \"".utf8.count) else { return .some(nil) }
                 return .some(.pullFinished(image: image, imageRef: ref))
             }
-            if tail.hasPrefix(" failed") { return .some(.pullFailed(image: image)) }
+            if s.hasPrefix(" failed", at: end) { return .some(.pullFailed(image: image)) }
             return nil // "… with snapshotter …" debug forms
         }
         if s.hasPrefix("Pulled image \"") {
-            let rest = s.dropFirst("Pulled image \"".count)
-            guard let image = quotedPrefix(rest) else { return .some(nil) }
+            guard let image = s.quoted(from: "Pulled image \"".utf8.count) else { return .some(nil) }
             var size: Int64?
-            if let r = s.range(of: ", size \""), let v = quotedPrefix(s[r.upperBound...]) {
-                guard let n = Int64(v) else { return .some(nil) }
+            if let r = s.find(", size \"") {
+                guard let v = s.quoted(from: r), let n = Int64(v) else { return .some(nil) }
                 size = n
             }
             var duration: Int64?
-            if let r = s.range(of: "\" in ", options: .backwards) {
-                guard let d = GoTime.parseDuration(String(s[r.upperBound...])) else { return .some(nil) }
+            if let r = s.findLast("\" in ") {
+                guard let d = GoTime.parseDuration(UnsafeBufferPointer(rebasing: s.b[r...])) else { return .some(nil) }
                 duration = d
             }
             return .some(.pulled(image: image, sizeBytes: size, durationNanoseconds: duration))
         }
         if s.hasPrefix("CreateContainer within sandbox \"") {
-            let rest = s.dropFirst("CreateContainer within sandbox \"".count)
-            guard let sandbox = quotedPrefix(rest), let meta = structFields(s, type: "&ContainerMetadata{"),
-                  let name = meta["Name"]
+            guard let sandbox = s.quoted(from: "CreateContainer within sandbox \"".utf8.count),
+                  let meta = s.structFields(after: "&ContainerMetadata{"), let name = meta.name
             else { return .some(nil) }
-            if let r = s.range(of: "} returns container id \"") {
-                guard let id = quotedPrefix(s[r.upperBound...]) else { return .some(nil) }
+            if let r = s.find("} returns container id \"") {
+                guard let id = s.quoted(from: r) else { return .some(nil) }
                 return .some(.containerCreated(sandboxID: sandbox, name: name, containerID: id))
             }
-            guard s.hasSuffix("}"), s.contains(" for container &") else { return nil }
+            guard s.hasSuffix("}"), s.find(" for container &") != nil else { return nil }
             return .some(.containerCreateRequested(sandboxID: sandbox, name: name))
         }
         if s.hasPrefix("StartContainer for \"") {
-            let rest = s.dropFirst("StartContainer for \"".count)
-            guard let id = quotedPrefix(rest) else { return .some(nil) }
-            let tail = rest.dropFirst(id.utf8.count + 1)
-            if tail.isEmpty { return .some(.containerStartRequested(containerID: id)) }
-            if tail == " returns successfully" { return .some(.containerStarted(containerID: id)) }
+            guard let (id, end) = s.quotedWithEnd(from: "StartContainer for \"".utf8.count) else { return .some(nil) }
+            if end == s.count { return .some(.containerStartRequested(containerID: id)) }
+            if s.hasPrefix(" returns successfully", at: end), end + " returns successfully".utf8.count == s.count {
+                return .some(.containerStarted(containerID: id))
+            }
             return nil
         }
-        if s == "shim disconnected" {
+        if s.count == "shim disconnected".utf8.count, s.hasPrefix("shim disconnected") {
             // The id is a logrus field after the message: ` id=<hex>`.
             let fields = UnsafeBufferPointer(rebasing: line[after...])
             guard let at = findBytes(fields, idFieldNeedle.buffer) else { return .some(nil) }
@@ -172,10 +173,12 @@ public enum ContainerdLineParser {
             return .some(.containerExited(containerID: String(decoding: UnsafeBufferPointer(rebasing: fields[start..<i]), as: UTF8.self)))
         }
         if s.hasPrefix("TaskExit event") {
-            for key in ["ContainerID:", "container_id:\""] {
-                if let r = s.range(of: key) {
-                    let v = s[r.upperBound...].prefix { $0 != "," && $0 != "\"" && $0 != " " && $0 != "}" }
-                    if !v.isEmpty { return .some(.containerExited(containerID: String(v))) }
+            for key: StaticString in ["ContainerID:", "container_id:\""] {
+                if var i = s.find(key) {
+                    let start = i
+                    while i < s.count, s.b[i] != UInt8(ascii: ","), s.b[i] != UInt8(ascii: "\""),
+                          s.b[i] != UInt8(ascii: " "), s.b[i] != UInt8(ascii: "}") { i += 1 }
+                    if i > start { return .some(.containerExited(containerID: s.string(start, i))) }
                 }
             }
             return nil
@@ -183,20 +186,98 @@ public enum ContainerdLineParser {
         return nil
     }
 
-    /// The text up to the next unescaped quote (ids and image refs contain no quotes).
-    private static func quotedPrefix(_ s: Substring) -> String? {
-        guard let q = s.firstIndex(of: "\""), q > s.startIndex else { return nil }
-        return String(s[..<q])
+}
+
+/// Byte-level string helpers for the containerd message text.
+struct ByteText {
+    let b: UnsafeBufferPointer<UInt8>
+    init(_ b: UnsafeBufferPointer<UInt8>) { self.b = b }
+    var count: Int { b.count }
+
+    func hasPrefix(_ p: StaticString, at: Int = 0) -> Bool {
+        let n = p.utf8CodeUnitCount
+        guard at + n <= b.count else { return false }
+        let q = p.utf8Start
+        for i in 0..<n where b[at + i] != q[i] { return false }
+        return true
     }
 
-    /// `&Type{K:V,K:V,}` → [K: V] (gogo `%+v` rendering).
-    private static func structFields(_ s: String, type: String) -> [String: String]? {
-        guard let r = s.range(of: type), let close = s[r.upperBound...].firstIndex(of: "}") else { return nil }
-        var out: [String: String] = [:]
-        for part in s[r.upperBound..<close].split(separator: ",") {
-            guard let colon = part.firstIndex(of: ":") else { return nil }
-            out[String(part[..<colon])] = String(part[part.index(after: colon)...])
+    func hasSuffix(_ p: StaticString) -> Bool {
+        let n = p.utf8CodeUnitCount
+        return n <= b.count && hasPrefix(p, at: b.count - n)
+    }
+
+    /// Index just past the first occurrence of `p`.
+    func find(_ p: StaticString) -> Int? {
+        let n = p.utf8CodeUnitCount
+        guard n > 0, b.count >= n else { return nil }
+        let first = p.utf8Start[0]
+        var i = 0
+        while i + n <= b.count {
+            if b[i] == first, hasPrefix(p, at: i) { return i + n }
+            i += 1
         }
-        return out
+        return nil
+    }
+
+    /// Index just past the last occurrence of `p`.
+    func findLast(_ p: StaticString) -> Int? {
+        let n = p.utf8CodeUnitCount
+        var i = b.count - n
+        while i >= 0 {
+            if hasPrefix(p, at: i) { return i + n }
+            i -= 1
+        }
+        return nil
+    }
+
+    func string(_ from: Int, _ to: Int) -> String {
+        String(decoding: UnsafeBufferPointer(rebasing: b[from..<to]), as: UTF8.self)
+    }
+
+    /// The non-empty text from `from` up to the next quote.
+    func quoted(from: Int) -> String? { quotedWithEnd(from: from)?.0 }
+
+    /// The text up to the next quote and the index just past that quote.
+    func quotedWithEnd(from: Int) -> (String, Int)? {
+        var i = from
+        while i < b.count, b[i] != UInt8(ascii: "\"") { i += 1 }
+        guard i < b.count, i > from else { return nil }
+        return (string(from, i), i + 1)
+    }
+
+    struct Meta {
+        var name: String?
+        var namespace: String?
+        var uid: String?
+        var attempt: Int?
+    }
+
+    /// `&Type{K:V,K:V,}` (gogo `%+v`) → the fields podstart uses.
+    func structFields(after marker: StaticString) -> Meta? {
+        guard let start = find(marker) else { return nil }
+        var i = start
+        var meta = Meta()
+        while i < b.count, b[i] != UInt8(ascii: "}") {
+            let keyStart = i
+            while i < b.count, b[i] != UInt8(ascii: ":"), b[i] != UInt8(ascii: "}"), b[i] != UInt8(ascii: ",") { i += 1 }
+            guard i < b.count, b[i] == UInt8(ascii: ":") else { return nil }
+            let keyEnd = i
+            i += 1
+            let vStart = i
+            while i < b.count, b[i] != UInt8(ascii: ","), b[i] != UInt8(ascii: "}") { i += 1 }
+            guard i < b.count else { return nil }
+            let key = UnsafeBufferPointer(rebasing: b[keyStart..<keyEnd])
+            func isKey(_ k: StaticString) -> Bool {
+                k.utf8CodeUnitCount == key.count && ByteText(key).hasPrefix(k)
+            }
+            if isKey("Name") { meta.name = string(vStart, i) }
+            else if isKey("Namespace") { meta.namespace = string(vStart, i) }
+            else if isKey("Uid") { meta.uid = string(vStart, i) }
+            else if isKey("Attempt") { meta.attempt = Int(string(vStart, i)) }
+            if b[i] == UInt8(ascii: ",") { i += 1 }
+        }
+        guard i < b.count else { return nil }
+        return meta
     }
 }

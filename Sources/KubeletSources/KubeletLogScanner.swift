@@ -126,7 +126,6 @@ public final class KubeletLogScanner {
         let region = UnsafeBufferPointer(rebasing: b[0..<end])
         // Two sorted hit lists, merged so events stay in line order.
         var a = nextHit(region, StartupLineParser.sloKey, from: 0)
-        var aMsg = nextHit(region, StartupLineParser.quotedMessage, from: 0)
         var c = nextHit(region, ContainerdLineParser.msgNeedle, from: 0)
         var lastLineStart = -1
         while true {
@@ -134,7 +133,6 @@ public final class KubeletLogScanner {
             var at = Int.max
             var which = 0
             if let x = a, x < at { at = x; which = 1 }
-            if let x = aMsg, x < at { at = x; which = 1 }
             if let x = c, x < at { at = x; which = 2 }
             if at == Int.max { break }
             let lineStart = (findByteBackward(region, UInt8(ascii: "\n"), before: at).map { $0 + 1 }) ?? 0
@@ -151,7 +149,6 @@ public final class KubeletLogScanner {
             }
             let next = lineEnd + 1
             if let x = a, x < next { a = nextHit(region, StartupLineParser.sloKey, from: next) }
-            if let x = aMsg, x < next { aMsg = nextHit(region, StartupLineParser.quotedMessage, from: next) }
             if let x = c, x < next { c = nextHit(region, ContainerdLineParser.msgNeedle, from: next) }
         }
         return end
