@@ -113,6 +113,15 @@ public enum StartupLineParser {
             variant = .v1; required = keysV1
         }
         for k in required where fields[k] == nil { return .failure(.missingKey(k)) }
+        // V1/V2 are told apart from V3/V4 by keys that are absent; a damaged V3/V4 key would
+        // masquerade as an unknown key on a "V2" line, so V1/V2 lines take no unknown keys.
+        // Known keys must come in the kubelet's order.
+        let known = Set(required)
+        if variant == .v1 || variant == .v2, let extra = fields.keys.first(where: { !known.contains($0) }) {
+            return .failure(.unparsableFields("unknown key \(extra) on a \(variant.rawValue) line"))
+        }
+        let order = pairs.map { String(decoding: $0.keyBytes, as: UTF8.self) }.filter { known.contains($0) }
+        if order != required { return .failure(.unparsableFields("keys out of order")) }
         if variant != .v1, fields["pod.CreationTimestamp"] != nil { return .failure(.duplicateKey("pod.CreationTimestamp")) }
 
         guard let podPair = fields["pod"], podPair.quoted, let (ns, name) = splitPod(podPair.value) else {
