@@ -1,0 +1,138 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// A self-signed CA and a server certificate for 127.0.0.1, made with the openssl CLI at test time.
+struct TestPKI {
+    let directory: String
+    var caFile: String { directory + "/ca.crt" }
+    var certFile: String { directory + "/server.crt" }
+    var keyFile: String { directory + "/server.key" }
+
+    static func make() throws -> TestPKI {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("podstart-pki-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let script = """
+            set -e
+            cd "\(dir)"
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj "/CN=podstart-test-ca" 2>/dev/null
+            openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=127.0.0.1" 2>/dev/null
+            printf "subjectAltName=IP:127.0.0.1,DNS:localhost\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n" > ext.cnf
+            openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile ext.cnf 2>/dev/null
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", script]
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw TestServerError("openssl failed (status \(p.terminationStatus)); the openssl CLI is needed to make the test CA") }
+        return TestPKI(directory: dir)
+    }
+}
+
+struct TestServerError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// What the fake kubelet / API server answers: a status and body chunks (written with a short
+/// pause between them, like a watch stream), or no answer at all.
+struct TestRoute: Sendable {
+    var status: HTTPResponseStatus = .ok
+    var contentType = "application/json"
+    var chunks: [String]
+    var hang = false
+}
+
+/// A local HTTPS (or HTTP) server on 127.0.0.1 serving recorded samples, for the scrape and
+/// list/watch tests. It records every request it got.
+final class TestHTTPSServer: @unchecked Sendable {
+    let channel: Channel
+    let port: Int
+
+    /// `route` gets the request URI and Authorization header.
+    init(pki: TestPKI?, route: @escaping @Sendable (String, String?) -> TestRoute) async throws {
+        var ssl: NIOSSLContext?
+        if let pki {
+            let tls = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(pki.certFile).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: pki.keyFile, format: .pem)))
+            ssl = try NIOSSLContext(configuration: tls)
+        }
+        let box = RequestLog()
+        let sslContext = ssl
+        channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { ch in
+                ch.eventLoop.makeCompletedFuture {
+                    if let sslContext { try ch.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext)) }
+                    try ch.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try ch.pipeline.syncOperations.addHandler(Handler(route: route, log: box))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        port = channel.localAddress!.port!
+        logBox = box
+    }
+
+    private let logBox: RequestLog
+
+    var log: [(uri: String, authorization: String?)] { logBox.all }
+
+    func shutdown() async throws { try await channel.close() }
+
+    final class RequestLog: @unchecked Sendable {
+        private let lock = NSLock()
+        private var entries: [(uri: String, authorization: String?)] = []
+        func add(_ uri: String, _ auth: String?) { lock.withLock { entries.append((uri, auth)) } }
+        var all: [(uri: String, authorization: String?)] { lock.withLock { entries } }
+    }
+
+    final class Handler: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        let route: @Sendable (String, String?) -> TestRoute
+        let log: RequestLog
+        var head: HTTPRequestHead?
+
+        init(route: @escaping @Sendable (String, String?) -> TestRoute, log: RequestLog) {
+            self.route = route
+            self.log = log
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let h): head = h
+            case .body: break
+            case .end:
+                guard let h = head else { return }
+                let auth = h.headers["Authorization"].first
+                log.add(h.uri, auth)
+                let r = route(h.uri, auth)
+                if r.hang { return }
+                var headers = HTTPHeaders()
+                headers.add(name: "Content-Type", value: r.contentType)
+                headers.add(name: "Transfer-Encoding", value: "chunked")
+                headers.add(name: "Connection", value: "close")
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: r.status, headers: headers))), promise: nil)
+                context.flush()
+                writeChunks(context: context, r.chunks[...])
+            }
+        }
+
+        private func writeChunks(context: ChannelHandlerContext, _ rest: ArraySlice<String>) {
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            guard let first = rest.first else {
+                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in bound.value.1.close(promise: nil) }
+                return
+            }
+            var buf = context.channel.allocator.buffer(capacity: first.utf8.count)
+            buf.writeString(first)
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buf))), promise: nil)
+            let next = rest.dropFirst()
+            context.eventLoop.scheduleTask(in: .milliseconds(5)) { bound.value.0.writeChunks(context: bound.value.1, next) }
+        }
+    }
+}
