@@ -15,6 +15,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // Pure Swift: event types, phase model, correlator, attribution. No I/O.
@@ -45,17 +49,32 @@ let package = Package(
             ]
         ),
 
+        // CRI client (gRPC over the runtime's unix socket; generated code under Generated/, see
+        // scripts/gen-proto.sh), kubelet-like pod starts, pid → container → pod resolution.
+        .target(
+            name: "ContainerRuntime",
+            dependencies: [
+                "PodstartCore",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+
         .executableTarget(
             name: "podstart",
             dependencies: [
                 "PodstartCore",
                 "KernelProbes",
                 "KubeletSources",
+                "ContainerRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
         .testTarget(name: "PodstartCoreTests", dependencies: ["PodstartCore"]),
+        .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "PodstartCore"]),
         .testTarget(
             name: "KernelProbesTests",
             dependencies: ["KernelProbes", "PodstartCore"],

@@ -1,0 +1,179 @@
+import Foundation
+
+// Mapping between the generated runtime.v1 messages (internal) and ContainerRuntime's public
+// value types.
+
+extension PodSandboxConfig {
+    var proto: Runtime_V1_PodSandboxConfig {
+        .with {
+            $0.metadata = .with { md in
+                md.name = pod.name
+                md.namespace = pod.namespace
+                md.uid = pod.uid
+                md.attempt = attempt
+            }
+            $0.hostname = hostname
+            $0.logDirectory = logDirectory
+            $0.labels = labels
+            $0.annotations = annotations
+            if !dnsServers.isEmpty || !dnsSearches.isEmpty || !dnsOptions.isEmpty {
+                $0.dnsConfig = .with {
+                    $0.servers = dnsServers
+                    $0.searches = dnsSearches
+                    $0.options = dnsOptions
+                }
+            }
+            $0.linux = .with { linux in
+                linux.cgroupParent = cgroupParent
+                // As the kubelet sends it for a pod without hostNetwork/hostPID/hostIPC.
+                linux.securityContext = .with {
+                    $0.namespaceOptions = .with { ns in
+                        ns.network = .pod
+                        ns.pid = .container
+                        ns.ipc = .pod
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension ContainerConfig {
+    var proto: Runtime_V1_ContainerConfig {
+        .with {
+            $0.metadata = .with { md in
+                md.name = name
+                md.attempt = attempt
+            }
+            $0.image = .with { $0.image = image }
+            $0.command = command
+            $0.args = args
+            $0.workingDir = workingDir
+            $0.envs = env.map { e in .with { $0.key = e.name; $0.value = e.value } }
+            $0.labels = labels
+            $0.annotations = annotations
+            $0.logPath = logPath
+            $0.linux = .with { linux in
+                linux.securityContext = .with {
+                    $0.namespaceOptions = .with { ns in
+                        ns.network = .pod
+                        ns.pid = .container
+                        ns.ipc = .pod
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension ContainerState {
+    init(_ proto: Runtime_V1_ContainerState) {
+        switch proto {
+        case .containerCreated: self = .created
+        case .containerRunning: self = .running
+        case .containerExited: self = .exited
+        default: self = .unknown
+        }
+    }
+
+    var proto: Runtime_V1_ContainerState {
+        switch self {
+        case .created: .containerCreated
+        case .running: .containerRunning
+        case .exited: .containerExited
+        case .unknown: .containerUnknown
+        }
+    }
+}
+
+extension PodSandboxInfo {
+    init(_ p: Runtime_V1_PodSandbox) {
+        self.init(id: p.id,
+                  pod: PodIdentity(namespace: p.metadata.namespace, name: p.metadata.name, uid: p.metadata.uid),
+                  attempt: p.metadata.attempt, state: p.state == .sandboxReady ? .ready : .notReady,
+                  createdAtUnixNs: p.createdAt, labels: p.labels, annotations: p.annotations,
+                  runtimeHandler: p.runtimeHandler, ip: "")
+    }
+
+    init(_ p: Runtime_V1_PodSandboxStatus) {
+        self.init(id: p.id,
+                  pod: PodIdentity(namespace: p.metadata.namespace, name: p.metadata.name, uid: p.metadata.uid),
+                  attempt: p.metadata.attempt, state: p.state == .sandboxReady ? .ready : .notReady,
+                  createdAtUnixNs: p.createdAt, labels: p.labels, annotations: p.annotations,
+                  runtimeHandler: p.runtimeHandler, ip: p.network.ip)
+    }
+}
+
+extension ContainerInfo {
+    init(_ c: Runtime_V1_Container) {
+        self.init(id: c.id, sandboxID: c.podSandboxID, name: c.metadata.name, attempt: c.metadata.attempt,
+                  image: c.image.image, imageRef: c.imageRef, state: ContainerState(c.state),
+                  createdAtUnixNs: c.createdAt, labels: c.labels, annotations: c.annotations)
+    }
+}
+
+extension ContainerStatusInfo {
+    init(_ s: Runtime_V1_ContainerStatus) {
+        self.init(id: s.id, name: s.metadata.name, attempt: s.metadata.attempt, state: ContainerState(s.state),
+                  createdAtUnixNs: s.createdAt, startedAtUnixNs: s.startedAt, finishedAtUnixNs: s.finishedAt,
+                  exitCode: s.exitCode, image: s.image.image, imageRef: s.imageRef, reason: s.reason,
+                  message: s.message, labels: s.labels, annotations: s.annotations, logPath: s.logPath,
+                  verbose: nil)
+    }
+}
+
+extension ImageInfo {
+    init(_ i: Runtime_V1_Image) {
+        self.init(id: i.id, repoTags: i.repoTags, repoDigests: i.repoDigests, sizeBytes: i.size, pinned: i.pinned)
+    }
+}
+
+extension ContainerEvent {
+    init(_ e: Runtime_V1_ContainerEventResponse) {
+        let kind: Kind = switch e.containerEventType {
+        case .containerCreatedEvent: .created
+        case .containerStartedEvent: .started
+        case .containerStoppedEvent: .stopped
+        default: .deleted
+        }
+        self.init(containerID: e.containerID, kind: kind, createdAtUnixNs: e.createdAt,
+                  sandbox: e.hasPodSandboxStatus ? PodSandboxInfo(e.podSandboxStatus) : nil,
+                  containers: e.containersStatuses.map(ContainerStatusInfo.init))
+    }
+}
+
+// containerd's verbose `info` JSON (FORMATS.md §4.2): a JSON document in the "info" key.
+private func parseInfo(_ text: String?) -> [String: Any]? {
+    guard let text, let data = text.data(using: .utf8),
+          let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+    return object
+}
+
+private func int32(_ value: Any?) -> Int32? {
+    switch value {
+    case let n as NSNumber: Int32(truncatingIfNeeded: n.int64Value)
+    case let i as Int: Int32(truncatingIfNeeded: i)
+    default: nil
+    }
+}
+
+extension ContainerVerboseInfo {
+    init?(infoJSON: String?) {
+        guard let info = parseInfo(infoJSON) else { return nil }
+        self.init(sandboxID: info["sandboxID"] as? String, pid: int32(info["pid"]),
+                  snapshotKey: info["snapshotKey"] as? String, snapshotter: info["snapshotter"] as? String)
+    }
+}
+
+extension SandboxVerboseInfo {
+    init?(infoJSON: String?) {
+        guard let info = parseInfo(infoJSON) else { return nil }
+        var netns: String?
+        if let spec = info["runtimeSpec"] as? [String: Any], let linux = spec["linux"] as? [String: Any],
+           let namespaces = linux["namespaces"] as? [[String: Any]] {
+            netns = namespaces.first { $0["type"] as? String == "network" }?["path"] as? String
+        }
+        self.init(pid: int32(info["pid"]), networkNamespacePath: netns,
+                  snapshotKey: info["snapshotKey"] as? String, snapshotter: info["snapshotter"] as? String)
+    }
+}

@@ -1,0 +1,45 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What went wrong talking to the container runtime, with what to do about it.
+public enum CRIError: Error, Sendable, CustomStringConvertible, Equatable {
+    case invalidEndpoint(String, reason: String)
+    /// Nothing at the socket path (errno from stat).
+    case socketMissing(path: String, errno: Int32)
+    case notASocket(path: String)
+    /// The socket exists but nobody answers on it (connection refused, runtime shutting down).
+    case unavailable(socket: String, method: String, detail: String)
+    /// The runtime answered with a gRPC error status.
+    case call(method: String, socket: String, code: String, message: String)
+    /// The call did not finish within its deadline.
+    case deadlineExceeded(method: String, socket: String, seconds: Double)
+    /// The runtime has no such object (ContainerStatus/PodSandboxStatus of an unknown id).
+    case notFound(method: String, id: String, message: String)
+    /// The runtime answered something podstart cannot use.
+    case badResponse(method: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case let .invalidEndpoint(text, reason):
+            return "invalid CRI endpoint '\(text)': \(reason)"
+        case let .socketMissing(path, err):
+            return "no container runtime socket at \(path) (\(String(cString: strerror(err)))): "
+                + "containerd not running? start it or pass --cri-endpoint unix:///path/to/containerd.sock"
+                + " (scripts/localenv.sh up starts a private one and prints its endpoint)"
+        case let .notASocket(path):
+            return "\(path) exists but is not a unix socket: pass the runtime's socket with --cri-endpoint"
+        case let .unavailable(socket, method, detail):
+            return "container runtime at unix://\(socket) did not answer \(method) (\(detail)): "
+                + "containerd not running? start it or pass --cri-endpoint"
+        case let .call(method, socket, code, message):
+            return "\(method) failed on unix://\(socket): \(code): \(message)"
+        case let .deadlineExceeded(method, socket, seconds):
+            return "\(method) on unix://\(socket) did not finish within \(seconds) s"
+        case let .notFound(method, id, message):
+            return "\(method): \(id) not found (\(message))"
+        case let .badResponse(method, detail):
+            return "\(method): unexpected answer from the runtime: \(detail)"
+        }
+    }
+}

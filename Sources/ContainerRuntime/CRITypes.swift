@@ -1,0 +1,218 @@
+/// The pod a sandbox or container belongs to, as the kubelet names it.
+public struct PodIdentity: Sendable, Hashable, CustomStringConvertible {
+    public var namespace: String
+    public var name: String
+    public var uid: String
+
+    public init(namespace: String, name: String, uid: String) {
+        self.namespace = namespace
+        self.name = name
+        self.uid = uid
+    }
+
+    public var description: String { "\(namespace)/\(name)" }
+
+    /// The kubelet's `io.kubernetes.pod.*` labels (FORMATS.md §4.3), or nil when one is missing.
+    public init?(labels: [String: String]) {
+        guard let ns = labels[KubeletLabels.podNamespace], let name = labels[KubeletLabels.podName],
+              let uid = labels[KubeletLabels.podUID] else { return nil }
+        self.init(namespace: ns, name: name, uid: uid)
+    }
+}
+
+/// Label and annotation keys the kubelet and containerd put on CRI objects (FORMATS.md §4.3).
+public enum KubeletLabels {
+    public static let podName = "io.kubernetes.pod.name"
+    public static let podNamespace = "io.kubernetes.pod.namespace"
+    public static let podUID = "io.kubernetes.pod.uid"
+    public static let containerName = "io.kubernetes.container.name"
+    public static let containerHash = "io.kubernetes.container.hash"
+    public static let containerRestartCount = "io.kubernetes.container.restartCount"
+    public static let terminationMessagePath = "io.kubernetes.container.terminationMessagePath"
+    public static let terminationMessagePolicy = "io.kubernetes.container.terminationMessagePolicy"
+    public static let terminationGracePeriod = "io.kubernetes.pod.terminationGracePeriod"
+    public static let containerType = "io.kubernetes.container.type"
+    public static let configSeen = "kubernetes.io/config.seen"
+    public static let configSource = "kubernetes.io/config.source"
+    /// containerd's own label on its containers: `sandbox` or `container`.
+    public static let criContainerdKind = "io.cri-containerd.kind"
+}
+
+/// `VersionResponse`.
+public struct RuntimeVersion: Sendable, Hashable {
+    public var runtimeName: String
+    public var runtimeVersion: String
+    public var runtimeAPIVersion: String
+}
+
+public enum SandboxState: String, Sendable, Hashable {
+    case ready, notReady
+}
+
+public enum ContainerState: String, Sendable, Hashable {
+    case created, running, exited, unknown
+}
+
+/// A pod sandbox as `ListPodSandbox` / `PodSandboxStatus` describe it.
+public struct PodSandboxInfo: Sendable, Hashable {
+    public var id: String
+    /// From the sandbox metadata (name, namespace, uid), which the kubelet fills from the pod.
+    public var pod: PodIdentity
+    public var attempt: UInt32
+    public var state: SandboxState
+    /// Nanoseconds since the Unix epoch.
+    public var createdAtUnixNs: Int64
+    public var labels: [String: String]
+    public var annotations: [String: String]
+    public var runtimeHandler: String
+    /// The pod's primary IP (PodSandboxStatus only; empty from ListPodSandbox).
+    public var ip: String
+}
+
+/// Extra facts of `PodSandboxStatus(verbose: true)`: containerd's `info` JSON.
+public struct SandboxVerboseInfo: Sendable, Hashable {
+    /// Host pid of the pause process.
+    public var pid: Int32?
+    /// The network namespace the pod's containers share (`/var/run/netns/cni-…`).
+    public var networkNamespacePath: String?
+    public var snapshotKey: String?
+    public var snapshotter: String?
+}
+
+/// A container as `ListContainers` describes it.
+public struct ContainerInfo: Sendable, Hashable {
+    public var id: String
+    public var sandboxID: String
+    public var name: String
+    public var attempt: UInt32
+    /// The image as the container was created with it (`ContainerConfig.image.image`).
+    public var image: String
+    /// Digested reference of the image in use (`repo@sha256:…`) or the image id, per runtime.
+    public var imageRef: String
+    public var state: ContainerState
+    /// Nanoseconds since the Unix epoch.
+    public var createdAtUnixNs: Int64
+    public var labels: [String: String]
+    public var annotations: [String: String]
+
+    /// The pod, from the kubelet's labels on the container.
+    public var pod: PodIdentity? { PodIdentity(labels: labels) }
+}
+
+/// `ContainerStatus`; times are nanoseconds since the Unix epoch, 0 when not reached.
+public struct ContainerStatusInfo: Sendable, Hashable {
+    public var id: String
+    public var name: String
+    public var attempt: UInt32
+    public var state: ContainerState
+    public var createdAtUnixNs: Int64
+    public var startedAtUnixNs: Int64
+    public var finishedAtUnixNs: Int64
+    /// Meaningful only when `finishedAtUnixNs != 0`.
+    public var exitCode: Int32
+    public var image: String
+    public var imageRef: String
+    public var reason: String
+    public var message: String
+    public var labels: [String: String]
+    public var annotations: [String: String]
+    public var logPath: String
+    /// Present when asked with `verbose: true` and the runtime is containerd.
+    public var verbose: ContainerVerboseInfo?
+
+    public var pod: PodIdentity? { PodIdentity(labels: labels) }
+    public var hasExited: Bool { finishedAtUnixNs != 0 }
+}
+
+/// Extra facts of `ContainerStatus(verbose: true)`: containerd's `info` JSON.
+public struct ContainerVerboseInfo: Sendable, Hashable {
+    public var sandboxID: String?
+    /// Host pid of the container's init process; nil or 0 once it exited.
+    public var pid: Int32?
+    /// The snapshot key of the container's rootfs (the container id for CRI containers).
+    public var snapshotKey: String?
+    public var snapshotter: String?
+}
+
+/// An image as `ListImages` / `ImageStatus` describe it.
+public struct ImageInfo: Sendable, Hashable {
+    /// The image id: `sha256:<config digest>` for containerd.
+    public var id: String
+    public var repoTags: [String]
+    /// `repo@sha256:<manifest digest>` references.
+    public var repoDigests: [String]
+    public var sizeBytes: UInt64
+    public var pinned: Bool
+}
+
+/// One `GetContainerEvents` message: what happened to which container, with the pod's state.
+public struct ContainerEvent: Sendable, Hashable {
+    public enum Kind: String, Sendable, Hashable { case created, started, stopped, deleted }
+    public var containerID: String
+    public var kind: Kind
+    public var createdAtUnixNs: Int64
+    public var sandbox: PodSandboxInfo?
+    public var containers: [ContainerStatusInfo]
+}
+
+/// What `RunPodSandbox` (and `PullImage`/`CreateContainer`, which repeat it) is given.
+public struct PodSandboxConfig: Sendable, Hashable {
+    public var pod: PodIdentity
+    public var attempt: UInt32 = 0
+    public var hostname: String
+    /// Directory the container logs go to (`/var/log/pods/<ns>_<name>_<uid>` on a node).
+    public var logDirectory: String
+    public var labels: [String: String]
+    public var annotations: [String: String]
+    /// cgroupfs-style parent cgroup of the pod.
+    public var cgroupParent: String
+    public var dnsServers: [String] = []
+    public var dnsSearches: [String] = []
+    public var dnsOptions: [String] = []
+
+    public init(pod: PodIdentity, hostname: String, logDirectory: String, labels: [String: String],
+                annotations: [String: String], cgroupParent: String) {
+        self.pod = pod
+        self.hostname = hostname
+        self.logDirectory = logDirectory
+        self.labels = labels
+        self.annotations = annotations
+        self.cgroupParent = cgroupParent
+    }
+}
+
+/// What `CreateContainer` is given.
+public struct ContainerConfig: Sendable, Hashable {
+    public struct EnvVar: Sendable, Hashable {
+        public var name: String
+        public var value: String
+        public init(name: String, value: String) { self.name = name; self.value = value }
+    }
+    public var name: String
+    public var attempt: UInt32 = 0
+    /// The image reference, as the user wrote it or as `PullImage` returned it.
+    public var image: String
+    /// Entrypoint override (the pod spec's `command`); empty = the image's.
+    public var command: [String] = []
+    /// The pod spec's `args`; empty = the image's cmd (when `command` is empty too).
+    public var args: [String] = []
+    public var workingDir: String = ""
+    public var env: [EnvVar] = []
+    public var labels: [String: String] = [:]
+    public var annotations: [String: String] = [:]
+    /// Relative to the sandbox's log directory: `<name>/<attempt>.log`.
+    public var logPath: String
+
+    public init(name: String, image: String, logPath: String) {
+        self.name = name
+        self.image = image
+        self.logPath = logPath
+    }
+}
+
+/// Result of `ExecSync`.
+public struct ExecResult: Sendable, Hashable {
+    public var exitCode: Int32
+    public var stdout: [UInt8]
+    public var stderr: [UInt8]
+}
