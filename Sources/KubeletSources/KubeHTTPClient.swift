@@ -166,8 +166,12 @@ public struct KubeHTTPClient: Sendable {
         // The deadline closes the channel, which ends the inbound stream with an error.
         let underlying = channel.channel
         let timeout = endpoint.timeout
-        let timer = underlying.eventLoop.scheduleTask(in: timeout) { underlying.close(promise: nil) }
-        var timedOut = true
+        let deadline = DeadlineFlag()
+        let timer = underlying.eventLoop.scheduleTask(in: timeout) {
+            deadline.fire()
+            underlying.close(promise: nil)
+        }
+        var finished = false
         defer { timer.cancel() }
         var status = 0
         do {
@@ -188,12 +192,12 @@ public struct KubeHTTPClient: Sendable {
                     case .body(let buf):
                         let bytes = Array(buf.readableBytesView)
                         if (200..<300).contains(status) || onErrorBody == nil {
-                            if try !onBody(bytes) { timedOut = false; return }
+                            if try !onBody(bytes) { finished = true; return }
                         } else {
                             onErrorBody?(bytes)
                         }
                     case .end:
-                        timedOut = false
+                        finished = true
                         return
                     }
                 }
@@ -201,13 +205,22 @@ public struct KubeHTTPClient: Sendable {
         } catch let e as KubeHTTPError {
             throw e
         } catch {
-            if timedOut && status == 0 { throw KubeHTTPError.timeout(path: path) }
-            if timedOut && deadlineWholeResponse { throw KubeHTTPError.timeout(path: path) }
-            if let ssl = error as? NIOSSLError { throw KubeHTTPError.tls("\(ssl)") }
-            if let b = error as? BoringSSLError { throw KubeHTTPError.tls("\(b)") }
+            if deadline.fired { throw KubeHTTPError.timeout(path: path) }
+            if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError { throw KubeHTTPError.tls("\(error)") }
             throw KubeHTTPError.connection("\(error)")
         }
-        if timedOut && status == 0 { throw KubeHTTPError.timeout(path: path) }
+        if !finished {
+            if deadline.fired { throw KubeHTTPError.timeout(path: path) }
+            if status == 0 { throw KubeHTTPError.connection("\(endpoint.host):\(endpoint.port) closed the connection without a response") }
+        }
         return status
     }
+}
+
+/// Set on the event loop when a request's deadline passes; read after the request ends.
+final class DeadlineFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func fire() { lock.withLock { value = true } }
+    var fired: Bool { lock.withLock { value } }
 }
