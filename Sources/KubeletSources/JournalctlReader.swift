@@ -89,6 +89,8 @@ public struct JournalctlReader {
     public var afterCursor: String?
     /// `journalctl` to run; found on PATH by default.
     public var executable: String?
+    /// PATH used to find `journalctl` and given to it; the process' PATH by default.
+    public var searchPath: String?
 
     public init(units: [String], afterCursor: String? = nil) {
         self.units = units
@@ -120,12 +122,16 @@ public struct JournalctlReader {
     /// never loses or repeats a record across restarts.
     public func run(follow: Bool, cursorStore: JournalCursorStore?, shouldStop: @escaping () -> Bool,
                     handle: (JournalRecord) -> Void) throws -> Counters {
-        guard let exe = executable ?? Self.findOnPath("journalctl") else { throw JournalError.journalctlNotFound }
+        let path = searchPath ?? ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        guard let exe = executable ?? Self.findOnPath("journalctl", path: path) else { throw JournalError.journalctlNotFound }
         var me = self
         if me.afterCursor == nil, let saved = cursorStore?.load() { me.afterCursor = saved }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
         p.arguments = me.arguments(follow: follow)
+        var env = ProcessInfo.processInfo.environment
+        env["PATH"] = path
+        p.environment = env
         let outPipe = Pipe(), errPipe = Pipe()
         p.standardOutput = outPipe
         p.standardError = errPipe
@@ -171,8 +177,7 @@ public struct JournalctlReader {
         return counters
     }
 
-    static func findOnPath(_ name: String) -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+    static func findOnPath(_ name: String, path: String) -> String? {
         for dir in path.split(separator: ":") {
             let candidate = "\(dir)/\(name)"
             if access(candidate, X_OK) == 0 { return candidate }
