@@ -232,6 +232,29 @@ public func secondsText(nanoseconds: Int64) -> String {
     return s
 }
 
+/// Appends `secondsText(nanoseconds:)` as UTF-8 bytes.
+public func appendSecondsText(_ nanoseconds: Int64, to out: inout [UInt8]) {
+    if nanoseconds < 0 { out.append(UInt8(ascii: "-")) }
+    let mag = nanoseconds.magnitude
+    var whole = mag / 1_000_000_000
+    var frac = mag % 1_000_000_000
+    var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    withUnsafeMutableBytes(of: &digits) { d in
+        var n = 0
+        repeat { d[n] = UInt8(ascii: "0") + UInt8(whole % 10); whole /= 10; n += 1 } while whole > 0
+        while n > 0 { n -= 1; out.append(d[n]) }
+    }
+    if frac != 0 {
+        out.append(UInt8(ascii: "."))
+        var width = 9
+        while frac % 10 == 0 { frac /= 10; width -= 1 }
+        var div: UInt64 = 1
+        for _ in 1..<width { div *= 10 }
+        while div > 0 { out.append(UInt8(ascii: "0") + UInt8(frac / div % 10)); div /= 10 }
+    }
+}
+
 /// Go's `time.Duration.Seconds()`: `float64(sec) + float64(nsec)/1e9`, so that our arithmetic
 /// reproduces the kubelet's float artefacts (`1.2549581779999999`) bit for bit.
 @inlinable

@@ -60,18 +60,22 @@ enum KlogValues {
     static func unquote(_ s: UnsafeBufferPointer<UInt8>, at: Int) throws(ScanError) -> ([UInt8], Int) {
         var i = at + 1
         let n = s.count
+        guard at < n, let base = s.baseAddress else { throw .unterminatedQuote }
         var out: [UInt8] = []
-        // Fast path: no escapes.
-        var j = i
-        while j < n, s[j] != UInt8(ascii: "\""), s[j] != UInt8(ascii: "\\") { j += 1 }
-        guard j < n else { throw .unterminatedQuote }
-        if s[j] == UInt8(ascii: "\"") { return (Array(s[i..<j]), j + 1) }
-        out.append(contentsOf: s[i..<j])
-        i = j
+        out.reserveCapacity(n - i)
         while i < n {
-            let b = s[i]
+            // Copy the run up to the next quote or backslash in one go.
+            var j = i
+            while j < n {
+                let c = base[j]
+                if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { break }
+                j += 1
+            }
+            if j > i { out.append(contentsOf: UnsafeBufferPointer(start: base + i, count: j - i)) }
+            i = j
+            guard i < n else { break }
+            let b = base[i]
             if b == UInt8(ascii: "\"") { return (out, i + 1) }
-            if b != UInt8(ascii: "\\") { out.append(b); i += 1; continue }
             i += 1
             guard i < n else { throw .unterminatedQuote }
             let e = s[i]

@@ -148,6 +148,7 @@ public struct KubeHTTPClient: Sendable {
             return endpoint.host
         }()
         let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+        let firstError = ErrorBox()
         do {
             channel = try await ClientBootstrap(group: group)
                 .connectTimeout(endpoint.timeout)
@@ -155,6 +156,7 @@ public struct KubeHTTPClient: Sendable {
                     ch.eventLoop.makeCompletedFuture {
                         if let ssl {
                             try ch.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: ssl, serverHostname: serverName))
+                            try ch.pipeline.syncOperations.addHandler(ErrorRecorder(box: firstError))
                         }
                         try ch.pipeline.syncOperations.addHTTPClientHandlers()
                         return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: ch)
@@ -206,6 +208,10 @@ public struct KubeHTTPClient: Sendable {
             throw e
         } catch {
             if deadline.fired { throw KubeHTTPError.timeout(path: path) }
+            // A failed handshake closes the channel; the write or read then only sees "closed".
+            if let e = firstError.error, e is NIOSSLError || e is BoringSSLError || e is NIOSSLExtraError {
+                throw KubeHTTPError.tls("\(e)")
+            }
             if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError { throw KubeHTTPError.tls("\(error)") }
             throw KubeHTTPError.connection("\(error)")
         }
@@ -223,4 +229,22 @@ final class DeadlineFlag: @unchecked Sendable {
     private var value = false
     func fire() { lock.withLock { value = true } }
     var fired: Bool { lock.withLock { value } }
+}
+
+/// Keeps the first error the TLS layer raised, which otherwise surfaces only as a closed channel.
+final class ErrorBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var first: Error?
+    func record(_ e: Error) { lock.withLock { if first == nil { first = e } } }
+    var error: Error? { lock.withLock { first } }
+}
+
+final class ErrorRecorder: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+    let box: ErrorBox
+    init(box: ErrorBox) { self.box = box }
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        box.record(error)
+        context.fireErrorCaught(error)
+    }
 }

@@ -79,25 +79,48 @@ public struct PodStartReport: Sendable, Hashable {
 extension PodStartReport {
     /// The JSON contract of `podstart analyze --output json` (one object per pod, one line).
     public func jsonLine() -> String {
+        var out: [UInt8] = []
+        appendJSON(to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the JSON object (no newline) as UTF-8; built on bytes because `analyze` writes
+    /// one per pod.
+    public func appendJSON(to out: inout [UInt8]) {
         let o = observation
-        var s = "{\"pod\":" + jsonString(pod)
-        s += ",\"sloSeconds\":" + o.sloSecondsText
-        s += ",\"e2eSeconds\":" + secondsText(nanoseconds: o.e2eNanoseconds)
-        s += ",\"pullSeconds\":" + (pullNanoseconds.map { secondsText(nanoseconds: $0) } ?? "null")
-        s += ",\"initSeconds\":" + (initNanoseconds.map { secondsText(nanoseconds: $0) } ?? "null")
-        s += ",\"runningToWatchSeconds\":" + (runningToWatchNanoseconds.map { secondsText(nanoseconds: $0) } ?? "null")
-        s += ",\"created\":" + (o.created.map { jsonString(GoTime.formatRFC3339($0)) } ?? "null")
-        s += ",\"variant\":\"" + o.variant.rawValue + "\""
-        s += ",\"quirks\":[" + quirks.map { "\"" + $0.rawValue + "\"" }.joined(separator: ",") + "]"
-        if let c = correctedSloNanoseconds { s += ",\"correctedSloSeconds\":" + secondsText(nanoseconds: c) }
-        s += ",\"containerdPullSeconds\":" + (containerdPullNanoseconds.map { secondsText(nanoseconds: $0) } ?? "null")
-        s += ",\"sandboxSeconds\":" + (sandboxNanoseconds.map { secondsText(nanoseconds: $0) } ?? "null")
-        s += ",\"pulls\":[" + pulls.map { p in
-            "{\"image\":" + jsonString(p.image) + ",\"seconds\":" + secondsText(nanoseconds: p.end.goSub(p.begin))
-                + ",\"sizeBytes\":" + (p.sizeBytes.map(String.init) ?? "null") + ",\"failed\":" + (p.failed ? "true" : "false") + "}"
-        }.joined(separator: ",") + "]"
-        s += "}"
-        return s
+        out.reserveCapacity(out.count + 512 + pulls.count * 96)
+        func raw(_ s: StaticString) { out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount)) }
+        func seconds(_ ns: Int64?) {
+            if let ns { appendSecondsText(ns, to: &out) } else { raw("null") }
+        }
+        raw("{\"pod\":"); appendJSONString(pod, to: &out)
+        raw(",\"sloSeconds\":"); out.append(contentsOf: o.sloSecondsText.utf8)
+        raw(",\"e2eSeconds\":"); seconds(o.e2eNanoseconds)
+        raw(",\"pullSeconds\":"); seconds(pullNanoseconds)
+        raw(",\"initSeconds\":"); seconds(initNanoseconds)
+        raw(",\"runningToWatchSeconds\":"); seconds(runningToWatchNanoseconds)
+        raw(",\"created\":")
+        if let c = o.created { appendJSONString(GoTime.formatRFC3339(c), to: &out) } else { raw("null") }
+        raw(",\"variant\":\""); out.append(contentsOf: o.variant.rawValue.utf8); raw("\"")
+        raw(",\"quirks\":[")
+        for (i, q) in quirks.enumerated() {
+            if i > 0 { raw(",") }
+            raw("\""); out.append(contentsOf: q.rawValue.utf8); raw("\"")
+        }
+        raw("]")
+        if let c = correctedSloNanoseconds { raw(",\"correctedSloSeconds\":"); seconds(c) }
+        raw(",\"containerdPullSeconds\":"); seconds(containerdPullNanoseconds)
+        raw(",\"sandboxSeconds\":"); seconds(sandboxNanoseconds)
+        raw(",\"pulls\":[")
+        for (i, p) in pulls.enumerated() {
+            if i > 0 { raw(",") }
+            raw("{\"image\":"); appendJSONString(p.image, to: &out)
+            raw(",\"seconds\":"); seconds(p.end.goSub(p.begin))
+            raw(",\"sizeBytes\":")
+            if let b = p.sizeBytes { out.append(contentsOf: String(b).utf8) } else { raw("null") }
+            raw(p.failed ? ",\"failed\":true}" : ",\"failed\":false}")
+        }
+        raw("]}")
     }
 
     public static let csvHeaderLine = "pod,variant,sloSeconds,correctedSloSeconds,e2eSeconds,pullSeconds,initSeconds,runningToWatchSeconds,created,quirks"
@@ -134,6 +157,28 @@ func csvField(_ s: String) -> String {
         return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
     return s
+}
+
+/// Appends a JSON string literal; ASCII without specials is copied as is.
+func appendJSONString(_ s: String, to out: inout [UInt8]) {
+    out.append(UInt8(ascii: "\""))
+    for b in s.utf8 {
+        if b >= 0x20, b != UInt8(ascii: "\""), b != UInt8(ascii: "\\") {
+            out.append(b)
+            continue
+        }
+        switch b {
+        case UInt8(ascii: "\""): out.append(contentsOf: [92, 34])
+        case UInt8(ascii: "\\"): out.append(contentsOf: [92, 92])
+        case 10: out.append(contentsOf: [92, 110])
+        case 13: out.append(contentsOf: [92, 114])
+        case 9: out.append(contentsOf: [92, 116])
+        default:
+            let hex = Array("0123456789abcdef".utf8)
+            out.append(contentsOf: [92, 117, 48, 48, hex[Int(b >> 4)], hex[Int(b & 15)]])
+        }
+    }
+    out.append(UInt8(ascii: "\""))
 }
 
 /// A JSON string literal.

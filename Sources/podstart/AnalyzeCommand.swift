@@ -62,7 +62,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
         let scanner = KubeletLogScanner { report in
             summary.add(report)
             switch format {
-            case .json: out.write(report.jsonLine() + "\n")
+            case .json: out.writeJSON(report)
             case .csv: out.write(report.csvLine() + "\n")
             case .table: tableRows.append(report.tableRow())
             }
@@ -115,6 +115,12 @@ final class BufferedOutput {
 
     func write(_ s: String) {
         buffer.append(contentsOf: s.utf8)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    func writeJSON(_ report: PodStartReport) {
+        report.appendJSON(to: &buffer)
+        buffer.append(10)
         if buffer.count >= 1 << 16 { flush() }
     }
 
