@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 import PodstartCore
 
 /// Counts of what a scan saw; every line that looked relevant and was not used is here.
@@ -41,32 +42,25 @@ public final class KubeletLogScanner {
 
     deinit { buffer.deallocate() }
 
-    /// Scans a file descriptor to its end.
+    /// Scans a file descriptor to its end. Reading and the `memmem` search run on a second
+    /// thread, a few chunks ahead of the parsing on this one (memory: `pipelineDepth` chunks).
     public func scan(fd: Int32) throws(ScanError) {
-        while true {
-            if filled >= buffer.count {
-                // A line longer than the buffer: process what we have as one line.
-                counters.oversizeLines += 1
-                processLines(UnsafeBufferPointer(rebasing: buffer[0..<filled]), final: true)
-                filled = 0
-            }
-            let n = read(fd, buffer.baseAddress! + filled, min(chunkSize, buffer.count - filled))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .read(errno: errno)
-            }
-            if n == 0 { break }
-            counters.bytes += Int64(n)
-            filled += n
-            let consumed = processLines(UnsafeBufferPointer(rebasing: buffer[0..<filled]), final: false)
-            if consumed > 0 {
-                let rest = filled - consumed
-                if rest > 0 { memmove(buffer.baseAddress!, buffer.baseAddress! + consumed, rest) }
-                filled = rest
-            }
-        }
         finish()
+        let pipe = ChunkPipeline(chunkSize: chunkSize, maxLineBytes: Self.maxLineBytes, depth: Self.pipelineDepth)
+        let reader = Thread { pipe.readAll(fd: fd) }
+        reader.stackSize = 1 << 20
+        reader.start()
+        while let item = pipe.next() {
+            let region = UnsafeBufferPointer(start: pipe.buffers[item.buffer].baseAddress, count: item.length)
+            if item.oversize { counters.oversizeLines += 1 }
+            dispatch(region, item.hits)
+            pipe.release()
+        }
+        counters.bytes += pipe.bytesRead
+        if let e = pipe.readErrno { throw .read(errno: e) }
     }
+
+    static let pipelineDepth = 3
 
     /// Feeds bytes (any split); call `finish()` at the end.
     public func feed(_ bytes: UnsafeBufferPointer<UInt8>) {
@@ -113,6 +107,15 @@ public final class KubeletLogScanner {
         handleContainerd(line, msgAt: nil)
     }
 
+    /// A line worth parsing: its bounds in the region and which needle found it.
+    struct LineHit {
+        var start: Int
+        var end: Int
+        /// 1: startup line candidate; 2: containerd `msg="` at `msgAt`.
+        var kind: UInt8
+        var msgAt: Int
+    }
+
     /// Processes every complete line in `b`; returns the bytes consumed.
     @discardableResult
     private func processLines(_ b: UnsafeBufferPointer<UInt8>, final: Bool) -> Int {
@@ -124,38 +127,49 @@ public final class KubeletLogScanner {
             end = lastNL + 1
         }
         let region = UnsafeBufferPointer(rebasing: b[0..<end])
-        // Two sorted hit lists, merged so events stay in line order.
-        var a = nextHit(region, StartupLineParser.sloKey, from: 0)
-        var c = nextHit(region, ContainerdLineParser.msgNeedle, from: 0)
-        var lastLineStart = -1
-        while true {
-            // The earliest of the three hits.
-            var at = Int.max
-            var which = 0
-            if let x = a, x < at { at = x; which = 1 }
-            if let x = c, x < at { at = x; which = 2 }
-            if at == Int.max { break }
-            let lineStart = (findByteBackward(region, UInt8(ascii: "\n"), before: at).map { $0 + 1 }) ?? 0
-            var lineEnd = findByte(region, UInt8(ascii: "\n"), from: at) ?? region.count
-            if lineEnd > lineStart, region[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
-            if lineStart != lastLineStart {
-                lastLineStart = lineStart
-                let line = UnsafeBufferPointer(rebasing: region[lineStart..<lineEnd])
-                if which == 1 {
-                    if let r = StartupLineParser.parse(line) { handleStartup(r) }
-                } else {
-                    handleContainerd(line, msgAt: at - lineStart)
-                }
-            }
-            let next = lineEnd + 1
-            if let x = a, x < next { a = nextHit(region, StartupLineParser.sloKey, from: next) }
-            if let x = c, x < next { c = nextHit(region, ContainerdLineParser.msgNeedle, from: next) }
-        }
+        var hits: [LineHit] = []
+        Self.findHits(region, into: &hits)
+        dispatch(region, hits)
         return end
     }
 
+    /// Finds the lines to parse with one `memmem` pass per needle over the whole region (never
+    /// touching the other lines), in line order. Pure: runs on the reader thread.
+    static func findHits(_ region: UnsafeBufferPointer<UInt8>, into hits: inout [LineHit]) {
+        hits.removeAll(keepingCapacity: true)
+        var a = nextHit(region, StartupLineParser.sloKey, from: 0)
+        var c = nextHit(region, ContainerdLineParser.msgNeedle, from: 0)
+        while true {
+            var at = Int.max
+            var kind: UInt8 = 0
+            if let x = a, x < at { at = x; kind = 1 }
+            if let x = c, x < at { at = x; kind = 2 }
+            if at == Int.max { break }
+            let lineStart = (findByteBackward(region, UInt8(ascii: "\n"), before: at).map { $0 + 1 }) ?? 0
+            var lineEnd = findByte(region, UInt8(ascii: "\n"), from: at) ?? region.count
+            let next = lineEnd + 1
+            if lineEnd > lineStart, region[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
+            // A startup hit wins over a containerd hit on the same line.
+            if kind == 2, let x = a, x < next { kind = 1; at = x }
+            hits.append(LineHit(start: lineStart, end: lineEnd, kind: kind, msgAt: at - lineStart))
+            if let x = a, x < next { a = nextHit(region, StartupLineParser.sloKey, from: next) }
+            if let x = c, x < next { c = nextHit(region, ContainerdLineParser.msgNeedle, from: next) }
+        }
+    }
+
+    private func dispatch(_ region: UnsafeBufferPointer<UInt8>, _ hits: [LineHit]) {
+        for h in hits {
+            let line = UnsafeBufferPointer(rebasing: region[h.start..<h.end])
+            if h.kind == 1 {
+                if let r = StartupLineParser.parse(line) { handleStartup(r) }
+            } else {
+                handleContainerd(line, msgAt: h.msgAt)
+            }
+        }
+    }
+
     @inline(__always)
-    private func nextHit(_ region: UnsafeBufferPointer<UInt8>, _ needle: Needle, from: Int) -> Int? {
+    private static func nextHit(_ region: UnsafeBufferPointer<UInt8>, _ needle: Needle, from: Int) -> Int? {
         guard from < region.count else { return nil }
         return findBytes(region, needle.buffer, from: from)
     }
@@ -209,4 +223,95 @@ public enum ScanError: Error, Sendable, Equatable, CustomStringConvertible {
         case .read(let e): "read failed: \(String(cString: strerror(e))) (errno \(e))"
         }
     }
+}
+
+/// Chunks read ahead of the parser: the reader thread fills buffer k mod depth, finds the
+/// candidate lines, and hands it over; the parser gives buffers back in the same order.
+final class ChunkPipeline: @unchecked Sendable {
+    struct Item {
+        var buffer: Int
+        var length: Int
+        var hits: [KubeletLogScanner.LineHit]
+        var oversize: Bool
+    }
+
+    let buffers: [UnsafeMutableBufferPointer<UInt8>]
+    let chunkSize: Int
+    private let free: DispatchSemaphore
+    private let ready = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
+    private var queue: [Item?] = []
+    private(set) var bytesRead: Int64 = 0
+    private(set) var readErrno: Int32?
+
+    init(chunkSize: Int, maxLineBytes: Int, depth: Int) {
+        self.chunkSize = chunkSize
+        buffers = (0..<depth).map { _ in .allocate(capacity: chunkSize + maxLineBytes) }
+        free = DispatchSemaphore(value: depth)
+    }
+
+    deinit { for b in buffers { b.deallocate() } }
+
+    /// Reader thread.
+    func readAll(fd: Int32) {
+        var carry: [UInt8] = []
+        var index = 0
+        var hits: [KubeletLogScanner.LineHit] = []
+        var eof = false
+        defer { post(nil) }
+        while !eof {
+            free.wait()
+            let buf = buffers[index]
+            var filled = carry.count
+            if !carry.isEmpty { _ = UnsafeMutableBufferPointer(rebasing: buf[0..<filled]).initialize(from: carry) }
+            carry.removeAll(keepingCapacity: true)
+            // Fill at least a chunk holding a newline, or the whole buffer, or to the end of input.
+            var sawNewline = false
+            while filled < buf.count, !(filled >= chunkSize && sawNewline) {
+                let n = read(fd, buf.baseAddress! + filled, buf.count - filled)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    lock.withLock { readErrno = errno }
+                    eof = true
+                    break
+                }
+                if n == 0 { eof = true; break }
+                if !sawNewline, memchr(buf.baseAddress! + filled, Int32(UInt8(ascii: "\n")), n) != nil { sawNewline = true }
+                filled += n
+                lock.withLock { bytesRead += Int64(n) }
+            }
+            if filled == 0 {
+                free.signal() // a semaphore must be back at its initial value when it is freed
+                break
+            }
+            let all = UnsafeBufferPointer(rebasing: buf[0..<filled])
+            var end = filled
+            var oversize = false
+            if !eof {
+                if let nl = findByteBackward(all, UInt8(ascii: "\n"), before: filled) {
+                    end = nl + 1
+                } else {
+                    oversize = true // one line fills the whole buffer: hand it over as one line
+                }
+            }
+            if end < filled { carry.append(contentsOf: all[end..<filled]) }
+            KubeletLogScanner.findHits(UnsafeBufferPointer(rebasing: buf[0..<end]), into: &hits)
+            post(Item(buffer: index, length: end, hits: hits, oversize: oversize))
+            index = (index + 1) % buffers.count
+        }
+    }
+
+    private func post(_ item: Item?) {
+        lock.withLock { queue.append(item) }
+        ready.signal()
+    }
+
+    /// Parser thread: the next chunk, or nil at the end.
+    func next() -> Item? {
+        ready.wait()
+        return lock.withLock { queue.removeFirst() }
+    }
+
+    /// Parser thread: done with the chunk `next()` returned.
+    func release() { free.signal() }
 }

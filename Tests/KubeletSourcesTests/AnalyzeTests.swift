@@ -73,6 +73,33 @@ import Testing
         #expect(whole == pieces)
     }
 
+    /// The pipelined file reader (read + search on a second thread) gives what the in-memory
+    /// path gives, for chunks smaller than a line, around an overlong line and an empty file.
+    @Test(arguments: [64, 1000, 1 << 20])
+    func fileScanMatchesInMemoryScan(chunkSize: Int) throws {
+        let text = try Samples.text("kubelet-journal-sample.log") + String(repeating: "x", count: 3 << 20) + "\n"
+            + (try Samples.text("kubelet-journal-sample-v1.36.log")) + "\n" + StartupLineParserTests.v1NoPull
+        let (expected, _) = Self.analyze(text)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("podstart-scan-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        var got: [PodStartReport] = []
+        let scanner = KubeletLogScanner(chunkSize: chunkSize) { got.append($0) }
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        try scanner.scan(fd: fd)
+        #expect(got == expected)
+        #expect(got.count == 5)
+        #expect(scanner.counters.bytes == Int64(text.utf8.count))
+        #expect(scanner.counters.oversizeLines >= 1)
+        // An empty input ends cleanly.
+        let empty = KubeletLogScanner { _ in Issue.record("report from nothing") }
+        let devnull = open("/dev/null", O_RDONLY)
+        defer { close(devnull) }
+        try empty.scan(fd: devnull)
+        #expect(empty.counters.bytes == 0)
+    }
+
     @Test func failedPullGivesNegativeSLOQuirkAndACorrection() throws {
         let v1 = StartupLineParserTests.v1FailedPull
         let journal = """
