@@ -9,7 +9,8 @@ import Darwin
 enum KlogValues {
     /// One `key=value` pair; `value` is unescaped when it was quoted.
     struct Pair {
-        var keyBytes: [UInt8]
+        /// The key's bytes in the scanned line.
+        var keyRange: Range<Int>
         var value: [UInt8]
         var quoted: Bool
     }
@@ -35,11 +36,11 @@ enum KlogValues {
             while i < n, s[i] != UInt8(ascii: "="), s[i] != UInt8(ascii: " "), s[i] != UInt8(ascii: "\"") { i += 1 }
             guard i < n, s[i] == UInt8(ascii: "=") else { throw .missingEquals }
             guard i > keyStart else { throw .emptyKey }
-            let key = Array(s[keyStart..<i])
+            let key = keyStart..<i
             i += 1
             if i < n, s[i] == UInt8(ascii: "\"") {
                 let (value, end) = try unquote(s, at: i)
-                out.append(Pair(keyBytes: key, value: value, quoted: true))
+                out.append(Pair(keyRange: key, value: value, quoted: true))
                 i = end
                 // A quoted value must be followed by a separator or the end.
                 if i < n, s[i] != UInt8(ascii: " "), s[i] != UInt8(ascii: "\r") { throw .missingEquals }
@@ -49,7 +50,7 @@ enum KlogValues {
                     if s[i] == UInt8(ascii: "\"") { throw .unterminatedQuote }
                     i += 1
                 }
-                out.append(Pair(keyBytes: key, value: Array(s[vStart..<i]), quoted: false))
+                out.append(Pair(keyRange: key, value: Array(s[vStart..<i]), quoted: false))
             }
         }
         return out

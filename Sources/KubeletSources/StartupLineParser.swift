@@ -1,5 +1,8 @@
 import Foundation
 import PodstartCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Why a line that looked like a pod startup line was not turned into an observation.
 /// Every rejected line is counted by the caller; none is guessed at.
@@ -44,18 +47,44 @@ public enum StartupLineParser {
     static let jsonMessage = Needle("\"msg\":\"Observed pod startup duration\"")
     static let sloKey = Needle("podStartSLOduration")
 
-    /// Keys of each variant, in the kubelet's order.
-    static let keysV1 = ["pod", "podStartSLOduration", "pod.CreationTimestamp", "firstStartedPulling",
-                         "lastFinishedPulling", "observedRunningTime", "watchObservedRunningTime"]
-    static let keysV2 = ["pod", "podStartSLOduration", "podCreationTimestamp", "firstStartedPulling",
-                         "lastFinishedPulling", "observedRunningTime", "watchObservedRunningTime"]
-    static let keysV3 = ["pod", "podStartSLOduration", "podStartE2EDuration", "podCreationTimestamp",
-                         "firstStartedPulling", "lastFinishedPulling", "observedRunningTime",
-                         "watchObservedRunningTime"]
-    static let keysV4 = ["pod", "podStartSLOduration", "podStartE2EDuration", "totalImagesPullingTime",
-                         "totalInitContainerRuntime", "isStatefulPod", "podCreationTimestamp",
-                         "imagePullSessionsCount", "imagePullSessionsStartsCount", "observedRunningTime",
-                         "watchObservedRunningTime"]
+    /// The keys of the startup line, matched as bytes.
+    enum Key: Int, CaseIterable {
+        case pod, podStartSLOduration, podStartE2EDuration, totalImagesPullingTime, totalInitContainerRuntime
+        case isStatefulPod, podDotCreationTimestamp, podCreationTimestamp, firstStartedPulling, lastFinishedPulling
+        case imagePullSessionsCount, imagePullSessionsStartsCount, observedRunningTime, watchObservedRunningTime
+
+        var name: String { Self.names[rawValue] }
+
+        static let names: [String] = allCases.map { k in
+            k == .podDotCreationTimestamp ? "pod.CreationTimestamp" : "\(k)"
+        }
+        static let nameBytes: [[UInt8]] = names.map { Array($0.utf8) }
+
+        static func match(_ b: UnsafeBufferPointer<UInt8>) -> Key? {
+            for (i, n) in nameBytes.enumerated() where n.count == b.count {
+                if n.withUnsafeBufferPointer({ memcmp($0.baseAddress!, b.baseAddress!, b.count) == 0 }) { return Key(rawValue: i) }
+            }
+            return nil
+        }
+
+        static let v1: [Key] = [.pod, .podStartSLOduration, .podDotCreationTimestamp, .firstStartedPulling, .lastFinishedPulling,
+                                .observedRunningTime, .watchObservedRunningTime]
+        static let v2: [Key] = [.pod, .podStartSLOduration, .podCreationTimestamp, .firstStartedPulling, .lastFinishedPulling,
+                                .observedRunningTime, .watchObservedRunningTime]
+        static let v3: [Key] = [.pod, .podStartSLOduration, .podStartE2EDuration, .podCreationTimestamp, .firstStartedPulling,
+                                .lastFinishedPulling, .observedRunningTime, .watchObservedRunningTime]
+        static let v4: [Key] = [.pod, .podStartSLOduration, .podStartE2EDuration, .totalImagesPullingTime, .totalInitContainerRuntime,
+                                .isStatefulPod, .podCreationTimestamp, .imagePullSessionsCount, .imagePullSessionsStartsCount,
+                                .observedRunningTime, .watchObservedRunningTime]
+        static let v4Only: [Key] = [.totalImagesPullingTime, .totalInitContainerRuntime, .isStatefulPod,
+                                    .imagePullSessionsCount, .imagePullSessionsStartsCount]
+    }
+
+    struct Fields {
+        let slots: [KlogValues.Pair?]
+        subscript(_ k: Key) -> KlogValues.Pair? { slots[k.rawValue] }
+    }
+
     static let v4OnlyKeys: Set<String> = ["totalImagesPullingTime", "totalInitContainerRuntime", "isStatefulPod",
                                           "imagePullSessionsCount", "imagePullSessionsStartsCount"]
 
@@ -95,91 +124,98 @@ public enum StartupLineParser {
         } catch {
             return .failure(.unparsableFields("\(error)"))
         }
-        var fields: [String: KlogValues.Pair] = [:]
+        // Keys are matched as bytes against the known names: no dictionary, no strings.
+        var slots = [KlogValues.Pair?](repeating: nil, count: Key.allCases.count)
+        var order: [Key] = []
+        order.reserveCapacity(pairs.count)
+        var unknownKey: String?
         for p in pairs {
-            let k = String(decoding: p.keyBytes, as: UTF8.self)
-            if fields[k] != nil { return .failure(.duplicateKey(k)) }
-            fields[k] = p
+            let kb = UnsafeBufferPointer(rebasing: line[p.keyRange])
+            guard let k = Key.match(kb) else {
+                if unknownKey == nil { unknownKey = String(decoding: kb, as: UTF8.self) }
+                continue
+            }
+            if slots[k.rawValue] != nil { return .failure(.duplicateKey(k.name)) }
+            slots[k.rawValue] = p
+            order.append(k)
         }
         let variant: KubeletStartupLineVariant
-        let required: [String]
-        if fields.keys.contains(where: { v4OnlyKeys.contains($0) }) {
-            variant = .v4; required = keysV4
-        } else if fields["podStartE2EDuration"] != nil {
-            variant = .v3; required = keysV3
-        } else if fields["podCreationTimestamp"] != nil {
-            variant = .v2; required = keysV2
+        let required: [Key]
+        if Key.v4Only.contains(where: { slots[$0.rawValue] != nil }) {
+            variant = .v4; required = Key.v4
+        } else if slots[Key.podStartE2EDuration.rawValue] != nil {
+            variant = .v3; required = Key.v3
+        } else if slots[Key.podCreationTimestamp.rawValue] != nil {
+            variant = .v2; required = Key.v2
         } else {
-            variant = .v1; required = keysV1
+            variant = .v1; required = Key.v1
         }
-        for k in required where fields[k] == nil { return .failure(.missingKey(k)) }
+        for k in required where slots[k.rawValue] == nil { return .failure(.missingKey(k.name)) }
         // V1/V2 are told apart from V3/V4 by keys that are absent; a damaged V3/V4 key would
         // masquerade as an unknown key on a "V2" line, so V1/V2 lines take no unknown keys.
-        // Known keys must come in the kubelet's order.
-        let known = Set(required)
-        if variant == .v1 || variant == .v2, let extra = fields.keys.first(where: { !known.contains($0) }) {
+        // Known keys must come in the kubelet's order (and only the variant's keys).
+        if variant == .v1 || variant == .v2, let extra = unknownKey {
             return .failure(.unparsableFields("unknown key \(extra) on a \(variant.rawValue) line"))
         }
-        let order = pairs.map { String(decoding: $0.keyBytes, as: UTF8.self) }.filter { known.contains($0) }
-        if order != required { return .failure(.unparsableFields("keys out of order")) }
-        if variant != .v1, fields["pod.CreationTimestamp"] != nil { return .failure(.duplicateKey("pod.CreationTimestamp")) }
+        if order != required { return .failure(.unparsableFields("keys out of order or from another variant")) }
+        let fields = Fields(slots: slots)
 
-        guard let podPair = fields["pod"], podPair.quoted, let (ns, name) = splitPod(podPair.value) else {
+        guard let podPair = fields[.pod], podPair.quoted, let (ns, name) = splitPod(podPair.value) else {
             return .failure(.badPod)
         }
-        let sloPair = fields["podStartSLOduration"]!
+        let sloPair = fields[.podStartSLOduration]!
         guard !sloPair.quoted, let slo = parseGoFloat(sloPair.value) else { return .failure(.badValue(key: "podStartSLOduration")) }
 
-        func time(_ key: String, allowAbsent: Bool) -> Result<KubeletTimestamp?, StartupLineRejection> {
-            guard let p = fields[key], p.quoted else { return .failure(.badValue(key: key)) }
+        func time(_ key: Key, allowAbsent: Bool) -> Result<KubeletTimestamp?, StartupLineRejection> {
+            guard let p = fields[key], p.quoted else { return .failure(.badValue(key: key.name)) }
             let parsed = p.value.withUnsafeBufferPointer { GoTime.parseTime($0) }
             switch parsed {
             case .time(let t)?: return .success(t)
-            case .absent?: return allowAbsent ? .success(nil) : .failure(.badValue(key: key))
-            case nil: return .failure(.badValue(key: key))
+            case .absent?: return allowAbsent ? .success(nil) : .failure(.badValue(key: key.name))
+            case nil: return .failure(.badValue(key: key.name))
             }
         }
-        func duration(_ key: String) -> Result<Int64, StartupLineRejection> {
+        func duration(_ key: Key) -> Result<Int64, StartupLineRejection> {
             guard let p = fields[key], p.quoted,
                   let d = p.value.withUnsafeBufferPointer({ GoTime.parseDuration($0) })
-            else { return .failure(.badValue(key: key)) }
+            else { return .failure(.badValue(key: key.name)) }
             return .success(d)
         }
-        func integer(_ key: String) -> Result<Int, StartupLineRejection> {
+        func integer(_ key: Key) -> Result<Int, StartupLineRejection> {
             guard let p = fields[key], !p.quoted, !p.value.isEmpty, p.value.count < 10,
                   p.value.allSatisfy({ $0 >= 48 && $0 <= 57 })
-            else { return .failure(.badValue(key: key)) }
+            else { return .failure(.badValue(key: key.name)) }
             return .success(Int(String(decoding: p.value, as: UTF8.self))!)
         }
 
         do {
-            let createdKey = variant == .v1 ? "pod.CreationTimestamp" : "podCreationTimestamp"
+            let createdKey: Key = variant == .v1 ? .podDotCreationTimestamp : .podCreationTimestamp
             guard let created = try time(createdKey, allowAbsent: false).get(),
-                  let watch = try time("watchObservedRunningTime", allowAbsent: false).get()
-            else { return .failure(.badValue(key: createdKey)) }
-            let observed = try time("observedRunningTime", allowAbsent: true).get()
+                  let watch = try time(.watchObservedRunningTime, allowAbsent: false).get()
+            else { return .failure(.badValue(key: createdKey.name)) }
+            let observed = try time(.observedRunningTime, allowAbsent: true).get()
             var obs = KubeletPodStartupObservation(
                 namespace: ns, name: name, variant: variant,
                 sloSecondsText: String(decoding: sloPair.value, as: UTF8.self), sloSeconds: slo,
                 e2eNanoseconds: watch.goSub(created), created: created,
                 observedRunning: observed, watchObservedRunning: watch)
             if variant == .v3 || variant == .v4 {
-                obs.e2eNanoseconds = try duration("podStartE2EDuration").get()
+                obs.e2eNanoseconds = try duration(.podStartE2EDuration).get()
             }
             if variant == .v4 {
-                obs.totalImagesPullingNanoseconds = try duration("totalImagesPullingTime").get()
-                obs.totalInitContainerRuntimeNanoseconds = try duration("totalInitContainerRuntime").get()
-                guard let st = fields["isStatefulPod"], !st.quoted else { return .failure(.badValue(key: "isStatefulPod")) }
+                obs.totalImagesPullingNanoseconds = try duration(.totalImagesPullingTime).get()
+                obs.totalInitContainerRuntimeNanoseconds = try duration(.totalInitContainerRuntime).get()
+                guard let st = fields[.isStatefulPod], !st.quoted else { return .failure(.badValue(key: "isStatefulPod")) }
                 switch String(decoding: st.value, as: UTF8.self) {
                 case "true": obs.isStatefulPod = true
                 case "false": obs.isStatefulPod = false
                 default: return .failure(.badValue(key: "isStatefulPod"))
                 }
-                obs.imagePullSessionsCount = try integer("imagePullSessionsCount").get()
-                obs.imagePullSessionsStartsCount = try integer("imagePullSessionsStartsCount").get()
+                obs.imagePullSessionsCount = try integer(.imagePullSessionsCount).get()
+                obs.imagePullSessionsStartsCount = try integer(.imagePullSessionsStartsCount).get()
             } else {
-                obs.firstStartedPulling = try time("firstStartedPulling", allowAbsent: true).get()
-                obs.lastFinishedPulling = try time("lastFinishedPulling", allowAbsent: true).get()
+                obs.firstStartedPulling = try time(.firstStartedPulling, allowAbsent: true).get()
+                obs.lastFinishedPulling = try time(.lastFinishedPulling, allowAbsent: true).get()
             }
             if let why = inconsistency(obs) { return .failure(.inconsistent(why)) }
             return .success(obs)
