@@ -17,6 +17,8 @@ public struct PodStartAssembler {
         /// next container begin after it.
         var lastStep: KubeletTimestamp
         var waitingForContainer = true
+        /// A pull could have been this pod's but was left out: its pull total is unknown.
+        var ambiguous = false
         var pulls: [ContainerdPull] = []
         var containers: [String] = []
         var containerCreateTimes: [KubeletTimestamp] = []
@@ -131,6 +133,8 @@ public struct PodStartAssembler {
                 s.pulls.append(p)
             } else {
                 unattributedPulls += 1
+                s.ambiguous = true
+                for c in contenders { sandboxes[c.pod]?.ambiguous = true }
             }
         }
         finishedPulls = keep
@@ -156,7 +160,7 @@ public struct PodStartAssembler {
         if let s = sandboxes[o.pod], s.ready != nil {
             r.pulls = s.pulls
             r.sandboxNanoseconds = s.ready.map { $0.goSub(s.requested) }
-            if !s.pulls.isEmpty || !s.containers.isEmpty {
+            if !s.ambiguous, !s.pulls.isEmpty || !s.containers.isEmpty {
                 r.containerdPullNanoseconds = unionNanoseconds(s.pulls.map { ($0.begin, $0.end) })
             }
             // Init containers ran to completion before the pod's last container was created.

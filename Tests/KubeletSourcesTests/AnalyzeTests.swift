@@ -126,6 +126,60 @@ import Testing
         #expect(alone.first?.effectiveSloSeconds == 7.375317944)
     }
 
+    static func cd(_ t: String, _ msg: String) -> String {
+        #"Nov 29 16:13:10 n containerd[1]: time="2024-11-29T16:13:\#(t)Z" level=info msg="\#(msg)""#
+    }
+
+    static func v3(pod: String, first: String, last: String, e2e: String, slo: String, watch: String) -> String {
+        #"I1129 16:13:20.000000    1 pod_startup_latency_tracker.go:104] "Observed pod startup duration" pod="\#(pod)" podStartSLOduration=\#(slo) podStartE2EDuration="\#(e2e)s" podCreationTimestamp="2024-11-29 16:13:10 +0000 UTC" firstStartedPulling="2024-11-29 16:13:\#(first) +0000 UTC" lastFinishedPulling="2024-11-29 16:13:\#(last) +0000 UTC" observedRunningTime="2024-11-29 16:13:\#(watch) +0000 UTC" watchObservedRunningTime="2024-11-29 16:13:\#(watch) +0000 UTC""#
+    }
+
+    /// Parallel pulls (serializeImagePulls=false): two images pulled at once for one pod; the
+    /// kubelet's window is their union here, so no quirk — and the union counts overlap once.
+    @Test func parallelPullsOfOnePodAreCountedOnce() throws {
+        let log = [
+            Self.cd("10.000000000", #"RunPodSandbox for &PodSandboxMetadata{Name:p,Uid:u,Namespace:ns,Attempt:0,}"#),
+            Self.cd("10.100000000", #"RunPodSandbox for &PodSandboxMetadata{Name:p,Uid:u,Namespace:ns,Attempt:0,} returns sandbox id \"s1\""#),
+            Self.cd("10.200000000", #"PullImage \"a:1\""#),
+            Self.cd("10.300000000", #"PullImage \"b:1\""#),
+            Self.cd("12.200000000", #"PullImage \"a:1\" returns image reference \"sha256:aa\""#),
+            Self.cd("13.300000000", #"PullImage \"b:1\" returns image reference \"sha256:bb\""#),
+            Self.cd("13.400000000", #"CreateContainer within sandbox \"s1\" for container &ContainerMetadata{Name:c,Attempt:0,}"#),
+            // E2E 5 s, window 10.2 → 13.3 = 3.1 s, SLO 1.9 s.
+            Self.v3(pod: "ns/p", first: "10.2", last: "13.3", e2e: "5", slo: "1.9", watch: "15"),
+        ].joined(separator: "\n")
+        let (reports, scanner) = Self.analyze(log)
+        #expect(scanner.counters.startupRejected == 0)
+        let r = try #require(reports.first)
+        #expect(r.pulls.count == 2)
+        #expect(r.containerdPullNanoseconds == 3_100_000_000)
+        #expect(r.quirks.isEmpty && r.correctedSloNanoseconds == nil)
+    }
+
+    /// Two pods waiting for containers while an image is pulled: containerd's line does not say
+    /// for whom, so the pull is left out (and counted) instead of guessed.
+    @Test func ambiguousPullsAreLeftOut() throws {
+        let log = [
+            Self.cd("10.000000000", #"RunPodSandbox for &PodSandboxMetadata{Name:p,Uid:u,Namespace:ns,Attempt:0,}"#),
+            Self.cd("10.100000000", #"RunPodSandbox for &PodSandboxMetadata{Name:p,Uid:u,Namespace:ns,Attempt:0,} returns sandbox id \"s1\""#),
+            Self.cd("10.050000000", #"RunPodSandbox for &PodSandboxMetadata{Name:q,Uid:v,Namespace:ns,Attempt:0,}"#),
+            Self.cd("10.150000000", #"RunPodSandbox for &PodSandboxMetadata{Name:q,Uid:v,Namespace:ns,Attempt:0,} returns sandbox id \"s2\""#),
+            Self.cd("10.200000000", #"PullImage \"a:1\""#),
+            Self.cd("12.200000000", #"PullImage \"a:1\" returns image reference \"sha256:aa\""#),
+            Self.cd("12.300000000", #"CreateContainer within sandbox \"s1\" for container &ContainerMetadata{Name:c,Attempt:0,}"#),
+            Self.v3(pod: "ns/p", first: "10.2", last: "12.2", e2e: "5", slo: "3", watch: "15"),
+        ].joined(separator: "\n")
+        var reports: [PodStartReport] = []
+        let scanner = KubeletLogScanner { reports.append($0) }
+        scanner.feed(log)
+        scanner.finish()
+        let r = try #require(reports.first)
+        #expect(r.pulls.isEmpty)
+        #expect(r.containerdPullNanoseconds == nil) // unknown, not zero
+        #expect(scanner.assembler.unattributedPulls == 1)
+        #expect(r.quirks.isEmpty) // no measured pulls: the kubelet's value is not second-guessed
+    }
+
     @Test func summaryPercentilesAndSLOBreaches() throws {
         var summary = StartupSummary()
         for (i, e2e) in [1.0, 2, 3, 4, 5, 6, 7, 8, 9, 10].enumerated() {
