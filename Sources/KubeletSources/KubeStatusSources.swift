@@ -135,6 +135,44 @@ public struct APIServerPodSource: Sendable {
     }
 }
 
+extension APIServerPodSource {
+    /// Lists then watches the node's pods for as long as `onTimeline` returns true: watches
+    /// again from the last resourceVersion when a stream ends, lists again when the server says
+    /// the version expired, and retries after `retryDelay` on errors (each one reported to
+    /// `onError`, which returns false to give up).
+    public func run(tracker: inout PodTimelineTracker, retryDelay: Duration = .seconds(1),
+                    onError: (Error) -> Bool = { _ in true },
+                    onTimeline: (PodStatusTimeline) -> Bool) async throws {
+        var version: String?
+        while true {
+            do {
+                if version == nil {
+                    let list = try await listPods()
+                    for p in list.items where !onTimeline(tracker.update(pod: p)) { return }
+                    version = list.metadata?.resourceVersion
+                }
+                var stop = false
+                var t = tracker
+                let outcome = try await watchPods(resourceVersion: version) { type, pod in
+                    let tl = t.update(pod: pod, deleted: type == "DELETED")
+                    if !onTimeline(tl) { stop = true; return false }
+                    return true
+                }
+                tracker = t
+                if stop { return }
+                switch outcome {
+                case .ended(let rv): version = rv ?? version
+                case .expired: version = nil
+                case .stopped: return
+                }
+            } catch {
+                if !onError(error) { throw error }
+                try await Task.sleep(for: retryDelay)
+            }
+        }
+    }
+}
+
 /// Keeps the latest status and the kubelet events of every pod of the node, and yields a
 /// `PodStatusTimeline` whenever a pod changes.
 public struct PodTimelineTracker: Sendable {

@@ -100,6 +100,7 @@ public final class KubeletLogScanner {
 
     /// Handles one complete line (no newline) from another source, e.g. a journald record.
     public func processLine(_ line: UnsafeBufferPointer<UInt8>) {
+        counters.bytes += Int64(line.count + 1)
         if let r = StartupLineParser.parse(line) {
             handleStartup(r)
             return

@@ -73,6 +73,9 @@ struct AnalyzeCommand: AsyncParsableCommand {
             var reader = JournalctlReader(units: ["kubelet", "containerd"])
             reader.since = since.flatMap { SinceParser.parse($0, now: Date()) }
             let counters = try reader.readAll { line in scanner.processLine(line) }
+            if counters.records == 0 {
+                FileHandle.standardError.write(Data("podstart: journalctl returned no records for the kubelet and containerd units (is this the node, and may this user read the journal?)\n".utf8))
+            }
             if counters.malformedRecords > 0 {
                 FileHandle.standardError.write(Data("podstart: \(counters.malformedRecords) journal records were not JSON and were skipped\n".utf8))
             }

@@ -192,6 +192,15 @@ import Testing
             #expect(tl.probeNanoseconds == 5_000_000_000)
             #expect(tl.pulls.map(\.sizeBytes) == [2_152_284, 72_099_400])
             #expect(server.log.contains { $0.uri.contains("watch=true") && $0.uri.contains("resourceVersion=3291741") })
+            // The loop: list, watch, watch again from the bookmark, until told to stop.
+            var loopTracker = PodTimelineTracker()
+            var timelines: [PodStatusTimeline] = []
+            try await source.run(tracker: &loopTracker) { tl in
+                timelines.append(tl)
+                return timelines.count < 3
+            }
+            #expect(timelines.map { $0.ready != nil } == [false, true, true])
+            #expect(server.log.contains { $0.uri.contains("resourceVersion=3291800") })
             // A too-old resource version asks for a relist.
             let expired = try await source.watchPods(resourceVersion: "1") { _, _ in true }
             #expect(expired == .expired)
