@@ -81,9 +81,15 @@ struct {
 
 /* ---- task helpers ---- */
 
+/* `task` must be a BTF pointer (a tp_btf argument or bpf_get_current_task_btf()): the walk is
+ * then plain loads the verifier guards, not three bpf_probe_read_kernel calls. It runs first in
+ * every hot-path program, so this matters. A task without an nsproxy (exiting) reads as 0. */
 static __always_inline __u32 ps_task_mntns(struct task_struct *task)
 {
-	return BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	struct nsproxy *nsproxy = task->nsproxy;
+	if (!nsproxy)
+		return 0;
+	return nsproxy->mnt_ns->ns.inum;
 }
 
 static __always_inline void ps_count(__u32 prog, int field)
@@ -193,13 +199,13 @@ static __always_inline void ps_fill_file(struct ps_file_identity *id, struct fil
 	}
 }
 
-/* The struct file behind a descriptor of the current task, or NULL. */
+/* The struct file behind a descriptor of the current task, or NULL. `task` is a BTF pointer. */
 static __always_inline struct file *ps_fd_file(struct task_struct *task, long fd)
 {
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+	struct fdtable *fdt = task->files->fdt;
+	if (fd < 0 || fd >= fdt->max_fds)
 		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file **fds = fdt->fd;
 	struct file *file = 0;
 	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
 	return file;

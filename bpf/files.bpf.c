@@ -31,14 +31,32 @@ static __always_inline int ps_handle_open(long ret, int syscall)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u32 mntns = ps_task_mntns(task);
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	bool runtime = false;
 	if (!ps_traced_mntns(mntns)) {
-		if (mntns != ps_host_mntns || !ps_is_runtime_pid(tgid))
+		if (mntns != ps_host_mntns || !ps_is_runtime_pid(bpf_get_current_pid_tgid() >> 32))
 			return 0;
 		runtime = true;
 	}
 
+	/* A repeat (same file, same mount namespace) costs only this lookup and a counter. */
+	struct file *file = 0;
+	struct ps_open_key key = { .mntns = mntns };
+	if (ret >= 0) {
+		file = ps_fd_file(task, ret);
+		if (!file)
+			return 0;
+		struct inode *inode = BPF_CORE_READ(file, f_inode);
+		key.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+		key.ino = BPF_CORE_READ(inode, i_ino);
+		struct ps_open_value *seen = bpf_map_lookup_elem(&ps_opens, &key);
+		if (seen) {
+			__sync_fetch_and_add(&seen->count, 1);
+			PS_COUNT_AGGREGATED(PS_PROG_OPEN);
+			return 0;
+		}
+	}
+
+	/* A first open: now read the arguments back from the saved user registers. */
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	long dirfd = AT_FDCWD;
 	const char *raw;
@@ -56,22 +74,6 @@ static __always_inline int ps_handle_open(long ret, int syscall)
 			open_flags = how_flags;
 		} else {
 			open_flags = PT_REGS_PARM3_CORE_SYSCALL(regs);
-		}
-	}
-
-	struct file *file = 0;
-	struct ps_open_key key = { .mntns = mntns };
-	if (ret >= 0) {
-		file = ps_fd_file(task, ret);
-		if (!file)
-			return 0;
-		key.dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
-		key.ino = BPF_CORE_READ(file, f_inode, i_ino);
-		struct ps_open_value *seen = bpf_map_lookup_elem(&ps_opens, &key);
-		if (seen) {
-			__sync_fetch_and_add(&seen->count, 1);
-			PS_COUNT_AGGREGATED(PS_PROG_OPEN);
-			return 0;
 		}
 	}
 

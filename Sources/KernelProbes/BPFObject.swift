@@ -90,8 +90,8 @@ final class BPFObject {
     var attachedPrograms: [String] { Array(links.keys).sorted() }
 
     /// Attaches every loaded program of the object to its hook (the SEC name says which).
-    func attachAll() throws {
-        for programName in programNames where links[programName] == nil && disabledPrograms[programName] == nil {
+    func attachAll(where include: (String) -> Bool = { _ in true }) throws {
+        for programName in programNames where links[programName] == nil && disabledPrograms[programName] == nil && include(programName) {
             guard let prog = program(named: programName) else { continue }
             podstart_libbpf_clear_log()
             errno = 0

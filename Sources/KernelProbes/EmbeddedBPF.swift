@@ -11,6 +11,7 @@ enum EmbeddedBPF {
         case "filemap": encoded = filemap
         case "blockio": encoded = blockio
         case "writes": encoded = writes
+        case "empty": encoded = empty
         default: return nil
         }
         return Base64.decode(encoded)

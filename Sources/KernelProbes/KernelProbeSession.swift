@@ -88,7 +88,7 @@ public final class KernelProbeSession: @unchecked Sendable {
     deinit { close() }
 
     /// A hook the running kernel lacks is switched off and reported, not a failed load.
-    private static func switchOffMissingHooks(_ object: BPFObject) {
+    static func switchOffMissingHooks(_ object: BPFObject) {
         let tracepoints: [String: (String, String)] = [
             "tracepoint__syscalls__sys_exit_openat2": ("syscalls", "sys_exit_openat2"),
             "tracepoint__syscalls__sys_exit_open": ("syscalls", "sys_exit_open"),
@@ -101,7 +101,7 @@ public final class KernelProbeSession: @unchecked Sendable {
                 object.disable(program: program, reason: "the kernel has no tracepoint \(category):\(name)")
             }
         }
-        if object.name == "blockio" {
+        if object.programNames.contains("tp_btf__block_io_start") {
             if podstart_tracepoint_exists("block", "block_io_start") != 0 {
                 object.disable(program: "tp_btf__block_rq_issue", reason: "block_io_start is used instead")
                 object.disable(program: "tp_btf__block_rq_complete", reason: "block_io_done is used instead")
@@ -170,6 +170,12 @@ public final class KernelProbeSession: @unchecked Sendable {
             reader = r
             return r.stream
         }
+    }
+
+    /// The records as typed events (decoding on the consumer's side). Use either this or
+    /// `events()`: both read the one stream.
+    public func kernelEvents() throws -> KernelEventSequence {
+        KernelEventSequence(batches: try events(), rejected: KernelEventSequence.RejectedRecords())
     }
 
     public struct ReaderStatistics: Sendable {

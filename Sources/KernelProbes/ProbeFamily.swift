@@ -36,6 +36,16 @@ public enum ProbeFamily: String, CaseIterable, Hashable, Sendable, Comparable {
         }
     }
 
+    /// The family a program belongs to, from the hook its name spells.
+    static func family(ofProgram name: String) -> ProbeFamily? {
+        if name.contains("sched_process") { return .process }
+        if name.contains("sys_exit_open") { return .opens }
+        if name.contains("filemap") { return .reads }
+        if name.contains("block_") { return .block }
+        if name.contains("sys_exit_write") || name.contains("sys_exit_pwrite") { return .writes }
+        return nil
+    }
+
     public static func < (a: ProbeFamily, b: ProbeFamily) -> Bool {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
     }

@@ -125,10 +125,13 @@ final class RingBufferReader: @unchecked Sendable {
     private func flush(_ collector: Collector) {
         readerCPUNanoseconds.store(Self.threadCPUNanoseconds(), ordering: .releasing)
         guard !collector.ends.isEmpty else { return }
+        // Hand the buffers over and start fresh ones: clearing shared storage would copy it.
         let batch = RawEventBatch(storage: collector.storage, ends: collector.ends)
         let count = UInt64(batch.count)
-        collector.storage.removeAll(keepingCapacity: true)
-        collector.ends.removeAll(keepingCapacity: true)
+        collector.storage = []
+        collector.storage.reserveCapacity(max(64 << 10, batch.storage.count))
+        collector.ends = []
+        collector.ends.reserveCapacity(max(1024, batch.ends.count))
         switch continuation.yield(batch) {
         case .dropped: recordsDropped.add(count, ordering: .relaxed)
         default: recordsRead.add(count, ordering: .relaxed)
@@ -139,5 +142,42 @@ final class RingBufferReader: @unchecked Sendable {
         var ts = timespec()
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}
+
+/// The session's records as typed `KernelEvent`s, one at a time. Records that fail to decode
+/// (truncated, unknown kind or version) are skipped and counted in `rejected`.
+public struct KernelEventSequence: AsyncSequence, Sendable {
+    public typealias Element = KernelEvent
+    let batches: AsyncStream<RawEventBatch>
+    public let rejected: RejectedRecords
+
+    public final class RejectedRecords: Sendable {
+        private let counts = Mutex<[EventDecoder.Rejection: UInt64]>([:])
+        public var byReason: [EventDecoder.Rejection: UInt64] { counts.withLock { $0 } }
+        public var total: UInt64 { counts.withLock { $0.values.reduce(0, +) } }
+        func add(_ failure: DecodeFailure) { counts.withLock { $0[failure.reason, default: 0] += 1 } }
+    }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: AsyncStream<RawEventBatch>.AsyncIterator
+        let rejected: RejectedRecords
+        var pending: [KernelEvent] = []
+        var index = 0
+
+        public mutating func next() async -> KernelEvent? {
+            while index >= pending.count {
+                guard let batch = await base.next() else { return nil }
+                let rejected = self.rejected
+                pending = batch.decode(rejected: { rejected.add($0) })
+                index = 0
+            }
+            defer { index += 1 }
+            return pending[index]
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: batches.makeAsyncIterator(), rejected: rejected)
     }
 }

@@ -11,6 +11,7 @@ struct Podstart: AsyncParsableCommand {
             ProbeCommand.self,
             AnalyzeCommand.self,
             BenchCommand.self,
+            BenchLoopCommand.self,
         ]
     )
 }

@@ -5,7 +5,13 @@ import Testing
 
 /// Real eBPF programs on the real kernel, watching a workload in fresh mount and pid namespaces.
 /// Root is required; on a machine that refuses BPF these tests fail and say why.
-@Suite("Kernel probes on the running kernel", .serialized)
+/// Every test that loads programs into the kernel runs under this one serialized suite: two
+/// sessions at once would see each other's hooks (StartWindowTests asks the kernel what is attached).
+@Suite("Real kernel", .serialized)
+enum RealKernel {}
+
+extension RealKernel {
+@Suite("Kernel probes on the running kernel")
 struct KernelProbeTests {
     /// One workload run does every operation; each expectation below checks one of them.
     @Test func everyFileOperationArrivesWithExactPathsRangesAndNamespace() async throws {
@@ -149,18 +155,71 @@ struct KernelProbeTests {
         let session = try openSession()
         defer { session.close() }
         try session.attach([.process, .opens])
-        let collector = try EventCollector(session: session)
+        // Typed events straight from the session's AsyncSequence.
+        let sequence = try session.kernelEvents()
+        let consumer = Task {
+            var seen: [KernelEvent] = []
+            for await event in sequence {
+                seen.append(event)
+                if event.exit?.task.comm == "ps-workload" { break }
+            }
+            return seen
+        }
         let result = try root.runWorkload(["loop", "500", "/data/a.txt", "10"])
         #expect(result.status == 0, "\(result.stderr)")
-        _ = await collector.waitFor { $0.contains { $0.exit?.task.comm == "ps-workload" } }
-        let ns = try #require(collector.snapshot.compactMap(\.exec).first { $0.path.path == "/ps-workload" }).task.mountNamespace
+        let events = await consumer.value
+        let ns = try #require(events.compactMap(\.exec).first { $0.path.path == "/ps-workload" }).task.mountNamespace
         let counts = try session.openCounts(mountNamespaces: [ns])
         session.close()
-        await collector.finish()
-        let records = collector.snapshot.compactMap(\.open).filter { $0.task.mountNamespace == ns && $0.rawPath == "/data/a.txt" }
+        #expect(sequence.rejected.total == 0)
+        let records = events.compactMap(\.open).filter { $0.task.mountNamespace == ns && $0.rawPath == "/data/a.txt" }
         #expect(records.count == 1, "one record for the first open, got \(records.count)")
         let key = try root.fileKey("data/a.txt")
         #expect(counts.first { $0.file == key }?.count == 500)
+    }
+
+    /// The container runtime's own writes (content-store ingest, snapshot unpack) are what later
+    /// split a pull into download and decompress: they are reported for the runtime and for every
+    /// child it forks (unpigz, CNI plugins), on the host's mount namespace, totalled in the kernel.
+    @Test func runtimeProcessesAndTheirChildrenHaveTheirWritesTotalled() async throws {
+        let dir = FileManager.default.temporaryDirectory.appending(path: "podstart-runtime-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A binary whose name the kernel recognises as the runtime's ("containerd…").
+        let fakeRuntime = "\(dir)/containerd-fake"
+        try FileManager.default.copyItem(atPath: try workloadBinary.get(), toPath: fakeRuntime)
+
+        let session = try openSession()
+        defer { session.close() }
+        try session.attach([.process, .writes])
+        let collector = try EventCollector(session: session)
+        // The "runtime" writes itself, then execs a shell whose forked child (dd) writes too.
+        let result = try run([fakeRuntime, "write", "\(dir)/ingest-data", "70000",
+                              "exec", "/bin/busybox", "sh", "-c",
+                              "/bin/busybox dd if=/dev/zero of=\(dir)/unpacked bs=4096 count=3 2>/dev/null; /bin/busybox true"])
+        #expect(result.status == 0, "\(result.stderr)")
+        _ = await collector.waitFor { events in events.compactMap(\.writeBegin).count >= 2 }
+        let totals = try session.writeTotals()
+        session.close()
+        await collector.finish()
+        let begins = collector.snapshot.compactMap(\.writeBegin)
+
+        let ingest = try #require(begins.first { $0.path.path == "\(dir)/ingest-data" }, "runtime write not reported: \(begins)")
+        #expect(ingest.isRuntimeProcess)
+        #expect(ingest.task.mountNamespace == session.hostMountNamespace)
+        let unpacked = try #require(begins.first { $0.path.path == "\(dir)/unpacked" }, "child's write not reported")
+        #expect(unpacked.isRuntimeProcess, "a forked child of the runtime is the runtime's")
+        #expect(unpacked.task.comm == "busybox")
+        #expect(unpacked.task.pid != ingest.task.pid)
+
+        #expect(totals.first { $0.file == ingest.file.key }?.bytes == 70000)
+        #expect(totals.first { $0.file == unpacked.file.key }?.bytes == 3 * 4096)
+        #expect(totals.first { $0.file == unpacked.file.key }?.writes == 3)
+        let t = try #require(totals.first { $0.file == unpacked.file.key })
+        #expect(t.firstNs <= t.lastNs && t.isRuntimeProcess)
+
+        // An ordinary host process writing is not the runtime: nothing reported for it.
+        #expect(!begins.contains { !$0.isRuntimeProcess && $0.task.mountNamespace == session.hostMountNamespace })
     }
 
     @Test func longPathsAreTruncatedWithAFlagNotDropped() async throws {
@@ -195,4 +254,5 @@ struct KernelProbeTests {
         let message = BPFError.notPermitted(missing: ["CAP_BPF", "CAP_PERFMON"]).description
         #expect(message.contains("CAP_BPF") && message.contains("root"))
     }
+}
 }

@@ -7,7 +7,8 @@ import Testing
 /// A real runc container start, with only the always-on hooks attached at first: runc's exec
 /// must open a start window early enough that the container's own opens are seen, and the end
 /// of the window must take the hot-path programs out of the kernel again.
-@Suite("Start windows with runc", .serialized)
+extension RealKernel {
+@Suite("Start windows with runc")
 struct StartWindowTests {
     @Test func aRuncStartAttachesTheHotHooksInTimeAndTheirEndDetachesThem() async throws {
         let root = try TestRoot(name: "runc")
@@ -79,6 +80,8 @@ struct StartWindowTests {
         #expect(d.contains(.finished(mountNamespace: ns, reason: .startupWindowElapsed)))
         #expect(d.last == .detach)
     }
+}
+
 }
 
 /// A runc bundle over a root file system, with its own state directory.

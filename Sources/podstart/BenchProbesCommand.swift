@@ -1,0 +1,215 @@
+import ArgumentParser
+import Foundation
+import KernelProbes
+import PodstartCore
+
+/// `podstart bench probes`: what the kernel probes cost a workload, as ratios to an untraced run
+/// measured in the same run, alternating modes round by round so drift hits all of them alike.
+struct BenchProbesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "probes",
+        abstract: "Cost of the kernel probes on an open+read loop, against no tracer and empty programs.",
+        discussion: """
+            Modes, each an open+read+close loop in a fresh mount namespace: no tracer (baseline); \
+            empty programs on podstart's hooks (the floor any tracepoint tracer can reach); podstart \
+            tracing the loop as a starting container; podstart with only its always-on hooks (a \
+            running, not starting, container). Then a burst over many distinct files measures the \
+            reader. Targets: ratio >= 0.95 x limitRatio, steadyRatio >= 0.98, no lost events, <= 100 ns \
+            of reader CPU per event.
+            """
+    )
+
+    @Flag(help: "Print one JSON object with the figures.")
+    var json = false
+
+    @Option(help: "Rounds per mode (modes alternate within each round).")
+    var rounds = 7
+
+    @Option(help: "Loop iterations per run.")
+    var iterations = 200_000
+
+    @Option(help: "Distinct files the loop cycles through.")
+    var files = 64
+
+    @Option(help: "Distinct files opened once each in the reader burst.")
+    var burstFiles = 50_000
+
+    func validate() throws {
+        guard rounds >= 1, iterations >= 1000, files >= 1, burstFiles >= 1 else {
+            throw ValidationError("--rounds, --files and --burst-files must be positive, --iterations at least 1000")
+        }
+    }
+
+    enum Mode: String, CaseIterable { case baseline, limit, traced, steady }
+
+    func run() async throws {
+        let workdir = FileManager.default.temporaryDirectory.appending(path: "podstart-bench-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: "\(workdir)/loop", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: "\(workdir)/burst", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: workdir) }
+        let content = Data(repeating: 0x61, count: 4096)
+        for i in 0..<files { try content.write(to: URL(filePath: "\(workdir)/loop/f\(i)")) }
+        for i in 0..<burstFiles { try content.write(to: URL(filePath: "\(workdir)/burst/f\(i)")) }
+
+        let session = try KernelProbeSession()
+        defer { session.close() }
+        let empty = try EmptyProbes()
+        let counter = EventCounter()
+        let stream = try session.events()
+        let consumer = Task { await counter.consume(stream) }
+
+        var opsPerSecond: [Mode: [Double]] = [:]
+        for round in 0..<rounds {
+            // rotate the order so no mode always runs first or after the same neighbour
+            let modes = Mode.allCases.indices.map { Mode.allCases[($0 + round) % Mode.allCases.count] }
+            for mode in modes {
+                session.detach(Set(ProbeFamily.allCases))
+                empty.detach()
+                switch mode {
+                case .baseline: break
+                case .limit: try empty.attach(Set(ProbeFamily.allCases))
+                case .traced: try session.attach(Set(ProbeFamily.allCases))
+                case .steady: try session.attach([.process])
+                }
+                let ns = try runLoop(dir: "\(workdir)/loop", files: files, iterations: iterations)
+                opsPerSecond[mode, default: []].append(Double(iterations) / (Double(ns) / 1e9))
+            }
+        }
+        session.detach(Set(ProbeFamily.allCases))
+        empty.detach()
+
+        // The reader burst: every open is a new file, so every one is a record.
+        try session.attach(Set(ProbeFamily.allCases))
+        let before = session.readerStatistics
+        let recordsBefore = counter.records
+        let burstStart = WallClock.monotonicNow()
+        _ = try runLoop(dir: "\(workdir)/burst", files: burstFiles, iterations: burstFiles)
+        try await Task.sleep(for: .milliseconds(Int(session.configuration.pollIntervalMs) * 3))
+        let burstEnd = WallClock.monotonicNow()
+        session.detach(Set(ProbeFamily.allCases))
+        let after = session.readerStatistics
+        let burstRecords = counter.records - recordsBefore
+        let stats = try session.statistics()
+        session.close()
+        await consumer.value
+
+        func median(_ xs: [Double]) -> Double {
+            let s = xs.sorted()
+            return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+        }
+        let base = median(opsPerSecond[.baseline]!)
+        let ratio = median(opsPerSecond[.traced]!) / base
+        let limitRatio = median(opsPerSecond[.limit]!) / base
+        let steadyRatio = median(opsPerSecond[.steady]!) / base
+        let lost = stats.values.reduce(0) { $0 + $1.lost } + after.dropped
+        let readerRecords = after.records - before.records
+        let readerNs = readerRecords == 0 ? 0 : Double(after.cpuNanoseconds - before.cpuNanoseconds) / Double(readerRecords)
+        let eventsPerSecond = Double(burstRecords) / (Double(burstEnd - burstStart) / 1e9)
+        let decodeNs = counter.decodeNanosecondsPerRecord
+
+        let figures: [(String, JSON)] = [
+            ("ratio", .double(ratio.rounded(toPlaces: 4))),
+            ("limitRatio", .double(limitRatio.rounded(toPlaces: 4))),
+            ("steadyRatio", .double(steadyRatio.rounded(toPlaces: 4))),
+            ("eventsPerSecond", .double(eventsPerSecond.rounded())),
+            ("lost", .uint(lost)),
+            ("readerNsPerEvent", .double(readerNs.rounded(toPlaces: 1))),
+            ("decodeNsPerEvent", .double(decodeNs.rounded(toPlaces: 1))),
+            ("baselineOpsPerSecond", .double(base.rounded())),
+            ("burstRecords", .uint(burstRecords)),
+            ("rounds", .int(Int64(rounds))),
+            ("iterations", .int(Int64(iterations))),
+            ("targetsMet", .object([
+                ("ratio", .bool(ratio >= 0.95 * limitRatio)),
+                ("steadyRatio", .bool(steadyRatio >= 0.98)),
+                ("lost", .bool(lost == 0)),
+                ("readerNsPerEvent", .bool(readerNs <= 100)),
+            ])),
+        ]
+        if json {
+            print(JSON.object(figures).rendered())
+        } else {
+            print("open+read loop, \(iterations) iterations x \(rounds) rounds, medians vs no tracer (\(Int(base)) ops/s):")
+            print(String(format: "  podstart tracing a starting container  ratio       %.4f  (target >= %.4f = 0.95 x limit)", ratio, 0.95 * limitRatio))
+            print(String(format: "  empty programs on the same hooks       limitRatio  %.4f", limitRatio))
+            print(String(format: "  podstart, container already running    steadyRatio %.4f  (target >= 0.98)", steadyRatio))
+            print("reader burst over \(burstFiles) new files:")
+            print(String(format: "  %.0f events/s, %llu lost, %.1f ns reader CPU per event (target <= 100), %.1f ns to decode",
+                         eventsPerSecond, lost, readerNs, decodeNs))
+        }
+    }
+
+    /// Runs the loop in a fresh mount namespace (a "container" to the probes); returns its time.
+    func runLoop(dir: String, files: Int, iterations: Int) throws -> UInt64 {
+        let process = Process()
+        process.executableURL = URL(filePath: "/usr/bin/unshare")
+        process.arguments = ["--mount", "--fork", "/proc/self/exe", "bench-loop",
+                             "--dir", dir, "--files", String(files), "--iterations", String(iterations)]
+        // /proc/self/exe must name podstart, not unshare: resolve it here.
+        process.arguments![2] = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0,
+              let ns = UInt64(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        else { throw ValidationError("the benchmark loop failed (exit \(process.terminationStatus))") }
+        return ns
+    }
+}
+
+/// The loop the probes benchmark measures: open, read, close over a set of files. Hidden; run by
+/// `bench probes` inside a fresh mount namespace. Prints the loop's nanoseconds.
+struct BenchLoopCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bench-loop", shouldDisplay: false)
+
+    @Option var dir: String
+    @Option var files: Int
+    @Option var iterations: Int
+    @Option var bytes = 4096
+
+    func run() throws {
+        let paths = (0..<files).map { strdup("\(dir)/f\($0)")! }
+        defer { paths.forEach { free($0) } }
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 4096)
+        defer { buffer.deallocate() }
+        let start = WallClock.monotonicNow()
+        for i in 0..<iterations {
+            let fd = open(paths[i % files], O_RDONLY)
+            if fd < 0 { throw ValidationError("open \(String(cString: paths[i % files])): errno \(errno)") }
+            _ = read(fd, buffer, bytes)
+            close(fd)
+        }
+        print(WallClock.monotonicNow() - start)
+    }
+}
+
+/// Counts (and decodes, timing the decoding) what the reader delivers.
+final class EventCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count: UInt64 = 0
+    private var decodeNs: UInt64 = 0
+
+    var records: UInt64 { lock.withLock { count } }
+    var decodeNanosecondsPerRecord: Double { lock.withLock { count == 0 ? 0 : Double(decodeNs) / Double(count) } }
+
+    func consume(_ stream: AsyncStream<RawEventBatch>) async {
+        for await batch in stream {
+            let t0 = WallClock.monotonicNow()
+            let events = batch.decode()
+            let t1 = WallClock.monotonicNow()
+            lock.withLock {
+                count += UInt64(events.count)
+                decodeNs += t1 - t0
+            }
+        }
+    }
+}
+
+extension Double {
+    func rounded(toPlaces places: Int) -> Double {
+        let scale = pow(10, Double(places))
+        return (self * scale).rounded() / scale
+    }
+}
