@@ -45,6 +45,9 @@ public struct PodStartAssembler {
     var openPulls: [OpenPull] = []
     var finishedPulls: [ContainerdPull] = []
     var pendingSize: [String: Int64] = [:]
+    var pendingDuration: [String: Int64] = [:]
+    /// Pulls whose begin/end disagree with containerd's own "in <duration>" (a damaged line).
+    public private(set) var inconsistentPulls = 0
     var serial = 0
 
     /// Upper bound on pods held while waiting for their startup line.
@@ -80,16 +83,34 @@ public struct PodStartAssembler {
             openPulls.append(OpenPull(image: image, begin: e.time))
             if openPulls.count > 1024 { openPulls.removeFirst(openPulls.count - 1024) }
         case .pullFinished(let image, _), .pullFailed(let image):
-            guard let i = openPulls.firstIndex(where: { $0.image == image }) else { return }
+            guard let i = openPulls.firstIndex(where: { $0.image == image }) else {
+                // Its start line is missing or damaged: a pull happened, of unknown length.
+                var orphan = ContainerdPull(image: image, begin: e.time, end: e.time, failed: false, sizeBytes: nil)
+                orphan.suspect = true
+                inconsistentPulls += 1
+                finishedPulls.append(orphan)
+                return
+            }
             let p = openPulls.remove(at: i)
             var failed = false
             if case .pullFailed = e.kind { failed = true }
-            finishedPulls.append(ContainerdPull(image: image, begin: p.begin, end: e.time, failed: failed,
-                                                sizeBytes: pendingSize.removeValue(forKey: image)))
+            var pull = ContainerdPull(image: image, begin: p.begin, end: e.time, failed: failed,
+                                      sizeBytes: pendingSize.removeValue(forKey: image))
+            // containerd states the pull's duration on its "Pulled image" line: the two lines'
+            // timestamps must agree with it (they differ by its bookkeeping, a few ms).
+            let measured = e.time.goSub(p.begin)
+            if measured < 0 { pull.suspect = true }
+            if let d = pendingDuration.removeValue(forKey: image), abs(measured - d) > 50_000_000 + d / 100 {
+                pull.suspect = true
+            }
+            if pull.suspect { inconsistentPulls += 1 }
+            finishedPulls.append(pull)
             if finishedPulls.count > 1024 { finishedPulls.removeFirst(finishedPulls.count - 1024); unattributedPulls += 1 }
-        case .pulled(let image, let size, _):
+        case .pulled(let image, let size, let duration):
             if let size { pendingSize[image] = size }
+            if let duration { pendingDuration[image] = duration }
             if pendingSize.count > 1024 { pendingSize.removeAll() }
+            if pendingDuration.count > 1024 { pendingDuration.removeAll() }
         case .containerCreateRequested(let sandboxID, _):
             guard let podKey = sandboxByID[sandboxID], var s = sandboxes[podKey] else { return }
             attributePulls(to: &s, at: e.time)
@@ -119,25 +140,48 @@ public struct PodStartAssembler {
         }
     }
 
-    /// Pulls that ended before this CreateContainer and began after the sandbox's last step.
+    /// Gives the sandbox the pulls made for the container it is about to create: those that
+    /// began after its last step and ended before this CreateContainer. Anything that cannot be
+    /// explained (a damaged or missing line, a pull overlapping the pod's own steps with no other
+    /// pod waiting) makes the pod's pull total unknown instead of silently smaller.
     private mutating func attributePulls(to s: inout Sandbox, at t: KubeletTimestamp) {
         var keep: [ContainerdPull] = []
+        func contenders(_ p: ContainerdPull) -> [Sandbox] {
+            sandboxes.values.filter { $0.pod != s.pod && $0.waitingForContainer && $0.lastStep <= p.begin }
+        }
         for p in finishedPulls {
-            guard p.end <= t else { keep.append(p); continue }
-            guard p.begin >= s.lastStep else { keep.append(p); continue }
-            // Another sandbox waiting for a container over the same span makes it ambiguous.
-            let contenders = sandboxes.values.filter {
-                $0.pod != s.pod && $0.waitingForContainer && $0.lastStep <= p.begin
+            // Not in the span since this pod's last step: someone else's, or earlier.
+            // Does the pull (or, when damaged, either of its instants) touch (lastStep, t]?
+            let touches = (p.begin >= s.lastStep && p.begin <= t) || (p.end > s.lastStep && p.end <= t)
+                || (p.begin < s.lastStep && p.end > t)
+            guard touches else { keep.append(p); continue }
+            let others = contenders(p)
+            if p.suspect || p.end > t || p.begin < s.lastStep {
+                if others.isEmpty {
+                    s.ambiguous = true // unexplained: this pod's pull total is unknown
+                    unattributedPulls += 1
+                } else {
+                    keep.append(p)
+                }
+                continue
             }
-            if contenders.isEmpty {
+            if others.isEmpty {
                 s.pulls.append(p)
             } else {
                 unattributedPulls += 1
                 s.ambiguous = true
-                for c in contenders { sandboxes[c.pod]?.ambiguous = true }
+                for c in others { sandboxes[c.pod]?.ambiguous = true }
             }
         }
         finishedPulls = keep
+        // A pull still open now that began after the last step, with nobody else waiting: its
+        // end line is missing or damaged.
+        if openPulls.contains(where: { $0.begin >= s.lastStep && $0.begin <= t }) {
+            let lone = openPulls.filter { $0.begin >= s.lastStep && $0.begin <= t }.allSatisfy { p in
+                !sandboxes.values.contains { $0.pod != s.pod && $0.waitingForContainer && $0.lastStep <= p.begin }
+            }
+            if lone { s.ambiguous = true }
+        }
     }
 
     private mutating func evictIfNeeded() {
@@ -157,7 +201,14 @@ public struct PodStartAssembler {
     /// Builds the report for a startup line and forgets the pod's containerd state.
     public mutating func report(for o: KubeletPodStartupObservation) -> PodStartReport {
         var r = PodStartReport(observation: o)
-        if let s = sandboxes[o.pod], s.ready != nil {
+        if var s = sandboxes[o.pod], s.ready != nil {
+            // A pull left over since this pod's sandbox was requested that no other pending pod
+            // could own: a line around it was damaged; the pull total is unknown.
+            let others = sandboxes.values.filter { $0.pod != s.pod }
+            let leftover = finishedPulls.map(\.begin) + openPulls.map(\.begin)
+            if leftover.contains(where: { b in b >= s.requested && !others.contains { $0.requested <= b } }) {
+                s.ambiguous = true
+            }
             r.pulls = s.pulls
             r.sandboxNanoseconds = s.ready.map { $0.goSub(s.requested) }
             if !s.ambiguous, !s.pulls.isEmpty || !s.containers.isEmpty {

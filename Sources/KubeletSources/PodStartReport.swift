@@ -26,6 +26,8 @@ public struct ContainerdPull: Sendable, Hashable {
     public var end: KubeletTimestamp
     public var failed: Bool
     public var sizeBytes: Int64?
+    /// Its timestamps contradict containerd's stated duration: not used for any figure.
+    public var suspect = false
 }
 
 /// Everything `podstart analyze` reports for one pod start.

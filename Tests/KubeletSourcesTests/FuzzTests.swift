@@ -132,6 +132,45 @@ import Testing
         }
     }
 
+    /// A damaged digit in a containerd timestamp must not silently change the pod's pull total:
+    /// either the pull's begin/end still agree with containerd's stated duration (within its
+    /// few-ms bookkeeping), or the pull total becomes unknown.
+    @Test func damagedContainerdTimesNeverChangePullTotalsSilently() throws {
+        let journal = try Samples.text("kubelet-journal-sample.log")
+        let want: Int64 = 4_686_174_179
+        var rng = SplitMix(state: 11)
+        var unknown = 0, same = 0
+        let lines = journal.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let pullLines = lines.indices.filter { i in
+            ["msg=\"PullImage", "msg=\"CreateContainer", "msg=\"StartContainer", "msg=\"RunPodSandbox"].contains { lines[i].contains($0) }
+        }
+        for _ in 0..<600 {
+            var copy = lines
+            let li = pullLines.randomElement(using: &rng)!
+            var bytes = Array(copy[li].utf8)
+            // A digit of the seconds or sub-second part of time="…".
+            let tIdx = bytes.indices.first { i in i + 6 < bytes.count && bytes[i..<i + 6].elementsEqual("time=\"".utf8) }! + 6
+            let at = tIdx + [17, 18, 20, 21, 22].randomElement(using: &rng)!
+            var d: UInt8
+            repeat { d = UInt8(ascii: "0") + UInt8.random(in: 0...9, using: &rng) } while d == bytes[at]
+            bytes[at] = d
+            copy[li] = String(decoding: bytes, as: UTF8.self)
+            var reports: [PodStartReport] = []
+            let scanner = KubeletLogScanner { reports.append($0) }
+            scanner.feed(copy.joined(separator: "\n"))
+            scanner.finish()
+            let web = try #require(reports.first { $0.pod.hasPrefix("shop/") })
+            if let total = web.containerdPullNanoseconds {
+                // Undetectable: a change within containerd's own bookkeeping slack.
+                #expect(abs(total - want) <= 50_000_000 + want / 100, "pull total changed silently: \(total) after damaging \(copy[li])")
+                same += 1
+            } else {
+                unknown += 1
+            }
+        }
+        #expect(unknown > 0)
+    }
+
     @Test func containerdLinesSurviveCorruption() throws {
         var rng = SplitMix(state: 7)
         let lines = try Samples.text("kubelet-journal-sample.log").split(separator: "\n").filter { $0.contains("containerd[") }.map { Array($0.utf8) }
