@@ -163,7 +163,8 @@ public final class KernelProbeSession: @unchecked Sendable {
     public func events() throws -> AsyncStream<RawEventBatch> {
         try lock.withLock {
             if let reader { return reader.stream }
-            let fd = try objects[.process]!.mapFD(named: "ps_events")
+            guard let process = objects[.process] else { throw BPFError.map(name: "ps_events", errno: EBADF) }
+            let fd = try process.mapFD(named: "ps_events")
             let r = try RingBufferReader(ringFD: fd, pollIntervalMs: configuration.pollIntervalMs,
                                          bufferedBatches: configuration.bufferedBatches)
             r.start()
@@ -198,7 +199,7 @@ public final class KernelProbeSession: @unchecked Sendable {
 
     /// Per-program counters from the kernel, summed over CPUs.
     public func statistics() throws -> [ProbeProgram: ProgramStatistics] {
-        let fd = try lock.withLock { try objects[.process]!.mapFD(named: "ps_stats") }
+        let fd = try sharedFD("ps_stats")
         let cpus = Int(libbpf_num_possible_cpus())
         let stride = (MemoryLayout<ps_prog_stats>.size + 7) & ~7
         var result: [ProbeProgram: ProgramStatistics] = [:]
@@ -237,7 +238,15 @@ public final class KernelProbeSession: @unchecked Sendable {
     }
 
     private func sharedFD(_ name: String) throws -> Int32 {
-        try lock.withLock { try objects[.process]!.mapFD(named: name) }
+        try objectFD(.process, name)
+    }
+
+    /// A map's descriptor; after `close()` the maps are gone and this throws (EBADF).
+    private func objectFD(_ family: ProbeFamily, _ name: String) throws -> Int32 {
+        try lock.withLock {
+            guard let object = objects[family] else { throw BPFError.map(name: name, errno: EBADF) }
+            return try object.mapFD(named: name)
+        }
     }
 
     private func update(map name: String, key: UInt32) throws {
@@ -260,7 +269,7 @@ public final class KernelProbeSession: @unchecked Sendable {
     /// Opens counted in the kernel. With `mountNamespaces`, only those (and, with `remove`,
     /// their entries are deleted: a finished start frees its room).
     public func openCounts(mountNamespaces: Set<UInt32>? = nil, remove: Bool = false) throws -> [OpenCount] {
-        let fd = try lock.withLock { try objects[.opens]!.mapFD(named: "ps_opens") }
+        let fd = try objectFD(.opens, "ps_opens")
         return try Self.entries(fd: fd, map: "ps_opens", key: ps_open_key.self, value: ps_open_value.self,
                                 remove: remove, where: { mountNamespaces?.contains($0.mntns) ?? true })
             .map { key, value in
@@ -272,7 +281,7 @@ public final class KernelProbeSession: @unchecked Sendable {
 
     /// Write totals per (process, file).
     public func writeTotals(remove: Bool = false) throws -> [WriteTotal] {
-        let fd = try lock.withLock { try objects[.writes]!.mapFD(named: "ps_writes") }
+        let fd = try objectFD(.writes, "ps_writes")
         return try Self.entries(fd: fd, map: "ps_writes", key: ps_write_key.self, value: ps_write_value.self,
                                 remove: remove, where: { _ in true })
             .map { key, value in
@@ -286,7 +295,7 @@ public final class KernelProbeSession: @unchecked Sendable {
     /// The runs of pages still open in the kernel (each is emitted as a record only when a
     /// non-contiguous access replaces it). Draining removes them, so call it when a start is over.
     public func drainReadRanges(mountNamespaces: Set<UInt32>? = nil) throws -> [ReadRangeEvent] {
-        let fd = try lock.withLock { try objects[.reads]!.mapFD(named: "ps_ranges") }
+        let fd = try objectFD(.reads, "ps_ranges")
         let now = WallClock.monotonicNow()
         return try Self.entries(fd: fd, map: "ps_ranges", key: ps_range_key.self, value: ps_range_value.self,
                                 remove: true, where: { mountNamespaces?.contains($0.mntns) ?? true })

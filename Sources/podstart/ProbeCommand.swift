@@ -84,9 +84,9 @@ struct ProbeCommand: AsyncParsableCommand {
         if wanted.contains(.writes) {
             for total in try session.writeTotals() { printer.printWriteTotal(total) }
         }
+        let stats = try? session.statistics()
         session.close()
         await consumer.value
-        let stats = try? session.statistics()
         if let stats {
             let summary = ProbeProgram.allCases.map { "\($0.rawValue)=\(stats[$0]!.events)/\(stats[$0]!.lost) lost" }
             FileHandle.standardError.write(Data("podstart: events per program: \(summary.joined(separator: " "))\n".utf8))

@@ -222,6 +222,48 @@ struct KernelProbeTests {
         #expect(!begins.contains { !$0.isRuntimeProcess && $0.task.mountNamespace == session.hostMountNamespace })
     }
 
+    /// Inside an overlayfs root (how containerd mounts a container), page-cache reads name the
+    /// lower layer's file on the host — the same device and inode as stat on the file in the
+    /// layer directory — while the open names the overlay's inode. Joining the two goes through
+    /// the layer that provides the path.
+    @Test func overlayReadsNameTheLowerLayersFile() async throws {
+        let lower = try TestRoot(name: "lower")
+        try FileManager.default.createDirectory(atPath: "\(lower.path)/dev", withIntermediateDirectories: true)
+        try lower.write("data/layer-file.bin", bytes: 64 * 1024)
+        let base = lower.path + ".ovl"
+        for dir in ["upper", "work", "merged"] {
+            try FileManager.default.createDirectory(atPath: "\(base)/\(dir)", withIntermediateDirectories: true)
+        }
+        try run(["mount", "-t", "overlay", "overlay", "-o",
+                 "lowerdir=\(lower.path),upperdir=\(base)/upper,workdir=\(base)/work", "\(base)/merged"])
+        defer {
+            _ = try? run(["umount", "\(base)/merged"], allowFailure: true)
+            try? FileManager.default.removeItem(atPath: base)
+        }
+        let session = try openSession()
+        defer { session.close() }
+        try session.attach([.process, .opens, .reads])
+        let collector = try EventCollector(session: session)
+        let result = try run(["unshare", "--mount", "--fork", "chroot", "\(base)/merged", "/ps-workload",
+                              "read", "/data/layer-file.bin", "8192", "8192"], allowFailure: true)
+        #expect(result.status == 0, "\(result.stderr)")
+        _ = await collector.waitFor { $0.contains { $0.exit?.task.comm == "ps-workload" } }
+        session.detach(ProbeFamily.startHooks)
+        let pending = try session.drainReadRanges()
+        session.close()
+        await collector.finish()
+        let events = collector.snapshot + pending.map { .readRange($0) }
+
+        let open = try #require(events.compactMap(\.open).first { $0.rawPath == "/data/layer-file.bin" })
+        let ns = open.task.mountNamespace
+        let lowerKey = try lower.fileKey("data/layer-file.bin")
+        #expect(open.path?.path == "/data/layer-file.bin")
+        #expect(open.file?.key.device != lowerKey.device, "the open sees the overlay's device")
+        let ranges = events.compactMap(\.readRange).filter { $0.mountNamespace == ns && $0.source == .access }
+        #expect(ranges.contains { $0.file == lowerKey && $0.firstPage <= 2 && 3 < $0.firstPage + $0.pageCount },
+                "pages 2-3 of the lower file \(lowerKey) not reported: \(ranges)")
+    }
+
     @Test func longPathsAreTruncatedWithAFlagNotDropped() async throws {
         let root = try TestRoot(name: "long")
         var relative = "data"
