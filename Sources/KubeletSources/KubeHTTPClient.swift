@@ -41,9 +41,23 @@ public struct KubeEndpoint: Sendable {
         guard let host = env["KUBERNETES_SERVICE_HOST"], let port = env["KUBERNETES_SERVICE_PORT"] else {
             throw KubeHTTPError.notInCluster
         }
-        let token = try String(contentsOfFile: directory + "/token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let h = host.contains(":") ? "[\(host)]" : host
-        return try KubeEndpoint(url: "https://\(h):\(port)", bearerToken: token, caFile: directory + "/ca.crt")
+        return try serviceAccount(url: "https://\(h):\(port)", directory: directory)
+    }
+
+    /// Any HTTPS endpoint (e.g. the node's kubelet, `https://<node-ip>:10250`) with the service
+    /// account's token and CA. Kubelets whose serving certificate the cluster CA did not sign
+    /// need `insecureSkipVerify` (as `--kubelet-insecure-tls` does for metrics-server).
+    public static func serviceAccount(url: String, directory: String = serviceAccountDirectory,
+                                      insecureSkipVerify: Bool = false, timeout: TimeAmount = .seconds(10)) throws -> KubeEndpoint {
+        let token: String
+        do {
+            token = try String(contentsOfFile: directory + "/token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        } catch {
+            throw KubeHTTPError.connection("cannot read the service account token in \(directory): \(error); mount the service account or pass a token")
+        }
+        return try KubeEndpoint(url: url, bearerToken: token, caFile: directory + "/ca.crt",
+                                insecureSkipVerify: insecureSkipVerify, timeout: timeout)
     }
 }
 

@@ -94,7 +94,12 @@ import Testing
 
     @Test func scrapesKubeletMetricsOverHTTPSWithBearerTokenAndCA() async throws {
         try await Self.withServer(tls: true) { server, pki in
-            let ep = try KubeEndpoint(url: "https://127.0.0.1:\(server.port)", bearerToken: Self.token, caFile: pki!.caFile)
+            // A service-account directory as Kubernetes mounts it: token + ca.crt.
+            let sa = pki!.directory + "/serviceaccount"
+            try FileManager.default.createDirectory(atPath: sa, withIntermediateDirectories: true)
+            try (Self.token + "\n").write(toFile: sa + "/token", atomically: true, encoding: .utf8)
+            try FileManager.default.copyItem(atPath: pki!.caFile, toPath: sa + "/ca.crt")
+            let ep = try KubeEndpoint.serviceAccount(url: "https://127.0.0.1:\(server.port)", directory: sa)
             let (metrics, exposition) = try await KubeletEndpoints(ep).scrapeMetrics()
             #expect(exposition.errors.isEmpty)
             let direct = PrometheusText.parse(try Samples.text("kubelet-metrics-sample.prom"))
