@@ -46,7 +46,9 @@ public enum GoTime {
                 guard let f = c.fraction() else { return nil }
                 frac = f
             }
-            let v = whole * 1_000_000_000 + frac
+            let (w, overflow) = whole.multipliedReportingOverflow(by: 1_000_000_000)
+            guard !overflow, w <= Int64.max - frac else { return nil }
+            let v = w + frac
             monotonic = msign == UInt8(ascii: "-") ? -v : v
         }
         guard c.atEnd else { return nil }

@@ -40,7 +40,7 @@ public struct StartupSummary: Sendable {
         e2e[ns, default: []].append(e)
         for q in r.quirks { quirkCounts[q, default: 0] += 1 }
         variantCounts[r.observation.variant, default: 0] += 1
-        if slowest.count < slowestLimit || e > slowest.last!.e2eSeconds {
+        if slowestLimit > 0, slowest.count < slowestLimit || e > (slowest.last?.e2eSeconds ?? -.infinity) {
             let item = SlowPod(pod: r.pod, e2eSeconds: e, sloSeconds: s)
             let i = slowest.firstIndex { $0.e2eSeconds < e } ?? slowest.count
             slowest.insert(item, at: i)

@@ -198,6 +198,13 @@ import Testing
         #expect(json.contains(#""slo":{"thresholdSeconds":5.0,"percentile":99,"met":false,"podsOverThreshold":5}"#))
         let parsed = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
         #expect(parsed?["pods"] as? Int == 10)
+        // --top 0 lists no slow pods (and does not trap).
+        var none = StartupSummary()
+        none.slowestLimit = 0
+        none.add(PodStartReport(observation: KubeletPodStartupObservation(
+            namespace: "a", name: "p", variant: .v3, sloSecondsText: "1", sloSeconds: 1, e2eNanoseconds: 1,
+            created: nil, watchObservedRunning: nil)))
+        #expect(none.slowest.isEmpty && none.overall.count == 1)
     }
 
     @Test func everyReportLineIsValidJSONWithTheContractKeys() throws {

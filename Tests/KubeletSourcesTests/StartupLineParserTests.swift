@@ -145,6 +145,9 @@ import Testing
         #expect(GoTime.parseTime("2024-11-29 16:13:17 +0000") == nil)
         #expect(GoTime.parseTime("2024-11-29 16:13:17.1234567890 +0000 UTC") == nil)
         #expect(GoTime.parseTime("2024-13-29 16:13:17 +0000 UTC") == nil)
+        // A monotonic reading too large for Int64 nanoseconds is rejected, not trapped on.
+        #expect(GoTime.parseTime("2024-11-29 16:13:17 +0000 UTC m=+9999999999.999999999") == nil)
+        #expect(GoTime.parseDuration("9999999999999999h") == nil)
     }
 
     @Test(arguments: [
