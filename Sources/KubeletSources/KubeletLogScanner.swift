@@ -44,10 +44,11 @@ public final class KubeletLogScanner {
 
     /// Scans a file descriptor to its end. Reading and the `memmem` search run on a second
     /// thread, a few chunks ahead of the parsing on this one (memory: `pipelineDepth` chunks).
-    public func scan(fd: Int32) throws(ScanError) {
+    /// `prefix`: bytes already read from `fd` (they come first).
+    public func scan(fd: Int32, prefix: [UInt8] = []) throws(ScanError) {
         finish()
         let pipe = ChunkPipeline(chunkSize: chunkSize, maxLineBytes: Self.maxLineBytes, depth: Self.pipelineDepth)
-        let reader = Thread { pipe.readAll(fd: fd) }
+        let reader = Thread { pipe.readAll(fd: fd, prefix: prefix) }
         reader.stackSize = 1 << 20
         reader.start()
         while let item = pipe.next() {
@@ -56,8 +57,52 @@ public final class KubeletLogScanner {
             dispatch(region, item.hits)
             pipe.release()
         }
-        counters.bytes += pipe.bytesRead
+        counters.bytes += pipe.bytesRead + Int64(prefix.count)
         if let e = pipe.readErrno { throw .read(errno: e) }
+    }
+
+    /// Scans a log, or a `journalctl -o json` export of one (recognised by its first record:
+    /// then each record's MESSAGE is analysed).
+    public func scanDetectingFormat(fd: Int32) throws(ScanError) {
+        var head = [UInt8](repeating: 0, count: 64 << 10)
+        var got = 0
+        while got < head.count {
+            let n = head.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, $0.count - got) }
+            if n < 0 { if errno == EINTR { continue }; throw .read(errno: errno) }
+            if n == 0 { break }
+            got += n
+            if head[0..<got].contains(UInt8(ascii: "\n")) { break }
+        }
+        head.removeSubrange(got...)
+        let firstLine = head.prefix { $0 != UInt8(ascii: "\n") }
+        let looksLikeJournalJSON = firstLine.first == UInt8(ascii: "{")
+            && firstLine.withUnsafeBufferPointer { findBytes($0, Self.cursorKey.buffer) != nil }
+        guard looksLikeJournalJSON else { return try scan(fd: fd, prefix: head) }
+        var pending = head
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        var eof = false
+        while true {
+            var start = 0
+            while let nl = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                journalRecordLine(pending[start..<nl])
+                start = nl + 1
+            }
+            pending.removeFirst(start)
+            if eof { break }
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; throw .read(errno: errno) }
+            if n == 0 { eof = true; pending.append(UInt8(ascii: "\n")); continue }
+            pending.append(contentsOf: chunk[0..<n])
+        }
+    }
+
+    static let cursorKey = Needle("\"__CURSOR\"")
+    public private(set) var journalRecordsSkipped = 0
+
+    private func journalRecordLine(_ line: ArraySlice<UInt8>) {
+        guard !line.isEmpty else { return }
+        guard let r = JournalRecord.parse(Array(line)) else { journalRecordsSkipped += 1; return }
+        r.message.withUnsafeBufferPointer { processLine($0) }
     }
 
     static let pipelineDepth = 3
@@ -254,8 +299,8 @@ final class ChunkPipeline: @unchecked Sendable {
     deinit { for b in buffers { b.deallocate() } }
 
     /// Reader thread.
-    func readAll(fd: Int32) {
-        var carry: [UInt8] = []
+    func readAll(fd: Int32, prefix: [UInt8]) {
+        var carry: [UInt8] = prefix
         var index = 0
         var hits: [KubeletLogScanner.LineHit] = []
         var eof = false

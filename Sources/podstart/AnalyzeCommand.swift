@@ -88,7 +88,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
                 if fd < 0 { throw ScanError.open(path: path, errno: errno) }
             }
             defer { if fd != 0 { close(fd) } }
-            try scanner.scan(fd: fd)
+            try scanner.scanDetectingFormat(fd: fd)
         }
 
         switch format {

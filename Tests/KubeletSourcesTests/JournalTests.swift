@@ -108,6 +108,31 @@ import Testing
         #expect(fake.args.last == "-o json --no-pager -f -u kubelet -u containerd --after-cursor s=podstart;i=20")
     }
 
+    /// `journalctl -o json > node.json; podstart analyze --kubelet-log node.json` works too.
+    @Test func journalJSONExportFilesAreRecognised() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("podstart-export-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try (try Self.records().joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        var reports: [PodStartReport] = []
+        let scanner = KubeletLogScanner { reports.append($0) }
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        try scanner.scanDetectingFormat(fd: fd)
+        #expect(reports.map(\.pod) == ["shop/web-7d9f8c6b5-x2kqz", "kube-system/coredns-6f6b679f8f-5m7kq"])
+        #expect(reports.first?.correctedSloNanoseconds == Int64(3_258_143_511))
+        #expect(scanner.journalRecordsSkipped == 0)
+        // A plain log through the same entry point.
+        let plain = FileManager.default.temporaryDirectory.appendingPathComponent("podstart-plain-\(UUID().uuidString).log").path
+        defer { try? FileManager.default.removeItem(atPath: plain) }
+        try Samples.text("kubelet-journal-sample-v1.36.log").write(toFile: plain, atomically: true, encoding: .utf8)
+        var v4: [PodStartReport] = []
+        let s2 = KubeletLogScanner { v4.append($0) }
+        let fd2 = open(plain, O_RDONLY)
+        defer { close(fd2) }
+        try s2.scanDetectingFormat(fd: fd2)
+        #expect(v4.map(\.observation.variant) == [.v4, .v4])
+    }
+
     @Test func missingJournalctlSaysWhatToDo() {
         var reader = JournalctlReader(units: ["kubelet"])
         reader.searchPath = "/nonexistent"
