@@ -138,6 +138,24 @@ extension PodStartReport {
 
     public static func renderTable(rows: [[String]]) -> String { KubeletSources.renderTable(rows) }
 
+    /// Column widths of the streamed per-pod table (longer cells push the row, never truncate).
+    static let columnWidths = [52, 3, 14, 11, 9, 9, 9, 12, 0]
+
+    public static func fixedWidthRow(_ cells: [String]) -> String {
+        var out = ""
+        for (i, c) in cells.enumerated() {
+            let w = i < columnWidths.count ? columnWidths[i] : 0
+            let pad = max(0, w - c.count)
+            if i == 0 || i == cells.count - 1 {
+                out += c + (i == cells.count - 1 ? "" : String(repeating: " ", count: pad))
+            } else {
+                out += String(repeating: " ", count: pad) + c
+            }
+            if i < cells.count - 1 { out += "  " }
+        }
+        return out
+    }
+
     public func csvLine() -> String {
         let o = observation
         let fields: [String] = [

@@ -118,6 +118,9 @@ public struct StartupSummary: Sendable {
         let o = overall
         rows.append(["(all)", "\(o.count)", f(o.sloP50), f(o.sloP90), f(o.sloP99), f(o.e2eP50), f(o.e2eP90), f(o.e2eP99), "\(o.sloBreaches)"])
         out += renderTable(rows)
+        if !quirkCounts.isEmpty {
+            out += "(SLO figures use the corrected value for pods whose kubelet value a quirk made wrong.)\n"
+        }
         out += "\nPod startup SLO (p99 ≤ 5 s excluding image pulls): "
         out += o.count == 0 ? "no pods\n" : (o.sloP99 <= Self.sloThresholdSeconds ? "met" : "BREACHED") + " (p99 \(f(o.sloP99)) s, \(o.sloBreaches) of \(o.count) pods over 5 s)\n"
         if !slowest.isEmpty {

@@ -56,15 +56,21 @@ struct AnalyzeCommand: AsyncParsableCommand {
         let out = BufferedOutput()
         var summary = StartupSummary()
         summary.slowestLimit = top
-        var tableRows: [[String]] = []
         let format = output
         if format == .csv { out.write(PodStartReport.csvHeaderLine + "\n") }
+        // Table rows are streamed with fixed widths so memory does not grow with the log.
+        var wroteTableHeader = false
         let scanner = KubeletLogScanner { report in
             summary.add(report)
             switch format {
             case .json: out.writeJSON(report)
             case .csv: out.write(report.csvLine() + "\n")
-            case .table: tableRows.append(report.tableRow())
+            case .table:
+                if !wroteTableHeader {
+                    out.write(PodStartReport.fixedWidthRow(PodStartReport.tableHeader) + "\n")
+                    wroteTableHeader = true
+                }
+                out.write(PodStartReport.fixedWidthRow(report.tableRow()) + "\n")
             }
         }
         if let since { scanner.since = SinceParser.parse(since, now: Date()) }
@@ -97,9 +103,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
         case .csv:
             break
         case .table:
-            if !tableRows.isEmpty {
-                out.write(PodStartReport.renderTable(rows: [PodStartReport.tableHeader] + tableRows) + "\n")
-            }
+            if wroteTableHeader { out.write("\n") }
             out.write(summary.table(counters: scanner.counters))
         }
         out.flush()
