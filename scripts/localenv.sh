@@ -11,10 +11,10 @@
 #
 # Directory: $PODSTART_LOCALENV_DIR (default /var/lib/podstart-localenv). Nothing is written
 # outside it except what the kernel and runc need: netns mounts under /var/run/netns, the bridge
-# link "podstart0", cgroups under /podstart/, and containerd's shim sockets under /run/containerd/s.
+# link "pst<hash>", cgroups under /podstart/, and containerd's shim sockets under /run/containerd/s.
 # `down` removes all of them that belong to this environment.
 #
-# Network: the registry listens on 127.0.0.1 only; pods get eth0 addresses in 10.88.77.0/24 on a
+# Network: the registry listens on 127.0.0.1 only; pods get eth0 addresses in a 10.88.x.0/24 on a
 # bridge with no gateway and no masquerading, so nothing routes out of them and nothing is sent to
 # them.
 set -euo pipefail
@@ -34,8 +34,11 @@ REG_LOG=$REG_DIR/registry.log
 CNI_CONF_DIR=$ROOT/cni/net.d
 CNI_IPAM_DIR=$ROOT/cni/ipam
 CNI_BIN_DIR=/usr/lib/cni
-BRIDGE=podstart0
-POD_SUBNET=10.88.77.0/24
+# Bridge and subnet derive from the directory, so two environments (a developer's and the tests')
+# can run side by side without sharing a bridge or handing out the same addresses.
+ENV_HASH=$(printf '%s' "$ROOT" | sha256sum | cut -c1-6)
+BRIDGE=pst$ENV_HASH
+POD_SUBNET=10.88.$((16#${ENV_HASH:0:2} % 200 + 20)).0/24
 OCI=$ROOT/oci
 BUILD=$ROOT/build
 NS=k8s.io
@@ -304,10 +307,12 @@ our_shims() {
 
 # Removes every CRI pod of this containerd: tasks killed, containers deleted, and the sandboxes'
 # network namespaces and IP leases released (what StopPodSandbox would have done).
+OUR_CONTAINERS=()
 remove_pods() {
   local ids id netns
   pid_alive "$CTRD_PID" || return 0
   ids=$(ctr_ containers list -q 2>/dev/null || true)
+  OUR_CONTAINERS=($ids)
   for id in $ids; do
     netns=$(ctr_ containers info "$id" 2>/dev/null |
       sed -n 's/.*"path": "\(\/var\/run\/netns\/[^"]*\)".*/\1/p' | head -1 || true)
@@ -332,13 +337,16 @@ unmount_under() {
   done
 }
 
-# Processes left in this environment's pod cgroups (cgroup_parent /podstart/…), e.g. when a shim
-# died before its container.
+# Processes left in the cgroups of this containerd's containers (…/podstart/pod<uid>/<id>), e.g.
+# when a shim died before its container. Other environments' pods are never touched.
 kill_pod_processes() {
-  local procs pid
+  local id procs pid
   [[ -d /sys/fs/cgroup/pids/podstart ]] || return 0
-  for procs in $(find /sys/fs/cgroup/pids/podstart -name cgroup.procs 2>/dev/null); do
-    while read -r pid; do kill -KILL "$pid" 2>/dev/null || true; done <"$procs"
+  for id in "${OUR_CONTAINERS[@]}"; do
+    for procs in /sys/fs/cgroup/pids/podstart/*/"$id"/cgroup.procs; do
+      [[ -f $procs ]] || continue
+      while read -r pid; do kill -KILL "$pid" 2>/dev/null || true; done <"$procs"
+    done
   done
 }
 

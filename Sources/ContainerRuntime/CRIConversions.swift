@@ -45,7 +45,10 @@ extension ContainerConfig {
                 md.name = name
                 md.attempt = attempt
             }
-            $0.image = .with { $0.image = image }
+            $0.image = .with {
+                $0.image = image
+                $0.userSpecifiedImage = userSpecifiedImage
+            }
             $0.command = command
             $0.args = args
             $0.workingDir = workingDir

@@ -190,8 +190,10 @@ public struct ContainerConfig: Sendable, Hashable {
     }
     public var name: String
     public var attempt: UInt32 = 0
-    /// The image reference, as the user wrote it or as `PullImage` returned it.
+    /// The image to run: the kubelet passes the image id `PullImage`/`ImageStatus` returned.
     public var image: String
+    /// The image as the user wrote it in the pod spec (`ImageSpec.user_specified_image`).
+    public var userSpecifiedImage: String = ""
     /// Entrypoint override (the pod spec's `command`); empty = the image's.
     public var command: [String] = []
     /// The pod spec's `args`; empty = the image's cmd (when `command` is empty too).

@@ -1,0 +1,105 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A container's overlay root filesystem as the runtime mounted it: the image's layers
+/// (`lowerdir`, topmost first) under the container's writable layer (`upperdir`).
+public struct OverlayRootfs: Sendable, Hashable {
+    /// Where the runtime mounted it on the host
+    /// (`<state>/io.containerd.runtime.v2.task/k8s.io/<id>/rootfs`).
+    public var mountPoint: String
+    /// Snapshot directories of the image layers, topmost first (overlayfs order).
+    public var lowerDirs: [String]
+    /// The container's own writable layer.
+    public var upperDir: String?
+
+    public init(mountPoint: String, lowerDirs: [String], upperDir: String?) {
+        self.mountPoint = mountPoint
+        self.lowerDirs = lowerDirs
+        self.upperDir = upperDir
+    }
+
+    /// The rootfs overlay of container `containerID` in the host's mount table. It stays mounted
+    /// until the task is deleted, so it is found even after the container exited.
+    public static func find(containerID: String, mountInfoPath: String = "/proc/self/mountinfo") -> OverlayRootfs? {
+        guard let text = try? String(contentsOfFile: mountInfoPath, encoding: .utf8) else { return nil }
+        return parse(mountInfo: text, containerID: containerID)
+    }
+
+    /// Parses mountinfo text (proc(5)) for the overlay mounted at `…/<containerID>/rootfs`.
+    public static func parse(mountInfo: String, containerID: String) -> OverlayRootfs? {
+        for line in mountInfo.split(separator: "\n") {
+            // id parent major:minor root mountpoint options [optional…] - fstype source superoptions
+            let halves = line.components(separatedBy: " - ")
+            guard halves.count == 2 else { continue }
+            let left = halves[0].split(separator: " ")
+            let right = halves[1].split(separator: " ", maxSplits: 2)
+            guard left.count >= 5, right.count == 3, right[0] == "overlay" else { continue }
+            let mountPoint = unescape(String(left[4]))
+            guard mountPoint.hasSuffix("/\(containerID)/rootfs") else { continue }
+            var lower: [String] = []
+            var upper: String?
+            for option in splitOptions(String(right[2])) {
+                if option.hasPrefix("lowerdir=") {
+                    lower = option.dropFirst("lowerdir=".count).split(separator: ":").map { unescape(String($0)) }
+                } else if option.hasPrefix("upperdir=") {
+                    upper = unescape(String(option.dropFirst("upperdir=".count)))
+                }
+            }
+            return OverlayRootfs(mountPoint: mountPoint, lowerDirs: lower, upperDir: upper)
+        }
+        return nil
+    }
+
+    /// Which layer provides `path` (absolute inside the container), looking top-down the way
+    /// overlayfs does: the upper (container) layer first, then each lower layer; a whiteout
+    /// (character device 0:0) hides the lower layers' copies. Returns the index in `lowerDirs`
+    /// (0 = topmost), `.upper` for files the container created or copied up, nil if no layer has it.
+    public func layerIndex(providing path: String) -> LayerHit? {
+        if let upperDir, let hit = probe(upperDir, path) {
+            return hit == .present ? .upper : nil
+        }
+        for (index, dir) in lowerDirs.enumerated() {
+            if let hit = probe(dir, path) { return hit == .present ? .lower(index) : nil }
+        }
+        return nil
+    }
+
+    public enum LayerHit: Sendable, Hashable {
+        case upper
+        case lower(Int)
+    }
+
+    private enum Probe { case present, whiteout }
+
+    private func probe(_ dir: String, _ path: String) -> Probe? {
+        var st = stat()
+        guard lstat(dir + path, &st) == 0 else { return nil }
+        if st.st_mode & S_IFMT == S_IFCHR && st.st_rdev == 0 { return .whiteout }
+        return .present
+    }
+
+    private static func splitOptions(_ text: String) -> [Substring] {
+        text.split(separator: ",")
+    }
+
+    /// mountinfo escapes space, tab, newline and backslash as \ooo octal.
+    private static func unescape(_ text: String) -> String {
+        guard text.contains("\\") else { return text }
+        var out: [UInt8] = []
+        let bytes = Array(text.utf8)
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == UInt8(ascii: "\\"), i + 3 < bytes.count + 0,
+               let value = UInt8(String(decoding: bytes[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
+                out.append(value)
+                i += 4
+            } else {
+                out.append(bytes[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

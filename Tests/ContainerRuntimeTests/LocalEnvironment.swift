@@ -1,0 +1,98 @@
+import ContainerRuntime
+import Foundation
+import Testing
+
+/// The real containerd + registry of scripts/localenv.sh, started once per test process in a
+/// directory of its own and stopped (`localenv.sh down`) when the process exits. Tests that need it
+/// fail — never skip — with the reason when it cannot start (not root, packages missing, …).
+struct LocalEnvironment: Sendable {
+    var endpoint: CRIEndpoint
+    /// `127.0.0.1:PORT/podstart-test`
+    var imagePrefix: String
+    var registry: String
+    var directory: String
+    var logRoot: String
+
+    func image(_ name: String) -> String { "\(imagePrefix)/\(name)" }
+
+    struct StartFailure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static let repositoryRoot: String = {
+        // …/Tests/ContainerRuntimeTests/LocalEnvironment.swift → repository root
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+    }()
+
+    static let directory = ProcessInfo.processInfo.environment["PODSTART_TEST_LOCALENV_DIR"]
+        ?? "/var/lib/podstart-localenv-test"
+
+    private static let started: Result<LocalEnvironment, StartFailure> = start()
+
+    /// The environment, started on first use.
+    static func shared() throws -> LocalEnvironment {
+        try started.get()
+    }
+
+    private static func start() -> Result<LocalEnvironment, StartFailure> {
+        guard getuid() == 0 else {
+            return .failure(StartFailure(description: "integration tests need root (containerd, runc, CNI); run them as root"))
+        }
+        let script = "\(repositoryRoot)/scripts/localenv.sh"
+        let (status, output) = run(["bash", script, "up"])
+        guard status == 0 else {
+            return .failure(StartFailure(description: "scripts/localenv.sh up failed (exit \(status)):\n\(output)"))
+        }
+        atexit {
+            _ = LocalEnvironment.run(["bash", "\(LocalEnvironment.repositoryRoot)/scripts/localenv.sh", "down"])
+        }
+        var env: [String: String] = [:]
+        for line in output.split(separator: "\n") where line.hasPrefix("export ") {
+            let pair = line.dropFirst("export ".count).split(separator: "=", maxSplits: 1)
+            if pair.count == 2 { env[String(pair[0])] = String(pair[1]) }
+        }
+        guard let endpointText = env["PODSTART_CRI_ENDPOINT"], let endpoint = try? CRIEndpoint(parsing: endpointText),
+              let registry = env["PODSTART_REGISTRY"], let prefix = env["PODSTART_TEST_IMAGES"],
+              let logRoot = env["PODSTART_POD_LOG_DIR"] else {
+            return .failure(StartFailure(description: "scripts/localenv.sh up printed no environment:\n\(output)"))
+        }
+        return .success(LocalEnvironment(endpoint: endpoint, imagePrefix: prefix, registry: registry,
+                                         directory: directory, logRoot: logRoot))
+    }
+
+    /// Runs a command with PODSTART_LOCALENV_DIR set to the tests' directory; returns exit status
+    /// and stdout+stderr. posix_spawn + waitpid rather than Foundation.Process, which can miss the
+    /// child's exit when first used inside a lazy static initializer.
+    @discardableResult
+    static func run(_ arguments: [String]) -> (Int32, String) {
+        let outputPath = "/tmp/podstart-localenv-\(getpid())-\(UInt64.random(in: 0 ... .max)).out"
+        defer { unlink(outputPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var environment = ProcessInfo.processInfo.environment
+        environment["PODSTART_LOCALENV_DIR"] = directory
+        let argv = (["/usr/bin/env"] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, "/usr/bin/env", &actions, nil, argv, envp)
+        guard rc == 0 else { return (-1, "posix_spawn: \(String(cString: strerror(rc)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        let exitCode = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        return (exitCode, output)
+    }
+
+    func options(image name: String) -> PodStartOptions {
+        var options = PodStartOptions(image: image(name), pod: PodStartOptions.newPod(name: "test"))
+        options.logRoot = logRoot
+        options.timeout = .seconds(120)
+        return options
+    }
+}
