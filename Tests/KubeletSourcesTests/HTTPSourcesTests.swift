@@ -135,7 +135,8 @@ import Testing
 
     @Test func scrapesOverPlainHTTPAndTimesOut() async throws {
         try await Self.withServer(tls: false) { server, _ in
-            let ep = try KubeEndpoint(url: "http://127.0.0.1:\(server.port)", bearerToken: Self.token, timeout: .milliseconds(300))
+            let ep = try KubeEndpoint(url: "http://127.0.0.1:\(server.port)", bearerToken: Self.token, timeout: .seconds(20))
+            let impatient = try KubeEndpoint(url: "http://127.0.0.1:\(server.port)", bearerToken: Self.token, timeout: .milliseconds(300))
             var poller = KubeletMetricsPoller()
             let first = poller.add(try await KubeletEndpoints(ep).scrapeMetrics().0)
             #expect(first.sli?.count == 14 && first.startedPods == 14)
@@ -143,7 +144,7 @@ import Testing
             #expect(second.sli?.count == 0 && second.startedPods == 0)
             let start = Date()
             await #expect {
-                _ = try await KubeHTTPClient(ep).get("/hang")
+                _ = try await KubeHTTPClient(impatient).get("/hang")
             } throws: { e in
                 if case KubeHTTPError.timeout = e { return true }
                 return false
