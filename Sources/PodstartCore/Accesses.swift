@@ -1,0 +1,124 @@
+/// Where a path inside a container comes from: which image layer provides it, and the file the
+/// kernel's page-cache events name (on overlayfs, the lower layer's file on the host).
+public struct LayerLocation: Hashable, Sendable {
+    public var layerDigest: String?
+    public var dataFile: FileKey
+    public init(layerDigest: String?, dataFile: FileKey) {
+        self.layerDigest = layerDigest
+        self.dataFile = dataFile
+    }
+}
+
+/// Builds one container's access list from the kernel's records: which files it opened or
+/// executed, when first (relative to its first exec), how often, and which byte ranges it read.
+/// Pure: the join from a path to the file that holds its pages comes in as `resolve`.
+public struct AccessTracker: Sendable {
+    struct FileSeen {
+        var path: String
+        var firstNs: UInt64
+        var opens: UInt64
+        var file: FileIdentity
+    }
+
+    public let mountNamespace: UInt32
+    private var files: [String: FileSeen] = [:]
+    private var ranges: [FileKey: [Interval]] = [:]
+    private var firstRangeNs: [FileKey: UInt64] = [:]
+    public private(set) var firstExecNs: UInt64?
+
+    /// Paths under these prefixes are not image content (pseudo file systems).
+    public static let ignoredPrefixes = ["/proc/", "/sys/", "/dev/"]
+
+    public init(mountNamespace: UInt32) { self.mountNamespace = mountNamespace }
+
+    public mutating func add(_ event: KernelEvent) {
+        switch event {
+        case .exec(let e) where e.task.mountNamespace == mountNamespace:
+            if firstExecNs == nil || e.timestampNs < firstExecNs! { firstExecNs = e.timestampNs }
+            note(path: e.path.path, file: e.file, at: e.timestampNs, count: 1)
+        case .open(let e) where e.task.mountNamespace == mountNamespace:
+            if let path = e.path, let file = e.file { note(path: path.path, file: file, at: e.timestampNs, count: 1) }
+        case .readRange(let r) where r.mountNamespace == mountNamespace && r.source == .access:
+            ranges[r.file, default: []].append(Interval(start: Int64(r.offsetBytes), end: Int64(r.offsetBytes + r.lengthBytes)))
+            firstRangeNs[r.file] = min(firstRangeNs[r.file] ?? .max, r.firstAccessNs)
+        default:
+            break
+        }
+    }
+
+    /// Adds the in-kernel open counts (the first open was a record; repeats only counted).
+    public mutating func add(openCounts: [OpenCount]) {
+        let byKey = Dictionary(openCounts.filter { $0.mountNamespace == mountNamespace }.compactMap { c in c.file.map { ($0, c.count) } },
+                               uniquingKeysWith: +)
+        for (path, seen) in files {
+            if let count = byKey[seen.file.key], count > seen.opens { files[path]!.opens = count }
+        }
+    }
+
+    private mutating func note(path: String, file: FileIdentity, at ns: UInt64, count: UInt64) {
+        guard file.isRegularFile, !Self.ignoredPrefixes.contains(where: { path.hasPrefix($0) }) else { return }
+        if var seen = files[path] {
+            seen.opens += count
+            seen.firstNs = min(seen.firstNs, ns)
+            files[path] = seen
+        } else {
+            files[path] = FileSeen(path: path, firstNs: ns, opens: count, file: file)
+        }
+    }
+
+    /// The accesses, ordered by first access. `resolve` maps a path to its layer and data file;
+    /// without it (or when it returns nil) the data file is the one the open named.
+    public func accesses(resolve: (String, FileIdentity) -> LayerLocation? = { _, _ in nil }) -> [PodStartTrace.Access] {
+        let origin = firstExecNs ?? files.values.map(\.firstNs).min() ?? 0
+        var result: [(UInt64, PodStartTrace.Access)] = []
+        for seen in files.values {
+            let location = resolve(seen.path, seen.file)
+            let dataFile = location?.dataFile ?? seen.file.dataKey
+            let size = Int64(seen.file.sizeBytes)
+            let merged = PhaseAttribution.union(ranges[dataFile] ?? []).compactMap {
+                $0.clamped(to: Interval(start: 0, end: size))
+            }
+            let first = min(seen.firstNs, firstRangeNs[dataFile] ?? .max)
+            let access = PodStartTrace.Access(
+                path: seen.path, layerDigest: location?.layerDigest,
+                firstAccessMs: Double(Int64(first) - Int64(origin)) / 1e6,
+                opens: seen.opens,
+                bytes: UInt64(merged.reduce(0) { $0 + $1.duration }),
+                ranges: merged.map { [UInt64($0.start), UInt64($0.duration)] })
+            result.append((first, access))
+        }
+        return result.sorted { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1.path < $1.1.path }.map(\.1)
+    }
+}
+
+/// Tells download from decompress in the runtime's writes (containerd layout, FORMATS.md §5.4):
+/// writes into the content store's ingest directory are bytes arriving; writes into snapshot
+/// directories (or the temporary mounts the applier uses) are layers being unpacked.
+public enum PullWriteClassifier {
+    public enum Kind: Hashable, Sendable { case download, decompress }
+
+    public static func classify(path: String) -> Kind? {
+        if path.contains("/io.containerd.content.v1.content/ingest/") { return .download }
+        if path.contains("/io.containerd.snapshotter.v1.") && path.contains("/snapshots/") { return .decompress }
+        if path.contains("/tmpmounts/containerd-mount") { return .decompress }
+        return nil
+    }
+
+    /// Intervals (Unix ns) during which the runtime wrote downloads and unpacked layers.
+    public static func intervals(begins: [WriteBeginEvent], totals: [WriteTotal], clock: WallClock)
+        -> (download: [Interval], decompress: [Interval])
+    {
+        var kinds: [String: Kind] = [:]  // "pid/dev/ino" → kind
+        for b in begins where b.isRuntimeProcess {
+            if let kind = classify(path: b.path.path) { kinds["\(b.task.pid)/\(b.file.key.device.rawValue)/\(b.file.key.inode)"] = kind }
+        }
+        var download: [Interval] = [], decompress: [Interval] = []
+        for t in totals {
+            guard let kind = kinds["\(t.pid)/\(t.file.device.rawValue)/\(t.file.inode)"] else { continue }
+            // a single write still took place at an instant: give it a nanosecond so it counts
+            let i = Interval(start: clock.unixNanoseconds(monotonic: t.firstNs), end: clock.unixNanoseconds(monotonic: t.lastNs) + 1)
+            if kind == .download { download.append(i) } else { decompress.append(i) }
+        }
+        return (PhaseAttribution.union(download), PhaseAttribution.union(decompress))
+    }
+}

@@ -1,0 +1,83 @@
+import PodstartCore
+import Testing
+
+@Suite("Access lists from kernel records")
+struct AccessTrackerTests {
+    static let ns: UInt32 = 4026532200
+    static let overlayDev = DeviceNumber(major: 0, minor: 40)
+    static let hostDev = DeviceNumber(major: 254, minor: 0)
+
+    static func task(_ mntns: UInt32 = ns) -> TaskContext {
+        TaskContext(pid: 10, tid: 10, parentPid: 1, namespacePid: 1, mountNamespace: mntns, pidNamespace: 2, cgroupID: 1, comm: "app")
+    }
+    static func file(_ ino: UInt64, size: UInt64, mode: UInt32 = 0o100644) -> FileIdentity {
+        FileIdentity(key: FileKey(device: overlayDev, inode: ino), dataKey: FileKey(device: overlayDev, inode: ino), sizeBytes: size, mode: mode)
+    }
+    static func open(_ path: String, _ ino: UInt64, size: UInt64, at t: UInt64, mntns: UInt32 = ns, mode: UInt32 = 0o100644) -> KernelEvent {
+        .open(OpenEvent(timestampNs: t, task: task(mntns), syscall: .openat, result: 3, directoryFD: -100, openFlags: 0,
+                        rawPath: path, rawPathTruncated: false, path: ResolvedPath(path: path, truncated: false),
+                        file: file(ino, size: size, mode: mode), isRuntimeProcess: false))
+    }
+    static func range(_ ino: UInt64, page: UInt64, count: UInt64, at t: UInt64) -> KernelEvent {
+        .readRange(ReadRangeEvent(timestampNs: t, mountNamespace: ns, file: FileKey(device: hostDev, inode: ino),
+                                  firstPage: page, pageCount: count, firstAccessNs: t, pid: 10, source: .access))
+    }
+    static func exec(_ path: String, _ ino: UInt64, at t: UInt64) -> KernelEvent {
+        .exec(ExecEvent(timestampNs: t, task: task(), file: file(ino, size: 50_000, mode: 0o100755),
+                        path: ResolvedPath(path: path, truncated: false), filename: path, arguments: [path],
+                        argumentsTruncated: false, isRuntimeProcess: false, oldPid: 10))
+    }
+
+    @Test func accessesJoinOpensToLowerLayerRangesOrderedByFirstAccess() {
+        var t = AccessTracker(mountNamespace: Self.ns)
+        for e in [
+            Self.exec("/bin/app", 1, at: 1_000_000),
+            Self.range(1, page: 0, count: 2, at: 1_100_000),
+            Self.open("/etc/app.conf", 2, size: 100, at: 3_000_000),
+            Self.range(2, page: 0, count: 1, at: 3_100_000),
+            Self.open("/data/big", 3, size: 1 << 20, at: 2_000_000),
+            Self.range(3, page: 4, count: 2, at: 2_100_000),
+            Self.range(3, page: 5, count: 3, at: 2_200_000),
+            Self.open("/proc/self/status", 4, size: 0, at: 2_500_000),
+            Self.open("/etc", 5, size: 4096, at: 2_600_000, mode: 0o040755),
+            Self.open("/elsewhere", 6, size: 10, at: 1_500_000, mntns: 77),
+        ] { t.add(e) }
+        t.add(openCounts: [OpenCount(mountNamespace: Self.ns, file: FileKey(device: Self.overlayDev, inode: 2), pathHash: nil, count: 5, firstNs: 3_000_000)])
+
+        let accesses = t.accesses { path, file in
+            LayerLocation(layerDigest: "sha256:layer-\(path.split(separator: "/").first!)",
+                          dataFile: FileKey(device: Self.hostDev, inode: file.key.inode))
+        }
+        #expect(accesses.map(\.path) == ["/bin/app", "/data/big", "/etc/app.conf"], "directories, /proc and other containers are left out")
+        #expect(accesses[0].firstAccessMs == 0)
+        #expect(accesses[1].firstAccessMs == 1.0)
+        #expect(accesses[1].ranges == [[16384, 4 * 4096]], "overlapping runs (pages 4-5 and 5-7) merge")
+        #expect(accesses[1].bytes == 4 * 4096)
+        #expect(accesses[2].bytes == 100, "a page read of a 100-byte file is 100 bytes")
+        #expect(accesses[2].opens == 5, "kernel counts include the repeats")
+        #expect(accesses[0].layerDigest == "sha256:layer-bin")
+    }
+
+    @Test func runtimeWritesSplitIntoDownloadAndDecompressByPath() {
+        let clock = WallClock(offsetNs: 1_000)
+        func begin(_ pid: UInt32, _ ino: UInt64, _ path: String) -> WriteBeginEvent {
+            WriteBeginEvent(timestampNs: 0, task: Self.task(1), file: Self.file(ino, size: 0), path: ResolvedPath(path: path, truncated: false),
+                            isRuntimeProcess: true)
+        }
+        var b1 = begin(5, 1, "/var/lib/containerd/io.containerd.content.v1.content/ingest/abc/data")
+        b1.task.pid = 5
+        var b2 = begin(5, 2, "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/12/fs/usr/bin/x")
+        b2.task.pid = 5
+        var b3 = begin(5, 3, "/var/lib/containerd/io.containerd.metadata.v1.bolt/meta.db")
+        b3.task.pid = 5
+        let totals = [
+            WriteTotal(pid: 5, file: b1.file.key, mountNamespace: 1, firstNs: 100, lastNs: 500, bytes: 10, writes: 3, isRuntimeProcess: true),
+            WriteTotal(pid: 5, file: b2.file.key, mountNamespace: 1, firstNs: 450, lastNs: 900, bytes: 10, writes: 3, isRuntimeProcess: true),
+            WriteTotal(pid: 5, file: b3.file.key, mountNamespace: 1, firstNs: 0, lastNs: 2000, bytes: 10, writes: 3, isRuntimeProcess: true),
+        ]
+        let (download, decompress) = PullWriteClassifier.intervals(begins: [b1, b2, b3], totals: totals, clock: clock)
+        #expect(download == [Interval(start: 1100, end: 1501)])
+        #expect(decompress == [Interval(start: 1450, end: 1901)])
+        #expect(PullWriteClassifier.classify(path: "/var/lib/containerd/tmpmounts/containerd-mount123/etc/x") == .decompress)
+    }
+}
