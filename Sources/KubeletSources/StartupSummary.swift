@@ -34,6 +34,7 @@ public struct StartupSummary: Sendable {
     public init() {}
 
     public mutating func add(_ r: PodStartReport) {
+        sorted = false
         let ns = r.observation.namespace
         let s = r.effectiveSloSeconds, e = r.e2eSeconds
         slo[ns, default: []].append(s)
@@ -50,21 +51,83 @@ public struct StartupSummary: Sendable {
 
     public var namespaces: [String] { slo.keys.sorted() }
 
-    public func stats(namespace: String) -> Stats? {
+    /// Sorts the per-namespace values in place; percentiles are then read without copies
+    /// (memory stays at 16 bytes per pod).
+    var sorted = true
+
+    mutating func sortIfNeeded() {
+        guard !sorted else { return }
+        for k in slo.keys { slo[k]!.sort() }
+        for k in e2e.keys { e2e[k]!.sort() }
+        sorted = true
+    }
+
+    public mutating func stats(namespace: String) -> Stats? {
+        sortIfNeeded()
         guard let s = slo[namespace], let e = e2e[namespace] else { return nil }
-        return Self.stats(slo: s, e2e: e)
+        return Self.stats(slo: [s], e2e: [e])
     }
 
     public var overall: Stats {
-        Self.stats(slo: slo.values.flatMap { $0 }, e2e: e2e.values.flatMap { $0 })
+        mutating get {
+            sortIfNeeded()
+            return Self.stats(slo: Array(slo.values), e2e: Array(e2e.values))
+        }
     }
 
-    static func stats(slo: [Double], e2e: [Double]) -> Stats {
-        let s = slo.sorted(), e = e2e.sorted()
-        return Stats(count: s.count,
-                     sloP50: percentile(s, 0.50), sloP90: percentile(s, 0.90), sloP99: percentile(s, 0.99),
-                     e2eP50: percentile(e, 0.50), e2eP90: percentile(e, 0.90), e2eP99: percentile(e, 0.99),
-                     sloBreaches: s.filter { $0 > sloThresholdSeconds }.count)
+    /// Stats over several sorted arrays taken together.
+    static func stats(slo: [[Double]], e2e: [[Double]]) -> Stats {
+        let n = slo.reduce(0) { $0 + $1.count }
+        let ps = [0.50, 0.90, 0.99]
+        let s = percentiles(sortedParts: slo, ps), e = percentiles(sortedParts: e2e, ps)
+        return Stats(count: n, sloP50: s[0], sloP90: s[1], sloP99: s[2], e2eP50: e[0], e2eP90: e[1], e2eP99: e[2],
+                     sloBreaches: slo.reduce(0) { total, part in
+                         // Sorted: everything after the last value within the threshold breaches.
+                         var lo = 0, hi = part.count
+                         while lo < hi { let m = (lo + hi) / 2; if part[m] > sloThresholdSeconds { hi = m } else { lo = m + 1 } }
+                         return total + part.count - lo
+                     })
+    }
+
+    /// Nearest-rank percentiles over the union of sorted arrays (NaN when empty), found by one
+    /// k-way merge walk with a heap of cursors: no merged copy, O(n log k).
+    static func percentiles(sortedParts parts: [[Double]], _ ps: [Double]) -> [Double] {
+        let n = parts.reduce(0) { $0 + $1.count }
+        guard n > 0 else { return ps.map { _ in .nan } }
+        if parts.count == 1 { return ps.map { percentile(parts[0], $0) } }
+        let ranks = ps.map { min(max(Int(($0 * Double(n)).rounded(.up)), 1), n) }
+        var out = [Double](repeating: .nan, count: ps.count)
+        // Min-heap of (value, part, index).
+        var heap: [(Double, Int, Int)] = parts.enumerated().compactMap { i, p in p.isEmpty ? nil : (p[0], i, 0) }
+        func less(_ a: (Double, Int, Int), _ b: (Double, Int, Int)) -> Bool { a.0 < b.0 }
+        func siftDown(_ start: Int) {
+            var i = start
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < heap.count, less(heap[l], heap[m]) { m = l }
+                if r < heap.count, less(heap[r], heap[m]) { m = r }
+                if m == i { return }
+                heap.swapAt(i, m)
+                i = m
+            }
+        }
+        for i in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(i) }
+        var taken = 0
+        let last = ranks.max()!
+        while taken < last, !heap.isEmpty {
+            let (v, part, idx) = heap[0]
+            taken += 1
+            for (j, r) in ranks.enumerated() where r == taken { out[j] = v }
+            if idx + 1 < parts[part].count {
+                heap[0] = (parts[part][idx + 1], part, idx + 1)
+            } else {
+                heap[0] = heap[heap.count - 1]
+                heap.removeLast()
+            }
+            if !heap.isEmpty { siftDown(0) }
+        }
+        return out
     }
 
     /// Nearest-rank percentile of sorted values (NaN when empty).
@@ -76,7 +139,7 @@ public struct StartupSummary: Sendable {
 
     // MARK: rendering
 
-    public func jsonLine(counters: ScanCounters) -> String {
+    public mutating func jsonLine(counters: ScanCounters) -> String {
         func statsJSON(_ s: Stats) -> String {
             "{\"count\":\(s.count),\"sloP50Seconds\":\(jsonNumber(s.sloP50)),\"sloP90Seconds\":\(jsonNumber(s.sloP90)),"
                 + "\"sloP99Seconds\":\(jsonNumber(s.sloP99)),\"e2eP50Seconds\":\(jsonNumber(s.e2eP50)),"
@@ -106,7 +169,7 @@ public struct StartupSummary: Sendable {
         return out
     }
 
-    public func table(counters: ScanCounters) -> String {
+    public mutating func table(counters: ScanCounters) -> String {
         func f(_ d: Double) -> String { d.isNaN ? "-" : String(format: "%.3f", d) }
         var out = ""
         let header = ["NAMESPACE", "PODS", "SLO p50", "SLO p90", "SLO p99", "E2E p50", "E2E p90", "E2E p99", "SLO>5s"]

@@ -207,6 +207,23 @@ import Testing
         #expect(none.slowest.isEmpty && none.overall.count == 1)
     }
 
+    /// Overall percentiles come from a merge walk over the per-namespace arrays; they must equal
+    /// nearest-rank over one merged array.
+    @Test func mergedPercentilesEqualPercentilesOfTheUnion() {
+        var rng = FuzzTests.SplitMix(state: 5)
+        for _ in 0..<200 {
+            let k = Int.random(in: 1...12, using: &rng)
+            let parts = (0..<k).map { _ in
+                (0..<Int.random(in: 0...40, using: &rng)).map { _ in Double(Int.random(in: 0...30, using: &rng)) / 3 }.sorted()
+            }
+            let union = parts.flatMap { $0 }.sorted()
+            let ps = [0.5, 0.9, 0.99, 0.01, 1.0]
+            let got = StartupSummary.percentiles(sortedParts: parts, ps)
+            let want = ps.map { StartupSummary.percentile(union, $0) }
+            #expect(got.elementsEqual(want) { $0 == $1 || ($0.isNaN && $1.isNaN) })
+        }
+    }
+
     @Test func everyReportLineIsValidJSONWithTheContractKeys() throws {
         let (reports, _) = Self.analyze(try Samples.text("kubelet-journal-sample.log") + "\n" + StartupLineParserTests.v2CDT + "\n" + StartupLineParserTests.v4Minikube)
         #expect(reports.count == 4)
