@@ -1,1 +1,16 @@
-// Kubelet sources: log lines, /metrics, pod status and events (see issue "Kubelet sources").
+// KubeletSources: what the kubelet (and containerd) already know about pod starts, read without
+// an agent on the node's critical path. Sources only produce typed values; phases are decided
+// by the correlator (PodstartCore).
+//
+//  logs      StartupLineParser     "Observed pod startup duration", V1–V4, klog text and JSON
+//            ContainerdLineParser  CRI pull / sandbox / container lines of containerd
+//            KubeletLogScanner     chunked byte scanning (memmem), reader thread, counters
+//            PodStartAssembler     containerd steps + startup line → PodStartReport per pod
+//            StartupSummary        percentiles per namespace, slowest pods, SLO breaches
+//            LogFileTailer         follow a file across rotation, resume from TailPosition
+//            JournalctlReader      journald via `journalctl -o json`, cursor resume
+//  metrics   PrometheusText        text format 0.0.4 and OpenMetrics
+//            KubeletMetrics        pod-start metrics (FORMATS.md §2), per-interval percentiles
+//  status    PodStatus             Pod / Event subset, PodStatusTimeline (schedule, probe)
+//            KubeStatusSources     kubelet /metrics and /pods, API-server list + watch
+//            KubeHTTPClient        HTTP(S) on swift-nio: bearer token, CA, timeouts, streams
