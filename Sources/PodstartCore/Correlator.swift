@@ -1,0 +1,311 @@
+/// What the sources tell the correlator, normalised: every time is Unix nanoseconds (kernel
+/// records arrive with CLOCK_MONOTONIC and are converted with the correlator's `WallClock`).
+/// Sources only report; the correlator alone decides phases.
+public enum CorrelatorInput: Sendable {
+    /// A pod exists: identity and creation time (API server, kubelet /pods, CRI sandbox config).
+    case pod(uid: String, namespace: String, name: String, created: Int64?, source: PhaseSource)
+    /// The pod was bound to this node (PodScheduled / Scheduled event).
+    case scheduled(uid: String, at: Int64, source: PhaseSource)
+    /// RunPodSandbox ran from `begin` to `end`.
+    case sandbox(uid: String, sandboxID: String, begin: Int64, end: Int64, source: PhaseSource)
+    /// An image pull for the pod (pod unknown: nil, e.g. from a containerd log line).
+    case pull(uid: String?, image: String, begin: Int64, end: Int64, source: PhaseSource)
+    /// CreateContainer ran; `isInit` for init containers.
+    case containerCreated(uid: String, containerID: String, name: String, image: String, imageDigest: String?,
+                          isInit: Bool, begin: Int64, end: Int64, source: PhaseSource)
+    /// StartContainer ran.
+    case containerStarted(containerID: String, begin: Int64, end: Int64, source: PhaseSource)
+    /// The container's processes live in this mount namespace (from /proc of its pid).
+    case containerMountNamespace(containerID: String, mountNamespace: UInt32)
+    case containerExited(containerID: String, at: Int64, exitCode: Int32)
+    /// The pod became ready (Ready condition, or the prober's first success).
+    case ready(uid: String, at: Int64, source: PhaseSource)
+    /// The start failed for a reason a source knows (image not found, container exited).
+    case failed(uid: String, at: Int64, reason: String)
+    /// Pods or containers that were running before the agent started: never reported as starts.
+    case preexisting(uid: String)
+    /// A kernel record.
+    case kernel(KernelEvent)
+    /// Time passes (closes starts that never became ready).
+    case tick(now: Int64)
+}
+
+/// Builds one timeline per pod start from every source's observations. Pure: no I/O, no clock
+/// of its own; deterministic for a given input sequence (record real streams, replay them).
+///
+/// Joins by pod UID, sandbox id, container id and mount namespace. Tolerates late and
+/// out-of-order input: a start is finalised only when it is ready (then a short grace for late
+/// records) or when `startTimeoutNs` passes (then it is `failed` with the reason). A container
+/// created after its pod was reported (a restart) does not make a new start.
+public struct Correlator: Sendable {
+    public struct Configuration: Sendable {
+        /// A start not ready after this long is closed as failed.
+        public var startTimeoutNs: Int64 = 300_000_000_000
+        /// After ready, wait this long for late records (log lines trail CRI events).
+        public var graceNs: Int64 = 2_000_000_000
+        public init() {}
+    }
+
+    struct ContainerState: Sendable {
+        var id: String
+        var name: String
+        var image: String
+        var imageDigest: String?
+        var isInit: Bool
+        var created: Interval
+        var started: Interval?
+        var mountNamespace: UInt32?
+        var firstExec: Int64?
+        var exited: (at: Int64, code: Int32)?
+        var createSource: PhaseSource
+        var startSource: PhaseSource = .cri
+    }
+
+    struct PodState: Sendable {
+        var uid: String
+        var namespace = ""
+        var name = ""
+        var created: Int64?
+        var firstSeen: Int64
+        var scheduled: Int64?
+        var measurements: [PhaseMeasurement] = []
+        var containers: [String: ContainerState] = [:]
+        var ready: (at: Int64, source: PhaseSource)?
+        var failure: (at: Int64, reason: String)?
+        var reported = false
+    }
+
+    public let configuration: Configuration
+    public let clock: WallClock
+    private var pods: [String: PodState] = [:]
+    private var containerToPod: [String: String] = [:]
+    private var namespaceToContainer: [UInt32: String] = [:]
+    private var trackers: [UInt32: AccessTracker] = [:]
+    private var unassignedPulls: [(image: String, interval: Interval, source: PhaseSource)] = []
+    private var writeBegins: [WriteBeginEvent] = []
+    private var writeTotals: [WriteTotal] = []
+    /// Container-scoped inputs that arrived before the container's CreateContainer: replayed then.
+    private var pendingByContainer: [String: [CorrelatorInput]] = [:]
+    private var ignored: Set<String> = []
+    private var reportedUIDs: Set<String> = []
+    private var now: Int64 = 0
+
+    public init(configuration: Configuration = Configuration(), clock: WallClock) {
+        self.configuration = configuration
+        self.clock = clock
+    }
+
+    /// Starts in progress (not yet reported).
+    public var openStarts: Int { pods.count }
+
+    /// Feeds one observation; returns the timelines it completed.
+    public mutating func ingest(_ input: CorrelatorInput,
+                                resolve: (String, FileIdentity) -> LayerLocation? = { _, _ in nil }) -> [PodStartTrace] {
+        switch input {
+        case .pod(let uid, let namespace, let name, let created, _):
+            guard var pod = state(uid) else { break }
+            pod.namespace = namespace
+            pod.name = name
+            if let created { pod.created = min(pod.created ?? created, created) }
+            pods[uid] = pod
+        case .scheduled(let uid, let at, let source):
+            guard var pod = state(uid) else { break }
+            pod.scheduled = at
+            pod.measurements.append(PhaseMeasurement(phase: .schedule, interval: Interval(start: pod.created ?? at, end: at), source: source))
+            pods[uid] = pod
+        case .sandbox(let uid, _, let begin, let end, let source):
+            guard var pod = state(uid, at: begin) else { break }
+            pod.measurements.append(PhaseMeasurement(phase: .sandbox, interval: Interval(start: begin, end: end), source: source))
+            pods[uid] = pod
+        case .pull(let uid, let image, let begin, let end, let source):
+            if let uid {
+                guard var pod = state(uid, at: begin) else { break }
+                pod.measurements.append(PhaseMeasurement(phase: .pull, interval: Interval(start: begin, end: end), source: source, subject: image))
+                pods[uid] = pod
+            } else {
+                unassignedPulls.append((image, Interval(start: begin, end: end), source))
+            }
+        case .containerCreated(let uid, let id, let name, let image, let digest, let isInit, let begin, let end, let source):
+            guard var pod = state(uid, at: begin) else { break }
+            containerToPod[id] = uid
+            pod.containers[id] = ContainerState(id: id, name: name, image: image, imageDigest: digest, isInit: isInit,
+                                                created: Interval(start: begin, end: end), createSource: source)
+            pods[uid] = pod
+            for early in pendingByContainer.removeValue(forKey: id) ?? [] { _ = ingest(early, resolve: resolve) }
+        case .containerStarted(let id, let begin, let end, let source):
+            guard let uid = containerToPod[id] else { holdUntilCreated(input, container: id); break }
+            guard var pod = pods[uid], var c = pod.containers[id] else { break }
+            c.started = Interval(start: begin, end: end)
+            c.startSource = source
+            pod.containers[id] = c
+            pods[uid] = pod
+        case .containerMountNamespace(let id, let ns):
+            namespaceToContainer[ns] = id
+            if trackers[ns] == nil { trackers[ns] = AccessTracker(mountNamespace: ns) }
+            if containerToPod[id] == nil { holdUntilCreated(input, container: id) }
+            if let uid = containerToPod[id], var pod = pods[uid] {
+                pod.containers[id]?.mountNamespace = ns
+                if trackers[ns] == nil { trackers[ns] = AccessTracker(mountNamespace: ns) }
+                if let first = trackers[ns]?.firstExecNs, pod.containers[id]?.firstExec == nil {
+                    pod.containers[id]?.firstExec = clock.unixNanoseconds(monotonic: first)
+                }
+                pods[uid] = pod
+            }
+        case .containerExited(let id, let at, let code):
+            guard let uid = containerToPod[id] else { holdUntilCreated(input, container: id); break }
+            guard var pod = pods[uid] else { break }
+            pod.containers[id]?.exited = (at, code)
+            pods[uid] = pod
+        case .ready(let uid, let at, let source):
+            guard var pod = state(uid, at: at) else { break }
+            if pod.ready == nil || source > pod.ready!.source { pod.ready = (at, source) }
+            pods[uid] = pod
+        case .failed(let uid, let at, let reason):
+            guard var pod = state(uid, at: at) else { break }
+            pod.failure = (at, reason)
+            pods[uid] = pod
+        case .preexisting(let uid):
+            ignored.insert(uid)
+            pods.removeValue(forKey: uid)
+        case .kernel(let event):
+            ingestKernel(event)
+        case .tick(let t):
+            now = max(now, t)
+        }
+        return finalizeDue(resolve: resolve)
+    }
+
+    private mutating func holdUntilCreated(_ input: CorrelatorInput, container id: String) {
+        pendingByContainer[id, default: []].append(input)
+    }
+
+    private mutating func state(_ uid: String, at time: Int64? = nil) -> PodState? {
+        if ignored.contains(uid) || reportedUIDs.contains(uid) { return nil }
+        if let time { now = max(now, time) }
+        return pods[uid] ?? PodState(uid: uid, firstSeen: time ?? now)
+    }
+
+    private mutating func ingestKernel(_ event: KernelEvent) {
+        now = max(now, clock.unixNanoseconds(monotonic: event.timestampNs))
+        switch event {
+        case .writeBegin(let w) where w.isRuntimeProcess:
+            writeBegins.append(w)
+        case .exec(let e):
+            let ns = e.task.mountNamespace
+            if trackers[ns] == nil { trackers[ns] = AccessTracker(mountNamespace: ns) }
+            trackers[ns]?.add(event)
+            if let id = namespaceToContainer[ns], let uid = containerToPod[id], var pod = pods[uid], pod.containers[id]?.firstExec == nil {
+                pod.containers[id]?.firstExec = clock.unixNanoseconds(monotonic: e.timestampNs)
+                pods[uid] = pod
+            }
+        case .open(let o):
+            trackers[o.task.mountNamespace]?.add(event)
+        case .readRange(let r):
+            trackers[r.mountNamespace]?.add(event)
+        default:
+            break
+        }
+    }
+
+    /// Kernel aggregates read at the end of a start window (open counts, write totals).
+    public mutating func addAggregates(openCounts: [OpenCount], writeTotals: [WriteTotal]) {
+        for ns in Set(openCounts.map(\.mountNamespace)) {
+            trackers[ns]?.add(openCounts: openCounts)
+        }
+        self.writeTotals += writeTotals
+    }
+
+    private mutating func finalizeDue(resolve: (String, FileIdentity) -> LayerLocation?) -> [PodStartTrace] {
+        var done: [PodStartTrace] = []
+        for uid in pods.keys.sorted() {
+            guard let pod = pods[uid] else { continue }
+            let start = pod.created ?? pod.firstSeen
+            if let ready = pod.ready, now >= ready.at + configuration.graceNs {
+                done.append(finalize(pod, end: ready.at, outcome: .ready, reason: nil, resolve: resolve))
+            } else if let failure = pod.failure, now >= failure.at + configuration.graceNs {
+                done.append(finalize(pod, end: failure.at, outcome: .failed, reason: failure.reason, resolve: resolve))
+            } else if pod.ready == nil, now - start > configuration.startTimeoutNs {
+                let reason = "not ready within \(configuration.startTimeoutNs / 1_000_000_000) s"
+                done.append(finalize(pod, end: start + configuration.startTimeoutNs, outcome: .failed, reason: reason, resolve: resolve))
+            }
+        }
+        return done
+    }
+
+    /// Keeps only what an open start can still use, so memory stays flat however many starts pass.
+    private mutating func prune() {
+        let horizon = pods.values.map { $0.created ?? $0.firstSeen }.min() ?? now
+        unassignedPulls.removeAll { $0.interval.end < horizon }
+        let monotonicHorizon = UInt64(clamping: horizon - clock.offsetNs)
+        writeTotals.removeAll { $0.lastNs < monotonicHorizon }
+        let live = Set(writeTotals.map { "\($0.pid)/\($0.file.device.rawValue)/\($0.file.inode)" })
+        writeBegins.removeAll { !live.contains("\($0.task.pid)/\($0.file.key.device.rawValue)/\($0.file.key.inode)") && $0.timestampNs < monotonicHorizon }
+        // access trackers of namespaces no open start claims, quiet since before the horizon
+        let claimed = Set(pods.values.flatMap { $0.containers.values.compactMap(\.mountNamespace) })
+        trackers = trackers.filter { ns, t in claimed.contains(ns) || namespaceToContainer[ns] != nil || (t.firstExecNs ?? .max) >= monotonicHorizon }
+    }
+
+    /// Closes every open start now (shutdown): ready ones as ready, others as failed.
+    public mutating func flush(resolve: (String, FileIdentity) -> LayerLocation? = { _, _ in nil }) -> [PodStartTrace] {
+        pods.keys.sorted().compactMap { uid in
+            guard let pod = pods[uid] else { return nil }
+            if let ready = pod.ready { return finalize(pod, end: ready.at, outcome: .ready, reason: nil, resolve: resolve) }
+            return finalize(pod, end: max(now, pod.firstSeen), outcome: .failed,
+                            reason: pod.failure?.reason ?? "agent stopped before the pod was ready", resolve: resolve)
+        }
+    }
+
+    private mutating func finalize(_ pod: PodState, end: Int64, outcome: PodStartTrace.Outcome, reason: String?,
+                                   resolve: (String, FileIdentity) -> LayerLocation?) -> PodStartTrace {
+        pods.removeValue(forKey: pod.uid)
+        reportedUIDs.insert(pod.uid)
+        let created = pod.created ?? pod.firstSeen
+        var measurements = pod.measurements
+        let window = Interval(start: created, end: max(created, end))
+
+        // pulls whose pod no source named: the pod's if they fall inside its window and it uses the image
+        let images = Set(pod.containers.values.map(\.image))
+        for p in unassignedPulls where images.contains(p.image) && p.interval.start >= window.start && p.interval.end <= window.end {
+            measurements.append(PhaseMeasurement(phase: .pull, interval: p.interval, source: p.source, subject: p.image))
+        }
+        var running: Int64?
+        for c in pod.containers.values.sorted(by: { $0.created.start < $1.created.start }) {
+            measurements.append(PhaseMeasurement(phase: .create, interval: c.created, source: c.createSource, subject: c.name))
+            if let s = c.started {
+                // start = StartContainer → the first exec in the container's mount namespace
+                let end = c.firstExec.map { max($0, s.start) } ?? s.end
+                measurements.append(PhaseMeasurement(phase: .start, interval: Interval(start: s.start, end: end),
+                                                     source: c.firstExec != nil ? .kernel : c.startSource, subject: c.name))
+                if c.isInit, let exited = c.exited {
+                    measurements.append(PhaseMeasurement(phase: .`init`, interval: Interval(start: end, end: exited.at), source: .cri, subject: c.name))
+                } else if !c.isInit {
+                    running = max(running ?? end, end)
+                }
+            }
+        }
+        if let running, outcome == .ready {
+            measurements.append(PhaseMeasurement(phase: .probe, interval: Interval(start: running, end: end),
+                                                 source: pod.ready?.source ?? .derived))
+        }
+        let writes = PullWriteClassifier.intervals(begins: writeBegins, totals: writeTotals, clock: clock)
+        let phases = PhaseAttribution.attribute(window: window, measurements: measurements,
+                                                download: writes.download, decompress: writes.decompress)
+
+        let containers = pod.containers.values.sorted(by: { $0.created.start < $1.created.start }).map { c in
+            PodStartTrace.Container(
+                name: c.name, image: c.image, imageDigest: c.imageDigest, exitCode: c.exited.map { $0.code },
+                accesses: c.mountNamespace.flatMap { trackers[$0] }.map { $0.accesses(resolve: resolve) } ?? [])
+        }
+        for c in pod.containers.values {
+            if let ns = c.mountNamespace {
+                trackers.removeValue(forKey: ns)
+                namespaceToContainer.removeValue(forKey: ns)
+            }
+            containerToPod.removeValue(forKey: c.id)
+        }
+        prune()
+        return PodStartTrace(pod: .init(namespace: pod.namespace, name: pod.name, uid: pod.uid),
+                             created: created, ready: outcome == .ready ? end : nil, outcome: outcome,
+                             failureReason: reason, phases: phases, containers: containers)
+    }
+}

@@ -1,0 +1,134 @@
+import PodstartCore
+import Testing
+
+@Suite("Correlator")
+struct CorrelatorTests {
+    static let clock = WallClock(offsetNs: 1_700_000_000_000_000_000)
+    static let t0: Int64 = 1_700_000_100_000_000_000
+    static func ms(_ v: Int64) -> Int64 { t0 + v * 1_000_000 }
+    static func mono(_ v: Int64) -> UInt64 { UInt64(ms(v) - clock.offsetNs) }
+    static let ns: UInt32 = 4026532999
+    static let task = TaskContext(pid: 50, tid: 50, parentPid: 40, namespacePid: 1, mountNamespace: ns, pidNamespace: 3, cgroupID: 1, comm: "app")
+    static let runtimeTask = TaskContext(pid: 9, tid: 9, parentPid: 1, namespacePid: 9, mountNamespace: 1, pidNamespace: 1, cgroupID: 1, comm: "containerd")
+    static func file(_ ino: UInt64, _ size: UInt64 = 1000) -> FileIdentity {
+        FileIdentity(key: FileKey(device: DeviceNumber(rawValue: 40), inode: ino), dataKey: FileKey(device: DeviceNumber(rawValue: 40), inode: ino), sizeBytes: size, mode: 0o100644)
+    }
+
+    /// A pod start as the sources report it, in the order they deliver it (logs late).
+    static var stream: [CorrelatorInput] {
+        [
+            .pod(uid: "u1", namespace: "shop", name: "web", created: ms(0), source: .podStatus),
+            .sandbox(uid: "u1", sandboxID: "sb", begin: ms(100), end: ms(180), source: .cri),
+            .kernel(.writeBegin(WriteBeginEvent(timestampNs: mono(250), task: runtimeTask, file: file(900),
+                                                path: ResolvedPath(path: "/var/lib/containerd/io.containerd.content.v1.content/ingest/x/data", truncated: false),
+                                                isRuntimeProcess: true))),
+            .containerCreated(uid: "u1", containerID: "c1", name: "web", image: "nginx:1", imageDigest: "sha256:d",
+                              isInit: false, begin: ms(1500), end: ms(1550), source: .cri),
+            .containerStarted(containerID: "c1", begin: ms(1550), end: ms(1600), source: .cri),
+            .kernel(.exec(ExecEvent(timestampNs: mono(1620), task: task, file: file(1), path: ResolvedPath(path: "/bin/app", truncated: false),
+                                    filename: "/bin/app", arguments: ["/bin/app"], argumentsTruncated: false, isRuntimeProcess: false, oldPid: 50))),
+            .containerMountNamespace(containerID: "c1", mountNamespace: ns),
+            .kernel(.open(OpenEvent(timestampNs: mono(1700), task: task, syscall: .openat, result: 3, directoryFD: -100, openFlags: 0,
+                                    rawPath: "conf", rawPathTruncated: false, path: ResolvedPath(path: "/etc/conf", truncated: false),
+                                    file: file(2, 300), isRuntimeProcess: false))),
+            .pull(uid: nil, image: "nginx:1", begin: ms(200), end: ms(1450), source: .containerd),  // log line, late
+            .ready(uid: "u1", at: ms(3000), source: .prober),
+            .tick(now: ms(4000)),
+        ]
+    }
+
+    @Test func aStartBecomesOneTimelineWhosePhasesAddUp() throws {
+        var c = Correlator(clock: Self.clock)
+        var out: [PodStartTrace] = []
+        for (i, input) in Self.stream.enumerated() {
+            out += c.ingest(input)
+            if i == 3 { c.addAggregates(openCounts: [], writeTotals: [
+                WriteTotal(pid: 9, file: Self.file(900).key, mountNamespace: 1, firstNs: Self.mono(250), lastNs: Self.mono(1200),
+                           bytes: 5_000_000, writes: 300, isRuntimeProcess: true)]) }
+        }
+        #expect(out.isEmpty, "ready at 3.0 s, grace 2 s: not yet")
+        out += c.ingest(.tick(now: Self.ms(5001)))
+        let trace = try #require(out.first)
+        #expect(out.count == 1)
+        #expect(trace.pod == .init(namespace: "shop", name: "web", uid: "u1"))
+        #expect(trace.outcome == .ready)
+        #expect(trace.e2eNanoseconds == 3_000_000_000)
+        let top = trace.phases.filter { $0.parent == nil }
+        #expect(top.reduce(0) { $0 + $1.nanoseconds } == trace.e2eNanoseconds)
+        func span(_ p: PhaseName) -> PhaseSpan? { trace.phases.first { $0.name == p } }
+        #expect(span(.sandbox)?.start == Self.ms(100) && span(.sandbox)?.end == Self.ms(180))
+        #expect(span(.pull)?.start == Self.ms(200) && span(.pull)?.end == Self.ms(1450))
+        #expect(span(.start)?.end == Self.ms(1620) && span(.start)?.source == .kernel, "start ends at the first exec")
+        #expect(span(.probe)?.start == Self.ms(1620) && span(.probe)?.end == Self.ms(3000))
+        #expect(span(.download)?.start == Self.ms(250))
+        #expect(trace.containers.first?.accesses.map(\.path) == ["/bin/app", "/etc/conf"])
+        #expect(trace.containers.first?.accesses.last?.firstAccessMs == 80)
+        #expect(c.openStarts == 0)
+    }
+
+    /// Sources are independent streams (kernel ring buffer, CRI, pod status, logs): each is in
+    /// order, but they interleave any way. Every interleaving must give the same timeline.
+    @Test func anyInterleavingOfTheSourcesGivesTheSameTimeline() throws {
+        var reference = Correlator(clock: Self.clock)
+        var expected: [PodStartTrace] = []
+        for input in Self.stream { expected += reference.ingest(input) }
+        expected += reference.ingest(.tick(now: Self.ms(6000)))
+        #expect(expected.count == 1)
+        let inputs = Array(Self.stream.dropLast())
+        func group(_ i: CorrelatorInput) -> String {
+            switch i {
+            case .kernel: "kernel"
+            case .sandbox, .containerCreated, .containerStarted, .containerMountNamespace, .containerExited: "cri"
+            case .pull: "containerd-log"
+            default: "status"
+            }
+        }
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            var queues = Dictionary(grouping: inputs, by: group)
+            var merged: [CorrelatorInput] = []
+            while let key = queues.filter({ !$0.value.isEmpty }).keys.randomElement(using: &rng) {
+                merged.append(queues[key]!.removeFirst())
+            }
+            var c = Correlator(clock: Self.clock)
+            var got: [PodStartTrace] = []
+            for input in merged { got += c.ingest(input) }
+            got += c.ingest(.tick(now: Self.ms(6000)))
+            #expect(got.count == 1)
+            #expect(got.first?.phases == expected.first?.phases)
+        }
+    }
+
+    @Test func aPodThatNeverBecomesReadyIsClosedAsFailedWithTheReason() throws {
+        var config = Correlator.Configuration()
+        config.startTimeoutNs = 10_000_000_000
+        var c = Correlator(configuration: config, clock: Self.clock)
+        _ = c.ingest(.pod(uid: "u2", namespace: "ns", name: "stuck", created: Self.ms(0), source: .podStatus))
+        _ = c.ingest(.sandbox(uid: "u2", sandboxID: "s", begin: Self.ms(10), end: Self.ms(90), source: .cri))
+        #expect(c.ingest(.tick(now: Self.ms(9_000))).isEmpty)
+        let out = c.ingest(.tick(now: Self.ms(10_001)))
+        #expect(out.first?.outcome == .failed)
+        #expect(out.first?.failureReason?.contains("not ready within 10 s") == true)
+        #expect(out.first?.ready == nil)
+    }
+
+    @Test func preexistingPodsAndRestartsAreNotStarts() {
+        var c = Correlator(clock: Self.clock)
+        _ = c.ingest(.preexisting(uid: "old"))
+        _ = c.ingest(.containerCreated(uid: "old", containerID: "x", name: "a", image: "i", imageDigest: nil, isInit: false,
+                                       begin: Self.ms(0), end: Self.ms(1), source: .cri))
+        _ = c.ingest(.ready(uid: "old", at: Self.ms(2), source: .podStatus))
+        #expect(c.ingest(.tick(now: Self.ms(100_000))).isEmpty)
+        #expect(c.openStarts == 0)
+
+        var reported: [PodStartTrace] = []
+        for input in Self.stream { reported += c.ingest(input) }
+        reported += c.ingest(.tick(now: Self.ms(6000)))
+        #expect(reported.count == 1)
+        // the container restarts inside the running pod: no second start
+        _ = c.ingest(.containerCreated(uid: "u1", containerID: "c1-restart", name: "web", image: "nginx:1", imageDigest: nil,
+                                       isInit: false, begin: Self.ms(7000), end: Self.ms(7050), source: .cri))
+        _ = c.ingest(.ready(uid: "u1", at: Self.ms(7100), source: .prober))
+        #expect(c.ingest(.tick(now: Self.ms(20_000))).isEmpty)
+    }
+}
