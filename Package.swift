@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // Pure Swift: event types, phase model, correlator, attribution. No I/O.
@@ -62,6 +64,18 @@ let package = Package(
             ]
         ),
 
+        // Sinks. Exporter: the Prometheus registry and the agent's HTTP API.
+        .target(
+            name: "Exporter",
+            dependencies: [
+                "PodstartCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         .executableTarget(
             name: "podstart",
             dependencies: [
@@ -69,11 +83,22 @@ let package = Package(
                 "KernelProbes",
                 "KubeletSources",
                 "ContainerRuntime",
+                "Exporter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
         .testTarget(name: "PodstartCoreTests", dependencies: ["PodstartCore"]),
+        .testTarget(
+            name: "ExporterTests",
+            dependencies: [
+                "Exporter",
+                "PodstartCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "PodstartCore"]),
         .testTarget(
             name: "KernelProbesTests",

@@ -1,0 +1,285 @@
+import Hummingbird
+import Logging
+import PodstartCore
+import Synchronization
+
+/// Whether the agent is ready to serve: `/readyz` answers 503 with the reason until the agent
+/// calls `markReady()` once its sources have started.
+public final class Readiness: Sendable {
+    private let reason: Mutex<String?>
+
+    public init(notReadyReason: String = "sources have not started yet") {
+        reason = Mutex(notReadyReason)
+    }
+
+    public func markReady() { reason.withLock { $0 = nil } }
+    public func markNotReady(reason text: String) { reason.withLock { $0 = text } }
+    /// nil when ready.
+    public var notReadyReason: String? { reason.withLock { $0 } }
+}
+
+/// An access profile rendered for `/v1/images/{digest}/profile?format=…`.
+public struct ProfileDocument: Sendable {
+    public var contentType: String
+    public var body: String
+    public init(contentType: String, body: String) {
+        self.contentType = contentType
+        self.body = body
+    }
+}
+
+/// Renders an image's access profile (the AccessProfiles module plugs in here).
+public protocol ProfileProvider: Sendable {
+    /// nil when no profile exists for the image. Throw `APIError.badRequest` for a format it
+    /// does not know. `digest` has been validated as `sha256:<64 lowercase hex>`.
+    func profile(digest: String, format: String) async throws -> ProfileDocument?
+}
+
+/// An error the API reports as JSON: `{"error": message, "status": code}`.
+public struct APIError: Error, Sendable, CustomStringConvertible {
+    public var status: HTTPResponse.Status
+    public var message: String
+    public init(status: HTTPResponse.Status, message: String) {
+        self.status = status
+        self.message = message
+    }
+    public static func badRequest(_ message: String) -> APIError { APIError(status: .badRequest, message: message) }
+    public static func notFound(_ message: String) -> APIError { APIError(status: .notFound, message: message) }
+    public var description: String { "\(status.code) \(message)" }
+}
+
+/// The agent's HTTP API: health, readiness, metrics and the recorded timelines. Everything
+/// else is a JSON 404; only GET is served. No request value reaches the file system: the uid
+/// and digest path segments are checked against strict patterns before any lookup, and lookups
+/// go through `TimelineProvider` / `ProfileProvider` only.
+public struct APIResponder: HTTPResponder {
+    public typealias Context = BasicRequestContext
+
+    public struct Configuration: Sendable {
+        /// When set, `/v1/…` requires `Authorization: Bearer <token>`. `/metrics`, `/healthz`
+        /// and `/readyz` stay open for scrapers and kubelet probes.
+        public var bearerToken: String?
+        public var defaultLimit: Int
+        public var maxLimit: Int
+        /// A list response stops adding items past this many bytes and says where to go on.
+        public var maxResponseBytes: Int
+        public init(bearerToken: String? = nil, defaultLimit: Int = 50, maxLimit: Int = 1000,
+                    maxResponseBytes: Int = 32 << 20) {
+            self.bearerToken = bearerToken
+            self.defaultLimit = defaultLimit
+            self.maxLimit = maxLimit
+            self.maxResponseBytes = maxResponseBytes
+        }
+    }
+
+    public let configuration: Configuration
+    public let metrics: MetricsRegistry
+    public let timelines: any TimelineProvider
+    public let profiles: (any ProfileProvider)?
+    public let readiness: Readiness
+    public let logger: Logger
+
+    public init(configuration: Configuration = Configuration(), metrics: MetricsRegistry, timelines: any TimelineProvider,
+                profiles: (any ProfileProvider)? = nil, readiness: Readiness, logger: Logger = Logger(label: "podstart.api")) {
+        self.configuration = configuration
+        self.metrics = metrics
+        self.timelines = timelines
+        self.profiles = profiles
+        self.readiness = readiness
+        self.logger = logger
+    }
+
+    public func respond(to request: Request, context: Context) async throws -> Response {
+        do {
+            return try await route(request)
+        } catch let error as APIError {
+            return Self.error(error)
+        } catch {
+            logger.error("API request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            return Self.error(APIError(status: .internalServerError, message: "internal error; see the agent's log"))
+        }
+    }
+
+    private func route(_ request: Request) async throws -> Response {
+        let path = request.uri.path
+        let isAPI = path == "/v1" || path.hasPrefix("/v1/")
+        if isAPI, let token = configuration.bearerToken {
+            guard Self.bearerMatches(request.headers[.authorization], token: token) else {
+                return Self.error(APIError(status: .unauthorized, message: "a bearer token is required"),
+                                  extra: [.wwwAuthenticate: "Bearer realm=\"podstart\""])
+            }
+        }
+        let known = ["/healthz", "/readyz", "/metrics", "/v1/pods", "/v1/images"].contains(path)
+            || path.hasPrefix("/v1/pods/") || path.hasPrefix("/v1/images/")
+        guard known else { throw APIError.notFound("no such path: \(Self.truncated(path))") }
+        guard request.method == .get else {
+            return Self.error(APIError(status: .methodNotAllowed, message: "only GET is served"), extra: [.allow: "GET"])
+        }
+        let query = request.uri.queryParameters
+
+        switch path {
+        case "/healthz":
+            return Self.json(.object([("status", .string("ok"))]))
+        case "/readyz":
+            if let reason = readiness.notReadyReason {
+                return Self.json(.object([("status", .string("not ready")), ("reason", .string(reason))]), status: .serviceUnavailable)
+            }
+            return Self.json(.object([("status", .string("ready"))]))
+        case "/metrics":
+            let format = ExpositionFormat.negotiate(accept: request.headers[.accept])
+            return Response(status: .ok, headers: [.contentType: format.contentType],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.render(format: format))))
+        case "/v1/pods":
+            let (limit, offset) = try paging(limit: query["limit"], offset: query["offset"])
+            let traces = try await timelines.recent(limit: limit + 1, offset: offset)
+            return list(traces.prefix(limit).map { $0.json() }, more: traces.count > limit, limit: limit, offset: offset)
+        case "/v1/images":
+            let (limit, offset) = try paging(limit: query["limit"], offset: query["offset"])
+            let images = try await timelines.images(limit: limit + 1, offset: offset)
+            return list(images.prefix(limit).map { $0.json() }, more: images.count > limit, limit: limit, offset: offset)
+        default:
+            break
+        }
+
+        if path.hasPrefix("/v1/pods/") {
+            let uid = try Self.decodedSegment(path.dropFirst("/v1/pods/".count))
+            guard Self.isValidKey(uid) else {
+                throw APIError.badRequest("a pod UID is 1 to 128 characters from A-Z a-z 0-9 . _ : -")
+            }
+            guard let trace = try await timelines.pod(uid: uid) else {
+                throw APIError.notFound("no recorded start for pod \(uid)")
+            }
+            return Self.json(trace.json())
+        }
+
+        // /v1/images/{digest}/profile
+        let rest = path.dropFirst("/v1/images/".count).split(separator: "/", omittingEmptySubsequences: false)
+        guard rest.count == 2, rest[1] == "profile" else { throw APIError.notFound("no such path: \(Self.truncated(path))") }
+        let digest = try Self.decodedSegment(rest[0])
+        guard Self.isValidDigest(digest) else {
+            throw APIError.badRequest("an image digest is sha256: followed by 64 lowercase hex digits")
+        }
+        let format = String(query["format"] ?? "json")
+        guard !format.isEmpty, format.utf8.count <= 32,
+              format.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D })
+        else { throw APIError.badRequest("format is a name such as json, estargz, nydus or overlaybd") }
+        guard let profiles else {
+            throw APIError(status: .notImplemented, message: "access profiles are not available in this agent")
+        }
+        guard let document = try await profiles.profile(digest: digest, format: format) else {
+            throw APIError.notFound("no access profile for image \(digest)")
+        }
+        return Response(status: .ok, headers: [.contentType: document.contentType],
+                        body: ResponseBody(byteBuffer: ByteBuffer(string: document.body)))
+    }
+
+    private func paging(limit limitText: Substring?, offset offsetText: Substring?) throws -> (Int, Int) {
+        var limit = configuration.defaultLimit
+        if let text = limitText {
+            guard let v = Int(text), v >= 1, v <= configuration.maxLimit else {
+                throw APIError.badRequest("limit must be an integer from 1 to \(configuration.maxLimit)")
+            }
+            limit = v
+        }
+        var offset = 0
+        if let text = offsetText {
+            guard let v = Int(text), v >= 0, v <= 10_000_000 else {
+                throw APIError.badRequest("offset must be an integer from 0 to 10000000")
+            }
+            offset = v
+        }
+        return (limit, offset)
+    }
+
+    /// `{"items": […], "limit": n, "offset": m, "nextOffset": k|null}`. Items stop early when
+    /// the body would pass `maxResponseBytes`; `nextOffset` then points at the first one left out.
+    private func list(_ items: [JSON], more: Bool, limit: Int, offset: Int) -> Response {
+        var body = "{\"items\":["
+        var count = 0
+        for item in items {
+            let rendered = item.rendered()
+            if count > 0, body.utf8.count + rendered.utf8.count > configuration.maxResponseBytes { break }
+            if count > 0 { body += "," }
+            body += rendered
+            count += 1
+        }
+        let next: JSON = (count < items.count || more) ? .int(Int64(offset + count)) : .null
+        body += "],\"limit\":\(limit),\"offset\":\(offset),\"nextOffset\":\(next.rendered())}"
+        return Response(status: .ok, headers: [.contentType: "application/json"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    // MARK: helpers
+
+    static func json(_ value: JSON, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"],
+                 body: ResponseBody(byteBuffer: ByteBuffer(string: value.rendered())))
+    }
+
+    static func error(_ error: APIError, extra: HTTPFields = [:]) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        headers.append(contentsOf: extra)
+        let body = JSON.object([("error", .string(error.message)), ("status", .int(Int64(error.status.code)))])
+        return Response(status: error.status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body.rendered())))
+    }
+
+    /// `^sha256:[a-f0-9]{64}$`, checked byte by byte.
+    public static func isValidDigest(_ s: String) -> Bool {
+        let b = Array(s.utf8)
+        guard b.count == 71, s.hasPrefix("sha256:") else { return false }
+        return b[7...].allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
+    }
+
+    /// Pod UIDs are UUIDs; container IDs are hex. Allow a little more, never a slash.
+    static func isValidKey(_ s: String) -> Bool {
+        let b = Array(s.utf8)
+        guard !b.isEmpty, b.count <= 128 else { return false }
+        return b.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2E || c == 0x5F || c == 0x3A || c == 0x2D
+        }
+    }
+
+    /// Percent-decodes one path segment (clients may send `sha256%3A…`); a bad escape is a 400.
+    static func decodedSegment(_ segment: Substring) throws -> String {
+        guard segment.utf8.contains(0x25) else { return String(segment) }
+        var out: [UInt8] = []
+        var it = Array(segment.utf8)[...]
+        func hex(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 0x30...0x39: c - 0x30
+            case 0x41...0x46: c - 0x41 + 10
+            case 0x61...0x66: c - 0x61 + 10
+            default: nil
+            }
+        }
+        while let c = it.popFirst() {
+            if c == 0x25 {
+                guard let h = it.popFirst().flatMap(hex), let l = it.popFirst().flatMap(hex) else {
+                    throw APIError.badRequest("invalid percent-encoding in the path")
+                }
+                out.append(h << 4 | l)
+            } else {
+                out.append(c)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Compares every byte whatever the first mismatch, so the time taken does not reveal how
+    /// much of a guessed token was right.
+    static func bearerMatches(_ header: String?, token: String) -> Bool {
+        guard let header else { return false }
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return false }
+        let given = Array(parts[1].utf8), expected = Array(token.utf8)
+        var diff = UInt8(given.count == expected.count ? 0 : 1)
+        for i in 0..<expected.count {
+            diff |= expected[i] ^ (i < given.count ? given[i] : ~expected[i])
+        }
+        return diff == 0
+    }
+
+    static func truncated(_ s: String) -> String {
+        s.utf8.count <= 128 ? s : String(s.prefix(128)) + "…"
+    }
+}

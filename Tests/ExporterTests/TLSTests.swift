@@ -1,0 +1,83 @@
+import Exporter
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NIOSSL
+import PodstartCore
+import Testing
+
+@Suite("HTTPS")
+struct TLSTests {
+    /// A test CA and a server certificate for localhost/127.0.0.1 it signed, made by openssl now.
+    static func makeCertificates(in dir: String) throws -> (ca: String, cert: String, key: String) {
+        guard let openssl = Fixtures.which("openssl") else {
+            throw TestFailure("openssl is not installed: apt-get install openssl (scripts/install-deps.sh)")
+        }
+        let ext = "\(dir)/ext.cnf"
+        try "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+            .write(toFile: ext, atomically: true, encoding: .utf8)
+        let steps: [[String]] = [
+            ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "\(dir)/ca.key",
+             "-out", "\(dir)/ca.crt", "-days", "1", "-subj", "/CN=podstart test CA"],
+            ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "\(dir)/server.key",
+             "-out", "\(dir)/server.csr", "-subj", "/CN=localhost"],
+            ["x509", "-req", "-in", "\(dir)/server.csr", "-CA", "\(dir)/ca.crt", "-CAkey", "\(dir)/ca.key", "-CAcreateserial",
+             "-out", "\(dir)/server.crt", "-days", "1", "-extfile", ext],
+        ]
+        for args in steps {
+            let (status, output) = try Fixtures.run(openssl, args)
+            guard status == 0 else { throw TestFailure("openssl \(args.joined(separator: " ")) failed: \(output)") }
+        }
+        return ("\(dir)/ca.crt", "\(dir)/server.crt", "\(dir)/server.key")
+    }
+
+    @Test func servesHTTPSWithCertificateFilesAndAClientThatVerifiesThem() async throws {
+        let dir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let files = try Self.makeCertificates(in: dir)
+        let responder = APIResponder(metrics: Fixtures.registry(), timelines: InMemoryTimelines(), readiness: Readiness())
+        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
+        let app = try APIServer.application(
+            responder: responder, listen: ListenAddress(host: "127.0.0.1", port: 0),
+            tls: TLSFiles(certificateChainPath: files.cert, privateKeyPath: files.key),
+            onServerRunning: { port in portContinuation.yield(port) })
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.run() }
+            var it = ports.makeAsyncIterator()
+            guard let port = await it.next() else { throw TestFailure("the server never reported its port") }
+
+            var trusting = TLSConfiguration.makeClientConfiguration()
+            trusting.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(files.ca))
+            let client = TestClient(host: "127.0.0.1", port: port, configuration: .init(tlsConfiguration: trusting, serverName: "localhost"))
+            client.connect()
+            let response = try await client.get("/healthz")
+            #expect(response.status == .ok)
+            try await client.shutdown()
+
+            // A client that does not know the test CA must refuse the server.
+            let stranger = TestClient(host: "127.0.0.1", port: port,
+                                      configuration: .init(tlsConfiguration: .makeClientConfiguration(), timeout: .seconds(5), serverName: "localhost"))
+            stranger.connect()
+            await #expect(throws: (any Error).self) { _ = try await stranger.get("/healthz") }
+            try? await stranger.shutdown()
+
+            group.cancelAll()
+        }
+    }
+
+    @Test func unreadableCertificateFilesAreNamedInTheError() throws {
+        let missing = TLSFiles(certificateChainPath: "/nonexistent/cert.pem", privateKeyPath: "/nonexistent/key.pem")
+        do {
+            _ = try APIServer.tlsConfiguration(missing)
+            Issue.record("expected an error")
+        } catch let error as APIServerError {
+            #expect("\(error)".contains("/nonexistent/cert.pem"))
+        }
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
