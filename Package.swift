@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
@@ -64,7 +65,8 @@ let package = Package(
             ]
         ),
 
-        // Sinks. Exporter: the Prometheus registry and the agent's HTTP API.
+        // Sinks. Exporter: the Prometheus registry and the agent's HTTP API; StateStore: timelines
+        // and access traces in SQLite, surviving restarts.
         .target(
             name: "Exporter",
             dependencies: [
@@ -72,6 +74,14 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "StateStore",
+            dependencies: [
+                "PodstartCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -84,6 +94,7 @@ let package = Package(
                 "KubeletSources",
                 "ContainerRuntime",
                 "Exporter",
+                "StateStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -99,6 +110,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        .testTarget(name: "StateStoreTests", dependencies: ["StateStore", "PodstartCore"]),
         .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "PodstartCore"]),
         .testTarget(
             name: "KernelProbesTests",

@@ -11,6 +11,8 @@ packages=(
   debootstrap stargz-snapshotter
   # metrics checks and end-to-end scraping
   prometheus
+  # the state store (GRDB links the system SQLite); test certificates for the HTTPS tests
+  libsqlite3-dev openssl
   # test helpers: unshare/losetup (util-linux), ip netns (iproute2), a static libc for test workloads
   util-linux iproute2 libc6-dev gcc jq curl sqlite3
 )

@@ -12,6 +12,7 @@ struct Podstart: AsyncParsableCommand {
             AnalyzeCommand.self,
             BenchCommand.self,
             BenchLoopCommand.self,
+            StateWriteLoopCommand.self,
         ]
     )
 }
