@@ -8,6 +8,7 @@ struct BenchCommand: AsyncParsableCommand {
         subcommands: [
             BenchProbesCommand.self,
             BenchAnalyzeCommand.self,
+            BenchMetricsCommand.self,
         ]
     )
 }
