@@ -29,6 +29,7 @@ public final class CRIClient: Sendable {
     public static func withClient<Result: Sendable>(
         endpoint: CRIEndpoint,
         timeout: Duration = .seconds(30),
+        isolation: isolated (any Actor)? = #isolation,
         _ body: (CRIClient) async throws -> Result
     ) async throws -> Result {
         try endpoint.checkSocket()
@@ -41,7 +42,7 @@ public final class CRIClient: Sendable {
         } catch {
             throw CRIError.unavailable(socket: endpoint.socketPath, method: "connect", detail: "\(error)")
         }
-        return try await withGRPCClient(transport: transport) { grpc in
+        return try await withGRPCClient(transport: transport, isolation: isolation) { grpc in
             try await body(CRIClient(endpoint: endpoint, timeout: timeout, grpc: grpc))
         }
     }

@@ -23,7 +23,7 @@ public struct OverlayRootfs: Sendable, Hashable {
     /// The rootfs overlay of container `containerID` in the host's mount table. It stays mounted
     /// until the task is deleted, so it is found even after the container exited.
     public static func find(containerID: String, mountInfoPath: String = "/proc/self/mountinfo") -> OverlayRootfs? {
-        guard let text = try? String(contentsOfFile: mountInfoPath, encoding: .utf8) else { return nil }
+        guard let text = ProcFile.read(mountInfoPath) else { return nil }
         return parse(mountInfo: text, containerID: containerID)
     }
 
@@ -101,5 +101,27 @@ public struct OverlayRootfs: Sendable, Hashable {
             }
         }
         return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// Reads a /proc file to its end with read(2): proc files report size 0, and reading them by a
+/// size hint can stop early on a large mount table.
+enum ProcFile {
+    static func read(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            if n == 0 { break }
+            bytes += chunk[..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -338,6 +338,12 @@ public struct PodStarter: Sendable {
         return config
     }
 
+    /// The sandbox config a start with `options` uses (CreateContainer of extra containers in the
+    /// same pod must repeat it).
+    public func kubeletSandboxConfigForTests(_ options: PodStartOptions) -> PodSandboxConfig {
+        kubeletSandboxConfig(options)
+    }
+
     func kubeletContainerConfig(_ options: PodStartOptions, imageID: String) -> ContainerConfig {
         let pod = options.pod
         var config = ContainerConfig(name: options.containerName, image: imageID,

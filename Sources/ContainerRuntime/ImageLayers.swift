@@ -1,0 +1,121 @@
+import Foundation
+
+/// One layer of an image, as its manifest lists it.
+public struct ImageLayer: Sendable, Hashable {
+    /// Digest of the layer blob as stored in the registry (`sha256:…`, usually of the gzip stream).
+    public var digest: String
+    /// Digest of the uncompressed tar (the config's `rootfs.diff_ids` entry).
+    public var diffID: String?
+    public var sizeBytes: Int64
+    public var mediaType: String
+}
+
+/// An image's manifest, config and layers (bottom layer first), read from containerd's content
+/// store (`<root>/io.containerd.content.v1.content/blobs/sha256/<hex>`, FORMATS.md §5.4).
+public struct ImageLayers: Sendable, Hashable {
+    public var manifestDigest: String
+    public var configDigest: String
+    public var layers: [ImageLayer]
+
+    public enum LoadError: Error, CustomStringConvertible {
+        case blobMissing(path: String)
+        case malformed(digest: String, detail: String)
+        case noManifestForPlatform(index: String, platform: String)
+
+        public var description: String {
+            switch self {
+            case .blobMissing(let path): "content blob \(path) not found (image removed or other containerd root?)"
+            case .malformed(let digest, let detail): "content blob \(digest) is not a usable manifest: \(detail)"
+            case .noManifestForPlatform(let index, let platform): "index \(index) has no manifest for \(platform)"
+            }
+        }
+    }
+
+    /// Loads the layers of the image whose manifest (or index) has digest `digest`.
+    public static func load(contentStoreRoot root: String, digest: String,
+                            os: String = "linux", architecture: String = hostArchitecture) throws -> ImageLayers {
+        var manifestDigest = digest
+        var manifest = try blobJSON(root, digest)
+        if let manifests = manifest["manifests"] as? [[String: Any]] {
+            let chosen = manifests.first {
+                let platform = $0["platform"] as? [String: Any]
+                return platform?["os"] as? String == os && platform?["architecture"] as? String == architecture
+            } ?? (manifests.count == 1 ? manifests[0] : nil)
+            guard let chosen, let next = chosen["digest"] as? String else {
+                throw LoadError.noManifestForPlatform(index: digest, platform: "\(os)/\(architecture)")
+            }
+            manifestDigest = next
+            manifest = try blobJSON(root, next)
+        }
+        guard let layerEntries = manifest["layers"] as? [[String: Any]],
+              let config = manifest["config"] as? [String: Any], let configDigest = config["digest"] as? String else {
+            throw LoadError.malformed(digest: manifestDigest, detail: "no layers or config")
+        }
+        let configJSON = try? blobJSON(root, configDigest)
+        let diffIDs = ((configJSON?["rootfs"] as? [String: Any])?["diff_ids"] as? [String]) ?? []
+        let layers = layerEntries.enumerated().map { index, entry in
+            ImageLayer(digest: entry["digest"] as? String ?? "",
+                       diffID: index < diffIDs.count ? diffIDs[index] : nil,
+                       sizeBytes: (entry["size"] as? NSNumber)?.int64Value ?? 0,
+                       mediaType: entry["mediaType"] as? String ?? "")
+        }
+        return ImageLayers(manifestDigest: manifestDigest, configDigest: configDigest, layers: layers)
+    }
+
+    public static var hostArchitecture: String {
+        #if arch(x86_64)
+        "amd64"
+        #elseif arch(arm64)
+        "arm64"
+        #else
+        "unknown"
+        #endif
+    }
+
+    static func blobPath(_ root: String, _ digest: String) -> String {
+        let parts = digest.split(separator: ":", maxSplits: 1)
+        let algorithm = parts.count == 2 ? String(parts[0]) : "sha256"
+        let hex = parts.count == 2 ? String(parts[1]) : digest
+        return "\(root)/io.containerd.content.v1.content/blobs/\(algorithm)/\(hex)"
+    }
+
+    private static func blobJSON(_ root: String, _ digest: String) throws -> [String: Any] {
+        let path = blobPath(root, digest)
+        guard let data = FileManager.default.contents(atPath: path) else { throw LoadError.blobMissing(path: path) }
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw LoadError.malformed(digest: digest, detail: "not a JSON object")
+        }
+        return object
+    }
+}
+
+/// Which layer a file of a container's root filesystem comes from.
+public enum LayerAttribution: Sendable, Hashable {
+    /// An image layer.
+    case layer(ImageLayer)
+    /// Created or copied up by the container (its writable layer).
+    case container
+    /// No layer has it (deleted, or outside the root filesystem such as /proc).
+    case none
+}
+
+extension OverlayRootfs {
+    /// containerd's root directory, from the overlayfs snapshot paths
+    /// (`<root>/io.containerd.snapshotter.v1.overlayfs/snapshots/<N>/fs`).
+    public var containerdRoot: String? {
+        let marker = "/io.containerd.snapshotter.v1.overlayfs/"
+        guard let any = lowerDirs.first ?? upperDir, let range = any.range(of: marker) else { return nil }
+        return String(any[..<range.lowerBound])
+    }
+
+    /// The layer that provides `path`. overlayfs stacks one lowerdir per image layer, topmost
+    /// first, so lowerdir i is manifest layer (count − 1 − i); nil when the counts differ.
+    public func attribution(of path: String, layers: ImageLayers) -> LayerAttribution? {
+        guard layers.layers.count == lowerDirs.count else { return nil }
+        switch layerIndex(providing: path) {
+        case .upper: return .container
+        case .lower(let index): return .layer(layers.layers[layers.layers.count - 1 - index])
+        case nil: return LayerAttribution.none
+        }
+    }
+}

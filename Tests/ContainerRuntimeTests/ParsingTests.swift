@@ -1,0 +1,77 @@
+import Testing
+@testable import ContainerRuntime
+
+@Suite struct CgroupPathTests {
+    static let id = String(repeating: "ab12", count: 16)
+
+    @Test(arguments: [
+        "/kubepods/burstable/pod0b4b1c1e-1111-2222-3333-444455556666/\(id)",
+        "/podstart/pod0b4b1c1e-1111-2222-3333-444455556666/\(id)",
+        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0b4b.slice/cri-containerd-\(id).scope",
+        "/system.slice/docker-\(id).scope",
+        "/kubepods.slice/crio-\(id).scope",
+    ])
+    func containerIDIsFoundInEveryCgroupLayout(path: String) {
+        #expect(CgroupPaths.containerID(inPath: Substring(path)) == Self.id)
+    }
+
+    @Test func podAndSystemCgroupsAreNotContainers() {
+        #expect(CgroupPaths.containerID(inPath: "/kubepods/burstable/pod0b4b1c1e-1111-2222-3333-444455556666") == nil)
+        #expect(CgroupPaths.containerID(inPath: "/user.slice/user-0.slice/session-1.scope") == nil)
+        #expect(CgroupPaths.containerID(inPath: "/") == nil)
+        #expect(CgroupPaths.containerID(inPath: Substring("/x/" + Self.id.uppercased())) == nil)
+    }
+
+    @Test func procCgroupOfAHybridHostGivesTheIdAndTheUnifiedPath() {
+        let text = """
+        12:pids:/podstart/podabc/\(Self.id)
+        11:memory:/podstart/podabc/\(Self.id)
+        1:name=systemd:/podstart/podabc/\(Self.id)
+        0::/podstart/podabc/\(Self.id)
+        """
+        #expect(CgroupPaths.containerID(procCgroup: text) == Self.id)
+        #expect(CgroupPaths.unifiedPath(procCgroup: text) == "/podstart/podabc/\(Self.id)")
+        #expect(CgroupPaths.containerID(procCgroup: "0::/user.slice\n") == nil)
+    }
+}
+
+@Suite struct OverlayRootfsParsingTests {
+    @Test func rootfsOverlayOfTheContainerIsFoundWithLowerDirsTopmostFirst() throws {
+        let id = String(repeating: "c", count: 64)
+        let root = "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots"
+        let text = """
+        22 1 0:21 / /proc rw,nosuid - proc proc rw
+        310 29 0:64 / /run/containerd/io.containerd.runtime.v2.task/k8s.io/\(String(repeating: "d", count: 64))/rootfs rw,relatime - overlay overlay rw,lowerdir=\(root)/1/fs,upperdir=\(root)/9/fs,workdir=\(root)/9/work
+        311 29 0:65 / /run/containerd/io.containerd.runtime.v2.task/k8s.io/\(id)/rootfs rw,relatime shared:5 - overlay overlay rw,lowerdir=\(root)/7/fs:\(root)/6/fs:\(root)/5/fs,upperdir=\(root)/8/fs,workdir=\(root)/8/work,index=off
+        """
+        let rootfs = try #require(OverlayRootfs.parse(mountInfo: text, containerID: id))
+        #expect(rootfs.mountPoint == "/run/containerd/io.containerd.runtime.v2.task/k8s.io/\(id)/rootfs")
+        #expect(rootfs.lowerDirs == ["\(root)/7/fs", "\(root)/6/fs", "\(root)/5/fs"])
+        #expect(rootfs.upperDir == "\(root)/8/fs")
+        #expect(rootfs.containerdRoot == "/var/lib/containerd")
+        #expect(OverlayRootfs.parse(mountInfo: text, containerID: String(repeating: "e", count: 64)) == nil)
+    }
+
+    @Test func escapedSpacesInMountPathsAreDecoded() throws {
+        let id = String(repeating: "f", count: 64)
+        let text = "1 1 0:1 / /state\\040dir/k8s.io/\(id)/rootfs rw - overlay overlay rw,lowerdir=/a\\040b/fs,upperdir=/u/fs,workdir=/w"
+        let rootfs = try #require(OverlayRootfs.parse(mountInfo: text, containerID: id))
+        #expect(rootfs.mountPoint == "/state dir/k8s.io/\(id)/rootfs")
+        #expect(rootfs.lowerDirs == ["/a b/fs"])
+    }
+}
+
+@Suite struct RFC3339Tests {
+    @Test func unixNanosecondsFormatInUTCWithNineFractionDigits() {
+        #expect(RFC3339.format(unixNs: 0) == "1970-01-01T00:00:00.000000000Z")
+        #expect(RFC3339.format(unixNs: 1_732_896_790_123_456_789) == "2024-11-29T16:13:10.123456789Z")
+        #expect(RFC3339.format(unixNs: 1_732_896_790_000_000_001) == "2024-11-29T16:13:10.000000001Z")
+    }
+
+    @Test func readyHTTPFlagParsesPortAndPath() {
+        #expect(ReadinessCheck.parseHTTP("8080/healthz") == .http(port: 8080, path: "/healthz"))
+        #expect(ReadinessCheck.parseHTTP("8080") == .http(port: 8080, path: "/"))
+        #expect(ReadinessCheck.parseHTTP("x/y") == nil)
+        #expect(ReadinessCheck.parseHTTP("0/") == nil)
+    }
+}
