@@ -9,6 +9,7 @@ struct Podstart: AsyncParsableCommand {
         version: PodstartVersion.string,
         subcommands: [
             ProbeCommand.self,
+            TraceCommand.self,
             AnalyzeCommand.self,
             BenchCommand.self,
             BenchLoopCommand.self,

@@ -1,0 +1,361 @@
+import ArgumentParser
+import ContainerRuntime
+import Foundation
+import KernelProbes
+import PodstartCore
+
+/// `podstart trace --image REF`: starts one pod exactly as the kubelet does through CRI, waits for
+/// the readiness check, and reports where the time went (phases) and what the container read
+/// (accesses), from the CRI call timings and the kernel probes.
+struct TraceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trace",
+        abstract: "Start one pod through CRI and show its startup phases and file accesses.",
+        discussion: """
+            The pod is started as the kubelet starts it (RunPodSandbox, ImageStatus, PullImage if \
+            missing, CreateContainer, StartContainer) and torn down afterwards, on success, failure \
+            and Ctrl-C. Network readiness checks run inside the pod's own network namespace, on \
+            127.0.0.1. --cmd takes the rest of the command line, so put it last.
+            """
+    )
+
+    @Option(help: "Image to start, as in a pod spec (e.g. 127.0.0.1:5000/app:1).")
+    var image: String
+
+    @Option(help: "Environment variable for the container, K=V (repeatable).")
+    var env: [String] = []
+
+    @Option(name: .customLong("ready-file"), help: "Ready when this file exists in the container.")
+    var readyFile: String?
+
+    @Option(name: .customLong("ready-exec"), help: "Ready when this command exits 0 in the container (ExecSync; split on spaces).")
+    var readyExec: String?
+
+    @Option(name: .customLong("ready-http"), help: "Ready when GET http://127.0.0.1:PORT/PATH in the pod answers 200-399 (PORT/PATH).")
+    var readyHTTP: String?
+
+    @Option(name: .customLong("ready-tcp"), help: "Ready when 127.0.0.1:PORT in the pod accepts a connection.")
+    var readyTCP: UInt16?
+
+    @Option(name: .customLong("probe-period"), help: "Time between readiness checks (e.g. 100ms, 1s).")
+    var probePeriod: String = "100ms"
+
+    @Option(help: "Give up when not ready after this long (e.g. 90s, 5m).")
+    var timeout: String = "5m"
+
+    @Flag(help: "Remove the image first, so the pull is real.")
+    var cold = false
+
+    @Option(help: "Start the pod this many times, one after the other (one JSON object per line).")
+    var runs: Int = 1
+
+    @Option(name: .customLong("cri-endpoint"), help: "CRI socket (default: $PODSTART_CRI_ENDPOINT or unix:///run/containerd/containerd.sock).")
+    var criEndpoint: String?
+
+    @Option(help: "table, json or chrome (Trace Event JSON for Perfetto / chrome://tracing).")
+    var output: TraceOutputFormat = .table
+
+    @Option(help: "Write the output to this file instead of standard output.")
+    var out: String?
+
+    @Flag(name: .customLong("no-kernel"), help: "Do not load the kernel probes: phases from CRI timings only, no accesses.")
+    var noKernel = false
+
+    @Option(name: .customLong("cmd"), parsing: .remaining, help: "Command and arguments replacing the image's entrypoint (must come last).")
+    var cmd: [String] = []
+
+    func validate() throws {
+        let checks = [readyFile != nil, readyExec != nil, readyHTTP != nil, readyTCP != nil].filter { $0 }.count
+        if checks > 1 { throw ValidationError("choose one of --ready-file, --ready-exec, --ready-http, --ready-tcp") }
+        if let readyHTTP, ReadinessCheck.parseHTTP(readyHTTP) == nil {
+            throw ValidationError("--ready-http wants PORT/PATH, e.g. 8080/healthz")
+        }
+        if let readyFile, !readyFile.hasPrefix("/") { throw ValidationError("--ready-file must be an absolute path") }
+        if readyTCP == 0 { throw ValidationError("--ready-tcp wants a port 1-65535") }
+        if runs < 1 { throw ValidationError("--runs must be at least 1") }
+        for pair in env where !pair.contains("=") || pair.hasPrefix("=") {
+            throw ValidationError("--env wants K=V, got '\(pair)'")
+        }
+        guard let period = DurationText.parse(probePeriod), period > .zero else {
+            throw ValidationError("--probe-period: '\(probePeriod)' is not a duration like 100ms or 1s")
+        }
+        guard let limit = DurationText.parse(timeout), limit > .zero else {
+            throw ValidationError("--timeout: '\(timeout)' is not a duration like 90s or 5m")
+        }
+        if period > limit { throw ValidationError("--probe-period is longer than --timeout") }
+        if let criEndpoint { _ = try CRIEndpoint(parsing: criEndpoint) }
+    }
+
+    func run() async throws {
+        let endpoint = try criEndpoint.map { try CRIEndpoint(parsing: $0) } ?? CRIEndpoint.fromEnvironment()
+        let sink = try OutputSink(path: out)
+        var traces: [PodStartTrace] = []
+        let signals = SignalStop.install()
+        for run in 0..<runs {
+            let options = startOptions()
+            let work = Task { try await TraceRun(options: options, endpoint: endpoint, kernel: !noKernel).trace() }
+            // Ctrl-C / SIGTERM cancel the start; PodStarter tears the pod down before returning.
+            let watcher = Task {
+                while !Task.isCancelled {
+                    if signals.stopped { work.cancel(); return }
+                    try? await Task.sleep(for: .milliseconds(50))
+                }
+            }
+            let result = await work.result
+            watcher.cancel()
+            let trace: PodStartTrace
+            do {
+                trace = try result.get()
+            } catch is CancellationError {
+                throw TraceError.interrupted
+            } catch {
+                if signals.stopped { throw TraceError.interrupted }
+                throw TraceError.failed(run: run + 1, of: runs, error: "\(error)")
+            }
+            traces.append(trace)
+            switch output {
+            case .json: sink.write(trace.json().rendered() + "\n")
+            case .table: sink.write(TraceTable.render(trace, run: runs > 1 ? run + 1 : nil))
+            case .chrome: break
+            }
+        }
+        if output == .chrome { sink.write(ChromeTrace.render(traces).rendered() + "\n") }
+    }
+
+    func startOptions() -> PodStartOptions {
+        var options = PodStartOptions(image: image)
+        options.command = cmd
+        options.env = env.map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            return ContainerConfig.EnvVar(name: String(parts[0]), value: parts.count > 1 ? String(parts[1]) : "")
+        }
+        if let readyFile { options.readiness = .file(path: readyFile) }
+        if let readyExec { options.readiness = .exec(command: readyExec.split(separator: " ").map(String.init)) }
+        if let readyHTTP, let check = ReadinessCheck.parseHTTP(readyHTTP) { options.readiness = check }
+        if let readyTCP { options.readiness = .tcp(port: readyTCP) }
+        options.probePeriod = DurationText.parse(probePeriod) ?? .milliseconds(100)
+        options.timeout = DurationText.parse(timeout) ?? .seconds(300)
+        options.cold = cold
+        return options
+    }
+}
+
+enum TraceOutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, json, chrome
+}
+
+enum TraceError: Error, CustomStringConvertible {
+    case interrupted
+    case failed(run: Int, of: Int, error: String)
+
+    var description: String {
+        switch self {
+        case .interrupted: "interrupted: the pod was torn down"
+        case let .failed(run, total, error): total > 1 ? "run \(run) of \(total): \(error)" : error
+        }
+    }
+}
+
+/// One pod start with the kernel probes recording it.
+struct TraceRun: Sendable {
+    var options: PodStartOptions
+    var endpoint: CRIEndpoint
+    var kernel: Bool
+
+    /// Kernel events collected while the pod starts.
+    final class Collected: @unchecked Sendable {
+        private let lock = NSLock()
+        private var events: [KernelEvent] = []
+        func append(_ more: [KernelEvent]) { lock.withLock { events += more } }
+        func take() -> [KernelEvent] { lock.withLock { let e = events; events = []; return e } }
+    }
+
+    func trace() async throws -> PodStartTrace {
+        let clock = WallClock.measure()
+        var session: KernelProbeSession?
+        var consumer: Task<Void, Never>?
+        let collected = Collected()
+        let families: Set<ProbeFamily> = [.process, .opens, .reads, .writes]
+        if kernel {
+            do {
+                let s = try KernelProbeSession()
+                try s.attach(families)
+                let stream = try s.events()
+                consumer = Task { for await batch in stream { collected.append(batch.decode()) } }
+                session = s
+            } catch {
+                FileHandle.standardError.write(Data("podstart: kernel probes unavailable (\(error)); phases from CRI timings only, no accesses. Pass --no-kernel to silence this.\n".utf8))
+            }
+        }
+        defer { session?.close() }
+
+        var trace: PodStartTrace?
+        _ = try await PodStarter(endpoint: endpoint).run(options, whileReady: { record in
+            // Stop recording at ready, read the kernel's aggregates, and attribute while the
+            // container's root filesystem still exists (its writable layer goes with teardown).
+            var openCounts: [OpenCount] = []
+            var writeTotals: [WriteTotal] = []
+            var readRanges: [ReadRangeEvent] = []
+            if let session {
+                session.detach(families)
+                readRanges = (try? session.drainReadRanges()) ?? []
+                openCounts = (try? session.openCounts()) ?? []
+                writeTotals = (try? session.writeTotals()) ?? []
+                session.close()
+                await consumer?.value
+            }
+            let layers = record.rootfs.flatMap { rootfs -> ImageLayers? in
+                guard let root = rootfs.containerdRoot, let digest = record.imageDigest else { return nil }
+                return try? ImageLayers.load(contentStoreRoot: root, digest: digest)
+            }
+            var correlator = Correlator(clock: clock)
+            for input in Self.inputs(record) { _ = correlator.ingest(input) }
+            for event in collected.take() + readRanges.map(KernelEvent.readRange) { _ = correlator.ingest(.kernel(event)) }
+            correlator.addAggregates(openCounts: openCounts, writeTotals: writeTotals)
+            let resolve: (String, FileIdentity) -> LayerLocation? = { path, identity in
+                guard let rootfs = record.rootfs, let layers else { return nil }
+                switch rootfs.attribution(of: path, layers: layers) {
+                case .layer(let layer)?: return LayerLocation(layerDigest: layer.digest, dataFile: identity.dataKey)
+                default: return LayerLocation(layerDigest: nil, dataFile: identity.dataKey)
+                }
+            }
+            trace = correlator.flush(resolve: resolve).first { $0.pod.uid == record.pod.uid }
+        })
+        guard let trace else { throw TraceError.failed(run: 1, of: 1, error: "no timeline was built for the pod") }
+        return trace
+    }
+
+    /// The CRI timings of a start as the correlator's inputs.
+    static func inputs(_ record: PodStartRecord) -> [CorrelatorInput] {
+        let uid = record.pod.uid
+        var inputs: [CorrelatorInput] = [
+            .pod(uid: uid, namespace: record.pod.namespace, name: record.pod.name, created: record.created.unixNs, source: .cri),
+        ]
+        if let sandbox = record.call("RunPodSandbox") {
+            inputs.append(.sandbox(uid: uid, sandboxID: record.sandboxID, begin: sandbox.begin.unixNs, end: sandbox.end.unixNs, source: .cri))
+        }
+        if let pull = record.call("PullImage") {
+            inputs.append(.pull(uid: uid, image: record.image, begin: pull.begin.unixNs, end: pull.end.unixNs, source: .cri))
+        }
+        if let create = record.call("CreateContainer") {
+            inputs.append(.containerCreated(uid: uid, containerID: record.containerID, name: record.containerName,
+                                            image: record.image, imageDigest: record.imageDigest, isInit: false,
+                                            begin: create.begin.unixNs, end: create.end.unixNs, source: .cri))
+        }
+        if let start = record.call("StartContainer") {
+            // Until the first exec is seen, the container counts as started when podstart saw it running.
+            inputs.append(.containerStarted(containerID: record.containerID, begin: start.begin.unixNs,
+                                            end: record.running.unixNs, source: .cri))
+        }
+        if let ns = record.mountNamespaceInode {
+            inputs.append(.containerMountNamespace(containerID: record.containerID, mountNamespace: UInt32(truncatingIfNeeded: ns)))
+        }
+        inputs.append(.ready(uid: uid, at: record.ready.unixNs, source: .prober))
+        return inputs
+    }
+}
+
+/// Durations as people write them: `100ms`, `1.5s`, `2m`, `1h`, or bare seconds.
+enum DurationText {
+    static func parse(_ text: String) -> Duration? {
+        let units: [(String, Double)] = [("ms", 1e-3), ("us", 1e-6), ("s", 1), ("m", 60), ("h", 3600)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            guard let value = Double(text.dropLast(suffix.count)), value.isFinite, value >= 0 else { return nil }
+            return .nanoseconds(Int64(value * scale * 1e9))
+        }
+        guard let value = Double(text), value.isFinite, value >= 0 else { return nil }
+        return .nanoseconds(Int64(value * 1e9))
+    }
+}
+
+/// Standard output or a file.
+struct OutputSink {
+    let handle: FileHandle
+
+    init(path: String?) throws {
+        guard let path else { handle = .standardOutput; return }
+        guard FileManager.default.createFile(atPath: path, contents: nil) else {
+            throw ValidationError("cannot write --out \(path)")
+        }
+        handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+    }
+
+    func write(_ text: String) { handle.write(Data(text.utf8)) }
+}
+
+/// The waterfall: one bar per phase on the pod's timeline, with seconds and share of the total.
+enum TraceTable {
+    static let barWidth = 48
+
+    static func render(_ trace: PodStartTrace, run: Int?) -> String {
+        let e2e = max(trace.e2eNanoseconds, 1)
+        var out = ""
+        if let run { out += "run \(run)\n" }
+        out += "pod \(trace.pod.namespace)/\(trace.pod.name)  \(trace.containers.first?.image ?? "")\n"
+        out += "created \(Timestamp.rfc3339(unixNanoseconds: trace.created))  ready after \(format(trace.e2eSeconds)) s\n\n"
+        let top = trace.phases.filter { $0.parent == nil }
+        for span in top {
+            out += line(span, trace: trace, e2e: e2e, indent: "")
+            if span.name == .pull {
+                for part in trace.phases where part.parent == .pull && part.start >= span.start && part.end <= span.end {
+                    out += line(part, trace: trace, e2e: e2e, indent: "  ")
+                }
+            }
+        }
+        out += "\(pad("total", 16)) \(String(repeating: " ", count: barWidth + 2)) \(lpad(format(trace.e2eSeconds), 8)) s  100.0%\n"
+        for container in trace.containers {
+            let bytes = container.accesses.reduce(UInt64(0)) { $0 + $1.bytes }
+            out += "\ncontainer \(container.name): \(container.accesses.count) files read at start, \(bytes) bytes"
+            if let code = container.exitCode { out += ", exited \(code)" }
+            out += "\n"
+        }
+        return out + "\n"
+    }
+
+    static func line(_ span: PhaseSpan, trace: PodStartTrace, e2e: Int64, indent: String) -> String {
+        let offset = Int((Double(span.start - trace.created) / Double(e2e) * Double(barWidth)).rounded(.down))
+        var length = Int((Double(span.nanoseconds) / Double(e2e) * Double(barWidth)).rounded())
+        length = max(1, min(length, barWidth - min(offset, barWidth - 1)))
+        let bar = String(repeating: " ", count: min(offset, barWidth - 1)) + String(repeating: "█", count: length)
+        let share = Double(span.nanoseconds) / Double(e2e) * 100
+        return "\(pad(indent + span.name.rawValue, 16)) |\(pad(bar, barWidth))| \(lpad(format(span.seconds), 8)) s \(lpad(String(format: "%5.1f", share), 6))%  \(span.source.rawValue)\n"
+    }
+
+    static func format(_ seconds: Double) -> String { String(format: "%.3f", seconds) }
+    static func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+    static func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
+}
+
+/// Chrome Trace Event JSON (the "JSON Object Format"): complete events ("ph": "X") in
+/// microseconds, one process per pod start, top-level phases on thread 1 and pull parts on
+/// thread 2. Perfetto and chrome://tracing open it.
+enum ChromeTrace {
+    static func render(_ traces: [PodStartTrace]) -> JSON {
+        var events: [JSON] = []
+        let origin = traces.map(\.created).min() ?? 0
+        for (index, trace) in traces.enumerated() {
+            let pid = Int64(index + 1)
+            events.append(metadata("process_name", pid: pid, tid: 0, name: "\(trace.pod.namespace)/\(trace.pod.name)"))
+            events.append(metadata("thread_name", pid: pid, tid: 1, name: "phases"))
+            events.append(metadata("thread_name", pid: pid, tid: 2, name: "pull"))
+            for span in trace.phases {
+                events.append(.object([
+                    ("name", .string(span.name.rawValue)),
+                    ("cat", .string(span.parent == nil ? "phase" : "pull")),
+                    ("ph", .string("X")),
+                    ("ts", .double(Double(span.start - origin) / 1000)),
+                    ("dur", .double(Double(span.nanoseconds) / 1000)),
+                    ("pid", .int(pid)),
+                    ("tid", .int(span.parent == nil ? 1 : 2)),
+                    ("args", .object([("source", .string(span.source.rawValue)), ("seconds", .double(span.seconds))])),
+                ]))
+            }
+        }
+        return .object([("traceEvents", .array(events)), ("displayTimeUnit", .string("ms"))])
+    }
+
+    static func metadata(_ kind: String, pid: Int64, tid: Int64, name: String) -> JSON {
+        .object([("name", .string(kind)), ("ph", .string("M")), ("pid", .int(pid)), ("tid", .int(tid)),
+                 ("args", .object([("name", .string(name))]))])
+    }
+}
