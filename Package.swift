@@ -72,6 +72,7 @@ let package = Package(
             dependencies: [
                 "PodstartCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
@@ -110,7 +111,10 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
-        .testTarget(name: "StateStoreTests", dependencies: ["StateStore", "PodstartCore"]),
+        .testTarget(
+            name: "StateStoreTests",
+            dependencies: ["StateStore", "PodstartCore", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "PodstartCore"]),
         .testTarget(
             name: "KernelProbesTests",

@@ -1,4 +1,5 @@
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import NIOCore
@@ -83,11 +84,14 @@ public enum APIServer {
         let running: @Sendable (any Channel) async -> Void = { channel in
             await onServerRunning(channel.localAddress?.port ?? listen.port)
         }
+        // Idle connections are closed: an agent listening on every address of every node
+        // should not keep sockets for clients that went quiet.
+        let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: .seconds(60)))
         if let tls {
-            return Application(responder: responder, server: try .tls(.http1(), tlsConfiguration: tlsConfiguration(tls)),
+            return Application(responder: responder, server: try .tls(http1, tlsConfiguration: tlsConfiguration(tls)),
                                configuration: configuration, onServerRunning: running, logger: logger)
         }
-        return Application(responder: responder, server: .http1(), configuration: configuration,
+        return Application(responder: responder, server: http1, configuration: configuration,
                            onServerRunning: running, logger: logger)
     }
 

@@ -1,7 +1,30 @@
 import Foundation
+import Logging
 import PodstartCore
 import StateStore
+import Synchronization
 import Testing
+
+/// Keeps what a logger was asked to log, to check the lines operators will read.
+final class CapturedLog: Sendable {
+    let lines = Mutex<[String]>([])
+    var logger: Logger { Logger(label: "test") { _ in CapturingHandler(sink: self) } }
+
+    struct CapturingHandler: LogHandler {
+        let sink: CapturedLog
+        var logLevel: Logger.Level = .trace
+        var metadata: Logger.Metadata = [:]
+        var metadataProvider: Logger.MetadataProvider?
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            let fields = (event.metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            sink.lines.withLock { $0.append("\(event.level) \(event.message) \(fields)") }
+        }
+    }
+}
 
 enum StoreFixtures {
     static let t0: Int64 = 1_700_000_000_000_000_000
@@ -122,9 +145,14 @@ struct TimelineStoreTests {
         let garbage = Data((0..<65_536).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) })
         try garbage.write(to: URL(fileURLWithPath: path))
 
-        let store = try TimelineStore(directory: dir, configuration: StoreFixtures.noRetention, now: StoreFixtures.t0)
+        let log = CapturedLog()
+        let store = try TimelineStore(directory: dir, configuration: StoreFixtures.noRetention, logger: log.logger, now: StoreFixtures.t0)
         let aside = try #require(store.movedAsidePath)
         #expect(aside == path + ".corrupt-20231114T221320Z")
+        // One error line naming both files and SQLite's reason.
+        let lines = log.lines.withLock { $0 }
+        #expect(lines == ["error state database is corrupt; moved it aside and started a fresh one "
+                          + "movedTo=\(aside) path=\(path) reason=file is not a database"])
         #expect(FileManager.default.contents(atPath: aside) == garbage)
         #expect(try await store.recent(limit: 10, offset: 0).isEmpty)
         try await store.save(StoreFixtures.trace(1))
