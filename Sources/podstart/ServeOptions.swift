@@ -1,0 +1,82 @@
+import ArgumentParser
+import Exporter
+import Foundation
+import StateStore
+
+/// The agent's flags for what it serves and keeps: the HTTP listener, TLS, the API token, the
+/// state directory and its retention, and the image label bounds of the metrics. For
+/// `@OptionGroup var serve: ServeOptions` in `AgentCommand`; `validate()` rejects bad values
+/// (unreadable files included) before any work starts.
+struct ServeOptions: ParsableArguments {
+    @Option(help: "Address for /metrics, /healthz, /readyz and /v1 (HOST:PORT, [IPv6]:PORT or :PORT).")
+    var listen = "0.0.0.0:\(ListenAddress.defaultPort)"
+
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain (leaf first): serve HTTPS. Needs --tls-key.")
+    var tlsCertificate: String?
+
+    @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert.")
+    var tlsKey: String?
+
+    @Option(name: .customLong("api-token-file"),
+            help: "File holding a bearer token that /v1/... requests must send (Authorization: Bearer ...). A file, not a flag, so the token stays out of ps.")
+    var apiTokenFile: String?
+
+    @Option(name: .customLong("state-dir"), help: "Directory for the state database (timelines and access traces).")
+    var stateDirectory = "/var/lib/podstart"
+
+    @Option(name: .customLong("retention-hours"), help: "Delete recorded starts older than this (0: keep regardless of age).")
+    var retentionHours = 168
+
+    @Option(name: .customLong("state-max-mib"), help: "Delete the oldest starts when stored traces pass this size (0: no limit).")
+    var stateMaxMiB = 512
+
+    @Option(name: .customLong("metrics-image-limit"), help: "Images that get their own image label, in order of first sighting; the rest are summed as other.")
+    var metricsImageLimit = 20
+
+    @Option(name: .customLong("metrics-image"), help: "An image reference that always gets its own image label (repeatable).")
+    var metricsImages: [String] = []
+
+    func validate() throws {
+        do { _ = try ListenAddress(parsing: listen) } catch { throw ValidationError("\(error)") }
+        switch (tlsCertificate, tlsKey) {
+        case (nil, nil): break
+        case (let cert?, let key?):
+            for path in [cert, key] where !FileManager.default.isReadableFile(atPath: path) {
+                throw ValidationError("cannot read \(path) (--tls-cert/--tls-key)")
+            }
+        default: throw ValidationError("--tls-cert and --tls-key go together")
+        }
+        if apiTokenFile != nil { _ = try apiToken() }
+        guard retentionHours >= 0, stateMaxMiB >= 0 else { throw ValidationError("--retention-hours and --state-max-mib must be 0 or more") }
+        guard (0...1000).contains(metricsImageLimit) else { throw ValidationError("--metrics-image-limit must be from 0 to 1000") }
+    }
+
+    var listenAddress: ListenAddress { (try? ListenAddress(parsing: listen)) ?? ListenAddress(host: "0.0.0.0", port: ListenAddress.defaultPort) }
+
+    var tlsFiles: TLSFiles? {
+        guard let tlsCertificate, let tlsKey else { return nil }
+        return TLSFiles(certificateChainPath: tlsCertificate, privateKeyPath: tlsKey)
+    }
+
+    /// The token in `--api-token-file`, without surrounding white space; nil without the flag.
+    func apiToken() throws -> String? {
+        guard let apiTokenFile else { return nil }
+        guard let data = FileManager.default.contents(atPath: apiTokenFile) else {
+            throw ValidationError("cannot read --api-token-file \(apiTokenFile)")
+        }
+        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty, !token.contains(where: { $0.isWhitespace }) else {
+            throw ValidationError("--api-token-file \(apiTokenFile) must hold one token without spaces")
+        }
+        return token
+    }
+
+    var storeConfiguration: TimelineStore.Configuration {
+        TimelineStore.Configuration(maxAgeSeconds: retentionHours == 0 ? nil : Int64(retentionHours) * 3600,
+                                    maxBytes: stateMaxMiB == 0 ? nil : Int64(stateMaxMiB) << 20)
+    }
+
+    func metricsConfiguration(buildInfo: BuildInfo) -> MetricsRegistry.Configuration {
+        MetricsRegistry.Configuration(imageAllowList: Set(metricsImages), imageLabelLimit: metricsImageLimit, buildInfo: buildInfo)
+    }
+}
