@@ -113,7 +113,13 @@ let package = Package(
         ),
         .testTarget(
             name: "StateStoreTests",
-            dependencies: ["StateStore", "PodstartCore", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "StateStore",
+                "PodstartCore",
+                "Exporter",  // the API served from the store, as the agent wires them
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
         ),
         .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "PodstartCore"]),
         .testTarget(
