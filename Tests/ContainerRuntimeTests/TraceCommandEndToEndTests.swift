@@ -1,0 +1,120 @@
+import ContainerRuntime
+import Foundation
+import Testing
+
+/// `podstart trace` as users run it: the built binary against the local environment, checked on
+/// its trace JSON. The binary sits next to the test bundle (`swift build --build-tests` builds it).
+@Suite(.serialized) struct TraceCommandEndToEndTests {
+    let env: LocalEnvironment
+    let binary: String
+
+    init() throws {
+        env = try LocalEnvironment.shared()
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+        binary = "\(dir)/podstart"
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw LocalEnvironment.StartFailure(description: "\(binary) not built: run swift build --build-tests first")
+        }
+    }
+
+    struct Phase { var name: String; var start: Int64; var end: Int64; var parent: String? }
+
+    /// Runs `podstart trace … --output json` and returns the trace object and its phases.
+    func trace(_ arguments: [String]) throws -> ([String: Any], [Phase]) {
+        let (status, output) = LocalEnvironment.run(
+            [binary, "trace", "--cri-endpoint", env.endpoint.description, "--output", "json"] + arguments)
+        guard status == 0 else {
+            throw LocalEnvironment.StartFailure(description: "podstart trace failed (\(status)): \(output)")
+        }
+        let line = output.split(separator: "\n").first { $0.hasPrefix("{") } ?? ""
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["schemaVersion"] as? String == "podstart.dev/v1")
+        let phases = try (object["phases"] as? [[String: Any]] ?? []).map { p in
+            Phase(name: p["name"] as? String ?? "",
+                  start: try #require(RFC3339Parse.unixNs(p["start"] as? String)),
+                  end: try #require(RFC3339Parse.unixNs(p["end"] as? String)),
+                  parent: p["parent"] as? String)
+        }
+        return (object, phases)
+    }
+
+    func seconds(_ phases: [Phase], _ name: String) -> Double {
+        Double(phases.filter { $0.name == name }.reduce(Int64(0)) { $0 + $1.end - $1.start }) / 1e9
+    }
+
+    @Test func probePhaseIsTheEntrypointsDelayAndTopLevelPhasesAddUpToE2E() throws {
+        let (object, phases) = try trace(["--image", env.image("slow-ready:latest"), "--ready-file", "/tmp/ready",
+                                          "--probe-period", "20ms"])
+        let probe = seconds(phases, "probe")
+        #expect(abs(probe - 1.5) <= 0.15, "probe \(probe) s")
+        let created = try #require(RFC3339Parse.unixNs(object["created"] as? String))
+        let ready = try #require(RFC3339Parse.unixNs(object["ready"] as? String))
+        let top = phases.filter { $0.parent == nil }.sorted { $0.start < $1.start }
+        #expect(top.first?.start == created && top.last?.end == ready)
+        for (a, b) in zip(top, top.dropFirst()) { #expect(a.end == b.start, "\(a.name) → \(b.name) leave a gap") }
+        let sum = top.reduce(Int64(0)) { $0 + $1.end - $1.start }
+        #expect(sum == ready - created)
+        let e2e = try #require(object["e2eSeconds"] as? Double)
+        #expect(abs(e2e - Double(ready - created) / 1e9) < 1e-6)
+        for name in ["sandbox", "create", "start", "probe"] { #expect(seconds(phases, name) > 0, "\(name) missing") }
+    }
+
+    @Test func coldPullSplitsExactlyAndMatchesAPullImageTimedByTheTest() async throws {
+        let image = env.image("large-layer:latest")
+        // The test's own cold PullImage, timed around the call.
+        let testPullSeconds = try await CRIClient.withClient(endpoint: env.endpoint) { client in
+            if let present = try await client.imageStatus(image) { try await client.removeImage(present.id) }
+            let begin = Instant.now()
+            _ = try await client.pullImage(image, sandboxConfig: nil)
+            return begin.seconds(to: .now())
+        }
+        let (_, phases) = try trace(["--image", image, "--cold"])
+        let pull = seconds(phases, "pull")
+        let parts = seconds(phases, "download") + seconds(phases, "decompress") + seconds(phases, "pull_other")
+        #expect(pull > 0)
+        #expect(abs(parts - pull) <= 0.001, "download+decompress+pull_other \(parts) s, pull \(pull) s")
+        #expect(abs(pull - testPullSeconds) <= 0.10 * testPullSeconds, "trace pull \(pull) s, test's PullImage \(testPullSeconds) s")
+        #expect(seconds(phases, "download") > 0, "no download seen in a cold pull of 64 MiB")
+    }
+
+    @Test func highlyCompressibleLayerMakesDecompressTheLargestPartOfPull() throws {
+        let (_, phases) = try trace(["--image", env.image("large-layer:compressible"), "--cold"])
+        let download = seconds(phases, "download"), decompress = seconds(phases, "decompress")
+        let other = seconds(phases, "pull_other")
+        #expect(decompress > download && decompress > other,
+                "download \(download) s, decompress \(decompress) s, pull_other \(other) s")
+    }
+
+    @Test func containerExitingBeforeReadyFailsWithItsExitCodeAndLeavesNothing() throws {
+        let (status, output) = LocalEnvironment.run(
+            [binary, "trace", "--cri-endpoint", env.endpoint.description, "--image", env.image("small-files:latest"),
+             "--ready-file", "/tmp/ready", "--cmd", "/bin/busybox", "sh", "-c", "exit 5"])
+        #expect(status != 0)
+        #expect(output.contains("exited with code 5"), "output: \(output)")
+    }
+}
+
+/// RFC 3339 with optional fraction and Z, as the trace JSON writes it.
+enum RFC3339Parse {
+    static func unixNs(_ text: String?) -> Int64? {
+        guard let text, text.hasSuffix("Z"), text.count >= 20 else { return nil }
+        let body = text.dropLast()
+        let parts = body.split(separator: ".", maxSplits: 1)
+        let fields = parts[0].split(whereSeparator: { "-T:".contains($0) }).compactMap { Int32($0) }
+        guard fields.count == 6 else { return nil }
+        var tm = tm()
+        tm.tm_year = fields[0] - 1900
+        tm.tm_mon = fields[1] - 1
+        tm.tm_mday = fields[2]
+        tm.tm_hour = fields[3]
+        tm.tm_min = fields[4]
+        tm.tm_sec = fields[5]
+        let seconds = Int64(timegm(&tm))
+        var nanos: Int64 = 0
+        if parts.count == 2 {
+            let digits = String(parts[1].prefix(9))
+            nanos = (Int64(digits) ?? 0) * Int64(pow(10.0, Double(9 - digits.count)))
+        }
+        return seconds * 1_000_000_000 + nanos
+    }
+}
