@@ -103,6 +103,16 @@ public struct KubeletPodStartMetrics: Sendable {
     public var startedPodsErrors: Double?
     /// `kubelet_started_containers_total` by `container_type`.
     public var startedContainers: [String: Double] = [:]
+    /// `kubelet_started_containers_errors_total` by `container_type` + "/" + `code`.
+    public var startedContainersErrors: [String: Double] = [:]
+    /// `kubelet_runtime_operations_total` by `operation_type`.
+    public var runtimeOperationsTotal: [String: Double] = [:]
+    /// `kubelet_pod_worker_duration_seconds` by `operation_type` (create, update, sync, …).
+    public var podWorker: [String: CumulativeHistogram] = [:]
+    /// `kubelet_pod_worker_start_duration_seconds`.
+    public var podWorkerStart: CumulativeHistogram?
+    /// `kubelet_run_podsandbox_errors_total` by `runtime_handler`.
+    public var runPodSandboxErrors: [String: Double] = [:]
 
     public init(_ e: PrometheusText.Exposition) {
         func h(_ name: String) -> CumulativeHistogram? { e.family(name).flatMap { CumulativeHistogram.all(in: $0).first } }
@@ -129,6 +139,13 @@ public struct KubeletPodStartMetrics: Sendable {
         startedPods = e.family("kubelet_started_pods_total")?.samples.first?.value
         startedPodsErrors = e.family("kubelet_started_pods_errors_total")?.samples.first?.value
         startedContainers = counter("kubelet_started_containers_total", "container_type")
+        if let f = e.family("kubelet_started_containers_errors_total") {
+            for x in f.samples { startedContainersErrors[(x.label("container_type") ?? "") + "/" + (x.label("code") ?? "")] = x.value }
+        }
+        runtimeOperationsTotal = counter("kubelet_runtime_operations_total", "operation_type")
+        podWorker = byLabel("kubelet_pod_worker_duration_seconds", "operation_type")
+        podWorkerStart = h("kubelet_pod_worker_start_duration_seconds")
+        runPodSandboxErrors = counter("kubelet_run_podsandbox_errors_total", "runtime_handler")
     }
 }
 

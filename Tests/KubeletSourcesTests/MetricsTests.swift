@@ -43,6 +43,14 @@ import Testing
         #expect(m.startedPods == 14 && m.startedPodsErrors == 0)
         #expect(m.startedContainers == ["container": 24, "init_container": 7])
         #expect(m.runPodSandbox[""]?.count == 14)
+        #expect(m.podWorker["create"]?.count == 5 && m.podWorker["sync"]?.count == 48 && m.podWorker["update"]?.count == 3)
+        #expect(m.runtimeOperationsTotal["run_podsandbox"] == 14 && m.runtimeOperationsTotal["pull_image"] == 9)
+        // Consistency inside the sample: one sandbox per started pod, and every pull's runtime
+        // operation counted in both the histogram and the counter.
+        #expect(m.runtimeOperationsTotal["run_podsandbox"] == m.startedPods)
+        #expect(m.runtimeOperations["pull_image"]?.count == m.runtimeOperationsTotal["pull_image"])
+        #expect(m.imagePull.values.map(\.count).reduce(0, +) == 7) // 9 pulls − 2 errors
+        #expect(m.podWorkerStart == nil && m.startedContainersErrors.isEmpty && m.runPodSandboxErrors.isEmpty)
     }
 
     @Test func quantilesInterpolateLikePrometheus() throws {
