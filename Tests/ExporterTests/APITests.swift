@@ -219,6 +219,27 @@ struct APITests {
         }
     }
 
+    @Test func badPercentEscapesAreRejected() async throws {
+        try await Self.app(traces: 1).test(.router) { client in
+            for path in ["/v1/pods/uid%2", "/v1/pods/uid%zz", "/v1/images/sha256%3/profile"] {
+                try await client.execute(uri: path, method: .get) { r in
+                    #expect(r.status == .badRequest, "\(path)")
+                }
+            }
+        }
+    }
+
+    @Test func inMemoryTimelinesKeepTheNewestUpToCapacity() async {
+        let timelines = InMemoryTimelines(capacity: 3)
+        for i in [4, 0, 2, 1, 3] {
+            await timelines.add(Fixtures.readyStart(uid: "uid-\(i)", created: Fixtures.t0 + Int64(i)))
+        }
+        #expect(await timelines.recent(limit: 10, offset: 0).map(\.pod.uid) == ["uid-4", "uid-3", "uid-2"])
+        await timelines.add(Fixtures.readyStart(uid: "uid-3", name: "again", created: Fixtures.t0 + 3))
+        #expect(await timelines.pod(uid: "uid-3")?.pod.name == "again")
+        #expect(await timelines.recent(limit: 10, offset: 0).count == 3)
+    }
+
     @Test func listenAddressParsing() throws {
         #expect(try ListenAddress(parsing: "0.0.0.0:9464") == ListenAddress(host: "0.0.0.0", port: 9464))
         #expect(try ListenAddress(parsing: ":9464") == ListenAddress(host: "0.0.0.0", port: 9464))
