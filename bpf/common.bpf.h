@@ -67,6 +67,30 @@ struct {
 	__type(value, __u8);
 } ps_runtime_pids SEC(".maps");
 
+/* Bumped by user space after every change to the two sets above: tells the per-CPU verdict
+ * cache below that its answers may be stale. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} ps_filter_generation SEC(".maps");
+
+/* The last filter verdict on each CPU: a start's tasks hit the same mount namespace again and
+ * again, and an inlined per-CPU array read is far cheaper than a hash lookup. */
+struct ps_verdict {
+	__u64 generation;
+	__u32 mntns;
+	__u32 traced;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ps_verdict);
+} ps_verdict_cache SEC(".maps");
+
 /* Scratch space for path walks and large records, one per CPU (the BPF stack is 512 bytes). */
 struct ps_scratch {
 	char buf[PS_PATH_LEN * 2];
@@ -115,14 +139,32 @@ static __always_inline bool ps_is_runtime_pid(__u32 tgid)
 }
 
 /* The filter every per-syscall and per-read program runs first: is this a task of a container
- * that is starting (or a watched one)? Cheap on purpose: a namespace read and one hash lookup. */
-static __always_inline bool ps_traced_mntns(__u32 mntns)
+ * that is starting (or a watched one)? Cheap on purpose: a namespace read and, unless this CPU
+ * just answered the same question, one hash lookup. */
+static __always_inline bool ps_traced_mntns_uncached(__u32 mntns)
 {
 	if (ps_only_watched)
 		return bpf_map_lookup_elem(&ps_watched_mntns, &mntns) != 0;
 	if (mntns == ps_host_mntns)
 		return false;
 	return bpf_map_lookup_elem(&ps_ignored_mntns, &mntns) == 0;
+}
+
+static __always_inline bool ps_traced_mntns(__u32 mntns)
+{
+	__u32 zero = 0;
+	__u64 *generation = bpf_map_lookup_elem(&ps_filter_generation, &zero);
+	struct ps_verdict *cached = bpf_map_lookup_elem(&ps_verdict_cache, &zero);
+	if (!generation || !cached)
+		return ps_traced_mntns_uncached(mntns);
+	__u64 g = *generation;
+	if (cached->mntns == mntns && cached->generation == g)
+		return cached->traced;
+	bool traced = ps_traced_mntns_uncached(mntns);
+	cached->mntns = mntns;
+	cached->generation = g;
+	cached->traced = traced;
+	return traced;
 }
 
 static __always_inline __u32 ps_task_pidns(struct task_struct *task, __u32 *ns_pid)

@@ -8,7 +8,7 @@ import PackagePlugin
 @main
 struct BPFObjectBuilder: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
-        let bpfDirectory = context.package.directoryURL.appending(path: "bpf")
+        let bpfDirectory = context.package.directoryURL.appending(path: "bpf").resolvingSymlinksInPath()
         let entries = try FileManager.default.contentsOfDirectory(
             at: bpfDirectory, includingPropertiesForKeys: nil)
         let sources = entries.filter { $0.lastPathComponent.hasSuffix(".bpf.c") }

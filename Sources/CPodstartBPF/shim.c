@@ -114,3 +114,111 @@ int podstart_tracepoint_exists(const char *category, const char *name)
 	snprintf(path, sizeof(path), "/sys/kernel/debug/tracing/events/%s/%s/id", category, name);
 	return access(path, F_OK) == 0;
 }
+
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <linux/bpf.h>
+
+struct podstart_ring {
+	int map_fd;
+	int epoll_fd;
+	size_t mask;          /* data size - 1 (a power of two) */
+	size_t page_size;
+	unsigned long *consumer_pos;
+	unsigned long *producer_pos;
+	unsigned char *data;  /* mapped twice back to back, so records never wrap for the reader */
+};
+
+struct podstart_ring *podstart_ring_open(int map_fd)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(map_fd, &info, &len) != 0)
+		return NULL;
+	struct podstart_ring *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->map_fd = map_fd;
+	r->page_size = (size_t)sysconf(_SC_PAGESIZE);
+	r->mask = info.max_entries - 1;
+	void *cons = mmap(NULL, r->page_size, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
+	if (cons == MAP_FAILED)
+		goto fail;
+	r->consumer_pos = cons;
+	void *prod = mmap(NULL, r->page_size + 2 * (size_t)info.max_entries, PROT_READ, MAP_SHARED, map_fd, (off_t)r->page_size);
+	if (prod == MAP_FAILED)
+		goto fail;
+	r->producer_pos = prod;
+	r->data = (unsigned char *)prod + r->page_size;
+	r->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (r->epoll_fd < 0)
+		goto fail;
+	struct epoll_event ev = { .events = EPOLLIN };
+	if (epoll_ctl(r->epoll_fd, EPOLL_CTL_ADD, map_fd, &ev) != 0)
+		goto fail;
+	return r;
+fail:;
+	int saved = errno;
+	podstart_ring_close(r);
+	errno = saved;
+	return NULL;
+}
+
+void podstart_ring_close(struct podstart_ring *r)
+{
+	if (!r)
+		return;
+	if (r->consumer_pos)
+		munmap(r->consumer_pos, r->page_size);
+	if (r->producer_pos)
+		munmap(r->producer_pos, r->page_size + 2 * (r->mask + 1));
+	if (r->epoll_fd > 0)
+		close(r->epoll_fd);
+	free(r);
+}
+
+int podstart_ring_wait(struct podstart_ring *r, int timeout_ms)
+{
+	unsigned long cons = __atomic_load_n(r->consumer_pos, __ATOMIC_ACQUIRE);
+	unsigned long prod = __atomic_load_n(r->producer_pos, __ATOMIC_ACQUIRE);
+	if (prod != cons)
+		return 1;
+	struct epoll_event ev;
+	return epoll_wait(r->epoll_fd, &ev, 1, timeout_ms);
+}
+
+size_t podstart_ring_drain(struct podstart_ring *r, unsigned char *out, size_t out_cap,
+                           size_t *ends, size_t ends_cap, size_t *out_used)
+{
+	unsigned long cons = __atomic_load_n(r->consumer_pos, __ATOMIC_ACQUIRE);
+	unsigned long prod = __atomic_load_n(r->producer_pos, __ATOMIC_ACQUIRE);
+	size_t used = 0, n = 0;
+	while (cons < prod && n < ends_cap) {
+		__u32 *hdr = (__u32 *)(r->data + (cons & r->mask));
+		__u32 len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
+		if (len & BPF_RINGBUF_BUSY_BIT)
+			break; /* the producer has not committed this one yet */
+		__u32 sample = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
+		unsigned long next = cons + ((sample + BPF_RINGBUF_HDR_SZ + 7) & ~7UL);
+		if (!(len & BPF_RINGBUF_DISCARD_BIT)) {
+			if (used + sample > out_cap)
+				break;
+			memcpy(out + used, (unsigned char *)hdr + BPF_RINGBUF_HDR_SZ, sample);
+			used += sample;
+			ends[n++] = used;
+		}
+		cons = next;
+	}
+	__atomic_store_n(r->consumer_pos, cons, __ATOMIC_RELEASE);
+	*out_used = used;
+	return n;
+}
+
+size_t podstart_ring_available(struct podstart_ring *r)
+{
+	unsigned long cons = __atomic_load_n(r->consumer_pos, __ATOMIC_ACQUIRE);
+	unsigned long prod = __atomic_load_n(r->producer_pos, __ATOMIC_ACQUIRE);
+	return (size_t)(prod - cons);
+}

@@ -42,7 +42,7 @@ public final class KernelProbeSession: @unchecked Sendable {
     private var reader: RingBufferReader?
     private var closed = false
     private let sharedMaps = ["ps_events", "ps_stats", "ps_ignored_mntns", "ps_watched_mntns",
-                              "ps_runtime_pids", "ps_scratch_map"]
+                              "ps_runtime_pids", "ps_scratch_map", "ps_filter_generation", "ps_verdict_cache"]
 
     public init(configuration: Configuration = Configuration()) throws {
         try ProbeEnvironment.check()
@@ -255,6 +255,7 @@ public final class KernelProbeSession: @unchecked Sendable {
         var one: UInt8 = 1
         let rc = bpf_map_update_elem(fd, &k, &one, UInt64(BPF_ANY))
         if rc != 0 { throw BPFError.map(name: name, errno: -rc) }
+        try invalidateVerdicts(after: name)
     }
 
     private func delete(map name: String, key: UInt32) throws {
@@ -262,6 +263,22 @@ public final class KernelProbeSession: @unchecked Sendable {
         var k = key
         let rc = bpf_map_delete_elem(fd, &k)
         if rc != 0 && rc != -ENOENT { throw BPFError.map(name: name, errno: -rc) }
+        try invalidateVerdicts(after: name)
+    }
+
+    /// The kernel caches its last filter verdict per CPU, tagged with a generation: a change to
+    /// the ignored or watched set bumps it so no stale verdict survives the change.
+    private func invalidateVerdicts(after map: String) throws {
+        guard map == "ps_ignored_mntns" || map == "ps_watched_mntns" else { return }
+        let fd = try sharedFD("ps_filter_generation")
+        try lock.withLock {
+            var zero: UInt32 = 0
+            var generation: UInt64 = 0
+            _ = bpf_map_lookup_elem(fd, &zero, &generation)
+            generation &+= 1
+            let rc = bpf_map_update_elem(fd, &zero, &generation, UInt64(BPF_ANY))
+            if rc != 0 { throw BPFError.map(name: "ps_filter_generation", errno: -rc) }
+        }
     }
 
     // MARK: aggregates

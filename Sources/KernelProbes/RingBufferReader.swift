@@ -38,22 +38,13 @@ public struct RawEventBatch: Sendable {
     }
 }
 
-/// Reads the ring buffer on a dedicated thread: `ring_buffer__poll` blocks, so it cannot run on
-/// the cooperative pool. Wakes on the kernel's batched wake-up or every `pollIntervalMs` (the
-/// kernel does not wake the reader for every record), copies records out, and yields one batch per
-/// cycle into a bounded AsyncStream, counting what the stream had to drop.
+/// Reads the ring buffer on a dedicated thread (waiting on epoll blocks, so it cannot run on the
+/// cooperative pool). Wakes on the kernel's batched wake-up or every `pollIntervalMs` (the kernel
+/// does not wake the reader for every record), copies every waiting record out in one pass with
+/// the consumer position published once per pass (CPodstartBPF's podstart_ring_drain), and yields
+/// one batch per pass into a bounded AsyncStream, counting what the stream had to drop.
 final class RingBufferReader: @unchecked Sendable {
-    private final class Collector {
-        var storage: [UInt8] = []
-        var ends: [Int] = []
-        init() {
-            storage.reserveCapacity(1 << 20)
-            ends.reserveCapacity(4096)
-        }
-    }
-
     private let ring: OpaquePointer
-    private let collector: Unmanaged<Collector>
     private let pollIntervalMs: Int32
     private let stopRequested = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
@@ -66,22 +57,15 @@ final class RingBufferReader: @unchecked Sendable {
     let recordsDropped = Atomic<UInt64>(0)
     let readerCPUNanoseconds = Atomic<UInt64>(0)
 
+    /// The most one pass copies; what is left waits for the next pass.
+    static let maxBatchBytes = 1 << 20
+
     init(ringFD: Int32, pollIntervalMs: Int32, bufferedBatches: Int) throws {
-        let collector = Unmanaged.passRetained(Collector())
-        let callback: ring_buffer_sample_fn = { context, data, size in
-            guard let context, let data else { return 0 }
-            let collector = Unmanaged<Collector>.fromOpaque(context).takeUnretainedValue()
-            collector.storage.append(contentsOf: UnsafeRawBufferPointer(start: data, count: size))
-            collector.ends.append(collector.storage.count)
-            return 0
-        }
         errno = 0
-        guard let ring = ring_buffer__new(ringFD, callback, collector.toOpaque(), nil) else {
-            collector.release()
+        guard let ring = podstart_ring_open(ringFD) else {
             throw BPFError.ringBuffer(errno: errno == 0 ? EINVAL : errno)
         }
         self.ring = ring
-        self.collector = collector
         self.pollIntervalMs = pollIntervalMs
         (stream, continuation) = AsyncStream.makeStream(
             of: RawEventBatch.self, bufferingPolicy: .bufferingOldest(bufferedBatches))
@@ -89,8 +73,7 @@ final class RingBufferReader: @unchecked Sendable {
 
     deinit {
         stop()
-        ring_buffer__free(ring)
-        collector.release()
+        podstart_ring_close(ring)
     }
 
     func start() {
@@ -108,34 +91,45 @@ final class RingBufferReader: @unchecked Sendable {
     }
 
     private func run() {
-        let collector = self.collector.takeUnretainedValue()
         while !stopRequested.load(ordering: .acquiring) {
-            _ = ring_buffer__poll(ring, pollIntervalMs)
-            // A timeout returns without consuming: records submitted without a wake-up wait here.
-            _ = ring_buffer__consume(ring)
-            flush(collector)
+            _ = podstart_ring_wait(ring, pollIntervalMs)
+            drainAll()
         }
-        _ = ring_buffer__consume(ring)
-        flush(collector)
-        readerCPUNanoseconds.store(Self.threadCPUNanoseconds(), ordering: .releasing)
+        drainAll()
         continuation.finish()
         finished.signal()
     }
 
-    private func flush(_ collector: Collector) {
-        readerCPUNanoseconds.store(Self.threadCPUNanoseconds(), ordering: .releasing)
-        guard !collector.ends.isEmpty else { return }
-        // Hand the buffers over and start fresh ones: clearing shared storage would copy it.
-        let batch = RawEventBatch(storage: collector.storage, ends: collector.ends)
-        let count = UInt64(batch.count)
-        collector.storage = []
-        collector.storage.reserveCapacity(max(64 << 10, batch.storage.count))
-        collector.ends = []
-        collector.ends.reserveCapacity(max(1024, batch.ends.count))
-        switch continuation.yield(batch) {
-        case .dropped: recordsDropped.add(count, ordering: .relaxed)
-        default: recordsRead.add(count, ordering: .relaxed)
+    private func drainAll() {
+        while let batch = drainOnce() {
+            let count = UInt64(batch.count)
+            switch continuation.yield(batch) {
+            case .dropped: recordsDropped.add(count, ordering: .relaxed)
+            default: recordsRead.add(count, ordering: .relaxed)
+            }
         }
+        readerCPUNanoseconds.store(Self.threadCPUNanoseconds(), ordering: .releasing)
+    }
+
+    /// One pass over what waits in the ring, into right-sized arrays; nil when nothing waits.
+    private func drainOnce() -> RawEventBatch? {
+        let available = podstart_ring_available(ring)
+        guard available > 0 else { return nil }
+        let capacity = min(available, Self.maxBatchBytes)
+        // every record takes at least a header and 8 bytes of data in the ring
+        let endsCapacity = max(1, capacity / 16)
+        var records = 0
+        var used = 0
+        var ends: [Int] = []
+        let storage = [UInt8](unsafeUninitializedCapacity: capacity) { bytes, initialized in
+            ends = [Int](unsafeUninitializedCapacity: endsCapacity) { endBuffer, endCount in
+                records = podstart_ring_drain(ring, bytes.baseAddress, capacity, endBuffer.baseAddress,
+                                              endsCapacity, &used)
+                endCount = records
+            }
+            initialized = used
+        }
+        return records == 0 ? nil : RawEventBatch(storage: storage, ends: ends)
     }
 
     static func threadCPUNanoseconds() -> UInt64 {

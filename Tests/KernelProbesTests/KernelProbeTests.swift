@@ -264,6 +264,31 @@ struct KernelProbeTests {
                 "pages 2-3 of the lower file \(lowerKey) not reported: \(ranges)")
     }
 
+    /// The kernel caches its last filter verdict per CPU; ignoring a namespace must take effect
+    /// at once all the same (a finished start stops being traced mid-flight).
+    @Test func ignoringANamespaceStopsItsRecordsImmediately() async throws {
+        let root = try TestRoot(name: "ignore")
+        try root.write("data/before.txt", bytes: 10)
+        try root.write("data/after.txt", bytes: 10)
+        let session = try openSession()
+        defer { session.close() }
+        try session.attach([.process, .opens])
+        let collector = try EventCollector(session: session)
+        let workload = Task.detached { try root.runWorkload(["open", "/data/before.txt", "wait", "/tmp/go", "open", "/data/after.txt"]) }
+        let sawBefore = await collector.waitFor { $0.contains { $0.open?.rawPath == "/data/before.txt" } }
+        #expect(sawBefore)
+        let ns = try #require(collector.snapshot.compactMap(\.open).first { $0.rawPath == "/data/before.txt" }).task.mountNamespace
+        try session.ignore(mountNamespace: ns)
+        #expect(try session.isIgnored(mountNamespace: ns))
+        _ = FileManager.default.createFile(atPath: "\(root.path)/tmp/go", contents: Data())
+        let result = try await workload.value
+        #expect(result.status == 0, "\(result.stderr)")
+        try await Task.sleep(for: .milliseconds(200))
+        session.close()
+        await collector.finish()
+        #expect(!collector.snapshot.contains { $0.open?.rawPath == "/data/after.txt" }, "an ignored namespace was still traced")
+    }
+
     @Test func longPathsAreTruncatedWithAFlagNotDropped() async throws {
         let root = try TestRoot(name: "long")
         var relative = "data"

@@ -28,3 +28,22 @@ int podstart_object_set_rodata(struct bpf_object *obj, const char *name, const v
 int podstart_tracepoint_exists(const char *category, const char *name);
 
 #endif
+
+/* A ring-buffer consumer that copies every available record into one caller buffer and
+ * publishes the consumer position once per batch. libbpf's consumer stores the position after
+ * every record, which bounces that cache line between the producing CPUs and the reader on each
+ * event; batching it is what keeps the reader's cost per event low. */
+struct podstart_ring;
+
+/* Maps the ring buffer map `map_fd` and an epoll instance for its wake-ups. NULL and errno set on failure. */
+struct podstart_ring *podstart_ring_open(int map_fd);
+void podstart_ring_close(struct podstart_ring *ring);
+/* Waits up to timeout_ms for a wake-up (returns at once when records are already waiting). */
+int podstart_ring_wait(struct podstart_ring *ring, int timeout_ms);
+/* Copies whole records (without the 8-byte ring header) into out, back to back, and their end
+ * offsets into ends; stops when either is full. Returns the number of records copied; the ones
+ * left stay for the next call. Discarded records are skipped. */
+size_t podstart_ring_drain(struct podstart_ring *ring, unsigned char *out, size_t out_cap,
+                           size_t *ends, size_t ends_cap, size_t *out_used);
+/* Bytes committed or in flight between the consumer and producer positions. */
+size_t podstart_ring_available(struct podstart_ring *ring);
