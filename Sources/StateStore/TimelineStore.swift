@@ -177,15 +177,18 @@ public final class TimelineStore: TimelineProvider, Sendable {
     /// Saves a start (replacing an earlier one under the same key), then applies retention.
     /// When this returns, the start is committed.
     public func save(_ trace: PodStartTrace, now: Int64 = TimelineStore.unixNanosecondsNow()) async throws {
-        try await pool.write { db in try self.save(trace, now: now, db: db) }
+        let pruned = try await pool.write { db in try self.save(trace, now: now, db: db) }
+        if pruned { try await pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA incremental_vacuum") } }
     }
 
     /// The blocking variant, for callers outside async code.
     public func saveSync(_ trace: PodStartTrace, now: Int64 = TimelineStore.unixNanosecondsNow()) throws {
-        try pool.write { db in try self.save(trace, now: now, db: db) }
+        let pruned = try pool.write { db in try self.save(trace, now: now, db: db) }
+        if pruned { try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA incremental_vacuum") } }
     }
 
-    private func save(_ trace: PodStartTrace, now: Int64, db: Database) throws {
+    /// Returns whether retention deleted anything (then free pages go back to the file system).
+    private func save(_ trace: PodStartTrace, now: Int64, db: Database) throws -> Bool {
         let json = trace.json().rendered()
         let key = trace.storageKey
         try db.execute(sql: "DELETE FROM traces WHERE key = ?", arguments: [key])
@@ -202,23 +205,25 @@ public final class TimelineStore: TimelineProvider, Sendable {
                 """, arguments: [id, c.name, c.image, c.imageDigest, c.accesses.count,
                                  Int64(clamping: c.accesses.reduce(UInt64(0)) { $0 &+ $1.bytes })])
         }
-        try prune(now: now, db: db)
+        return try prune(now: now, db: db)
     }
 
     /// Deletes starts past the age limit, then the oldest until the size limit holds.
     public func prune(now: Int64 = TimelineStore.unixNanosecondsNow()) throws {
-        try pool.write { db in try self.prune(now: now, db: db) }
+        _ = try pool.write { db in try self.prune(now: now, db: db) }
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA incremental_vacuum") }
     }
 
-    private func prune(now: Int64, db: Database) throws {
+    private func prune(now: Int64, db: Database) throws -> Bool {
+        var deleted = false
         if let maxAge = configuration.maxAgeSeconds {
             let cutoff = now - maxAge * 1_000_000_000
             try db.execute(sql: "DELETE FROM traces WHERE created < ?", arguments: [cutoff])
+            deleted = db.changesCount > 0
         }
         if let maxBytes = configuration.maxBytes {
             var excess = (try Int64.fetchOne(db, sql: "SELECT bytes FROM totals WHERE id = 1") ?? 0) - maxBytes
-            guard excess > 0 else { return }
+            guard excess > 0 else { return deleted }
             var ids: [Int64] = []
             let rows = try Row.fetchCursor(db, sql: "SELECT id, size_bytes FROM traces ORDER BY created, id")
             while excess > 0, let row = try rows.next() {
@@ -230,7 +235,9 @@ public final class TimelineStore: TimelineProvider, Sendable {
                 try db.execute(sql: "DELETE FROM traces WHERE id IN (\(part.map { _ in "?" }.joined(separator: ",")))",
                                arguments: StatementArguments(Array(part)))
             }
+            deleted = deleted || !ids.isEmpty
         }
+        return deleted
     }
 
     // MARK: reading
@@ -285,6 +292,14 @@ public final class TimelineStore: TimelineProvider, Sendable {
         try pool.read { db in
             let row = try Row.fetchOne(db, sql: "SELECT traces, bytes FROM totals WHERE id = 1")
             return (row?[0] ?? 0, row?[1] ?? 0)
+        }
+    }
+
+    /// Pages in the database file, and how many of them are free (retention returns free pages
+    /// to the file system, so `free` stays near 0).
+    public func pageCounts() throws -> (total: Int, free: Int) {
+        try pool.read { db in
+            (try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0, try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0)
         }
     }
 
