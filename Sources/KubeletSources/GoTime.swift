@@ -14,6 +14,11 @@ public enum GoTime {
     /// The zone abbreviation is any run of non-space bytes (Go prints `+0530` when the zone has
     /// no name). Returns nil when the bytes are not such a value.
     public static func parseTime(_ s: UnsafeBufferPointer<UInt8>) -> Parsed? {
+        parseTimeAndOffset(s)?.0
+    }
+
+    /// `parseTime`, plus the zone's offset from UTC in seconds (the kubelet's local zone).
+    public static func parseTimeAndOffset(_ s: UnsafeBufferPointer<UInt8>) -> (Parsed, Int)? {
         var c = ByteCursor(s)
         guard let year = c.digits(4), c.eat(UInt8(ascii: "-")),
               let month = c.digits(2), c.eat(UInt8(ascii: "-")),
@@ -55,17 +60,18 @@ public enum GoTime {
         guard (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61,
               offH < 24, offM < 60
         else { return nil }
+        let offset = Int64(offH) * 3600 + Int64(offM) * 60
+        let signedOffset = Int(sign == UInt8(ascii: "-") ? -offset : offset)
         if year == 1, month == 1, day == 1, hour == 0, minute == 0, second == 0, nanos == 0 {
-            return .absent
+            return (.absent, signedOffset)
         }
         // Int64 nanoseconds cover 1678…2261; anything else is not a kubelet timestamp.
         guard (1700...2200).contains(year) else { return nil }
         let days = daysFromCivil(year: Int64(year), month: Int64(month), day: Int64(day))
         var secs = days * 86_400 + Int64(hour) * 3600 + Int64(minute) * 60 + Int64(second)
-        let offset = Int64(offH) * 3600 + Int64(offM) * 60
-        secs -= sign == UInt8(ascii: "-") ? -offset : offset
-        return .time(KubeletTimestamp(nanosecondsSinceEpoch: secs * 1_000_000_000 + nanos,
-                                      monotonicNanoseconds: monotonic))
+        secs -= Int64(signedOffset)
+        return (.time(KubeletTimestamp(nanosecondsSinceEpoch: secs * 1_000_000_000 + nanos,
+                                       monotonicNanoseconds: monotonic)), signedOffset)
     }
 
     /// Parses RFC 3339 with optional fraction and `Z` or `±hh:mm` (containerd's `time="…"`, API
@@ -104,6 +110,43 @@ public enum GoTime {
     public static func parseRFC3339(_ s: String) -> KubeletTimestamp? {
         var s = s
         return s.withUTF8 { parseRFC3339($0) }
+    }
+
+    /// A klog header time (`Lmmdd hh:mm:ss.uuuuuu`): no year and no zone — the kubelet's local
+    /// time. Resolved against a full timestamp from the same kubelet (`resolve`).
+    public struct KlogLocalTime: Sendable, Hashable {
+        public var month: Int
+        public var day: Int
+        /// Nanoseconds since local midnight.
+        public var nanosecondsOfDay: Int64
+
+        /// The UTC instant, taking the year from the nearest candidate to `reference` and the
+        /// zone from `utcOffsetSeconds` (both from a line of the same kubelet).
+        public func resolve(near reference: KubeletTimestamp, utcOffsetSeconds: Int) -> KubeletTimestamp? {
+            let localRef = reference.nanosecondsSinceEpoch + Int64(utcOffsetSeconds) * 1_000_000_000
+            let (year, _, _) = GoTime.civilFromDays(localRef / 86_400_000_000_000)
+            var best: Int64?
+            for y in [year - 1, year, year + 1] {
+                let days = GoTime.daysFromCivil(year: y, month: Int64(month), day: Int64(day))
+                let local = days * 86_400_000_000_000 + nanosecondsOfDay
+                if best == nil || abs(local - localRef) < abs(best! - localRef) { best = local }
+            }
+            guard let local = best else { return nil }
+            return KubeletTimestamp(nanosecondsSinceEpoch: local - Int64(utcOffsetSeconds) * 1_000_000_000)
+        }
+    }
+
+    /// Parses `Lmmdd hh:mm:ss.uuuuuu` at the start of `s` (after any journald prefix is removed).
+    public static func parseKlogHeaderTime(_ s: UnsafeBufferPointer<UInt8>) -> KlogLocalTime? {
+        var c = ByteCursor(s)
+        guard let level = c.next(), [UInt8(ascii: "I"), UInt8(ascii: "W"), UInt8(ascii: "E"), UInt8(ascii: "F")].contains(level),
+              let month = c.digits(2), let day = c.digits(2), c.eat(UInt8(ascii: " ")),
+              let h = c.digits(2), c.eat(UInt8(ascii: ":")), let m = c.digits(2), c.eat(UInt8(ascii: ":")),
+              let sec = c.digits(2), c.eat(UInt8(ascii: ".")), let frac = c.fraction(), c.eat(UInt8(ascii: " ")),
+              (1...12).contains(month), (1...31).contains(day), h < 24, m < 60, sec < 61
+        else { return nil }
+        return KlogLocalTime(month: month, day: day,
+                             nanosecondsOfDay: (Int64(h) * 3600 + Int64(m) * 60 + Int64(sec)) * 1_000_000_000 + frac)
     }
 
     public static func parseTime(_ s: String) -> Parsed? {

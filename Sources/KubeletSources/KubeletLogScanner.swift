@@ -14,6 +14,9 @@ public struct ScanCounters: Sendable, Equatable {
     public var rejectionReasons: [String: Int] = [:]
     public var containerdEvents = 0
     public var containerdMalformed = 0
+    /// The kubelet's own sandbox lines used, and those that were damaged.
+    public var kubeletEvents = 0
+    public var kubeletMalformed = 0
     /// Lines longer than the scanner's line limit (split, counted).
     public var oversizeLines = 0
     public init() {}
@@ -150,6 +153,10 @@ public final class KubeletLogScanner {
             handleStartup(r)
             return
         }
+        if findBytes(line, KubeletLineParser.sandboxNeedle.buffer) != nil {
+            handleKubelet(line)
+            return
+        }
         handleContainerd(line, msgAt: nil)
     }
 
@@ -185,11 +192,13 @@ public final class KubeletLogScanner {
         hits.removeAll(keepingCapacity: true)
         var a = nextHit(region, StartupLineParser.sloKey, from: 0)
         var c = nextHit(region, ContainerdLineParser.msgNeedle, from: 0)
+        var k = nextHit(region, KubeletLineParser.sandboxNeedle, from: 0)
         while true {
             var at = Int.max
             var kind: UInt8 = 0
             if let x = a, x < at { at = x; kind = 1 }
             if let x = c, x < at { at = x; kind = 2 }
+            if let x = k, x < at { at = x; kind = 3 }
             if at == Int.max { break }
             let lineStart = (findByteBackward(region, UInt8(ascii: "\n"), before: at).map { $0 + 1 }) ?? 0
             var lineEnd = findByte(region, UInt8(ascii: "\n"), from: at) ?? region.count
@@ -200,16 +209,17 @@ public final class KubeletLogScanner {
             hits.append(LineHit(start: lineStart, end: lineEnd, kind: kind, msgAt: at - lineStart))
             if let x = a, x < next { a = nextHit(region, StartupLineParser.sloKey, from: next) }
             if let x = c, x < next { c = nextHit(region, ContainerdLineParser.msgNeedle, from: next) }
+            if let x = k, x < next { k = nextHit(region, KubeletLineParser.sandboxNeedle, from: next) }
         }
     }
 
     private func dispatch(_ region: UnsafeBufferPointer<UInt8>, _ hits: [LineHit]) {
         for h in hits {
             let line = UnsafeBufferPointer(rebasing: region[h.start..<h.end])
-            if h.kind == 1 {
-                if let r = StartupLineParser.parse(line) { handleStartup(r) }
-            } else {
-                handleContainerd(line, msgAt: h.msgAt)
+            switch h.kind {
+            case 1: if let r = StartupLineParser.parse(line) { handleStartup(r) }
+            case 3: handleKubelet(line)
+            default: handleContainerd(line, msgAt: h.msgAt)
             }
         }
     }
@@ -243,6 +253,18 @@ public final class KubeletLogScanner {
             case .badJSON: key = "badJSON"
             }
             counters.rejectionReasons[key, default: 0] += 1
+        }
+    }
+
+    private func handleKubelet(_ line: UnsafeBufferPointer<UInt8>) {
+        switch KubeletLineParser.parseSandboxNeeded(line) {
+        case .success(let e)?:
+            counters.kubeletEvents += 1
+            assembler.add(e)
+        case .failure?:
+            counters.kubeletMalformed += 1
+        case nil:
+            break
         }
     }
 

@@ -50,6 +50,16 @@ public struct PodStartAssembler {
     public private(set) var inconsistentPulls = 0
     var serial = 0
 
+    /// The kubelet's first "No sandbox … Need to start a new one" per pod.
+    var kubeletFirstSync: [String: KubeletSandboxNeeded.Time] = [:]
+
+    public mutating func add(_ e: KubeletSandboxNeeded) {
+        if kubeletFirstSync[e.pod] == nil {
+            if kubeletFirstSync.count >= maxPendingPods * 2 { kubeletFirstSync.removeAll() }
+            kubeletFirstSync[e.pod] = e.time
+        }
+    }
+
     /// Upper bound on pods held while waiting for their startup line.
     public var maxPendingPods = 4096
     /// Pull time containerd measured that could not be tied to one pod.
@@ -224,6 +234,23 @@ public struct PodStartAssembler {
                     any = true
                 }
                 if any { r.containerdInitNanoseconds = total }
+            }
+        }
+        if let first = kubeletFirstSync.removeValue(forKey: o.pod), let s = sandboxes[o.pod] {
+            let seen: KubeletTimestamp?
+            switch first {
+            case .utc(let t): seen = t
+            case .local(let l):
+                if let offset = o.kubeletUTCOffsetSeconds, let ref = o.watchObservedRunning ?? o.created {
+                    seen = l.resolve(near: ref, utcOffsetSeconds: offset)
+                } else {
+                    seen = nil
+                }
+            }
+            // Same host, so containerd's and the kubelet's clocks agree; anything outside
+            // [0, 1 h) means the lines belong to different starts of the pod.
+            if let seen, case let d = s.requested.goSub(seen), d >= 0, d < 3_600_000_000_000 {
+                r.kubeletSyncToSandboxNanoseconds = d
             }
         }
         forget(pod: o.pod)

@@ -39,6 +39,9 @@ public struct PodStartReport: Sendable, Hashable {
     public var containerdPullNanoseconds: Int64?
     /// RunPodSandbox request → sandbox id returned, nanoseconds.
     public var sandboxNanoseconds: Int64?
+    /// The kubelet's first sync of the pod ("No sandbox … Need to start a new one") → containerd's
+    /// RunPodSandbox request: admission and volume mounts, nanoseconds.
+    public var kubeletSyncToSandboxNanoseconds: Int64?
     /// Init container run time measured from containerd (start returned → exit), nanoseconds.
     public var containerdInitNanoseconds: Int64?
     public var quirks: [PodStartQuirk] = []
@@ -113,6 +116,7 @@ extension PodStartReport {
         if let c = correctedSloNanoseconds { raw(",\"correctedSloSeconds\":"); seconds(c) }
         raw(",\"containerdPullSeconds\":"); seconds(containerdPullNanoseconds)
         raw(",\"sandboxSeconds\":"); seconds(sandboxNanoseconds)
+        raw(",\"kubeletSyncToSandboxSeconds\":"); seconds(kubeletSyncToSandboxNanoseconds)
         raw(",\"pulls\":[")
         for (i, p) in pulls.enumerated() {
             if i > 0 { raw(",") }

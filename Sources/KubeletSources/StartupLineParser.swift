@@ -194,11 +194,13 @@ public enum StartupLineParser {
                   let watch = try time(.watchObservedRunningTime, allowAbsent: false).get()
             else { return .failure(.badValue(key: createdKey.name)) }
             let observed = try time(.observedRunningTime, allowAbsent: true).get()
+            let watchOffset = fields[.watchObservedRunningTime]!.value.withUnsafeBufferPointer { GoTime.parseTimeAndOffset($0)?.1 }
             var obs = KubeletPodStartupObservation(
                 namespace: ns, name: name, variant: variant,
                 sloSecondsText: String(decoding: sloPair.value, as: UTF8.self), sloSeconds: slo,
                 e2eNanoseconds: watch.goSub(created), created: created,
                 observedRunning: observed, watchObservedRunning: watch)
+            obs.kubeletUTCOffsetSeconds = watchOffset
             if variant == .v3 || variant == .v4 {
                 obs.e2eNanoseconds = try duration(.podStartE2EDuration).get()
             }

@@ -162,7 +162,8 @@ public struct StartupSummary: Sendable {
             .map { "\"\($0.key.rawValue)\":\($0.value)" }.joined(separator: ",") + "}"
         out += ",\"lines\":{\"bytes\":\(counters.bytes),\"startupLines\":\(counters.startupLines)"
         out += ",\"startupRejected\":\(counters.startupRejected),\"containerdEvents\":\(counters.containerdEvents)"
-        out += ",\"containerdMalformed\":\(counters.containerdMalformed),\"oversizeLines\":\(counters.oversizeLines)"
+        out += ",\"containerdMalformed\":\(counters.containerdMalformed),\"kubeletEvents\":\(counters.kubeletEvents)"
+        out += ",\"kubeletMalformed\":\(counters.kubeletMalformed),\"oversizeLines\":\(counters.oversizeLines)"
         out += ",\"rejections\":{" + counters.rejectionReasons.sorted { $0.key < $1.key }
             .map { "\(jsonString($0.key)):\($0.value)" }.joined(separator: ",") + "}}"
         out += "}"

@@ -78,6 +78,9 @@ public struct KubeletPodStartupObservation: Sendable, Hashable {
     public var imagePullSessionsCount: Int?
     /// V4 `imagePullSessionsStartsCount`: pull starts without a matching finish.
     public var imagePullSessionsStartsCount: Int?
+    /// The kubelet's local zone as its time values show it (seconds east of UTC); places the
+    /// year-less, zone-less klog header times of the same kubelet.
+    public var kubeletUTCOffsetSeconds: Int?
 
     public init(
         namespace: String, name: String, variant: KubeletStartupLineVariant,

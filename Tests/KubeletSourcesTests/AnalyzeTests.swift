@@ -35,6 +35,10 @@ import Testing
         #expect(web.pullNanoseconds == 6_534_390_136)
         #expect(web.containerdInitNanoseconds == 1_171_406_138) // init-config: start returned → shim gone
         #expect(web.sandboxNanoseconds == 128_130_302)
+        // The kubelet's first sync (16:13:10.314355, klog header in the kubelet's zone) → containerd's
+        // RunPodSandbox (16:13:10.635911406): volume mounts.
+        #expect(web.kubeletSyncToSandboxNanoseconds == 321_556_406)
+        #expect(scanner.counters.kubeletEvents == 3 && scanner.counters.kubeletMalformed == 0)
         #expect(web.runningToWatchNanoseconds == 13_296_915)
         // The kubelet's window includes the init container's run: its SLO is too small.
         #expect(web.quirks == [.pullWindowCoversNonPullTime])
@@ -124,6 +128,24 @@ import Testing
         let (alone, _) = Self.analyze(v1)
         #expect(alone.first?.correctedSloNanoseconds == 7_375_317_944)
         #expect(alone.first?.effectiveSloSeconds == 7.375317944)
+    }
+
+    @Test func klogHeaderTimesResolveAcrossYearsAndZones() throws {
+        let t = try #require(GoTime.parseKlogHeaderTime(Array("I1231 23:59:59.500000    1 util.go:30] x".utf8).withUnsafeBufferPointer { $0 }))
+        // Referenced by a time in the next year, in UTC: the line belongs to the year before.
+        let ref = GoTime.parseRFC3339("2025-01-01T00:00:01Z")!
+        #expect(t.resolve(near: ref, utcOffsetSeconds: 0) == GoTime.parseRFC3339("2024-12-31T23:59:59.5Z"))
+        // The same wall time in CDT (−05:00).
+        #expect(t.resolve(near: GoTime.parseRFC3339("2025-01-01T05:00:10Z")!, utcOffsetSeconds: -5 * 3600) == GoTime.parseRFC3339("2025-01-01T04:59:59.5Z"))
+        #expect(GoTime.parseKlogHeaderTime(Array("X1231 23:59:59.5 ".utf8).withUnsafeBufferPointer { $0 }) == nil)
+        // JSON logging format: `ts` is UTC epoch milliseconds.
+        let json = #"{"ts":1732896790314.355,"caller":"util/util.go:30","msg":"No sandbox for pod can be found. Need to start a new one","v":0,"pod":{"name":"p","namespace":"ns"}}"#
+        guard case .success(let e)? = KubeletLineParser.parseSandboxNeeded(json) else { Issue.record("JSON line not parsed"); return }
+        #expect(e.pod == "ns/p")
+        #expect(e.time == .utc(KubeletTimestamp(nanosecondsSinceEpoch: 1_732_896_790_314_355_000)))
+        // Damaged: no header, or no pod.
+        guard case .failure? = KubeletLineParser.parseSandboxNeeded(#""No sandbox for pod can be found. Need to start a new one" pod="a/b""#) else { Issue.record("headerless line accepted"); return }
+        guard case .failure? = KubeletLineParser.parseSandboxNeeded(#"I1129 16:13:10.314355    1 util.go:30] "No sandbox for pod can be found. Need to start a new one" podx="a/b""#) else { Issue.record("podless line accepted"); return }
     }
 
     static func cd(_ t: String, _ msg: String) -> String {
