@@ -194,13 +194,37 @@ public struct PodStarter: Sendable {
         }
     }
 
+    /// Removes the image and everything that would let containerd skip downloading it: the image
+    /// itself (by id, so every tag and digest reference goes and GC frees its content and
+    /// snapshots) and copies of the same repository and tag pulled through another registry host
+    /// (a mirror or proxy), whose blobs it would otherwise reuse.
     private func removeImageForColdStart(_ image: String, client: CRIClient) async throws {
-        guard let present = try await client.imageStatus(image) else { return }
-        // By id: removes every reference of the image, so no tag keeps its content alive.
-        try await client.removeImage(present.id)
+        var ids = Set<String>()
+        if let present = try await client.imageStatus(image) { ids.insert(present.id) }
+        let wanted = Self.repositoryPathAndTag(image)
+        for other in try await client.listImages() where other.repoTags.contains(where: { Self.repositoryPathAndTag($0) == wanted }) {
+            ids.insert(other.id)
+        }
+        for id in ids { try await client.removeImage(id) }
         if try await client.imageStatus(image) != nil {
             throw PodStartError.runtime(.badResponse(method: "RemoveImage", detail: "\(image) is still present after removal"))
         }
+    }
+
+    /// `host:port/path/name:tag` → `path/name:tag` (Docker Hub names get their implicit parts).
+    static func repositoryPathAndTag(_ reference: String) -> String {
+        var ref = reference
+        if let at = ref.firstIndex(of: "@") { ref = String(ref[..<at]) }
+        var parts = ref.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        if parts.count > 1, parts[0].contains(".") || parts[0].contains(":") || parts[0] == "localhost" {
+            let host = parts.removeFirst()
+            if host == "docker.io" || host == "index.docker.io", parts.count == 1 { parts.insert("library", at: 0) }
+        } else if parts.count == 1 {
+            parts.insert("library", at: 0)  // Docker Hub's implicit namespace
+        }
+        var path = parts.joined(separator: "/")
+        if !(path.split(separator: "/").last ?? "").contains(":") { path += ":latest" }
+        return path
     }
 
     private func start(_ options: PodStartOptions, client: CRIClient, state: StartState,

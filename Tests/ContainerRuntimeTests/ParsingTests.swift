@@ -75,3 +75,16 @@ import Testing
         #expect(ReadinessCheck.parseHTTP("0/") == nil)
     }
 }
+
+@Suite struct ColdStartNameTests {
+    @Test(arguments: [
+        ("127.0.0.1:35000/podstart-test/reader:latest", "podstart-test/reader:latest"),
+        ("127.0.0.1:41234/podstart-test/reader", "podstart-test/reader:latest"),
+        ("busybox", "library/busybox:latest"),
+        ("docker.io/library/busybox:1.36", "library/busybox:1.36"),
+        ("registry.k8s.io/pause:3.9@sha256:abc", "pause:3.9"),
+    ])
+    func theSameRepositoryAndTagOnAnyHostCompareEqual(reference: String, expected: String) {
+        #expect(PodStarter.repositoryPathAndTag(reference) == expected)
+    }
+}

@@ -2,95 +2,158 @@ import ContainerRuntime
 import Foundation
 import Testing
 
-/// `podstart trace` as users run it: the built binary against the local environment, checked on
-/// its trace JSON. The binary sits next to the test bundle (`swift build --build-tests` builds it).
-@Suite(.serialized) struct TraceCommandEndToEndTests {
-    let env: LocalEnvironment
-    let binary: String
+extension ContainerRuntimeIntegration {
+    /// `podstart trace` as users run it: the built binary against the local environment, checked on
+    /// its trace JSON. The binary sits next to the test bundle (`swift build --build-tests` builds it).
+    @Suite struct TraceCommandEndToEndTests {
+        let env: LocalEnvironment
+        let binary: String
 
-    init() throws {
-        env = try LocalEnvironment.shared()
-        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
-        binary = "\(dir)/podstart"
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw LocalEnvironment.StartFailure(description: "\(binary) not built: run swift build --build-tests first")
+        init() throws {
+            env = try LocalEnvironment.shared()
+            let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+            binary = "\(dir)/podstart"
+            guard FileManager.default.isExecutableFile(atPath: binary) else {
+                throw LocalEnvironment.StartFailure(description: "\(binary) not built: run swift build --build-tests first")
+            }
         }
-    }
 
-    struct Phase { var name: String; var start: Int64; var end: Int64; var parent: String? }
+        struct Phase { var name: String; var start: Int64; var end: Int64; var parent: String? }
 
-    /// Runs `podstart trace … --output json` and returns the trace object and its phases.
-    func trace(_ arguments: [String]) throws -> ([String: Any], [Phase]) {
-        let (status, output) = LocalEnvironment.run(
-            [binary, "trace", "--cri-endpoint", env.endpoint.description, "--output", "json"] + arguments)
-        guard status == 0 else {
-            throw LocalEnvironment.StartFailure(description: "podstart trace failed (\(status)): \(output)")
+        /// Runs `podstart trace … --output json` and returns the trace object and its phases.
+        func trace(_ arguments: [String]) throws -> ([String: Any], [Phase]) {
+            let (status, output) = LocalEnvironment.run(
+                [binary, "trace", "--cri-endpoint", env.endpoint.description, "--output", "json"] + arguments)
+            guard status == 0 else {
+                throw LocalEnvironment.StartFailure(description: "podstart trace failed (\(status)): \(output)")
+            }
+            let line = output.split(separator: "\n").first { $0.hasPrefix("{") } ?? ""
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect(object["schemaVersion"] as? String == "podstart.dev/v1")
+            let phases = try (object["phases"] as? [[String: Any]] ?? []).map { p in
+                Phase(name: p["name"] as? String ?? "",
+                      start: try #require(RFC3339Parse.unixNs(p["start"] as? String)),
+                      end: try #require(RFC3339Parse.unixNs(p["end"] as? String)),
+                      parent: p["parent"] as? String)
+            }
+            return (object, phases)
         }
-        let line = output.split(separator: "\n").first { $0.hasPrefix("{") } ?? ""
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-        #expect(object["schemaVersion"] as? String == "podstart.dev/v1")
-        let phases = try (object["phases"] as? [[String: Any]] ?? []).map { p in
-            Phase(name: p["name"] as? String ?? "",
-                  start: try #require(RFC3339Parse.unixNs(p["start"] as? String)),
-                  end: try #require(RFC3339Parse.unixNs(p["end"] as? String)),
-                  parent: p["parent"] as? String)
+
+        func seconds(_ phases: [Phase], _ name: String) -> Double {
+            Double(phases.filter { $0.name == name }.reduce(Int64(0)) { $0 + $1.end - $1.start }) / 1e9
         }
-        return (object, phases)
-    }
 
-    func seconds(_ phases: [Phase], _ name: String) -> Double {
-        Double(phases.filter { $0.name == name }.reduce(Int64(0)) { $0 + $1.end - $1.start }) / 1e9
-    }
-
-    @Test func probePhaseIsTheEntrypointsDelayAndTopLevelPhasesAddUpToE2E() throws {
-        let (object, phases) = try trace(["--image", env.image("slow-ready:latest"), "--ready-file", "/tmp/ready",
-                                          "--probe-period", "20ms"])
-        let probe = seconds(phases, "probe")
-        #expect(abs(probe - 1.5) <= 0.15, "probe \(probe) s")
-        let created = try #require(RFC3339Parse.unixNs(object["created"] as? String))
-        let ready = try #require(RFC3339Parse.unixNs(object["ready"] as? String))
-        let top = phases.filter { $0.parent == nil }.sorted { $0.start < $1.start }
-        #expect(top.first?.start == created && top.last?.end == ready)
-        for (a, b) in zip(top, top.dropFirst()) { #expect(a.end == b.start, "\(a.name) → \(b.name) leave a gap") }
-        let sum = top.reduce(Int64(0)) { $0 + $1.end - $1.start }
-        #expect(sum == ready - created)
-        let e2e = try #require(object["e2eSeconds"] as? Double)
-        #expect(abs(e2e - Double(ready - created) / 1e9) < 1e-6)
-        for name in ["sandbox", "create", "start", "probe"] { #expect(seconds(phases, name) > 0, "\(name) missing") }
-    }
-
-    @Test func coldPullSplitsExactlyAndMatchesAPullImageTimedByTheTest() async throws {
-        let image = env.image("large-layer:latest")
-        // The test's own cold PullImage, timed around the call.
-        let testPullSeconds = try await CRIClient.withClient(endpoint: env.endpoint) { client in
-            if let present = try await client.imageStatus(image) { try await client.removeImage(present.id) }
-            let begin = Instant.now()
-            _ = try await client.pullImage(image, sandboxConfig: nil)
-            return begin.seconds(to: .now())
+        @Test func probePhaseIsTheEntrypointsDelayAndTopLevelPhasesAddUpToE2E() throws {
+            let (object, phases) = try trace(["--image", env.image("slow-ready:latest"), "--ready-file", "/tmp/ready",
+                                              "--probe-period", "20ms"])
+            let probe = seconds(phases, "probe")
+            #expect(abs(probe - 1.5) <= 0.15, "probe \(probe) s")
+            let created = try #require(RFC3339Parse.unixNs(object["created"] as? String))
+            let ready = try #require(RFC3339Parse.unixNs(object["ready"] as? String))
+            let top = phases.filter { $0.parent == nil }.sorted { $0.start < $1.start }
+            #expect(top.first?.start == created && top.last?.end == ready)
+            for (a, b) in zip(top, top.dropFirst()) { #expect(a.end == b.start, "\(a.name) → \(b.name) leave a gap") }
+            let sum = top.reduce(Int64(0)) { $0 + $1.end - $1.start }
+            #expect(sum == ready - created)
+            let e2e = try #require(object["e2eSeconds"] as? Double)
+            #expect(abs(e2e - Double(ready - created) / 1e9) < 1e-6)
+            for name in ["sandbox", "create", "start", "probe"] { #expect(seconds(phases, name) > 0, "\(name) missing") }
         }
-        let (_, phases) = try trace(["--image", image, "--cold"])
-        let pull = seconds(phases, "pull")
-        let parts = seconds(phases, "download") + seconds(phases, "decompress") + seconds(phases, "pull_other")
-        #expect(pull > 0)
-        #expect(abs(parts - pull) <= 0.001, "download+decompress+pull_other \(parts) s, pull \(pull) s")
-        #expect(abs(pull - testPullSeconds) <= 0.10 * testPullSeconds, "trace pull \(pull) s, test's PullImage \(testPullSeconds) s")
-        #expect(seconds(phases, "download") > 0, "no download seen in a cold pull of 64 MiB")
-    }
 
-    @Test func highlyCompressibleLayerMakesDecompressTheLargestPartOfPull() throws {
-        let (_, phases) = try trace(["--image", env.image("large-layer:compressible"), "--cold"])
-        let download = seconds(phases, "download"), decompress = seconds(phases, "decompress")
-        let other = seconds(phases, "pull_other")
-        #expect(decompress > download && decompress > other,
-                "download \(download) s, decompress \(decompress) s, pull_other \(other) s")
-    }
+        @Test func coldPullSplitsExactlyAndMatchesThePullImageCallAsContainerdLoggedIt() throws {
+            let image = env.image("large-layer:latest")
+            let (_, phases) = try trace(["--image", image, "--cold"])
+            let pull = seconds(phases, "pull")
+            let parts = seconds(phases, "download") + seconds(phases, "decompress") + seconds(phases, "pull_other")
+            #expect(pull > 0)
+            #expect(abs(parts - pull) <= 0.001, "download+decompress+pull_other \(parts) s, pull \(pull) s")
+            #expect(seconds(phases, "download") > 0, "no download seen in a cold pull of 64 MiB")
+            // The same PullImage call timed on the other side: containerd's CRI plugin logs when it
+            // receives it and when it returns (FORMATS.md §5.2).
+            let runtimeSeconds = try #require(containerdPullSeconds(image), "no PullImage lines for \(image) in containerd's log")
+            #expect(abs(pull - runtimeSeconds) <= 0.10 * runtimeSeconds, "trace pull \(pull) s, containerd's PullImage \(runtimeSeconds) s")
+        }
 
-    @Test func containerExitingBeforeReadyFailsWithItsExitCodeAndLeavesNothing() throws {
-        let (status, output) = LocalEnvironment.run(
-            [binary, "trace", "--cri-endpoint", env.endpoint.description, "--image", env.image("small-files:latest"),
-             "--ready-file", "/tmp/ready", "--cmd", "/bin/busybox", "sh", "-c", "exit 5"])
-        #expect(status != 0)
-        #expect(output.contains("exited with code 5"), "output: \(output)")
+        /// Duration of the last PullImage of `image` in containerd's log.
+        func containerdPullSeconds(_ image: String) -> Double? {
+            guard let log = try? String(contentsOfFile: "\(env.directory)/containerd/containerd.log", encoding: .utf8) else { return nil }
+            var begin: Int64?, end: Int64?
+            for line in log.split(separator: "\n") {
+                guard let timeRange = line.range(of: "time=\""), let close = line[timeRange.upperBound...].firstIndex(of: "\"") else { continue }
+                let time = RFC3339Parse.unixNs(String(line[timeRange.upperBound..<close]))
+                if line.contains("msg=\"PullImage \\\"\(image)\\\"\"") { begin = time; end = nil }
+                if line.contains("msg=\"PullImage \\\"\(image)\\\" returns image reference") { end = time }
+            }
+            guard let begin, let end, end > begin else { return nil }
+            return Double(end - begin) / 1e9
+        }
+
+        @Test func highlyCompressibleLayerMakesDecompressTheLargestPartOfPull() throws {
+            let (_, phases) = try trace(["--image", env.image("large-layer:compressible"), "--cold"])
+            let download = seconds(phases, "download"), decompress = seconds(phases, "decompress")
+            let other = seconds(phases, "pull_other")
+            #expect(decompress > download && decompress > other,
+                    "download \(download) s, decompress \(decompress) s, pull_other \(other) s")
+        }
+
+        @Test func registryBehindAThrottlingProxyMakesDownloadTheLargestPartOfPull() async throws {
+            let registryPort = try #require(UInt16(env.registry.split(separator: ":").last ?? ""))
+            // 64 MiB at 24 MiB/s: close to 3 s of download, against well under a second of gunzip.
+            let proxy = try ThrottlingProxy(upstreamPort: registryPort, bytesPerSecond: 24 * 1024 * 1024)
+            defer { proxy.stop() }
+            // containerd speaks plain HTTP to 127.0.0.1 registries it has no configuration for.
+            let image = "127.0.0.1:\(proxy.port)/podstart-test/large-layer:latest"
+            // --cold removes the image by the name it is given; the same content pulled under the
+            // registry's own name must go too, or the pull finds every blob present.
+            let direct = env.image("large-layer:latest")
+            try await CRIClient.withClient(endpoint: env.endpoint) { client in
+                if let present = try await client.imageStatus(direct) { try await client.removeImage(present.id) }
+            }
+            let (_, phases) = try trace(["--image", image, "--cold"])
+            let download = seconds(phases, "download"), decompress = seconds(phases, "decompress")
+            let other = seconds(phases, "pull_other")
+            #expect(download > decompress && download > other,
+                    "download \(download) s, decompress \(decompress) s, pull_other \(other) s")
+            #expect(seconds(phases, "pull") > 2, "the proxy did not slow the pull down")
+        }
+
+        @Test func accessesListExactlyTheFilesTheEntrypointReadWithTheirLayers() throws {
+            let (object, _) = try trace(["--image", env.image("reader:latest"), "--ready-file", "/tmp/ready"])
+            let container = try #require((object["containers"] as? [[String: Any]])?.first)
+            let accesses = container["accesses"] as? [[String: Any]] ?? []
+            // From the container's first exec on (runc's own setup reads come before it).
+            let after = accesses.filter { ($0["firstAccessMs"] as? Double ?? -1) >= 0 }
+            let paths = after.compactMap { $0["path"] as? String }
+            #expect(paths == ["/reader", "/data/one.txt", "/data/two.bin", "/data/three.txt", "/tmp/ready"],
+                    "accesses after the first exec: \(paths)")
+            let (status, output) = LocalEnvironment.run(["skopeo", "inspect", "--tls-verify=false",
+                                                         "docker://\(env.image("reader:latest"))"])
+            #expect(status == 0)
+            let layers = try #require((try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])?["Layers"] as? [String])
+            let layerOf = Dictionary(after.map { ($0["path"] as? String ?? "", $0["layerDigest"] as? String) }, uniquingKeysWith: { a, _ in a })
+            #expect(layerOf["/reader"] == layers[0])
+            #expect(layerOf["/data/one.txt"] == layers[1])
+            #expect(layerOf["/data/two.bin"] == layers[1])
+            #expect(layerOf["/data/three.txt"] == layers[2])
+            #expect(layerOf["/tmp/ready"] == .some(nil), "a file the container created has no image layer")
+            let bytes = Dictionary(after.map { ($0["path"] as? String ?? "", ($0["bytes"] as? NSNumber)?.int64Value ?? -1) },
+                                   uniquingKeysWith: { a, _ in a })
+            // read(2) of page-cached files is not yet counted by the kernel probes' read family
+            // (KernelProbes: reads of cached pages record no range); remove the known issue when it is.
+            withKnownIssue("read byte counts of cached files are 0 until KernelProbes records read(2) ranges") {
+                #expect(bytes["/data/one.txt"] == 1000)
+                #expect(bytes["/data/two.bin"] == 8192)
+                #expect(bytes["/data/three.txt"] == 3000)
+            }
+        }
+
+        @Test func containerExitingBeforeReadyFailsWithItsExitCodeAndLeavesNothing() throws {
+            let (status, output) = LocalEnvironment.run(
+                [binary, "trace", "--cri-endpoint", env.endpoint.description, "--image", env.image("small-files:latest"),
+                 "--ready-file", "/tmp/ready", "--cmd", "/bin/busybox", "sh", "-c", "exit 5"])
+            #expect(status != 0)
+            #expect(output.contains("exited with code 5"), "output: \(output)")
+        }
     }
 }
 
