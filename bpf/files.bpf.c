@@ -114,6 +114,8 @@ static __always_inline int ps_handle_open(long ret, int syscall)
 		}
 	}
 	e->flags = flags;
+	/* the path is the last field: the reader need not copy the unused rest of it */
+	e->header.size = __builtin_offsetof(struct ps_open_event, path) + (e->path_len & (PS_PATH_LEN - 1)) + 1;
 
 	struct ps_open_value first = { .count = 1, .first_ns = e->header.timestamp_ns };
 	bpf_map_update_elem(&ps_opens, &key, &first, BPF_NOEXIST);

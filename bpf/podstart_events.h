@@ -65,7 +65,9 @@ enum ps_program {
 struct ps_event_header {
 	__u16 kind;          /* enum ps_event_kind */
 	__u16 version;       /* PS_EVENT_VERSION */
-	__u32 size;          /* bytes of the whole record */
+	__u32 size;          /* bytes of the record that carry data: for open and write-begin records
+	                      * the unused string space after the path's NUL is not counted, and the
+	                      * reader does not copy it (the ring slot itself is sizeof the struct) */
 	__u64 timestamp_ns;  /* CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns) */
 };
 _Static_assert(sizeof(struct ps_event_header) == 16, "ps_event_header size");

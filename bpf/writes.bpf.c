@@ -59,6 +59,7 @@ static __always_inline int ps_handle_write(long ret)
 	e->path_len = ps_resolve_path(__builtin_preserve_access_index(&file->f_path), task, e->path, &flags);
 	e->flags = flags;
 	e->_pad = 0;
+	e->header.size = __builtin_offsetof(struct ps_write_begin_event, path) + (e->path_len & (PS_PATH_LEN - 1)) + 1;
 	ps_submit(e, PS_PROG_WRITE);
 	return 0;
 }

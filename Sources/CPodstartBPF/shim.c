@@ -203,10 +203,18 @@ size_t podstart_ring_drain(struct podstart_ring *r, unsigned char *out, size_t o
 		__u32 sample = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
 		unsigned long next = cons + ((sample + BPF_RINGBUF_HDR_SZ + 7) & ~7UL);
 		if (!(len & BPF_RINGBUF_DISCARD_BIT)) {
-			if (used + sample > out_cap)
+			unsigned char *record = (unsigned char *)hdr + BPF_RINGBUF_HDR_SZ;
+			/* copy only the part the record says carries data (ps_event_header.size) */
+			__u32 copy = sample;
+			if (sample >= sizeof(struct ps_event_header)) {
+				__u32 declared = ((struct ps_event_header *)record)->size;
+				if (declared >= sizeof(struct ps_event_header) && declared < sample)
+					copy = declared;
+			}
+			if (used + copy > out_cap)
 				break;
-			memcpy(out + used, (unsigned char *)hdr + BPF_RINGBUF_HDR_SZ, sample);
-			used += sample;
+			memcpy(out + used, record, copy);
+			used += copy;
 			ends[n++] = used;
 		}
 		cons = next;

@@ -20,6 +20,10 @@ public struct EventDecoder: Sendable {
             return .failure(DecodeFailure(reason: .unknownVersion, kind: header.kind))
         }
         func need<T>(_: T.Type) -> Bool { record.count >= MemoryLayout<T>.size }
+        // Open and write-begin records may end right after their path's NUL (header.size).
+        func needUpTo<T>(_: T.Type, _ lastField: PartialKeyPath<T>) -> Bool {
+            record.count >= MemoryLayout<T>.offset(of: lastField)! + 1
+        }
         switch UInt32(header.kind) {
         case PS_EVENT_EXEC.rawValue:
             guard need(ps_exec_event.self) else { break }
@@ -37,7 +41,7 @@ public struct EventDecoder: Sendable {
                 timestampNs: header.timestamp_ns, task: Self.task(e.task, record, at: Self.offset(\ps_exit_event.task)),
                 waitStatus: e.exit_code, isRuntimeProcess: e.flags & UInt32(PS_FLAG_RUNTIME_PROCESS) != 0)))
         case PS_EVENT_OPEN.rawValue:
-            guard need(ps_open_event.self) else { break }
+            guard needUpTo(ps_open_event.self, \ps_open_event.path) else { break }
             return .success(.open(decodeOpen(record, header)))
         case PS_EVENT_READ_RANGE.rawValue:
             guard need(ps_read_range_event.self) else { break }
@@ -62,8 +66,8 @@ public struct EventDecoder: Sendable {
                 operation: op, sector: e.sector, bytes: e.bytes, error: e.error, issueNs: e.issue_ns,
                 latencyNs: e.latency_ns)))
         case PS_EVENT_WRITE_BEGIN.rawValue:
-            guard need(ps_write_begin_event.self) else { break }
-            let e = record.loadUnaligned(as: ps_write_begin_event.self)
+            guard needUpTo(ps_write_begin_event.self, \ps_write_begin_event.path) else { break }
+            let e = Self.loadPadded(record, as: ps_write_begin_event.self)
             let flags = UInt32(e.flags)
             return .success(.writeBegin(WriteBeginEvent(
                 timestampNs: header.timestamp_ns,
@@ -102,7 +106,7 @@ public struct EventDecoder: Sendable {
     }
 
     private func decodeOpen(_ record: UnsafeRawBufferPointer, _ header: ps_event_header) -> OpenEvent {
-        let e = record.loadUnaligned(as: ps_open_event.self)
+        let e = Self.loadPadded(record, as: ps_open_event.self)
         let flags = UInt32(e.flags)
         let succeeded = e.result >= 0 && flags & UInt32(PS_FLAG_PATH_UNRESOLVED) == 0
         let syscall: OpenSyscall = switch Int32(e.syscall) {
@@ -121,6 +125,16 @@ public struct EventDecoder: Sendable {
                 truncated: flags & UInt32(PS_FLAG_PATH_TRUNCATED) != 0) : nil,
             file: succeeded ? Self.file(e.file) : nil,
             isRuntimeProcess: flags & UInt32(PS_FLAG_RUNTIME_PROCESS) != 0)
+    }
+
+    /// The record as a full struct, zero-filled past its end (records may stop after their path).
+    static func loadPadded<T: BitwiseCopyable>(_ record: UnsafeRawBufferPointer, as: T.Type) -> T {
+        if record.count >= MemoryLayout<T>.size { return record.loadUnaligned(as: T.self) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: MemoryLayout<T>.size, alignment: MemoryLayout<T>.alignment)
+        defer { buffer.deallocate() }
+        buffer.initializeMemory(as: UInt8.self, repeating: 0)
+        buffer.copyMemory(from: record)
+        return buffer.load(as: T.self)
     }
 
     static func offset<Root>(_ key: PartialKeyPath<Root>) -> Int {

@@ -87,12 +87,24 @@ struct EventDecoderTests {
         #expect(open.path == nil && open.file == nil)
     }
 
-    @Test(arguments: [0, 1, 15, 16, 100, 895])
+    @Test(arguments: [0, 1, 15, 16, 100, 384])
     func aTruncatedRecordIsRejectedNotTrusted(length: Int) {
         let record = Array(Self.openRecord(path: "/a", raw: "/a").prefix(length))
         let result = record.withUnsafeBytes { EventDecoder().decode($0) }
         guard case .failure(let failure) = result else { Issue.record("decoded a \(length)-byte record"); return }
         #expect(failure.reason == .truncated)
+    }
+
+    /// The kernel marks in header.size where an open record's data ends (after the path's NUL)
+    /// and the reader copies only that much: such a record decodes exactly like the full one.
+    @Test func anOpenRecordCutAfterItsPathDecodesLikeTheFullOne() {
+        let full = Self.openRecord(path: "/etc/hostname", raw: "hostname")
+        let used = MemoryLayout<ps_open_event>.offset(of: \ps_open_event.path)! + "/etc/hostname".utf8.count + 1
+        let cut = Array(full.prefix(used))
+        let a = full.withUnsafeBytes { EventDecoder().decode($0) }
+        let b = cut.withUnsafeBytes { EventDecoder().decode($0) }
+        #expect((try? a.get()) != nil)
+        #expect((try? a.get()) == (try? b.get()))
     }
 
     @Test func unknownVersionsAndKindsAreRejectedAndNamed() {
