@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job on an embedded default: builds podstart, starts a real container (runc over a
-# busybox-static root) while `podstart probe` watches, and shows what the kernel saw of its start.
+# The main job on an embedded default: a private containerd + registry on loopback
+# (scripts/localenv.sh), real pod starts made through CRI exactly as the kubelet makes them, traced
+# by the kernel probes: the phase breakdown of a cold start, then the files the workload read
+# before it was ready, in first-access order — the list a lazy-pull image wants prefetched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,36 +10,38 @@ bash scripts/install-deps.sh
 swift build --product podstart
 podstart=$(swift build --show-bin-path)/podstart
 
+export PODSTART_LOCALENV_DIR=${PODSTART_LOCALENV_DIR:-/var/lib/podstart-localenv-demo}
 work=$(mktemp -d /tmp/podstart-demo.XXXXXX)
-id="podstart-demo-$$"
 cleanup() {
-  runc --root "$work/runc" delete --force "$id" >/dev/null 2>&1 || true
-  [[ -n ${probe_pid:-} ]] && kill "$probe_pid" 2>/dev/null || true
+  bash scripts/localenv.sh down >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-mkdir -p "$work/rootfs/bin" "$work/rootfs/etc" "$work/bundle"
-cp /bin/busybox "$work/rootfs/bin/busybox"
-echo "demo" >"$work/rootfs/etc/hostname"
-runc spec --bundle "$work/bundle"
-python3 - "$work" <<'PY'
-import json, sys
-work = sys.argv[1]
-path = f"{work}/bundle/config.json"
-spec = json.load(open(path))
-spec["root"] = {"path": f"{work}/rootfs", "readonly": True}
-spec["process"]["terminal"] = False
-spec["process"]["args"] = ["/bin/busybox", "sh", "-c", "/bin/busybox cat /etc/hostname; /bin/busybox ls /etc >/dev/null"]
-json.dump(spec, open(path, "w"))
-PY
+bash scripts/localenv.sh up >/dev/null
+eval "$(bash scripts/localenv.sh env)"
+image="$PODSTART_TEST_IMAGES/reader:latest"
 
-echo "== podstart probe: every exec and open of containers that start from now on"
-"$podstart" probe --duration 4 --kinds exec,open >"$work/probe.log" 2>"$work/probe.err" &
-probe_pid=$!
-sleep 1.5   # let the programs load
-runc --root "$work/runc" run --bundle "$work/bundle" "$id" >/dev/null
-wait "$probe_pid" || { cat "$work/probe.err" >&2; exit 1; }
-probe_pid=
-cat "$work/probe.log"
-cat "$work/probe.err" >&2
+echo "== a cold start of $image (the pull is real), traced:"
+"$podstart" trace --image "$image" --ready-file /tmp/ready --cold
+
+echo
+echo "== the same start as trace JSON; the files it read before ready, in first-access order:"
+"$podstart" trace --image "$image" --ready-file /tmp/ready --output json --out "$work/trace.json"
+python3 - "$work/trace.json" <<'PY'
+import json, sys
+trace = json.load(open(sys.argv[1]))
+for c in trace["containers"]:
+    print(f'container {c["name"]}  image {c["image"]}  digest {c["imageDigest"]}')
+    print(f'{"first ms":>9} {"bytes":>8} {"opens":>5}  path (layer)')
+    for a in c["accesses"]:
+        layer = (a["layerDigest"] or "not from the image")[:19]
+        print(f'{a["firstAccessMs"]:9.2f} {a["bytes"]:8d} {a["opens"]:5d}  {a["path"]} ({layer})')
+    print()
+    print("prefetch list (eStargz record JSON lines, first-access order):")
+    seen = set()
+    for a in c["accesses"]:
+        if a["layerDigest"] and a["path"] not in seen:
+            seen.add(a["path"])
+            print(json.dumps({"path": a["path"].lstrip("/")}))
+PY
