@@ -73,6 +73,10 @@ public struct AccessTracker: Sendable {
         var result: [(UInt64, PodStartTrace.Access)] = []
         for seen in files.values {
             let location = resolve(seen.path, seen.file)
+            // Before the container's first exec its mount namespace belongs to the runtime (runc
+            // init still on the host's root): what it opened outside the image is not the
+            // container's. What it read from the image (e.g. /etc/passwd for the user) is kept.
+            if let firstExecNs, seen.firstNs < firstExecNs, location?.layerDigest == nil { continue }
             let dataFile = location?.dataFile ?? seen.file.dataKey
             let size = Int64(seen.file.sizeBytes)
             let merged = PhaseAttribution.union(ranges[dataFile] ?? []).compactMap {

@@ -58,6 +58,18 @@ struct AccessTrackerTests {
         #expect(accesses[0].layerDigest == "sha256:layer-bin")
     }
 
+    @Test func theRuntimesOpensBeforeTheFirstExecCountOnlyWhenFromTheImage() {
+        var t = AccessTracker(mountNamespace: Self.ns)
+        t.add(Self.open("/run/containerd/task/abc/rootfs/etc/hostname", 7, size: 5, at: 500))  // runc, host side
+        t.add(Self.open("/etc/passwd", 8, size: 900, at: 600))                                  // runc, from the image
+        t.add(Self.exec("/bin/app", 1, at: 1000))
+        let accesses = t.accesses { path, file in
+            path.hasPrefix("/run/") ? nil : LayerLocation(layerDigest: "sha256:l", dataFile: file.key)
+        }
+        #expect(accesses.map(\.path) == ["/etc/passwd", "/bin/app"])
+        #expect(accesses.first?.firstAccessMs == -0.0004)
+    }
+
     @Test func runtimeWritesSplitIntoDownloadAndDecompressByPath() {
         let clock = WallClock(offsetNs: 1_000)
         func begin(_ pid: UInt32, _ ino: UInt64, _ path: String) -> WriteBeginEvent {
