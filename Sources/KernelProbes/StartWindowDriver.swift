@@ -21,30 +21,29 @@ public final class StartWindowDriver: Sendable {
     @discardableResult
     public func handle(_ events: [KernelEvent]) throws -> [StartWindowTracker.Decision] {
         let host = session.hostMountNamespace
-        let decisions = tracker.withLock { t in events.flatMap { t.observe($0, hostMountNamespace: host) } }
-        try apply(decisions)
-        return decisions
+        return try step { t in events.flatMap { t.observe($0, hostMountNamespace: host) } }
     }
 
     @discardableResult
     public func tick(nowNs: UInt64 = WallClock.monotonicNow()) throws -> [StartWindowTracker.Decision] {
-        let decisions = tracker.withLock { $0.tick(nowNs: nowNs) }
-        try apply(decisions)
-        return decisions
+        try step { $0.tick(nowNs: nowNs) }
     }
 
     @discardableResult
     public func markReady(mountNamespace: UInt32, nowNs: UInt64 = WallClock.monotonicNow()) throws
         -> [StartWindowTracker.Decision]
     {
-        let decisions = tracker.withLock { $0.markReady(mountNamespace: mountNamespace, nowNs: nowNs) }
-        try apply(decisions)
-        return decisions
+        try step { $0.markReady(mountNamespace: mountNamespace, nowNs: nowNs) }
     }
 
     @discardableResult
     public func noteRuntimeActivity(nowNs: UInt64 = WallClock.monotonicNow()) throws -> [StartWindowTracker.Decision] {
-        let decisions = tracker.withLock { $0.noteRuntimeActivity(nowNs: nowNs) }
+        try step { $0.noteRuntimeActivity(nowNs: nowNs) }
+    }
+
+    /// Advances the tracker under its lock, then applies what it decided.
+    private func step(_ body: (inout StartWindowTracker) -> [StartWindowTracker.Decision]) throws -> [StartWindowTracker.Decision] {
+        let decisions = tracker.withLock { body(&$0) }
         try apply(decisions)
         return decisions
     }
