@@ -47,6 +47,16 @@ public enum ContainerdLineParser {
         "StartContainer for \\\"", "shim disconnected", "TaskExit event",
     ].map { Array($0.utf8) }
 
+    /// The cheap first-byte screen of `parse`, usable on a whole chunk.
+    @inline(__always)
+    static func mayBeCRIMessage(_ b: UnsafeBufferPointer<UInt8>, bodyAt i: Int) -> Bool {
+        guard i < b.count else { return false }
+        switch b[i] {
+        case UInt8(ascii: "R"), UInt8(ascii: "P"), UInt8(ascii: "C"), UInt8(ascii: "S"), UInt8(ascii: "s"), UInt8(ascii: "T"): return true
+        default: return false
+        }
+    }
+
     public enum Outcome: Sendable, Equatable {
         case event(ContainerdCRIEvent)
         /// A line with one of the CRI messages whose shape was not understood (counted).

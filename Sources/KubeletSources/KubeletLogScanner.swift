@@ -199,6 +199,12 @@ public final class KubeletLogScanner {
             if let x = a, x < at { at = x; kind = 1 }
             if let x = c, x < at { at = x; kind = 2 }
             if let x = k, x < at { at = x; kind = 3 }
+            // containerd: only lines whose message starts like a CRI step are worth a look;
+            // skip the others without even finding their bounds.
+            if kind == 2, at == c, !ContainerdLineParser.mayBeCRIMessage(region, bodyAt: at + ContainerdLineParser.msgNeedle.count) {
+                c = nextHit(region, ContainerdLineParser.msgNeedle, from: at + ContainerdLineParser.msgNeedle.count)
+                continue
+            }
             if at == Int.max { break }
             let lineStart = (findByteBackward(region, UInt8(ascii: "\n"), before: at).map { $0 + 1 }) ?? 0
             var lineEnd = findByte(region, UInt8(ascii: "\n"), from: at) ?? region.count

@@ -84,6 +84,7 @@ struct BenchAnalyzeCommand: AsyncParsableCommand {
                 + "\"analyzeSeconds\":\(analyze.seconds),\"analyzePods\":\(analyzedPods),\"analyzeStartupLines\":\(startupLines),"
                 + "\"grepMiBPerSecond\":\(grepThroughput),\"analyzeMiBPerSecond\":\(analyzeThroughput),"
                 + "\"throughputRatio\":\(ratio),\"repeats\":\(repeats),"
+                + "\"grepCPUSeconds\":\(grep.cpuSeconds),\"analyzeCPUSeconds\":\(analyze.cpuSeconds),\"loadAverage\":\(jsonString(loadAverage())),"
                 + "\"grepRunsSeconds\":[\(grepRuns.map { "\($0.seconds)" }.joined(separator: ","))],"
                 + "\"analyzeRunsSeconds\":[\(analyzeRuns.map { "\($0.seconds)" }.joined(separator: ","))],\"analyzePeakRSSMiB\":\(rssMiB),\"analyzeExitStatus\":\(analyze.status)"
                 + (keep ? ",\"journal\":\(jsonString(path))" : "") + "}")
@@ -92,6 +93,7 @@ struct BenchAnalyzeCommand: AsyncParsableCommand {
             print("grep -c:   \(String(format: "%.3f", grep.seconds)) s  \(String(format: "%8.1f", grepThroughput)) MiB/s  count \(grepCount)")
             print("analyze:   \(String(format: "%.3f", analyze.seconds)) s  \(String(format: "%8.1f", analyzeThroughput)) MiB/s  pods \(analyzedPods), startup lines \(startupLines), exit \(analyze.status)")
             print("ratio:     \(String(format: "%.2f", ratio))× grep's throughput (target ≥ 0.5×), fastest of \(repeats) alternating runs each")
+            print("CPU time:  grep \(String(format: "%.3f", grep.cpuSeconds)) s, analyze \(String(format: "%.3f", analyze.cpuSeconds)) s (both threads), load average at start \(loadAverage())")
             print("all runs:  grep \(grepRuns.map { String(format: "%.3f", $0.seconds) }.joined(separator: " ")) s; analyze \(analyzeRuns.map { String(format: "%.3f", $0.seconds) }.joined(separator: " ")) s")
             print("peak RSS:  \(String(format: "%.1f", rssMiB)) MiB (analyze; target ≤ 64 MiB for 1 GiB)")
         }
@@ -102,6 +104,8 @@ struct BenchAnalyzeCommand: AsyncParsableCommand {
         var seconds: Double
         var maxRSSKiB: Int
         var status: Int32
+        /// User + system CPU time: what the run cost, whatever else the machine was doing.
+        var cpuSeconds: Double = 0
     }
 
     /// Runs a child with stdout to a file and returns its wall time and its own peak RSS (wait4).
@@ -123,7 +127,8 @@ struct BenchAnalyzeCommand: AsyncParsableCommand {
         }
         let seconds = monotonicSeconds() - t0
         let exit: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return ChildResult(seconds: seconds, maxRSSKiB: usage.ru_maxrss, status: exit)
+        let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        return ChildResult(seconds: seconds, maxRSSKiB: usage.ru_maxrss, status: exit, cpuSeconds: cpu)
     }
 
     func selfExecutable() -> String {
@@ -148,6 +153,11 @@ struct BenchAnalyzeCommand: AsyncParsableCommand {
         try fh.seek(toOffset: start)
         let text = String(decoding: fh.readDataToEndOfFile(), as: UTF8.self)
         return text.split(separator: "\n").last.map(String.init) ?? ""
+    }
+
+    /// The 1-minute load average: the machine may be shared, and analyze uses two threads.
+    func loadAverage() -> String {
+        ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?").split(separator: " ").first.map(String.init) ?? "?"
     }
 
     func monotonicSeconds() -> Double {
