@@ -1,4 +1,5 @@
 import Foundation
+import PodstartCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -64,6 +65,21 @@ public struct OverlayRootfs: Sendable, Hashable {
             if let hit = probe(dir, path) { return hit == .present ? .lower(index) : nil }
         }
         return nil
+    }
+
+    /// The file on the host that holds `path`'s data: the copy in the layer that provides it.
+    /// The kernel's page-cache events name this file (device and inode of the layer directory's
+    /// file system), not the overlay's inode that an open reports, so accesses join through it.
+    public func dataFile(of path: String) -> FileKey? {
+        let directory: String
+        switch layerIndex(providing: path) {
+        case .upper?: guard let upperDir else { return nil }; directory = upperDir
+        case .lower(let index)?: directory = lowerDirs[index]
+        case nil: return nil
+        }
+        var st = stat()
+        guard stat(directory + path, &st) == 0 else { return nil }
+        return FileKey(device: DeviceNumber(userspace: UInt64(st.st_dev)), inode: UInt64(st.st_ino))
     }
 
     public enum LayerHit: Sendable, Hashable {

@@ -1,4 +1,5 @@
 import Foundation
+import PodstartCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -508,7 +509,7 @@ public struct PodStarter: Sendable {
         }
     }
 
-    static func rfc3339Nano(_ unixNs: Int64) -> String { RFC3339.format(unixNs: unixNs) }
+    static func rfc3339Nano(_ unixNs: Int64) -> String { Timestamp.rfc3339(unixNanoseconds: unixNs) }
 }
 
 /// FNV-1a, 64 bit: a stable stand-in for the kubelet's container hash annotation.

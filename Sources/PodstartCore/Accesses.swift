@@ -23,7 +23,6 @@ public struct AccessTracker: Sendable {
     public let mountNamespace: UInt32
     private var files: [String: FileSeen] = [:]
     private var ranges: [FileKey: [Interval]] = [:]
-    private var firstRangeNs: [FileKey: UInt64] = [:]
     public private(set) var firstExecNs: UInt64?
 
     /// Paths under these prefixes are not image content (pseudo file systems).
@@ -40,7 +39,6 @@ public struct AccessTracker: Sendable {
             if let path = e.path, let file = e.file { note(path: path.path, file: file, at: e.timestampNs, count: 1) }
         case .readRange(let r) where r.mountNamespace == mountNamespace && r.source == .access:
             ranges[r.file, default: []].append(Interval(start: Int64(r.offsetBytes), end: Int64(r.offsetBytes + r.lengthBytes)))
-            firstRangeNs[r.file] = min(firstRangeNs[r.file] ?? .max, r.firstAccessNs)
         default:
             break
         }
@@ -82,7 +80,8 @@ public struct AccessTracker: Sendable {
             let merged = PhaseAttribution.union(ranges[dataFile] ?? []).compactMap {
                 $0.clamped(to: Interval(start: 0, end: size))
             }
-            let first = min(seen.firstNs, firstRangeNs[dataFile] ?? .max)
+            // the open or exec is the access; an exec's own page reads come just before its event
+            let first = seen.firstNs
             let access = PodStartTrace.Access(
                 path: seen.path, layerDigest: location?.layerDigest,
                 firstAccessMs: Double(Int64(first) - Int64(origin)) / 1e6,

@@ -214,9 +214,11 @@ struct TraceRun: Sendable {
             correlator.addAggregates(openCounts: openCounts, writeTotals: writeTotals)
             let resolve: (String, FileIdentity) -> LayerLocation? = { path, identity in
                 guard let rootfs = record.rootfs, let layers else { return nil }
+                // page-cache reads name the providing layer's file, not the overlay inode
+                let dataFile = rootfs.dataFile(of: path) ?? identity.dataKey
                 switch rootfs.attribution(of: path, layers: layers) {
-                case .layer(let layer)?: return LayerLocation(layerDigest: layer.digest, dataFile: identity.dataKey)
-                default: return LayerLocation(layerDigest: nil, dataFile: identity.dataKey)
+                case .layer(let layer)?: return LayerLocation(layerDigest: layer.digest, dataFile: dataFile)
+                default: return LayerLocation(layerDigest: nil, dataFile: dataFile)
                 }
             }
             trace = correlator.flush(resolve: resolve).first { $0.pod.uid == record.pod.uid }

@@ -61,13 +61,8 @@ import Testing
     }
 }
 
-@Suite struct RFC3339Tests {
-    @Test func unixNanosecondsFormatInUTCWithNineFractionDigits() {
-        #expect(RFC3339.format(unixNs: 0) == "1970-01-01T00:00:00.000000000Z")
-        #expect(RFC3339.format(unixNs: 1_732_896_790_123_456_789) == "2024-11-29T16:13:10.123456789Z")
-        #expect(RFC3339.format(unixNs: 1_732_896_790_000_000_001) == "2024-11-29T16:13:10.000000001Z")
-    }
-
+// RFC 3339 formatting is PodstartCore's Timestamp, tested in PodstartCoreTests.
+@Suite struct ReadinessFlagTests {
     @Test func readyHTTPFlagParsesPortAndPath() {
         #expect(ReadinessCheck.parseHTTP("8080/healthz") == .http(port: 8080, path: "/healthz"))
         #expect(ReadinessCheck.parseHTTP("8080") == .http(port: 8080, path: "/"))
