@@ -7,6 +7,7 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "Measure podstart's cost and speed against a baseline taken in the same run.",
         subcommands: [
             BenchProbesCommand.self,
+            BenchStartsCommand.self,
             BenchAnalyzeCommand.self,
             BenchMetricsCommand.self,
         ]

@@ -162,12 +162,16 @@ struct TraceRun: Sendable {
     var endpoint: CRIEndpoint
     var kernel: Bool
 
-    /// Kernel events collected while the pod starts.
+    /// Kernel records collected while the pod starts, kept raw: decoding waits until the pod
+    /// is ready, so the start being measured does not share its CPUs with podstart's decoding.
     final class Collected: @unchecked Sendable {
         private let lock = NSLock()
-        private var events: [KernelEvent] = []
-        func append(_ more: [KernelEvent]) { lock.withLock { events += more } }
-        func take() -> [KernelEvent] { lock.withLock { let e = events; events = []; return e } }
+        private var batches: [RawEventBatch] = []
+        func append(_ batch: RawEventBatch) { lock.withLock { batches.append(batch) } }
+        func take() -> [KernelEvent] {
+            let taken = lock.withLock { let b = batches; batches = []; return b }
+            return taken.flatMap { $0.decode() }
+        }
     }
 
     func trace() async throws -> PodStartTrace {
@@ -181,7 +185,7 @@ struct TraceRun: Sendable {
                 let s = try KernelProbeSession()
                 try s.attach(families)
                 let stream = try s.events()
-                consumer = Task { for await batch in stream { collected.append(batch.decode()) } }
+                consumer = Task { for await batch in stream { collected.append(batch) } }
                 session = s
             } catch {
                 FileHandle.standardError.write(Data("podstart: kernel probes unavailable (\(error)); phases from CRI timings only, no accesses. Pass --no-kernel to silence this.\n".utf8))
