@@ -207,24 +207,9 @@ func appendJSONString(_ s: String, to out: inout [UInt8]) {
 
 /// A JSON string literal.
 public func jsonString(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if u.value < 0x20 {
-                let h = String(u.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-            } else {
-                out.unicodeScalars.append(u)
-            }
-        }
-    }
-    return out + "\""
+    var out = ""
+    JSON.escape(s, into: &out)
+    return out
 }
 
 /// A number for JSON: finite doubles in Swift's shortest round-trip form; others as null.
