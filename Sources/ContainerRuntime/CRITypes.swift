@@ -1,17 +1,9 @@
-/// The pod a sandbox or container belongs to, as the kubelet names it.
-public struct PodIdentity: Sendable, Hashable, CustomStringConvertible {
-    public var namespace: String
-    public var name: String
-    public var uid: String
+import PodstartCore
+/// The pod a sandbox or container belongs to, as the kubelet names it: the same value the trace
+/// JSON carries.
+public typealias PodIdentity = PodStartTrace.Pod
 
-    public init(namespace: String, name: String, uid: String) {
-        self.namespace = namespace
-        self.name = name
-        self.uid = uid
-    }
-
-    public var description: String { "\(namespace)/\(name)" }
-
+extension PodStartTrace.Pod {
     /// The kubelet's `io.kubernetes.pod.*` labels (FORMATS.md §4.3), or nil when one is missing.
     public init?(labels: [String: String]) {
         guard let ns = labels[KubeletLabels.podNamespace], let name = labels[KubeletLabels.podName],

@@ -4,10 +4,12 @@
 public struct PodStartTrace: Hashable, Sendable {
     public static let schemaVersion = "podstart.dev/v1"
 
-    public struct Pod: Hashable, Sendable {
+    public struct Pod: Hashable, Sendable, CustomStringConvertible {
         public var namespace: String
         public var name: String
         public var uid: String
+        /// `namespace/name`, as kubectl and the kubelet's logs name a pod.
+        public var description: String { "\(namespace)/\(name)" }
         public init(namespace: String, name: String, uid: String) {
             self.namespace = namespace
             self.name = name
