@@ -25,17 +25,6 @@ public enum ProbeFamily: String, CaseIterable, Hashable, Sendable, Comparable {
         }
     }
 
-    /// Index of each program family in the kernel's ps_stats array.
-    var statsIndices: [Int] {
-        switch self {
-        case .process: [0, 1, 2]
-        case .opens: [3]
-        case .reads: [4]
-        case .block: [5]
-        case .writes: [6]
-        }
-    }
-
     /// The family a program belongs to, from the hook its name spells.
     static func family(ofProgram name: String) -> ProbeFamily? {
         if name.contains("sched_process") { return .process }

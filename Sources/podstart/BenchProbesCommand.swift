@@ -93,10 +93,6 @@ struct BenchProbesCommand: AsyncParsableCommand {
         session.close()
         await consumer.value
 
-        func median(_ xs: [Double]) -> Double {
-            let s = xs.sorted()
-            return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-        }
         let base = median(opsPerSecond[.baseline]!)
         let ratio = median(opsPerSecond[.traced]!) / base
         let limitRatio = median(opsPerSecond[.limit]!) / base

@@ -60,10 +60,6 @@ struct BenchStartsCommand: AsyncParsableCommand {
                 if kernel { with.append(s) } else { without.append(s) }
             }
         }
-        func median(_ xs: [Double]) -> Double {
-            let s = xs.sorted()
-            return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-        }
         let ratio = median(with) / median(without)
         if json {
             print(JSON.object([
