@@ -121,7 +121,10 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
-        .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "PodstartCore"]),
+        // What integration tests of several modules share: the local containerd + registry
+        // (scripts/localenv.sh) and the built `podstart` binary.
+        .target(name: "PodstartTestSupport", dependencies: ["ContainerRuntime"], path: "Tests/Support"),
+        .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "PodstartCore", "PodstartTestSupport"]),
         .testTarget(
             name: "KernelProbesTests",
             dependencies: ["KernelProbes", "PodstartCore"],

@@ -1,5 +1,6 @@
 import ContainerRuntime
 import Foundation
+import PodstartTestSupport
 import Testing
 
 extension ContainerRuntimeIntegration {

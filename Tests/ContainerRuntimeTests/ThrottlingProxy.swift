@@ -1,4 +1,5 @@
 import Foundation
+import PodstartTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,5 +1,6 @@
 import ContainerRuntime
 import Foundation
+import PodstartTestSupport
 import PodstartCore
 import Testing
 
@@ -12,11 +13,7 @@ extension ContainerRuntimeIntegration {
 
         init() throws {
             env = try LocalEnvironment.shared()
-            let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
-            binary = "\(dir)/podstart"
-            guard FileManager.default.isExecutableFile(atPath: binary) else {
-                throw LocalEnvironment.StartFailure(description: "\(binary) not built: run swift build --build-tests first")
-            }
+            binary = try LocalEnvironment.podstartBinary()
         }
 
         struct Phase { var name: String; var start: Int64; var end: Int64; var parent: String? }

@@ -5,33 +5,34 @@ import Testing
 /// The real containerd + registry of scripts/localenv.sh, started once per test process in a
 /// directory of its own and stopped (`localenv.sh down`) when the process exits. Tests that need it
 /// fail — never skip — with the reason when it cannot start (not root, packages missing, …).
-struct LocalEnvironment: Sendable {
-    var endpoint: CRIEndpoint
+public struct LocalEnvironment: Sendable {
+    public var endpoint: CRIEndpoint
     /// `127.0.0.1:PORT/podstart-test`
-    var imagePrefix: String
-    var registry: String
-    var directory: String
-    var logRoot: String
+    public var imagePrefix: String
+    public var registry: String
+    public var directory: String
+    public var logRoot: String
 
-    func image(_ name: String) -> String { "\(imagePrefix)/\(name)" }
+    public func image(_ name: String) -> String { "\(imagePrefix)/\(name)" }
 
-    struct StartFailure: Error, CustomStringConvertible {
-        var description: String
+    public struct StartFailure: Error, CustomStringConvertible {
+        public var description: String
+        public init(description: String) { self.description = description }
     }
 
-    static let repositoryRoot: String = {
-        // …/Tests/ContainerRuntimeTests/LocalEnvironment.swift → repository root
+    public static let repositoryRoot: String = {
+        // …/Tests/Support/LocalEnvironment.swift → repository root
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().path
     }()
 
-    static let directory = ProcessInfo.processInfo.environment["PODSTART_TEST_LOCALENV_DIR"]
+    public static let directory = ProcessInfo.processInfo.environment["PODSTART_TEST_LOCALENV_DIR"]
         ?? "/var/lib/podstart-localenv-test"
 
     private static let started: Result<LocalEnvironment, StartFailure> = start()
 
     /// The environment, started on first use.
-    static func shared() throws -> LocalEnvironment {
+    public static func shared() throws -> LocalEnvironment {
         try started.get()
     }
 
@@ -65,7 +66,7 @@ struct LocalEnvironment: Sendable {
     /// and stdout+stderr. posix_spawn + waitpid rather than Foundation.Process, which can miss the
     /// child's exit when first used inside a lazy static initializer.
     @discardableResult
-    static func run(_ arguments: [String]) -> (Int32, String) {
+    public static func run(_ arguments: [String]) -> (Int32, String) {
         let outputPath = "/tmp/podstart-localenv-\(getpid())-\(UInt64.random(in: 0 ... .max)).out"
         defer { unlink(outputPath) }
         var actions = posix_spawn_file_actions_t()
@@ -89,14 +90,20 @@ struct LocalEnvironment: Sendable {
         return (exitCode, output)
     }
 
-    func options(image name: String) -> PodStartOptions {
+    /// The `podstart` executable that `swift build --build-tests` put next to the test bundle.
+    public static func podstartBinary() throws -> String {
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+        let binary = "\(dir)/podstart"
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw StartFailure(description: "\(binary) not built: run swift build --build-tests first")
+        }
+        return binary
+    }
+
+    public func options(image name: String) -> PodStartOptions {
         var options = PodStartOptions(image: image(name), pod: PodStartOptions.newPod(name: "test"))
         options.logRoot = logRoot
         options.timeout = .seconds(120)
         return options
     }
 }
-
-/// Every test that starts real pods, in one serialized suite: they share two cores and one
-/// containerd, and their timing checks (probe ±0.15 s, pull within 10%) must not compete.
-@Suite(.serialized) enum ContainerRuntimeIntegration {}
