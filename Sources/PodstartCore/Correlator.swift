@@ -24,6 +24,16 @@ public enum CorrelatorInput: Sendable {
     case failed(uid: String, at: Int64, reason: String)
     /// Pods or containers that were running before the agent started: never reported as starts.
     case preexisting(uid: String)
+    /// A start without a pod (a container started straight through containerd: `ctr run`,
+    /// nerdctl): `uid` is the container id, and the timeline names the containerd namespace.
+    case runtimeContainer(uid: String, containerdNamespace: String, containerID: String)
+    /// The container's init process (from the runtime's task-start event). Joined with the kernel's
+    /// exec records, it gives the container's mount namespace even when the process has already
+    /// exited and /proc no longer has it.
+    case containerPid(containerID: String, pid: UInt32)
+    /// The kubelet's "Observed pod startup duration" line: joined by namespace/name, it gives the
+    /// pull window the kubelet measured and when the kubelet saw every container running.
+    case kubeletStartup(KubeletPodStartupObservation)
     /// A kernel record.
     case kernel(KernelEvent)
     /// Time passes (closes starts that never became ready).
@@ -43,6 +53,9 @@ public struct Correlator: Sendable {
         public var startTimeoutNs: Int64 = 300_000_000_000
         /// After ready, wait this long for late records (log lines trail CRI events).
         public var graceNs: Int64 = 2_000_000_000
+        /// With no readiness source (no kubelet status, log or prober), a pod counts as ready once
+        /// every regular container runs its first process (kernel exec, else the runtime's start).
+        public var readyWhenRunning = false
         public init() {}
     }
 
@@ -73,7 +86,12 @@ public struct Correlator: Sendable {
         var ready: (at: Int64, source: PhaseSource)?
         var failure: (at: Int64, reason: String)?
         var reported = false
+        var runtime: PodStartTrace.RuntimeIdentity?
     }
+
+    /// Maps a container's file to the image layer providing it: (container id, path, file).
+    public typealias AccessResolver = (_ containerID: String, _ path: String, _ file: FileIdentity) -> LayerLocation?
+    public static func noResolver(_: String, _: String, _: FileIdentity) -> LayerLocation? { nil }
 
     public let configuration: Configuration
     public let clock: WallClock
@@ -89,6 +107,11 @@ public struct Correlator: Sendable {
     private var ignored: Set<String> = []
     private var reportedUIDs: Set<String> = []
     private var now: Int64 = 0
+    /// Recent exec records: pid → mount namespace, for runtime task pids that arrive later.
+    private var execNamespaces: [UInt32: (ns: UInt32, at: UInt64)] = [:]
+    private var pidToContainer: [UInt32: String] = [:]
+    /// Kubelet startup lines whose pod no other source has named yet, by "namespace/name".
+    private var pendingStartupLines: [String: KubeletPodStartupObservation] = [:]
 
     public init(configuration: Configuration = Configuration(), clock: WallClock) {
         self.configuration = configuration
@@ -100,7 +123,7 @@ public struct Correlator: Sendable {
 
     /// Feeds one observation; returns the timelines it completed.
     public mutating func ingest(_ input: CorrelatorInput,
-                                resolve: (String, FileIdentity) -> LayerLocation? = { _, _ in nil }) -> [PodStartTrace] {
+                                resolve: AccessResolver = Correlator.noResolver) -> [PodStartTrace] {
         switch input {
         case .pod(let uid, let namespace, let name, let created, _):
             guard var pod = state(uid) else { break }
@@ -108,6 +131,9 @@ public struct Correlator: Sendable {
             pod.name = name
             if let created { pod.created = min(pod.created ?? created, created) }
             pods[uid] = pod
+            if !namespace.isEmpty || !name.isEmpty, let line = pendingStartupLines.removeValue(forKey: "\(namespace)/\(name)") {
+                applyStartupLine(line, to: uid)
+            }
         case .scheduled(let uid, let at, let source):
             guard var pod = state(uid) else { break }
             pod.scheduled = at
@@ -128,15 +154,33 @@ public struct Correlator: Sendable {
         case .containerCreated(let uid, let id, let name, let image, let digest, let isInit, let begin, let end, let source):
             guard var pod = state(uid, at: begin) else { break }
             containerToPod[id] = uid
-            pod.containers[id] = ContainerState(id: id, name: name, image: image, imageDigest: digest, isInit: isInit,
-                                                created: Interval(start: begin, end: end), createSource: source)
+            let created = Interval(start: begin, end: end)
+            if var known = pod.containers[id] {
+                // Several sources name the same container (the runtime's listing, its log): keep
+                // every identity field some source knew, and the better interval.
+                if known.name.isEmpty { known.name = name }
+                if known.image.isEmpty { known.image = image }
+                if known.imageDigest == nil { known.imageDigest = digest }
+                known.isInit = known.isInit || isInit
+                if Self.better(created, source, than: known.created, known.createSource) {
+                    known.created = created
+                    known.createSource = source
+                }
+                pod.containers[id] = known
+            } else {
+                pod.containers[id] = ContainerState(id: id, name: name, image: image, imageDigest: digest, isInit: isInit,
+                                                    created: created, createSource: source)
+            }
             pods[uid] = pod
             for early in pendingByContainer.removeValue(forKey: id) ?? [] { _ = ingest(early, resolve: resolve) }
         case .containerStarted(let id, let begin, let end, let source):
             guard let uid = containerToPod[id] else { holdUntilCreated(input, container: id); break }
             guard var pod = pods[uid], var c = pod.containers[id] else { break }
-            c.started = Interval(start: begin, end: end)
-            c.startSource = source
+            let started = Interval(start: begin, end: end)
+            if c.started.map({ Self.better(started, source, than: $0, c.startSource) }) ?? true {
+                c.started = started
+                c.startSource = source
+            }
             pod.containers[id] = c
             pods[uid] = pod
         case .containerMountNamespace(let id, let ns):
@@ -167,12 +211,47 @@ public struct Correlator: Sendable {
         case .preexisting(let uid):
             ignored.insert(uid)
             pods.removeValue(forKey: uid)
+        case .runtimeContainer(let uid, let containerdNamespace, let containerID):
+            guard var pod = state(uid) else { break }
+            pod.runtime = .init(containerdNamespace: containerdNamespace, containerID: containerID)
+            pods[uid] = pod
+        case .containerPid(let id, let pid):
+            pidToContainer[pid] = id
+            if let seen = execNamespaces[pid] { _ = ingest(.containerMountNamespace(containerID: id, mountNamespace: seen.ns), resolve: resolve) }
+        case .kubeletStartup(let line):
+            if let uid = pods.values.first(where: { $0.namespace == line.namespace && $0.name == line.name })?.uid {
+                applyStartupLine(line, to: uid)
+            } else {
+                pendingStartupLines[line.pod] = line
+            }
         case .kernel(let event):
             ingestKernel(event)
         case .tick(let t):
             now = max(now, t)
         }
         return finalizeDue(resolve: resolve)
+    }
+
+    /// The kubelet's own view of a start: its pull window and when it saw every container running
+    /// (its "watchObservedRunningTime" is the end of the kubelet's SLI, so it stands for ready).
+    private mutating func applyStartupLine(_ line: KubeletPodStartupObservation, to uid: String) {
+        guard var pod = state(uid) else { return }
+        if let created = line.created?.nanosecondsSinceEpoch, pod.created == nil { pod.created = created }
+        if let begin = line.firstStartedPulling?.nanosecondsSinceEpoch, let end = line.lastFinishedPulling?.nanosecondsSinceEpoch, end >= begin {
+            pod.measurements.append(PhaseMeasurement(phase: .pull, interval: Interval(start: begin, end: end), source: .kubeletLog))
+        }
+        if let running = line.watchObservedRunning?.nanosecondsSinceEpoch, pod.ready == nil || PhaseSource.kubeletLog > pod.ready!.source {
+            pod.ready = (running, .kubeletLog)
+        }
+        now = max(now, line.watchObservedRunning?.nanosecondsSinceEpoch ?? now)
+        pods[uid] = pod
+    }
+
+    /// Whether a measured interval should replace the one known: a measured span beats an
+    /// instant (a listing saw only when something was done), else the more precise source wins.
+    static func better(_ new: Interval, _ newSource: PhaseSource, than old: Interval, _ oldSource: PhaseSource) -> Bool {
+        if (old.duration == 0) != (new.duration == 0) { return old.duration == 0 }
+        return newSource > oldSource
     }
 
     private mutating func holdUntilCreated(_ input: CorrelatorInput, container id: String) {
@@ -192,6 +271,11 @@ public struct Correlator: Sendable {
             writeBegins.append(w)
         case .exec(let e):
             let ns = e.task.mountNamespace
+            rememberExec(pid: e.task.pid, mountNamespace: ns, at: e.timestampNs)
+            if let id = pidToContainer[e.task.pid], namespaceToContainer[ns] == nil {
+                namespaceToContainer[ns] = id
+                if let uid = containerToPod[id] { pods[uid]?.containers[id]?.mountNamespace = ns }
+            }
             if trackers[ns] == nil { trackers[ns] = AccessTracker(mountNamespace: ns) }
             trackers[ns]?.add(event)
             if let id = namespaceToContainer[ns], let uid = containerToPod[id], var pod = pods[uid], pod.containers[id]?.firstExec == nil {
@@ -207,6 +291,16 @@ public struct Correlator: Sendable {
         }
     }
 
+    /// Keeps the last few thousand exec records' namespaces (a task's pid arrives from the runtime
+    /// a few milliseconds after its exec; older entries are of no use).
+    private mutating func rememberExec(pid: UInt32, mountNamespace ns: UInt32, at t: UInt64) {
+        execNamespaces[pid] = (ns, t)
+        if execNamespaces.count > 8192 {
+            let cutoff = execNamespaces.values.map(\.at).sorted()[4096]
+            execNamespaces = execNamespaces.filter { $0.value.at >= cutoff }
+        }
+    }
+
     /// Kernel aggregates read at the end of a start window (open counts, write totals).
     public mutating func addAggregates(openCounts: [OpenCount], writeTotals: [WriteTotal]) {
         for ns in Set(openCounts.map(\.mountNamespace)) {
@@ -215,12 +309,12 @@ public struct Correlator: Sendable {
         self.writeTotals += writeTotals
     }
 
-    private mutating func finalizeDue(resolve: (String, FileIdentity) -> LayerLocation?) -> [PodStartTrace] {
+    private mutating func finalizeDue(resolve: AccessResolver) -> [PodStartTrace] {
         var done: [PodStartTrace] = []
         for uid in pods.keys.sorted() {
             guard let pod = pods[uid] else { continue }
             let start = pod.created ?? pod.firstSeen
-            if let ready = pod.ready, now >= ready.at + configuration.graceNs {
+            if let ready = pod.ready ?? runningReadiness(pod), now >= ready.at + configuration.graceNs {
                 done.append(finalize(pod, end: ready.at, outcome: .ready, reason: nil, resolve: resolve))
             } else if let failure = pod.failure, now >= failure.at + configuration.graceNs {
                 done.append(finalize(pod, end: failure.at, outcome: .failed, reason: failure.reason, resolve: resolve))
@@ -232,9 +326,26 @@ public struct Correlator: Sendable {
         return done
     }
 
+    /// When every regular container has started (first exec, else the runtime's start): the
+    /// readiness of a pod no readiness source reports, if the configuration allows it.
+    private func runningReadiness(_ pod: PodState) -> (at: Int64, source: PhaseSource)? {
+        guard configuration.readyWhenRunning else { return nil }
+        let regular = pod.containers.values.filter { !$0.isInit }
+        guard !regular.isEmpty else { return nil }
+        var latest: (at: Int64, source: PhaseSource)?
+        for c in regular {
+            guard let started = c.started else { return nil }
+            let at = c.firstExec.map { max($0, started.start) } ?? started.end
+            if latest == nil || at > latest!.at { latest = (at, c.firstExec != nil ? .kernel : c.startSource) }
+        }
+        return latest
+    }
+
     /// Keeps only what an open start can still use, so memory stays flat however many starts pass.
     private mutating func prune() {
         let horizon = pods.values.map { $0.created ?? $0.firstSeen }.min() ?? now
+        pendingStartupLines = pendingStartupLines.filter { ($0.value.watchObservedRunning?.nanosecondsSinceEpoch ?? now) > now - configuration.startTimeoutNs }
+        pidToContainer = pidToContainer.filter { containerToPod[$0.value] != nil || pendingByContainer[$0.value] != nil }
         unassignedPulls.removeAll { $0.interval.end < horizon }
         let monotonicHorizon = UInt64(clamping: horizon - clock.offsetNs)
         writeTotals.removeAll { $0.lastNs < monotonicHorizon }
@@ -246,17 +357,17 @@ public struct Correlator: Sendable {
     }
 
     /// Closes every open start now (shutdown): ready ones as ready, others as failed.
-    public mutating func flush(resolve: (String, FileIdentity) -> LayerLocation? = { _, _ in nil }) -> [PodStartTrace] {
+    public mutating func flush(resolve: AccessResolver = Correlator.noResolver) -> [PodStartTrace] {
         pods.keys.sorted().compactMap { uid in
             guard let pod = pods[uid] else { return nil }
-            if let ready = pod.ready { return finalize(pod, end: ready.at, outcome: .ready, reason: nil, resolve: resolve) }
+            if let ready = pod.ready ?? runningReadiness(pod) { return finalize(pod, end: ready.at, outcome: .ready, reason: nil, resolve: resolve) }
             return finalize(pod, end: max(now, pod.firstSeen), outcome: .failed,
                             reason: pod.failure?.reason ?? "agent stopped before the pod was ready", resolve: resolve)
         }
     }
 
     private mutating func finalize(_ pod: PodState, end: Int64, outcome: PodStartTrace.Outcome, reason: String?,
-                                   resolve: (String, FileIdentity) -> LayerLocation?) -> PodStartTrace {
+                                   resolve: AccessResolver) -> PodStartTrace {
         pods.removeValue(forKey: pod.uid)
         reportedUIDs.insert(pod.uid)
         let created = pod.created ?? pod.firstSeen
@@ -283,7 +394,7 @@ public struct Correlator: Sendable {
                 }
             }
         }
-        if let running, outcome == .ready {
+        if let running, outcome == .ready, pod.ready != nil {
             measurements.append(PhaseMeasurement(phase: .probe, interval: Interval(start: running, end: end),
                                                  source: pod.ready?.source ?? .derived))
         }
@@ -294,7 +405,7 @@ public struct Correlator: Sendable {
         let containers = pod.containers.values.sorted(by: { $0.created.start < $1.created.start }).map { c in
             PodStartTrace.Container(
                 name: c.name, image: c.image, imageDigest: c.imageDigest, exitCode: c.exited.map { $0.code },
-                accesses: c.mountNamespace.flatMap { trackers[$0] }.map { $0.accesses(resolve: resolve) } ?? [])
+                accesses: c.mountNamespace.flatMap { trackers[$0] }.map { t in t.accesses { resolve(c.id, $0, $1) } } ?? [])
         }
         for c in pod.containers.values {
             if let ns = c.mountNamespace {
@@ -302,9 +413,10 @@ public struct Correlator: Sendable {
                 namespaceToContainer.removeValue(forKey: ns)
             }
             containerToPod.removeValue(forKey: c.id)
+            pidToContainer = pidToContainer.filter { $0.value != c.id }
         }
         prune()
-        return PodStartTrace(pod: .init(namespace: pod.namespace, name: pod.name, uid: pod.uid),
+        return PodStartTrace(pod: .init(namespace: pod.namespace, name: pod.name, uid: pod.uid), runtime: pod.runtime,
                              created: created, ready: outcome == .ready ? end : nil, outcome: outcome,
                              failureReason: reason, phases: phases, containers: containers)
     }

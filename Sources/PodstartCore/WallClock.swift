@@ -30,6 +30,9 @@ public struct WallClock: Sendable, Hashable {
 
     public static func monotonicNow() -> UInt64 { UInt64(readClock(CLOCK_MONOTONIC)) }
 
+    /// Nanoseconds since the Unix epoch, now (CLOCK_REALTIME).
+    public static func unixNow() -> Int64 { readClock(CLOCK_REALTIME) }
+
     private static func readClock(_ id: clockid_t) -> Int64 {
         var ts = timespec()
         clock_gettime(id, &ts)

@@ -312,11 +312,7 @@ public final class TimelineStore: TimelineProvider, Sendable {
         try PodStartTrace(json: JSON.parse(text))
     }
 
-    public static func unixNanosecondsNow() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-    }
+    public static func unixNanosecondsNow() -> Int64 { WallClock.unixNow() }
 }
 
 public enum StateStoreError: Error, CustomStringConvertible, Sendable {

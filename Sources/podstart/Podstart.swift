@@ -8,6 +8,7 @@ struct Podstart: AsyncParsableCommand {
         abstract: "Where did each pod's startup time go, and which bytes of its image did it need?",
         version: PodstartVersion.string,
         subcommands: [
+            AgentCommand.self,
             ProbeCommand.self,
             TraceCommand.self,
             AnalyzeCommand.self,

@@ -216,7 +216,7 @@ struct TraceRun: Sendable {
             for input in Self.inputs(record) { _ = correlator.ingest(input) }
             for event in collected.take() + readRanges.map(KernelEvent.readRange) { _ = correlator.ingest(.kernel(event)) }
             correlator.addAggregates(openCounts: openCounts, writeTotals: writeTotals)
-            let resolve: (String, FileIdentity) -> LayerLocation? = { path, identity in
+            let resolve: Correlator.AccessResolver = { _, path, identity in
                 guard let rootfs = record.rootfs, let layers else { return nil }
                 // page-cache reads name the providing layer's file, not the overlay inode
                 let dataFile = rootfs.dataFile(of: path) ?? identity.dataKey

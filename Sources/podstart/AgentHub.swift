@@ -1,0 +1,112 @@
+import ContainerRuntime
+import Exporter
+import Foundation
+import Logging
+import PodstartCore
+import StateStore
+
+/// The agent's single point of truth: every source hands its observations here, the correlator
+/// turns them into timelines, and each finished timeline goes to the state store and the metrics.
+/// An actor, so the correlator (a value type) sees one input at a time in arrival order.
+actor AgentHub {
+    private var correlator: Correlator
+    private let store: TimelineStore
+    private let metrics: MetricsRegistry
+    private let logger: Logger
+    /// Where each container's files come from (its overlay layers), learnt while it runs: the
+    /// accesses of a finished start name the layer that provides each file.
+    private var containerFiles: [String: ContainerFiles] = [:]
+    /// Mount namespaces of containers, so a finished start closes its kernel start window.
+    private var namespaces: [String: UInt32] = [:]
+    /// Container ids of each open start, by the start's key (pod UID, or container id without a pod).
+    private var startContainers: [String: Set<String>] = [:]
+    private var onFinished: @Sendable ([UInt32]) -> Void = { _ in }
+    private(set) var recorded = 0
+
+    struct ContainerFiles: Sendable {
+        var rootfs: OverlayRootfs
+        var layers: ImageLayers?
+    }
+
+    init(correlator: Correlator, store: TimelineStore, metrics: MetricsRegistry, logger: Logger) {
+        self.correlator = correlator
+        self.store = store
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Called with the mount namespaces of each finished start (the kernel side stops tracing them).
+    func onStartFinished(_ body: @escaping @Sendable ([UInt32]) -> Void) { onFinished = body }
+
+    func ingest(_ inputs: [CorrelatorInput]) async {
+        var done: [PodStartTrace] = []
+        for input in inputs {
+            switch input {
+            case .containerMountNamespace(let id, let ns): namespaces[id] = ns
+            case .containerCreated(let uid, let id, _, _, _, _, _, _, _): startContainers[uid, default: []].insert(id)
+            default: break
+            }
+            done += correlator.ingest(input, resolve: resolve)
+        }
+        await record(done)
+    }
+
+    func ingest(kernel events: [KernelEvent]) async {
+        var done: [PodStartTrace] = []
+        for event in events { done += correlator.ingest(.kernel(event), resolve: resolve) }
+        await record(done)
+    }
+
+    func addAggregates(openCounts: [OpenCount], writeTotals: [WriteTotal]) {
+        correlator.addAggregates(openCounts: openCounts, writeTotals: writeTotals)
+    }
+
+    func learn(containerID: String, files: ContainerFiles) { containerFiles[containerID] = files }
+    func knowsFiles(of containerID: String) -> Bool { containerFiles[containerID] != nil }
+
+    var openStarts: Int { correlator.openStarts }
+
+    /// Shutdown: starts that already reached ready are recorded; the others are dropped (they
+    /// would be reported as failures that never happened) and counted in the log.
+    func flush() async {
+        let traces = correlator.flush(resolve: resolve)
+        let ready = traces.filter { $0.outcome == .ready }
+        if ready.count < traces.count {
+            logger.info("dropping starts still in progress at shutdown", metadata: ["count": "\(traces.count - ready.count)"])
+        }
+        await record(ready)
+    }
+
+    private func record(_ traces: [PodStartTrace]) async {
+        for trace in traces {
+            do {
+                try await store.save(trace)
+            } catch {
+                metrics.recordSourceError(source: "state")
+                logger.error("cannot save a pod start", metadata: ["pod": "\(trace.storageKey)", "error": "\(error)"])
+            }
+            metrics.observe(trace: trace)
+            recorded += 1
+            logger.info("pod start recorded", metadata: [
+                "pod": "\(trace.pod.namespace)/\(trace.pod.name)", "uid": "\(trace.storageKey)",
+                "outcome": "\(trace.outcome.rawValue)", "e2eSeconds": "\(trace.e2eSeconds)",
+            ])
+            var finished: [UInt32] = []
+            for id in startContainers.removeValue(forKey: trace.storageKey) ?? [] {
+                containerFiles.removeValue(forKey: id)
+                if let ns = namespaces.removeValue(forKey: id) { finished.append(ns) }
+            }
+            if !finished.isEmpty { onFinished(finished) }
+        }
+    }
+
+    private func resolve(containerID: String, path: String, file: FileIdentity) -> LayerLocation? {
+        guard let files = containerFiles[containerID] else { return nil }
+        let dataFile = files.rootfs.dataFile(of: path) ?? file.dataKey
+        guard let layers = files.layers else { return LayerLocation(layerDigest: nil, dataFile: dataFile) }
+        switch files.rootfs.attribution(of: path, layers: layers) {
+        case .layer(let layer)?: return LayerLocation(layerDigest: layer.digest, dataFile: dataFile)
+        default: return LayerLocation(layerDigest: nil, dataFile: dataFile)
+        }
+    }
+}

@@ -1,0 +1,380 @@
+import ContainerRuntime
+import Exporter
+import Foundation
+import KernelProbes
+import KubeletSources
+import Logging
+import PodstartCore
+
+/// Backoff for a source that lost its input: 200 ms doubling to 5 s, reset after a success.
+struct Backoff {
+    var delay: Duration = .milliseconds(200)
+    mutating func next() -> Duration {
+        defer { delay = min(delay * 2, .seconds(5)) }
+        return delay
+    }
+    mutating func reset() { delay = .milliseconds(200) }
+}
+
+/// Pods and containers as the runtime lists them through CRI, polled (containerd 1.6 has no
+/// GetContainerEvents). The first listing marks what already runs as pre-existing: those are never
+/// reported as starts. When the socket goes away the source reconnects with backoff and counts the
+/// error; the rest of the agent keeps serving.
+struct CRIPollSource: Sendable {
+    var endpoint: CRIEndpoint
+    var interval: Duration
+    var hub: AgentHub
+    var metrics: MetricsRegistry
+    var logger: Logger
+
+    /// What the previous listings showed.
+    struct Known {
+        var sandboxes: [String: String] = [:]  // sandbox id → pod uid
+        var containers: [String: ContainerState] = [:]
+        var preexistingSandboxes: Set<String> = []
+        var images: [String: (name: String, digest: String?)] = [:]  // image ref → name, manifest digest
+        var primed = false
+    }
+
+    func run() async {
+        var known = Known()
+        var backoff = Backoff()
+        var down = false
+        while !Task.isCancelled {
+            do {
+                try await CRIClient.withClient(endpoint: endpoint) { client in
+                    while !Task.isCancelled {
+                        let inputs = try await poll(client, &known)
+                        if down {
+                            logger.info("CRI runtime reachable again", metadata: ["endpoint": "\(endpoint)"])
+                            down = false
+                        }
+                        backoff.reset()
+                        if !inputs.isEmpty { await hub.ingest(inputs) }
+                        try await Task.sleep(for: interval)
+                    }
+                }
+            } catch is CancellationError {
+                return
+            } catch {
+                metrics.recordSourceError(source: "cri")
+                if !down {
+                    logger.warning("CRI runtime unreachable; retrying with backoff", metadata: ["endpoint": "\(endpoint)", "error": "\(error)"])
+                    down = true
+                }
+                try? await Task.sleep(for: backoff.next())
+            }
+        }
+    }
+
+    func poll(_ client: CRIClient, _ known: inout Known) async throws -> [CorrelatorInput] {
+        let sightedAt = WallClock.unixNow()
+        let sandboxes = try await client.listPodSandboxes()
+        let containers = try await client.listContainers()
+        var inputs: [CorrelatorInput] = []
+        for sandbox in sandboxes where known.sandboxes[sandbox.id] == nil {
+            known.sandboxes[sandbox.id] = sandbox.pod.uid
+            if !known.primed {
+                known.preexistingSandboxes.insert(sandbox.id)
+                inputs.append(.preexisting(uid: sandbox.pod.uid))
+                continue
+            }
+            inputs.append(.pod(uid: sandbox.pod.uid, namespace: sandbox.pod.namespace, name: sandbox.pod.name,
+                               created: sandbox.createdAtUnixNs, source: .cri))
+            // The listing shows a sandbox only once RunPodSandbox is done: its end is a sighting.
+            inputs.append(.sandbox(uid: sandbox.pod.uid, sandboxID: sandbox.id, begin: sandbox.createdAtUnixNs,
+                                   end: max(sandbox.createdAtUnixNs, sightedAt), source: .derived))
+        }
+        let listed = Set(sandboxes.map(\.id))
+        for id in known.sandboxes.keys where !listed.contains(id) {
+            known.sandboxes.removeValue(forKey: id)
+            known.preexistingSandboxes.remove(id)
+        }
+
+        for container in containers where known.containers[container.id] != container.state {
+            let previous = known.containers[container.id]
+            known.containers[container.id] = container.state
+            guard known.primed, !known.preexistingSandboxes.contains(container.sandboxID),
+                  let uid = container.pod?.uid ?? known.sandboxes[container.sandboxID] else { continue }
+            let status: ContainerStatusInfo
+            do {
+                status = try await client.containerStatus(id: container.id, verbose: true)
+            } catch let error as CRIError where error.isNotFound {
+                continue
+            }
+            if previous == nil {
+                let image = await image(container, client: client, known: &known)
+                inputs.append(.containerCreated(uid: uid, containerID: container.id, name: container.name, image: image.name,
+                                                imageDigest: image.digest, isInit: false, begin: status.createdAtUnixNs,
+                                                end: status.createdAtUnixNs, source: .cri))
+            }
+            if status.startedAtUnixNs > 0 {
+                // StartContainer follows CreateContainer at once in the kubelet's sync: until a
+                // log or the kernel says better, it spans created → started.
+                inputs.append(.containerStarted(containerID: container.id, begin: status.createdAtUnixNs,
+                                                end: max(status.createdAtUnixNs, status.startedAtUnixNs), source: .derived))
+                if let pid = status.verbose?.pid, pid > 0 {
+                    inputs.append(.containerPid(containerID: container.id, pid: UInt32(pid)))
+                    var st = stat()
+                    if stat("/proc/\(pid)/ns/mnt", &st) == 0 {
+                        inputs.append(.containerMountNamespace(containerID: container.id, mountNamespace: UInt32(truncatingIfNeeded: st.st_ino)))
+                    }
+                }
+                logger.debug("container running", metadata: ["container": "\(container.id)", "pid": "\(status.verbose?.pid ?? -1)"])
+                if !(await hub.knowsFiles(of: container.id)), let rootfs = OverlayRootfs.find(containerID: container.id) {
+                    let digest = known.images[container.imageRef]?.digest
+                    var layers: ImageLayers?
+                    if let root = rootfs.containerdRoot, let digest {
+                        do { layers = try ImageLayers.load(contentStoreRoot: root, digest: digest) } catch {
+                            logger.debug("image layers unknown", metadata: ["container": "\(container.id)", "error": "\(error)"])
+                        }
+                    }
+                    logger.debug("container files", metadata: ["container": "\(container.id)", "layers": "\(layers?.layers.count ?? -1)"])
+                    await hub.learn(containerID: container.id, files: .init(rootfs: rootfs, layers: layers))
+                }
+            }
+            if status.state == .exited, status.finishedAtUnixNs > 0 {
+                inputs.append(.containerExited(containerID: container.id, at: status.finishedAtUnixNs, exitCode: status.exitCode))
+            }
+        }
+        let listedContainers = Set(containers.map(\.id))
+        known.containers = known.containers.filter { listedContainers.contains($0.key) }
+        known.primed = true
+        return inputs
+    }
+
+    /// The image as people name it (the kubelet creates containers with the image id) and its
+    /// manifest digest, from ImageStatus; cached per image id.
+    private func image(_ container: ContainerInfo, client: CRIClient, known: inout Known) async -> (name: String, digest: String?) {
+        if let image = known.images[container.imageRef] { return image }
+        let status = try? await client.imageStatus(container.imageRef)
+        let name = status?.repoTags.first ?? status?.repoDigests.first ?? container.image
+        let digest = status?.repoDigests.first?.split(separator: "@").last.map(String.init)
+            ?? (container.imageRef.contains("@") ? container.imageRef.split(separator: "@").last.map(String.init) : nil)
+        known.images[container.imageRef] = (name, digest)
+        return (name, digest)
+    }
+}
+
+/// A log file followed across rotation (LogFileTailer), each complete line handed to `parse`.
+/// A missing file is not fatal: the source waits for it and counts the error once per outage.
+struct LogFileSource: Sendable {
+    var name: String
+    var path: String
+    var interval: Duration = .milliseconds(250)
+    var hub: AgentHub
+    var metrics: MetricsRegistry
+    var logger: Logger
+    var parse: @Sendable ([UInt8]) -> [CorrelatorInput]
+
+    func run() async {
+        let tailer = LogFileTailer(path: path)
+        var failing = false
+        var first = true
+        while !Task.isCancelled {
+            do {
+                let lines = try tailer.poll()
+                if failing { logger.info("log readable again", metadata: ["source": "\(name)", "path": "\(path)"]) }
+                failing = false
+                // Lines written before the agent started describe starts it did not see begin.
+                if first { first = false; try? await Task.sleep(for: interval); continue }
+                var inputs: [CorrelatorInput] = []
+                for line in lines { inputs += parse(line) }
+                if !inputs.isEmpty { await hub.ingest(inputs) }
+            } catch {
+                metrics.recordSourceError(source: name)
+                if !failing {
+                    logger.warning("cannot read log; retrying", metadata: ["source": "\(name)", "path": "\(path)", "error": "\(error)"])
+                    failing = true
+                }
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+}
+
+/// containerd's CRI log lines (FORMATS.md §5.2) as correlator inputs: the exact begin and end of
+/// RunPodSandbox, PullImage, CreateContainer and StartContainer, as containerd logged them.
+final class ContainerdLogInputs: @unchecked Sendable {
+    private let lock = NSLock()
+    private var sandboxBegin: [String: Int64] = [:]  // pod uid
+    private var sandboxPod: [String: String] = [:]  // sandbox id → pod uid
+    private var pullBegin: [String: Int64] = [:]
+    private var createBegin: [String: Int64] = [:]  // "sandbox/name"
+    private var startBegin: [String: Int64] = [:]
+    private let metrics: MetricsRegistry
+
+    init(metrics: MetricsRegistry) { self.metrics = metrics }
+
+    func inputs(line: [UInt8]) -> [CorrelatorInput] {
+        guard let outcome = ContainerdLineParser.parse(String(decoding: line, as: UTF8.self)) else { return [] }
+        switch outcome {
+        case .event(let event): return lock.withLock { inputs(event) }
+        default:
+            metrics.recordSourceError(source: "containerd-log")
+            return []
+        }
+    }
+
+    private func inputs(_ event: ContainerdCRIEvent) -> [CorrelatorInput] {
+        let t = event.time.nanosecondsSinceEpoch
+        switch event.kind {
+        case .sandboxRequested(_, let uid, _):
+            sandboxBegin[uid] = t
+        case .sandboxReady(_, let uid, let sandboxID):
+            sandboxPod[sandboxID] = uid
+            if let begin = sandboxBegin.removeValue(forKey: uid) {
+                return [.sandbox(uid: uid, sandboxID: sandboxID, begin: begin, end: t, source: .containerd)]
+            }
+        case .pullStarted(let image):
+            pullBegin[image] = t
+        case .pullFinished(let image, _):
+            if let begin = pullBegin.removeValue(forKey: image) {
+                return [.pull(uid: nil, image: image, begin: begin, end: t, source: .containerd)]
+            }
+        case .containerCreateRequested(let sandboxID, let name):
+            createBegin["\(sandboxID)/\(name)"] = t
+        case .containerCreated(let sandboxID, let name, let containerID):
+            if let begin = createBegin.removeValue(forKey: "\(sandboxID)/\(name)"), let uid = sandboxPod[sandboxID] {
+                return [.containerCreated(uid: uid, containerID: containerID, name: name, image: "", imageDigest: nil,
+                                          isInit: false, begin: begin, end: t, source: .containerd)]
+            }
+        case .containerStartRequested(let containerID):
+            startBegin[containerID] = t
+        case .containerStarted(let containerID):
+            if let begin = startBegin.removeValue(forKey: containerID) {
+                return [.containerStarted(containerID: containerID, begin: begin, end: t, source: .containerd)]
+            }
+        default:
+            break
+        }
+        if sandboxBegin.count + pullBegin.count + createBegin.count + startBegin.count > 10_000 {
+            // requests whose answer never came (failed calls): forget them rather than grow
+            sandboxBegin.removeAll(); pullBegin.removeAll(); createBegin.removeAll(); startBegin.removeAll()
+        }
+        if sandboxPod.count > 10_000 { sandboxPod.removeAll() }
+        return []
+    }
+}
+
+/// The kubelet's "Observed pod startup duration" lines.
+enum KubeletLogInputs {
+    static func inputs(line: [UInt8], metrics: MetricsRegistry) -> [CorrelatorInput] {
+        switch StartupLineParser.parse(String(decoding: line, as: UTF8.self)) {
+        case .success(let observation)?: return [.kubeletStartup(observation)]
+        case .failure?: metrics.recordSourceError(source: "kubelet-log"); return []
+        case nil: return []
+        }
+    }
+}
+
+/// The kubelet's /metrics, scraped so an unreachable kubelet shows up as source errors (and the
+/// scrape's pod-start histogram stays comparable with podstart's own).
+struct KubeletMetricsSource: Sendable {
+    var url: String
+    var tokenFile: String?
+    var caFile: String?
+    var interval: Duration = .seconds(30)
+    var metrics: MetricsRegistry
+    var logger: Logger
+
+    func run() async {
+        var failing = false
+        while !Task.isCancelled {
+            do {
+                let token = try tokenFile.map { try String(contentsOfFile: $0, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) }
+                let endpoint = try KubeletEndpoints(KubeEndpoint(url: url, bearerToken: token, caFile: caFile))
+                _ = try await endpoint.scrapeMetrics()
+                if failing { logger.info("kubelet metrics reachable again", metadata: ["url": "\(url)"]) }
+                failing = false
+            } catch {
+                metrics.recordSourceError(source: "kubelet-metrics")
+                if !failing {
+                    logger.warning("cannot scrape the kubelet's metrics; retrying", metadata: ["url": "\(url)", "error": "\(error)"])
+                    failing = true
+                }
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+}
+
+/// The kernel side of the agent: exec/fork/exit always attached; the per-syscall and per-read
+/// hooks only inside start windows (StartWindowDriver); in-kernel aggregates read while a window
+/// is open; per-program counters exported.
+final class KernelSource: Sendable {
+    let session: KernelProbeSession
+    let driver: StartWindowDriver
+    let hub: AgentHub
+    let metrics: MetricsRegistry
+    let logger: Logger
+
+    init(startupWindow: Duration, hub: AgentHub, metrics: MetricsRegistry, logger: Logger) throws {
+        session = try KernelProbeSession()
+        var configuration = StartWindowTracker.Configuration()
+        configuration.startupWindowNs = UInt64(startupWindow.components.seconds) * 1_000_000_000
+            + UInt64(startupWindow.components.attoseconds / 1_000_000_000)
+        driver = StartWindowDriver(session: session, configuration: configuration)
+        self.hub = hub
+        self.metrics = metrics
+        self.logger = logger
+        try session.attach([.process])
+    }
+
+    func run() async {
+        let stream: AsyncStream<RawEventBatch>
+        do {
+            stream = try session.events()
+        } catch {
+            metrics.recordSourceError(source: "kernel")
+            logger.error("cannot read kernel events", metadata: ["error": "\(error)"])
+            return
+        }
+        await hub.onStartFinished { [driver, logger] namespaces in
+            for ns in namespaces {
+                do { try driver.markReady(mountNamespace: ns) } catch { logger.warning("cannot close a start window", metadata: ["error": "\(error)"]) }
+            }
+        }
+        let housekeeping = Task { await self.housekeeping() }
+        defer { housekeeping.cancel() }
+        for await batch in stream {
+            let events = batch.decode()
+            do { try driver.handle(events) } catch {
+                metrics.recordSourceError(source: "kernel")
+                logger.warning("start window change failed", metadata: ["error": "\(error)"])
+            }
+            await hub.ingest(kernel: events)
+        }
+    }
+
+    /// Every 500 ms: ticks the start windows, moves the kernel's aggregates (read ranges, open
+    /// counts, runtime write totals) into the correlator, and updates the probe counters.
+    private func housekeeping() async {
+        var wasOpen = false
+        var ticks = 0
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(500))
+            do {
+                try driver.tick()
+                let open = driver.isOpen
+                if open || wasOpen {
+                    let ranges = try session.drainReadRanges()
+                    if !ranges.isEmpty { await hub.ingest(kernel: ranges.map(KernelEvent.readRange)) }
+                    await hub.addAggregates(openCounts: try session.openCounts(), writeTotals: try session.writeTotals(remove: true))
+                }
+                wasOpen = open
+                ticks += 1
+                if ticks % 4 == 0 {
+                    for (program, stats) in try session.statistics() {
+                        metrics.setProbeTotals(program: program.rawValue, events: stats.events, lost: stats.lost)
+                    }
+                }
+            } catch {
+                metrics.recordSourceError(source: "kernel")
+                logger.warning("kernel housekeeping failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    func close() { session.close() }
+}
