@@ -36,6 +36,8 @@ public enum CorrelatorInput: Sendable {
     case kubeletStartup(KubeletPodStartupObservation)
     /// A kernel record.
     case kernel(KernelEvent)
+    /// The kernel's in-map aggregates, read while a start window is open.
+    case aggregates(openCounts: [OpenCount], writeTotals: [WriteTotal])
     /// Time passes (closes starts that never became ready).
     case tick(now: Int64)
 }
@@ -226,6 +228,8 @@ public struct Correlator: Sendable {
             }
         case .kernel(let event):
             ingestKernel(event)
+        case .aggregates(let openCounts, let writeTotals):
+            addAggregates(openCounts: openCounts, writeTotals: writeTotals)
         case .tick(let t):
             now = max(now, t)
         }

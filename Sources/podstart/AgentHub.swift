@@ -21,6 +21,8 @@ actor AgentHub {
     /// Container ids of each open start, by the start's key (pod UID, or container id without a pod).
     private var startContainers: [String: Set<String>] = [:]
     private var onFinished: @Sendable ([UInt32]) -> Void = { _ in }
+    /// Sees every input in the order the correlator does (`podstart agent --record-inputs`).
+    private var recorder: (@Sendable (CorrelatorInput) -> Void)?
     private(set) var recorded = 0
 
     struct ContainerFiles: Sendable {
@@ -35,12 +37,15 @@ actor AgentHub {
         self.logger = logger
     }
 
+    func record(inputsTo recorder: @escaping @Sendable (CorrelatorInput) -> Void) { self.recorder = recorder }
+
     /// Called with the mount namespaces of each finished start (the kernel side stops tracing them).
     func onStartFinished(_ body: @escaping @Sendable ([UInt32]) -> Void) { onFinished = body }
 
     func ingest(_ inputs: [CorrelatorInput]) async {
         var done: [PodStartTrace] = []
         for input in inputs {
+            recorder?(input)
             switch input {
             case .containerMountNamespace(let id, let ns): namespaces[id] = ns
             case .containerCreated(let uid, let id, _, _, _, _, _, _, _): startContainers[uid, default: []].insert(id)
@@ -52,14 +57,9 @@ actor AgentHub {
     }
 
     func ingest(kernel events: [KernelEvent]) async {
-        var done: [PodStartTrace] = []
-        for event in events { done += correlator.ingest(.kernel(event), resolve: resolve) }
-        await record(done)
+        await ingest(events.map(CorrelatorInput.kernel))
     }
 
-    func addAggregates(openCounts: [OpenCount], writeTotals: [WriteTotal]) {
-        correlator.addAggregates(openCounts: openCounts, writeTotals: writeTotals)
-    }
 
     func learn(containerID: String, files: ContainerFiles) { containerFiles[containerID] = files }
     func knowsFiles(of containerID: String) -> Bool { containerFiles[containerID] != nil }

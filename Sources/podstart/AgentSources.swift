@@ -360,7 +360,7 @@ final class KernelSource: Sendable {
                 if open || wasOpen {
                     let ranges = try session.drainReadRanges()
                     if !ranges.isEmpty { await hub.ingest(kernel: ranges.map(KernelEvent.readRange)) }
-                    await hub.addAggregates(openCounts: try session.openCounts(), writeTotals: try session.writeTotals(remove: true))
+                    await hub.ingest([.aggregates(openCounts: try session.openCounts(), writeTotals: try session.writeTotals(remove: true))])
                 }
                 wasOpen = open
                 ticks += 1
