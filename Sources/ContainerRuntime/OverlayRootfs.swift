@@ -82,6 +82,41 @@ public struct OverlayRootfs: Sendable, Hashable {
         return FileKey(device: DeviceNumber(userspace: UInt64(st.st_dev)), inode: UInt64(st.st_ino))
     }
 
+    /// The image's unpacked size: the sizes of the regular files in its layers (`lowerDirs`),
+    /// summed, each hard-linked inode once. A file that an upper layer replaces counts in both
+    /// layers, as it does in the layers a registry stores. nil when a layer cannot be walked.
+    public func imageBytes() -> UInt64? {
+        guard !lowerDirs.isEmpty else { return nil }
+        var total: UInt64 = 0
+        var seen = Set<FileKey>()
+        // Depth-first with an explicit stack; lstat, so symbolic links are never followed.
+        var stack = lowerDirs
+        while let dir = stack.popLast() {
+            guard let handle = opendir(dir) else { return nil }
+            defer { closedir(handle) }
+            while let entry = readdir(handle) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+                }
+                if name == "." || name == ".." { continue }
+                let path = dir + "/" + name
+                var st = stat()
+                guard lstat(path, &st) == 0 else { continue }  // vanished, or a name not in UTF-8
+                switch st.st_mode & S_IFMT {
+                case S_IFDIR:
+                    stack.append(path)
+                case S_IFREG:
+                    let key = FileKey(device: DeviceNumber(userspace: UInt64(st.st_dev)), inode: UInt64(st.st_ino))
+                    if st.st_nlink > 1, !seen.insert(key).inserted { continue }
+                    total += UInt64(max(0, st.st_size))
+                default:
+                    continue
+                }
+            }
+        }
+        return total
+    }
+
     public enum LayerHit: Sendable, Hashable {
         case upper
         case lower(Int)

@@ -224,11 +224,7 @@ public struct APIResponder: HTTPResponder {
     }
 
     /// `^sha256:[a-f0-9]{64}$`, checked byte by byte.
-    public static func isValidDigest(_ s: String) -> Bool {
-        let b = Array(s.utf8)
-        guard b.count == 71, s.hasPrefix("sha256:") else { return false }
-        return b[7...].allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
-    }
+    public static func isValidDigest(_ s: String) -> Bool { ImageDigest.isValid(s) }
 
     /// Pod UIDs are UUIDs; container IDs are hex. Allow a little more, never a slash.
     static func isValidKey(_ s: String) -> Bool {

@@ -87,7 +87,8 @@ public struct AccessTracker: Sendable {
                 firstAccessMs: Double(Int64(first) - Int64(origin)) / 1e6,
                 opens: seen.opens,
                 bytes: UInt64(merged.reduce(0) { $0 + $1.duration }),
-                ranges: merged.map { [UInt64($0.start), UInt64($0.duration)] })
+                ranges: merged.map { [UInt64($0.start), UInt64($0.duration)] },
+                sizeBytes: seen.file.sizeBytes)
             result.append((first, access))
         }
         return result.sorted { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1.path < $1.1.path }.map(\.1)

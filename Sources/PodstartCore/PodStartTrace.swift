@@ -44,13 +44,17 @@ public struct PodStartTrace: Hashable, Sendable {
         public var bytes: UInt64
         /// [offset, length] runs read, merged and sorted.
         public var ranges: [[UInt64]]
-        public init(path: String, layerDigest: String?, firstAccessMs: Double, opens: UInt64, bytes: UInt64, ranges: [[UInt64]]) {
+        /// The file's size in bytes when it was opened (nil in traces written before this field).
+        public var sizeBytes: UInt64?
+        public init(path: String, layerDigest: String?, firstAccessMs: Double, opens: UInt64, bytes: UInt64, ranges: [[UInt64]],
+                    sizeBytes: UInt64? = nil) {
             self.path = path
             self.layerDigest = layerDigest
             self.firstAccessMs = firstAccessMs
             self.opens = opens
             self.bytes = bytes
             self.ranges = ranges
+            self.sizeBytes = sizeBytes
         }
     }
 
@@ -61,12 +65,17 @@ public struct PodStartTrace: Hashable, Sendable {
         public var exitCode: Int32?
         /// Ordered by first access.
         public var accesses: [Access]
-        public init(name: String, image: String, imageDigest: String?, exitCode: Int32? = nil, accesses: [Access] = []) {
+        /// Unpacked size of the image: the sizes of the regular files in its layers, summed
+        /// (nil when unknown, e.g. without the container's root filesystem).
+        public var imageBytes: UInt64?
+        public init(name: String, image: String, imageDigest: String?, exitCode: Int32? = nil, imageBytes: UInt64? = nil,
+                    accesses: [Access] = []) {
             self.name = name
             self.image = image
             self.imageDigest = imageDigest
             self.exitCode = exitCode
             self.accesses = accesses
+            self.imageBytes = imageBytes
         }
     }
 
@@ -137,12 +146,17 @@ extension PodStartTrace {
                 var cf: [(String, JSON)] = [("name", .string(c.name)), ("image", .string(c.image)),
                                             ("imageDigest", c.imageDigest.map { .string($0) } ?? .null)]
                 if let exitCode = c.exitCode { cf.append(("exitCode", .int(Int64(exitCode)))) }
+                if let imageBytes = c.imageBytes { cf.append(("imageBytes", .uint(imageBytes))) }
                 cf.append(("accesses", .array(c.accesses.map { a in
-                    .object([("path", .string(a.path)),
-                             ("layerDigest", a.layerDigest.map { .string($0) } ?? .null),
-                             ("firstAccessMs", .double(a.firstAccessMs)),
-                             ("opens", .uint(a.opens)), ("bytes", .uint(a.bytes)),
-                             ("ranges", .array(a.ranges.map { .array($0.map { .uint($0) }) }))])
+                    var af: [(String, JSON)] = [
+                        ("path", .string(a.path)),
+                        ("layerDigest", a.layerDigest.map { .string($0) } ?? .null),
+                        ("firstAccessMs", .double(a.firstAccessMs)),
+                        ("opens", .uint(a.opens)), ("bytes", .uint(a.bytes)),
+                        ("ranges", .array(a.ranges.map { .array($0.map { .uint($0) }) })),
+                    ]
+                    if let size = a.sizeBytes { af.append(("sizeBytes", .uint(size))) }
+                    return .object(af)
                 })))
                 return .object(cf)
             })),
@@ -186,6 +200,7 @@ extension PodStartTrace {
                 name: c["name"]?.stringValue ?? "", image: try req(c["image"]?.stringValue, "containers[].image"),
                 imageDigest: c["imageDigest"]?.stringValue,
                 exitCode: c["exitCode"]?.int64Value.map { Int32(truncatingIfNeeded: $0) },
+                imageBytes: c["imageBytes"]?.int64Value.flatMap { $0 >= 0 ? UInt64($0) : nil },
                 accesses: try (c["accesses"]?.arrayValue ?? []).map { a in
                     Access(path: try req(a["path"]?.stringValue, "accesses[].path"),
                            layerDigest: a["layerDigest"]?.stringValue,
@@ -196,7 +211,8 @@ extension PodStartTrace {
                                guard let pair = r.arrayValue, pair.count == 2,
                                      let o = pair[0].int64Value, let l = pair[1].int64Value, o >= 0, l >= 0 else { return nil }
                                return [UInt64(o), UInt64(l)]
-                           })
+                           },
+                           sizeBytes: a["sizeBytes"]?.int64Value.flatMap { $0 >= 0 ? UInt64($0) : nil })
                 })
         }
     }

@@ -14,8 +14,3 @@ struct BenchCommand: AsyncParsableCommand {
     )
 }
 
-/// The median of a benchmark's samples (mean of the middle two for an even count).
-func median(_ xs: [Double]) -> Double {
-    let s = xs.sorted()
-    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-}

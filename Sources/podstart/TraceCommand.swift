@@ -226,6 +226,14 @@ struct TraceRun: Sendable {
                 }
             }
             trace = correlator.flush(resolve: resolve).first { $0.pod.uid == record.pod.uid }
+            // The image's unpacked size, while its layers are certainly on disk: access
+            // profiles report the share of it a start read (README "Trace JSON", imageBytes).
+            if let imageBytes = record.rootfs?.imageBytes(), var t = trace {
+                for i in t.containers.indices where t.containers[i].name == record.containerName {
+                    t.containers[i].imageBytes = imageBytes
+                }
+                trace = t
+            }
         })
         guard let trace else { throw TraceError.failed(run: 1, of: 1, error: "no timeline was built for the pod") }
         return trace
