@@ -79,6 +79,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Per-image access profiles merged over many starts, prefetch plans, the lazy-pull
+        // formats' lists (eStargz, Nydus, overlaybd) and their checkers. Pure, apart from
+        // reading trace files and writing lists atomically.
+        .target(name: "AccessProfiles", dependencies: ["PodstartCore"]),
         .target(
             name: "StateStore",
             dependencies: [
@@ -97,6 +101,7 @@ let package = Package(
                 "ContainerRuntime",
                 "Exporter",
                 "StateStore",
+                "AccessProfiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -127,6 +132,11 @@ let package = Package(
         // What integration tests of several modules share: the local containerd + registry
         // (scripts/localenv.sh) and the built `podstart` binary.
         .target(name: "PodstartTestSupport", dependencies: ["ContainerRuntime"], path: "Tests/Support"),
+        .testTarget(
+            name: "AccessProfilesTests",
+            dependencies: ["AccessProfiles", "PodstartCore", "PodstartTestSupport", "StateStore"],
+            exclude: ["Fixtures"]  // recorded `podstart trace --output json` runs, read through #filePath
+        ),
         .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "PodstartCore", "PodstartTestSupport"]),
         .testTarget(
             name: "KernelProbesTests",
