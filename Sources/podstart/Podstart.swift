@@ -12,6 +12,7 @@ struct Podstart: AsyncParsableCommand {
             ProbeCommand.self,
             TraceCommand.self,
             AnalyzeCommand.self,
+            ProfileCommand.self,
             BenchCommand.self,
             BenchLoopCommand.self,
             StateWriteLoopCommand.self,
