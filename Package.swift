@@ -138,6 +138,8 @@ let package = Package(
             exclude: ["Fixtures"]  // recorded `podstart trace --output json` runs, read through #filePath
         ),
         .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "PodstartCore", "PodstartTestSupport"]),
+        // `podstart agent` as a process: real containerd, CRI pod starts, restarts, kill -9, lost sockets.
+        .testTarget(name: "AgentTests", dependencies: ["ContainerRuntime", "PodstartCore", "PodstartTestSupport"]),
         .testTarget(
             name: "KernelProbesTests",
             dependencies: ["KernelProbes", "PodstartCore"],

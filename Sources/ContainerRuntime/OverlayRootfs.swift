@@ -30,6 +30,17 @@ public struct OverlayRootfs: Sendable, Hashable {
 
     /// Parses mountinfo text (proc(5)) for the overlay mounted at `…/<containerID>/rootfs`.
     public static func parse(mountInfo: String, containerID: String) -> OverlayRootfs? {
+        parse(mountInfo: mountInfo) { $0.hasSuffix("/\(containerID)/rootfs") }
+    }
+
+    /// The overlay a process sees as `/`, from its own `/proc/PID/mountinfo`: found the moment a
+    /// container's first process execs, before a container that lives for milliseconds is gone.
+    public static func root(ofProcess pid: Int32) -> OverlayRootfs? {
+        guard let text = ProcFile.read("/proc/\(pid)/mountinfo") else { return nil }
+        return parse(mountInfo: text) { $0 == "/" }
+    }
+
+    static func parse(mountInfo: String, mountPoint matches: (String) -> Bool) -> OverlayRootfs? {
         for line in mountInfo.split(separator: "\n") {
             // id parent major:minor root mountpoint options [optional…] - fstype source superoptions
             let halves = line.components(separatedBy: " - ")
@@ -38,7 +49,7 @@ public struct OverlayRootfs: Sendable, Hashable {
             let right = halves[1].split(separator: " ", maxSplits: 2)
             guard left.count >= 5, right.count == 3, right[0] == "overlay" else { continue }
             let mountPoint = unescape(String(left[4]))
-            guard mountPoint.hasSuffix("/\(containerID)/rootfs") else { continue }
+            guard matches(mountPoint) else { continue }
             var lower: [String] = []
             var upper: String?
             for option in splitOptions(String(right[2])) {

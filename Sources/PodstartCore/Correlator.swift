@@ -91,9 +91,16 @@ public struct Correlator: Sendable {
         var runtime: PodStartTrace.RuntimeIdentity?
     }
 
-    /// Maps a container's file to the image layer providing it: (container id, path, file).
-    public typealias AccessResolver = (_ containerID: String, _ path: String, _ file: FileIdentity) -> LayerLocation?
-    public static func noResolver(_: String, _: String, _: FileIdentity) -> LayerLocation? { nil }
+    /// The container whose file an `AccessResolver` is asked about.
+    public struct AccessContainer: Hashable, Sendable {
+        public var id: String
+        public var mountNamespace: UInt32?
+        public var imageDigest: String?
+    }
+
+    /// Maps a container's file (absolute path inside it) to the image layer providing it.
+    public typealias AccessResolver = (_ container: AccessContainer, _ path: String, _ file: FileIdentity) -> LayerLocation?
+    public static func noResolver(_: AccessContainer, _: String, _: FileIdentity) -> LayerLocation? { nil }
 
     public let configuration: Configuration
     public let clock: WallClock
@@ -409,7 +416,7 @@ public struct Correlator: Sendable {
         let containers = pod.containers.values.sorted(by: { $0.created.start < $1.created.start }).map { c in
             PodStartTrace.Container(
                 name: c.name, image: c.image, imageDigest: c.imageDigest, exitCode: c.exited.map { $0.code },
-                accesses: c.mountNamespace.flatMap { trackers[$0] }.map { t in t.accesses { resolve(c.id, $0, $1) } } ?? [])
+                accesses: c.mountNamespace.flatMap { trackers[$0] }.map { t in t.accesses { resolve(AccessContainer(id: c.id, mountNamespace: c.mountNamespace, imageDigest: c.imageDigest), $0, $1) } } ?? [])
         }
         for c in pod.containers.values {
             if let ns = c.mountNamespace {

@@ -27,8 +27,11 @@ actor AgentHub {
 
     struct ContainerFiles: Sendable {
         var rootfs: OverlayRootfs
-        var layers: ImageLayers?
     }
+    private var rootfsByNamespace: [UInt32: OverlayRootfs] = [:]
+    private var triedNamespaces: Set<UInt32> = []
+    private var layersByDigest: [String: ImageLayers?] = [:]
+    private var hostMountNamespace: UInt32 = 0
 
     init(correlator: Correlator, store: TimelineStore, metrics: MetricsRegistry, logger: Logger) {
         self.correlator = correlator
@@ -57,8 +60,11 @@ actor AgentHub {
     }
 
     func ingest(kernel events: [KernelEvent]) async {
+        learnRootfs(from: events)
         await ingest(events.map(CorrelatorInput.kernel))
     }
+
+    func setHostMountNamespace(_ ns: UInt32) { hostMountNamespace = ns }
 
 
     func learn(containerID: String, files: ContainerFiles) { containerFiles[containerID] = files }
@@ -94,17 +100,42 @@ actor AgentHub {
             var finished: [UInt32] = []
             for id in startContainers.removeValue(forKey: trace.storageKey) ?? [] {
                 containerFiles.removeValue(forKey: id)
-                if let ns = namespaces.removeValue(forKey: id) { finished.append(ns) }
+                if let ns = namespaces.removeValue(forKey: id) {
+                    finished.append(ns)
+                    rootfsByNamespace.removeValue(forKey: ns)
+                }
             }
             if !finished.isEmpty { onFinished(finished) }
         }
     }
 
-    private func resolve(containerID: String, path: String, file: FileIdentity) -> LayerLocation? {
-        guard let files = containerFiles[containerID] else { return nil }
-        let dataFile = files.rootfs.dataFile(of: path) ?? file.dataKey
-        guard let layers = files.layers else { return LayerLocation(layerDigest: nil, dataFile: dataFile) }
-        switch files.rootfs.attribution(of: path, layers: layers) {
+    /// The first exec in a mount namespace the hub has not seen: the overlay that process sees as
+    /// `/` tells which layer provides each file, even if the container is gone by the time its
+    /// start is finalised.
+    private func learnRootfs(from events: [KernelEvent]) {
+        for case .exec(let e) in events where e.task.mountNamespace != hostMountNamespace {
+            let ns = e.task.mountNamespace
+            guard rootfsByNamespace[ns] == nil, !triedNamespaces.contains(ns) else { continue }
+            triedNamespaces.insert(ns)
+            if let rootfs = OverlayRootfs.root(ofProcess: Int32(bitPattern: e.task.pid)) { rootfsByNamespace[ns] = rootfs }
+        }
+        if triedNamespaces.count > 4096 { triedNamespaces = Set(rootfsByNamespace.keys) }
+    }
+
+    private func layers(_ digest: String?, rootfs: OverlayRootfs) -> ImageLayers? {
+        guard let digest, let root = rootfs.containerdRoot else { return nil }
+        if let known = layersByDigest[digest] { return known }
+        let loaded = try? ImageLayers.load(contentStoreRoot: root, digest: digest)
+        if layersByDigest.count > 256 { layersByDigest.removeAll() }
+        layersByDigest[digest] = loaded
+        return loaded
+    }
+
+    private func resolve(container: Correlator.AccessContainer, path: String, file: FileIdentity) -> LayerLocation? {
+        guard let rootfs = container.mountNamespace.flatMap({ rootfsByNamespace[$0] }) ?? containerFiles[container.id]?.rootfs else { return nil }
+        let dataFile = rootfs.dataFile(of: path) ?? file.dataKey
+        guard let layers = layers(container.imageDigest, rootfs: rootfs) else { return LayerLocation(layerDigest: nil, dataFile: dataFile) }
+        switch rootfs.attribution(of: path, layers: layers) {
         case .layer(let layer)?: return LayerLocation(layerDigest: layer.digest, dataFile: dataFile)
         default: return LayerLocation(layerDigest: nil, dataFile: dataFile)
         }

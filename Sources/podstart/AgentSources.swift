@@ -40,6 +40,7 @@ struct CRIPollSource: Sendable {
         var known = Known()
         var backoff = Backoff()
         var down = false
+        var healthy = false
         while !Task.isCancelled {
             do {
                 try await CRIClient.withClient(endpoint: endpoint) { client in
@@ -49,6 +50,7 @@ struct CRIPollSource: Sendable {
                             logger.info("CRI runtime reachable again", metadata: ["endpoint": "\(endpoint)"])
                             down = false
                         }
+                        healthy = true
                         backoff.reset()
                         if !inputs.isEmpty { await hub.ingest(inputs) }
                         try await Task.sleep(for: interval)
@@ -57,6 +59,14 @@ struct CRIPollSource: Sendable {
             } catch is CancellationError {
                 return
             } catch {
+                // A connection that worked and then closed (the runtime's server ends long-lived
+                // HTTP/2 connections now and then) is reconnected at once; only a reconnect that
+                // fails too is an outage.
+                if healthy {
+                    healthy = false
+                    logger.debug("CRI connection closed; reconnecting", metadata: ["error": "\(error)"])
+                    continue
+                }
                 metrics.recordSourceError(source: "cri")
                 if !down {
                     logger.warning("CRI runtime unreachable; retrying with backoff", metadata: ["endpoint": "\(endpoint)", "error": "\(error)"])
@@ -120,17 +130,8 @@ struct CRIPollSource: Sendable {
                         inputs.append(.containerMountNamespace(containerID: container.id, mountNamespace: UInt32(truncatingIfNeeded: st.st_ino)))
                     }
                 }
-                logger.debug("container running", metadata: ["container": "\(container.id)", "pid": "\(status.verbose?.pid ?? -1)"])
                 if !(await hub.knowsFiles(of: container.id)), let rootfs = OverlayRootfs.find(containerID: container.id) {
-                    let digest = known.images[container.imageRef]?.digest
-                    var layers: ImageLayers?
-                    if let root = rootfs.containerdRoot, let digest {
-                        do { layers = try ImageLayers.load(contentStoreRoot: root, digest: digest) } catch {
-                            logger.debug("image layers unknown", metadata: ["container": "\(container.id)", "error": "\(error)"])
-                        }
-                    }
-                    logger.debug("container files", metadata: ["container": "\(container.id)", "layers": "\(layers?.layers.count ?? -1)"])
-                    await hub.learn(containerID: container.id, files: .init(rootfs: rootfs, layers: layers))
+                    await hub.learn(containerID: container.id, files: .init(rootfs: rootfs))
                 }
             }
             if status.state == .exited, status.finishedAtUnixNs > 0 {
@@ -330,6 +331,7 @@ final class KernelSource: Sendable {
             logger.error("cannot read kernel events", metadata: ["error": "\(error)"])
             return
         }
+        await hub.setHostMountNamespace(session.hostMountNamespace)
         await hub.onStartFinished { [driver, logger] namespaces in
             for ns in namespaces {
                 do { try driver.markReady(mountNamespace: ns) } catch { logger.warning("cannot close a start window", metadata: ["error": "\(error)"]) }

@@ -1,0 +1,252 @@
+import ContainerRuntime
+import Foundation
+import PodstartCore
+import PodstartTestSupport
+import Testing
+
+/// `podstart agent` as it runs on a node: the built binary, as root, against the real containerd of
+/// scripts/localenv.sh, with pods started through CRI exactly as the kubelet starts them.
+@Suite(.serialized) struct AgentIntegrationTests {
+    let env: LocalEnvironment
+    let binary: String
+
+    init() throws {
+        env = try LocalEnvironment.shared()
+        binary = try LocalEnvironment.podstartBinary()
+    }
+
+    var containerdLog: String { "\(env.directory)/containerd/containerd.log" }
+
+    func startAgent(state: String? = nil, _ extra: [String] = [], prefix: [String] = []) async throws -> AgentProcess {
+        let directory = try state ?? Command.temporaryDirectory("podstart-agent-state")
+        return try await AgentProcess.start(binary: binary, stateDirectory: directory,
+                                            arguments: ["--cri-endpoint", env.endpoint.description, "--containerd-log", containerdLog] + extra,
+                                            prefix: prefix)
+    }
+
+    /// A pod start through CRI (kubelet call order) that becomes ready when /tmp/ready exists.
+    func startPod(_ image: String = "reader:latest", whileReady: @escaping @Sendable (PodStartRecord) async throws -> Void = { _ in })
+        async throws -> PodStartRecord
+    {
+        var options = env.options(image: image)
+        options.readiness = .file(path: "/tmp/ready")
+        options.probePeriod = .milliseconds(20)
+        return try await PodStarter(endpoint: env.endpoint).run(options, whileReady: whileReady)
+    }
+
+    struct Phase { var name: String; var start: Int64; var end: Int64; var parent: String?; var source: String }
+
+    func phases(_ trace: [String: Any]) throws -> [Phase] {
+        try (trace["phases"] as? [[String: Any]] ?? []).map { p in
+            Phase(name: p["name"] as? String ?? "",
+                  start: try #require((p["start"] as? String).flatMap(Timestamp.parseRFC3339)),
+                  end: try #require((p["end"] as? String).flatMap(Timestamp.parseRFC3339)),
+                  parent: p["parent"] as? String, source: p["source"] as? String ?? "")
+        }
+    }
+
+    func promtoolCheck(_ agent: AgentProcess) async throws {
+        let promtool = try #require(Command.which("promtool"), "promtool is not installed: run scripts/install-deps.sh (Debian package prometheus)")
+        let (_, text) = try await agent.get("/metrics")
+        let (status, output) = try Command.run(promtool, ["check", "metrics"], stdin: text)
+        #expect(status == 0 && output.isEmpty, "promtool check metrics: \(output)")
+    }
+
+    @Test func podStartsThroughCRIGetTimelinesWithPhasesAccessesAndMetrics() async throws {
+        let agent = try await startAgent()
+        let record = try await startPod()
+        let trace = try await agent.pod(record.pod.uid)
+        let all = try phases(trace)
+        let top = all.filter { $0.parent == nil }.sorted { $0.start < $1.start }
+        let created = try #require((trace["created"] as? String).flatMap(Timestamp.parseRFC3339))
+        let ready = try #require((trace["ready"] as? String).flatMap(Timestamp.parseRFC3339))
+        #expect(trace["outcome"] as? String == "ready")
+        #expect(top.first?.start == created && top.last?.end == ready)
+        for (a, b) in zip(top, top.dropFirst()) { #expect(a.end == b.start, "\(a.name) → \(b.name) leave a gap") }
+
+        // containerd's log gives the CRI calls' own times: inside what the test measured around them.
+        let sandboxCall = try #require(record.call("RunPodSandbox"))
+        let sandbox = try #require(all.first { $0.name == "sandbox" }, "no sandbox phase: \(all.map(\.name))")
+        #expect(sandbox.source == "containerd")
+        #expect(sandbox.start >= sandboxCall.begin.unixNs && sandbox.end <= sandboxCall.end.unixNs,
+                "sandbox \(sandbox.start)…\(sandbox.end) outside the call \(sandboxCall.begin.unixNs)…\(sandboxCall.end.unixNs)")
+        let createCall = try #require(record.call("CreateContainer"))
+        let create = try #require(all.first { $0.name == "create" })
+        #expect(create.start >= createCall.begin.unixNs && create.end <= createCall.end.unixNs)
+        // start ends at the container's first exec, seen by the kernel probes
+        let start = try #require(all.first { $0.name == "start" })
+        #expect(start.source == "kernel")
+        #expect(start.end >= record.call("StartContainer")!.begin.unixNs && start.end <= record.ready.unixNs)
+
+        let container = try #require((trace["containers"] as? [[String: Any]])?.first)
+        // The kubelet creates containers by image id: the agent names the image by one of its tags.
+        let tags = try await CRIClient.withClient(endpoint: env.endpoint) { try await $0.imageStatus(record.imageID)?.repoTags ?? [] }
+        #expect(tags.contains(container["image"] as? String ?? ""), "image \(container["image"] ?? "nil") is not one of \(tags)")
+        #expect(container["imageDigest"] as? String == record.imageDigest)
+        let accesses = container["accesses"] as? [[String: Any]] ?? []
+        let bytes = Dictionary(accesses.map { ($0["path"] as? String ?? "", ($0["bytes"] as? NSNumber)?.intValue ?? -1) }) { a, _ in a }
+        #expect(bytes["/data/one.txt"] == 1000 && bytes["/data/two.bin"] == 8192 && bytes["/data/three.txt"] == 3000,
+                "accesses: \(bytes)")
+        #expect(accesses.first { $0["path"] as? String == "/data/one.txt" }?["layerDigest"] is String)
+
+        // listed newest first, counted in /metrics, and the exposition is clean
+        let (_, list) = try await agent.get("/v1/pods?limit=1")
+        #expect(list.contains(record.pod.uid))
+        #expect(try await agent.metric("podstart_pod_starts_total{outcome=\"ready\"}") == 1)
+        #expect(try await agent.metric("podstart_probes_enabled") == 1)
+        #expect(try await agent.metric("podstart_pod_start_duration_seconds_count") == 1)
+        try await promtoolCheck(agent)
+        #expect(try await agent.stop() == 0)
+        #expect(!agent.logLines(message: "agent stopped").isEmpty)
+    }
+
+    @Test func podsAlreadyRunningAreNotStartsAndStateSurvivesARestart() async throws {
+        let state = try Command.temporaryDirectory("podstart-agent-state")
+        let first = try await startAgent(state: state)
+        let recorded = try await startPod()
+        _ = try await first.pod(recorded.pod.uid)
+        #expect(try await first.stop() == 0)
+
+        // A pod that runs when the agent starts is not a start; the earlier start is still served.
+        let binary = binary, env = env, log = containerdLog
+        let running = try await startPod(whileReady: { record in
+            let second = try await AgentProcess.start(binary: binary, stateDirectory: state,
+                                                      arguments: ["--cri-endpoint", env.endpoint.description, "--containerd-log", log])
+            _ = try await second.pod(recorded.pod.uid, timeout: 5)
+            try await Task.sleep(for: .seconds(3))
+            let (status, _) = try await second.get("/v1/pods/\(record.pod.uid)")
+            #expect(status == 404, "a pod running before the agent started was reported as a start")
+            #expect(try await second.metric("podstart_pod_starts_total{outcome=\"ready\"}") == 0)
+            #expect(try await second.stop() == 0)
+        })
+        #expect(running.pod.uid != recorded.pod.uid)
+    }
+
+    @Test func killNineDuringABurstLosesNothingCommitted() async throws {
+        let state = try Command.temporaryDirectory("podstart-agent-state")
+        let agent = try await startAgent(state: state)
+        // pods keep starting one after the other; the agent is killed once some are committed
+        let burst = Task {
+            var started = 0
+            while !Task.isCancelled, started < 12 {
+                _ = try? await startPod()
+                started += 1
+            }
+            return started
+        }
+        _ = try await agent.waitFor("three recorded starts", timeout: 60) {
+            agent.logLines(message: "pod start recorded").count >= 3 ? true : nil
+        }
+        agent.kill(SIGKILL)
+        while agent.process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+        burst.cancel()
+        _ = await burst.value
+        let committed = agent.logLines(message: "pod start recorded").compactMap { $0["uid"] as? String }
+        #expect(committed.count >= 3)
+
+        let reopened = try await startAgent(state: state)
+        for uid in committed {
+            let (status, _) = try await reopened.get("/v1/pods/\(uid)")
+            #expect(status == 200, "start \(uid) was committed before kill -9 and is gone")
+        }
+        #expect(try await reopened.stop() == 0)
+    }
+
+    @Test func criSocketRemovedAndRestoredTheAgentRecovers() async throws {
+        let agent = try await startAgent()
+        let socket = env.endpoint.socketPath
+        let moved = socket + ".away"
+        #expect(rename(socket, moved) == 0, "cannot move \(socket): \(String(cString: strerror(errno)))")
+        var restored = false
+        defer { if !restored { _ = rename(moved, socket) } }
+        _ = try await agent.waitFor("a CRI source error") {
+            (try await agent.metric("podstart_source_errors_total{source=\"cri\"}")).flatMap { $0 > 0 ? $0 : nil }
+        }
+        let (health, _) = try await agent.get("/healthz")
+        #expect(health == 200)
+        #expect(rename(moved, socket) == 0)
+        restored = true
+        try await Task.sleep(for: .seconds(6))  // the backoff tops out at 5 s
+        let record = try await startPod()
+        _ = try await agent.pod(record.pod.uid)
+        #expect(agent.logLines(message: "CRI runtime reachable again").count == 1)
+        #expect(try await agent.stop() == 0)
+    }
+
+    @Test func withoutBPFTheAgentRunsOnTheRuntimeAndLogs() async throws {
+        let setpriv = try #require(Command.which("setpriv"), "setpriv (util-linux) is missing")
+        // No CAP_BPF, CAP_PERFMON or CAP_SYS_ADMIN: the kernel refuses every BPF program.
+        let agent = try await startAgent(prefix: [setpriv, "--bounding-set=-bpf,-perfmon,-sys_admin", "--inh-caps=-bpf,-perfmon,-sys_admin"])
+        #expect(try await agent.metric("podstart_probes_enabled") == 0)
+        #expect(try await agent.metric("podstart_source_errors_total{source=\"kernel\"}") == 1)
+        let record = try await startPod()
+        let trace = try await agent.pod(record.pod.uid)
+        #expect(trace["outcome"] as? String == "ready")
+        #expect(try phases(trace).contains { $0.name == "sandbox" && $0.source == "containerd" })
+        #expect(!agent.logLines(message: "kernel probes unavailable; running on the runtime and logs only (podstart_probes_enabled 0)").isEmpty)
+        #expect(try await agent.stop() == 0)
+    }
+
+    @Test func kubeletLogGivesReadinessAndAnUnreachableKubeletIsCounted() async throws {
+        let dir = try Command.temporaryDirectory("podstart-kubelet")
+        let kubeletLog = "\(dir)/kubelet.log"
+        _ = FileManager.default.createFile(atPath: kubeletLog, contents: Data("I1124 00:00:00.000000    1 server.go:1] \"Started kubelet\"\n".utf8))
+        let closed = Command.freePort()
+        let agent = try await startAgent(["--kubelet-log", kubeletLog, "--kubelet-metrics-url", "http://127.0.0.1:\(closed)/metrics"])
+        let record = try await startPod()
+        // The kubelet's line for this pod, as its pod_startup_latency_tracker writes it (V3).
+        let observed = record.ready.unixNs + 50_000_000
+        func go(_ ns: Int64) -> String {
+            let text = Timestamp.rfc3339(unixNanoseconds: ns)  // 2026-11-24T09:27:12.602431027Z
+            return text.replacingOccurrences(of: "T", with: " ").replacingOccurrences(of: "Z", with: " +0000 UTC")
+        }
+        // metadata.creationTimestamp has whole seconds; E2E and SLO (no pulls) follow from it
+        let createdSecond = record.created.unixNs / 1_000_000_000 * 1_000_000_000
+        let created = go(createdSecond).replacingOccurrences(of: ".000000000", with: "")
+        var e2e = String(format: "%.9f", Double(observed - createdSecond) / 1e9)
+        while e2e.hasSuffix("0") { e2e.removeLast() }
+        let line = "I1124 09:00:00.000000    2775 pod_startup_latency_tracker.go:102] \"Observed pod startup duration\" "
+            + "pod=\"\(record.pod.namespace)/\(record.pod.name)\" podStartSLOduration=\(e2e) podStartE2EDuration=\"\(e2e)s\" "
+            + "podCreationTimestamp=\"\(created)\" firstStartedPulling=\"0001-01-01 00:00:00 +0000 UTC\" "
+            + "lastFinishedPulling=\"0001-01-01 00:00:00 +0000 UTC\" observedRunningTime=\"\(go(observed))\" "
+            + "watchObservedRunningTime=\"\(go(observed))\"\n"
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: kubeletLog))
+        try handle.seekToEnd()
+        handle.write(Data(line.utf8))
+        try handle.close()
+
+        let trace = try await agent.pod(record.pod.uid)
+        let ready = try #require((trace["ready"] as? String).flatMap(Timestamp.parseRFC3339))
+        #expect(ready == observed, "ready should be the kubelet's watchObservedRunningTime")
+        #expect(try phases(trace).contains { $0.name == "probe" && $0.source == "kubelet-log" })
+        _ = try await agent.waitFor("a kubelet-metrics source error", timeout: 40) {
+            (try await agent.metric("podstart_source_errors_total{source=\"kubelet-metrics\"}")).flatMap { $0 > 0 ? $0 : nil }
+        }
+        let (health, _) = try await agent.get("/healthz")
+        #expect(health == 200)
+        #expect(try await agent.stop() == 0)
+    }
+
+    @Test func configFileValuesAndFlagsThatOverrideThem() async throws {
+        let dir = try Command.temporaryDirectory("podstart-config")
+        let fromFile = Command.freePort()
+        let config = "\(dir)/config.yaml"
+        try """
+            listen: 127.0.0.1:\(fromFile)
+            cri-endpoint: \(env.endpoint.description)
+            state-dir: \(dir)/state-from-file
+            no-kernel: true
+            metrics-image: [a.example/x:1, b.example/y:2]
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        // --listen on the command line wins over the file; everything else comes from the file
+        let agent = try await AgentProcess.start(binary: binary, stateDirectory: "\(dir)/state-from-flag", arguments: ["--config", config])
+        #expect(try await agent.metric("podstart_probes_enabled") == 0)
+        #expect(FileManager.default.fileExists(atPath: "\(dir)/state-from-flag/podstart.sqlite"))
+        #expect(try await agent.stop() == 0)
+
+        try "listen: 127.0.0.1:\(fromFile)\nno-such-flag: 1\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let (status, output) = try Command.run(binary, ["agent", "--config", config])
+        #expect(status != 0)
+        #expect(output.contains("no-such-flag"), "the error should name the unknown key: \(output)")
+    }
+}
