@@ -176,7 +176,7 @@ struct Agent {
         let readiness = Readiness()
         let token = try serve.apiToken()
         let responder = APIResponder(configuration: .init(bearerToken: token), metrics: metrics, timelines: store,
-                                     profiles: nil, readiness: readiness, logger: logger)
+                                     profiles: StoreProfiles(store: store), readiness: readiness, logger: logger)
         let app = try APIServer.application(responder: responder, listen: serve.listenAddress, tls: serve.tlsFiles, logger: logger) { port in
             logger.notice("serving", metadata: ["listen": "\(serve.listenAddress.host):\(port)"])
         }

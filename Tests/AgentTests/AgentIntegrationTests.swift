@@ -89,6 +89,14 @@ import Testing
                 "accesses: \(bytes)")
         #expect(accesses.first { $0["path"] as? String == "/data/one.txt" }?["layerDigest"] is String)
 
+        // the image's prefetch list, planned from the stored start
+        let digest = try #require(record.imageDigest)
+        let (profileStatus, estargz) = try await agent.get("/v1/images/\(digest)/profile?format=estargz")
+        #expect(profileStatus == 200)
+        #expect(estargz.split(separator: "\n").contains("{\"path\":\"data/one.txt\"}"), "estargz record: \(estargz)")
+        let (badFormat, _) = try await agent.get("/v1/images/\(digest)/profile?format=tar")
+        #expect(badFormat == 400)
+
         // listed newest first, counted in /metrics, and the exposition is clean
         let (_, list) = try await agent.get("/v1/pods?limit=1")
         #expect(list.contains(record.pod.uid))
