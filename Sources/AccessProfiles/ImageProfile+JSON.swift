@@ -17,7 +17,6 @@ extension ImageProfile {
             ("imageBytes", opt(imageBytes)),
             ("readBytes", .uint(readBytes)),
             ("readShare", readShare.map { .double($0) } ?? .null),
-            ("rejectedPaths", .int(Int64(rejectedPaths.count))),
             ("files", .array(files.map { f in
                 .object([
                     ("path", .string(f.path)),

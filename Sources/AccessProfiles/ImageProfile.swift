@@ -23,7 +23,8 @@ public struct ImageProfile: Sendable, Hashable {
     /// Ordered by median first access, then path.
     public internal(set) var files: [FileProfile]
     /// Paths read at start that no export may carry (newline, `..`, not absolute, …), with why.
-    /// Kept so a caller can say what was left out; never exported.
+    /// Kept so a caller can say what was left out of the traces it just read; never exported,
+    /// not even in the profile JSON.
     public internal(set) var rejectedPaths: [String: ProfilePath.Rejection]
 
     /// How many starts the profile merges.
