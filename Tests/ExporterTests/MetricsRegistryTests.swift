@@ -1,5 +1,6 @@
 import Exporter
 import Foundation
+import PodstartTestSupport
 import PodstartCore
 import Testing
 
@@ -323,14 +324,14 @@ podstart_startup_read_bytes_count 1
     /// `promtool check metrics` parses the exposition and lints names, types, HELP and units;
     /// it prints nothing and exits 0 only when all is well.
     @Test func promtoolCheckMetricsReportsNothing() throws {
-        guard let promtool = Fixtures.which("promtool") else {
+        guard let promtool = Command.which("promtool") else {
             Issue.record("promtool is not installed: run scripts/install-deps.sh (Debian package prometheus)")
             return
         }
         let r = Self.populated()
         r.recordImagePull(image: "odd\"name\\with\nnewline", bytes: 7)
         for i in 0..<50 { r.observe(trace: Fixtures.readyStart(uid: "u\(i)", created: Fixtures.t0 + Int64(i) * Fixtures.s, image: "img-\(i % 30)")) }
-        let (status, output) = try Fixtures.run(promtool, ["check", "metrics"], stdin: r.render(format: .text))
+        let (status, output) = try Command.run(promtool, ["check", "metrics"], stdin: r.render(format: .text))
         #expect(status == 0, "promtool exited \(status): \(output)")
         #expect(output.isEmpty, "promtool reported: \(output)")
     }

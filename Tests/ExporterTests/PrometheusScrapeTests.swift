@@ -1,5 +1,6 @@
 import Exporter
 import Foundation
+import PodstartTestSupport
 import Hummingbird
 import HummingbirdTesting
 import PodstartCore
@@ -45,11 +46,11 @@ struct PrometheusScrapeTests {
     /// Prometheus asks for OpenMetrics first; it must parse what we serve (`up` is 1 and our
     /// samples are queryable), and it must have been served OpenMetrics.
     @Test func prometheusIngestsTheOpenMetricsExposition() async throws {
-        guard let prometheus = Fixtures.which("prometheus") else {
+        guard let prometheus = Command.which("prometheus") else {
             Issue.record("prometheus is not installed: run scripts/install-deps.sh (Debian package prometheus)")
             return
         }
-        let dir = try Fixtures.temporaryDirectory()
+        let dir = try Command.temporaryDirectory("podstart-exporter")
         defer { try? FileManager.default.removeItem(atPath: dir) }
 
         let metrics = Fixtures.registry()
@@ -91,8 +92,8 @@ struct PrometheusScrapeTests {
 
             // Prometheus' own query API, through curl (Go's server wants a Host header).
             func query(_ q: String) async throws -> JSON? {
-                guard let curl = Fixtures.which("curl") else { throw TestFailure("curl is not installed (scripts/install-deps.sh)") }
-                let (status, body) = try Fixtures.run(curl, ["-sf", "--max-time", "2", "-G",
+                guard let curl = Command.which("curl") else { throw TestFailure("curl is not installed (scripts/install-deps.sh)") }
+                let (status, body) = try Command.run(curl, ["-sf", "--max-time", "2", "-G",
                                                              "--data-urlencode", "query=\(q)", "http://127.0.0.1:\(webPort)/api/v1/query"])
                 return status == 0 ? try? JSON.parse(body) : nil
             }

@@ -1,5 +1,6 @@
 import Exporter
 import Foundation
+import PodstartTestSupport
 import Hummingbird
 import HummingbirdTesting
 import NIOSSL
@@ -10,7 +11,7 @@ import Testing
 struct TLSTests {
     /// A test CA and a server certificate for localhost/127.0.0.1 it signed, made by openssl now.
     static func makeCertificates(in dir: String) throws -> (ca: String, cert: String, key: String) {
-        guard let openssl = Fixtures.which("openssl") else {
+        guard let openssl = Command.which("openssl") else {
             throw TestFailure("openssl is not installed: apt-get install openssl (scripts/install-deps.sh)")
         }
         let ext = "\(dir)/ext.cnf"
@@ -25,14 +26,14 @@ struct TLSTests {
              "-out", "\(dir)/server.crt", "-days", "1", "-extfile", ext],
         ]
         for args in steps {
-            let (status, output) = try Fixtures.run(openssl, args)
+            let (status, output) = try Command.run(openssl, args)
             guard status == 0 else { throw TestFailure("openssl \(args.joined(separator: " ")) failed: \(output)") }
         }
         return ("\(dir)/ca.crt", "\(dir)/server.crt", "\(dir)/server.key")
     }
 
     @Test func servesHTTPSWithCertificateFilesAndAClientThatVerifiesThem() async throws {
-        let dir = try Fixtures.temporaryDirectory()
+        let dir = try Command.temporaryDirectory("podstart-exporter")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let files = try Self.makeCertificates(in: dir)
         let responder = APIResponder(metrics: Fixtures.registry(), timelines: InMemoryTimelines(), readiness: Readiness())
