@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
     ],
     targets: [
         // Pure Swift: event types, phase model, correlator, attribution. No I/O.
@@ -81,8 +82,9 @@ let package = Package(
         ),
         // Per-image access profiles merged over many starts, prefetch plans, the lazy-pull
         // formats' lists (eStargz, Nydus, overlaybd) and their checkers. Pure, apart from
-        // reading trace files and writing lists atomically.
-        .target(name: "AccessProfiles", dependencies: ["PodstartCore"]),
+        // reading trace files and writing lists atomically, and sharing profiles through OCI
+        // registries (OCIRegistry, ProfileArtifact; SHA-256 digests from swift-crypto).
+        .target(name: "AccessProfiles", dependencies: ["PodstartCore", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "StateStore",
             dependencies: [
