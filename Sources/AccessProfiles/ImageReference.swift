@@ -1,3 +1,5 @@
+import PodstartCore
+
 /// An image reference as a pod spec or `docker pull` writes it: `[registry/]repository[:tag][@digest]`.
 /// Docker Hub names are normalised as the docker CLI does (`busybox` → `docker.io/library/busybox`).
 public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
@@ -29,7 +31,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         var rest = Substring(text)
         if let at = rest.firstIndex(of: "@") {
             let d = String(rest[rest.index(after: at)...])
-            guard Digest.isValid(d) else { throw fail("the digest must be sha256: and 64 lowercase hex digits") }
+            guard ImageDigest.isValid(d) else { throw fail("the digest must be sha256: and 64 lowercase hex digits") }
             digest = d
             rest = rest[..<at]
         }
@@ -71,16 +73,4 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         if let digest { s += "@\(digest)" }
         return s
     }
-}
-
-/// Content digests as the OCI specs write them. podstart computes and accepts only sha256.
-public enum Digest {
-    public static func isValid(_ digest: String) -> Bool {
-        guard digest.hasPrefix("sha256:") else { return false }
-        let hex = digest.dropFirst("sha256:".count)
-        return hex.count == 64 && hex.allSatisfy { ("0"..."9").contains($0) || ("a"..."f").contains($0) }
-    }
-
-    /// The 64 hex digits of a valid digest.
-    public static func hex(_ digest: String) -> String { String(digest.dropFirst("sha256:".count)) }
 }

@@ -36,7 +36,7 @@ public struct OCIDescriptor: Hashable, Sendable {
     /// Reads a descriptor; nil when a required field is missing or the digest is not sha256.
     public init?(json: JSON) {
         guard let mediaType = json["mediaType"]?.stringValue, let digest = json["digest"]?.stringValue,
-              Digest.isValid(digest), let size = json["size"]?.int64Value, size >= 0 else { return nil }
+              ImageDigest.isValid(digest), let size = json["size"]?.int64Value, size >= 0 else { return nil }
         var annotations: [String: String] = [:]
         if case .object(let fields)? = json["annotations"] {
             for (k, v) in fields { if let s = v.stringValue { annotations[k] = s } }

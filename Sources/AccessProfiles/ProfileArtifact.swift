@@ -27,10 +27,10 @@ public enum ProfileArtifact {
     public static let maximumBytes: Int64 = 256 << 20
 
     /// `sha256-<hex>.podstart`: the tag that points at the profile of the image `subjectDigest`.
-    public static func tag(forSubject subjectDigest: String) -> String { "sha256-\(Digest.hex(subjectDigest)).podstart" }
+    public static func tag(forSubject subjectDigest: String) -> String { "sha256-\(subjectDigest.dropFirst("sha256:".count)).podstart" }
 
     /// `sha256-<hex>`: distribution-spec v1.1's referrers tag schema for `subjectDigest`.
-    public static func referrersTag(forSubject subjectDigest: String) -> String { "sha256-\(Digest.hex(subjectDigest))" }
+    public static func referrersTag(forSubject subjectDigest: String) -> String { "sha256-\(subjectDigest.dropFirst("sha256:".count))" }
 
     /// The config blob: what the artifact holds, readable without the profile.
     public static func config(imageDigest: String, profileSchema: String, starts: Int, files: Int) -> [UInt8] {

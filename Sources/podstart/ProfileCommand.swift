@@ -12,6 +12,7 @@ struct ProfileCommand: AsyncParsableCommand {
         ProfilePlanCommand.self,
         ProfileExportCommand.self,
         ProfileEvaluateCommand.self,
+        ProfilePushCommand.self, ProfilePullCommand.self,
     ]
 
     static let configuration = CommandConfiguration(
