@@ -54,14 +54,24 @@ public struct ImageProfile: Sendable, Hashable {
     /// such a container add nothing; a start seen twice (same storage key) counts once.
     public init(traces: [PodStartTrace], imageDigest: String) {
         self.init(imageDigest: imageDigest)
-        for trace in traces { add(trace) }
+        add(contentsOf: traces)
+    }
+
+    /// Adds starts; one already in the profile (same `startKey`) counts once.
+    public mutating func add(contentsOf traces: [PodStartTrace]) {
+        merge(contentsOf: traces.compactMap { single($0) })
     }
 
     /// Adds one start. Several containers of the start that ran the image count as one start:
     /// per file, the earliest first access, summed opens, the union of the ranges.
     public mutating func add(_ trace: PodStartTrace) {
+        add(contentsOf: [trace])
+    }
+
+    /// The profile of one start (nil when no container of it ran the image).
+    private func single(_ trace: PodStartTrace) -> ImageProfile? {
         let containers = trace.containers.filter { $0.imageDigest == imageDigest }
-        guard !containers.isEmpty else { return }
+        guard !containers.isEmpty else { return nil }
         var single = ImageProfile(imageDigest: imageDigest)
         single.startKeys = [Self.startKey(trace)]
         single.references = Array(Set(containers.map(\.image))).sorted()
@@ -91,52 +101,76 @@ public struct ImageProfile: Sendable, Hashable {
         }
         single.files = Array(byPath.values)
         single.rejectedPaths = rejected
-        single.sortFiles()
-        merge(single)
+        return single
     }
 
     /// Merges `other` (a profile of the same image) into this one. Starts both profiles hold
     /// count once; per file, the samples of new starts are added and the ranges united.
     /// Merging a profile of another image does nothing.
     public mutating func merge(_ other: ImageProfile) {
-        guard other.imageDigest == imageDigest else { return }
-        references = Array(Set(references + other.references)).sorted()
-        if let size = other.imageBytes { imageBytes = max(imageBytes ?? 0, size) }
-        rejectedPaths.merge(other.rejectedPaths) { a, _ in a }
-        // New start keys, and where other's start indices land in the merged key list.
-        let known = Set(startKeys)
-        let newKeys = other.startKeys.filter { !known.contains($0) }
-        let mergedKeys = (startKeys + newKeys).sorted()
-        let index = Dictionary(uniqueKeysWithValues: mergedKeys.enumerated().map { ($1, $0) })
-        let remapSelf = startKeys.map { index[$0]! }
-        let remapOther = other.startKeys.map { index[$0]! }
-        let isNew = other.startKeys.map { !known.contains($0) }
+        merge(contentsOf: [other])
+    }
 
-        var byPath: [String: FileProfile] = [:]
-        for var file in files {
-            for i in file.samples.indices { file.samples[i].start = remapSelf[file.samples[i].start] }
-            byPath[file.path] = file
+    /// Merges several profiles at once (one pass, one sort). A start several of them hold is
+    /// taken from the first that does, unless this profile holds it already.
+    public mutating func merge(contentsOf others: [ImageProfile]) {
+        let others = others.filter { $0.imageDigest == imageDigest }
+        guard !others.isEmpty else { return }
+        var references = Set(self.references)
+        // Which profile each start is taken from: self (-1) or the first other holding it.
+        var owner: [String: Int] = Dictionary(uniqueKeysWithValues: startKeys.map { ($0, -1) })
+        for (n, other) in others.enumerated() {
+            references.formUnion(other.references)
+            if let size = other.imageBytes { imageBytes = max(imageBytes ?? 0, size) }
+            rejectedPaths.merge(other.rejectedPaths) { a, _ in a }
+            for key in other.startKeys where owner[key] == nil { owner[key] = n }
         }
-        for file in other.files {
-            let added = file.samples.filter { isNew[$0.start] }.map {
-                FileProfile.Sample(start: remapOther[$0.start], firstAccessMs: $0.firstAccessMs, opens: $0.opens)
+        self.references = references.sorted()
+        let mergedKeys = owner.keys.sorted()
+        let index = Dictionary(uniqueKeysWithValues: mergedKeys.enumerated().map { ($1, $0) })
+
+        struct Accumulated {
+            var file: FileProfile
+            var ranges: [ByteRange]
+            var layerVotes: [String: Int]
+        }
+        var byPath: [String: Accumulated] = [:]
+        func add(_ file: FileProfile, samples: [FileProfile.Sample]) {
+            if var a = byPath[file.path] {
+                a.file.samples += samples
+                a.ranges += file.ranges
+                a.file.sizeBytes = [a.file.sizeBytes, file.sizeBytes].compactMap { $0 }.max()
+                if let layer = file.layerDigest { a.layerVotes[layer, default: 0] += max(samples.count, 1) }
+                byPath[file.path] = a
+            } else {
+                byPath[file.path] = Accumulated(file: FileProfile(path: file.path, layerDigest: file.layerDigest,
+                                                                  sizeBytes: file.sizeBytes, samples: samples, ranges: []),
+                                                ranges: file.ranges,
+                                                layerVotes: file.layerDigest.map { [$0: max(samples.count, 1)] } ?? [:])
             }
-            if var mine = byPath[file.path] {
-                mine.samples += added
-                mine.ranges = ByteRange.union(mine.ranges + file.ranges)
-                mine.sizeBytes = [mine.sizeBytes, file.sizeBytes].compactMap { $0 }.max()
-                if mine.layerDigest != file.layerDigest, added.count > mine.samples.count - added.count {
-                    mine.layerDigest = file.layerDigest  // the layer most starts saw
-                }
-                byPath[file.path] = mine
-            } else if !added.isEmpty {
-                var copy = file
-                copy.samples = added
-                byPath[file.path] = copy
+        }
+        let selfRemap = startKeys.map { index[$0]! }
+        for file in files {
+            add(file, samples: file.samples.map { .init(start: selfRemap[$0.start], firstAccessMs: $0.firstAccessMs, opens: $0.opens) })
+        }
+        for (n, other) in others.enumerated() {
+            let remap = other.startKeys.map { owner[$0] == n ? index[$0]! : nil }
+            for file in other.files {
+                let taken = file.samples.compactMap { s in remap[s.start].map { FileProfile.Sample(start: $0, firstAccessMs: s.firstAccessMs, opens: s.opens) } }
+                // a file only starts merged before read: keep its ranges (union is idempotent), count nothing
+                if taken.isEmpty && byPath[file.path] == nil { continue }
+                add(file, samples: taken)
             }
         }
         startKeys = mergedKeys
-        files = byPath.values.map { var f = $0; f.samples.sort { $0.start < $1.start }; return f }
+        files = byPath.values.map { a in
+            var f = a.file
+            f.ranges = ByteRange.union(a.ranges)
+            f.samples.sort { $0.start < $1.start }
+            // the layer most starts saw (ties: the smallest digest, so the order of merging does not matter)
+            if let best = a.layerVotes.max(by: { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }) { f.layerDigest = best.key }
+            return f
+        }
         sortFiles()
     }
 
@@ -148,10 +182,10 @@ public struct ImageProfile: Sendable, Hashable {
     }
 
     mutating func sortFiles() {
-        files.sort { a, b in
-            let ma = a.medianFirstAccessMs, mb = b.medianFirstAccessMs
-            return ma != mb ? ma < mb : a.path < b.path
-        }
+        // the median once per file, not once per comparison
+        files = files.map { ($0.medianFirstAccessMs, $0) }
+            .sorted { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1.path < $1.1.path }
+            .map(\.1)
     }
 }
 
