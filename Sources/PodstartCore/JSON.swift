@@ -121,7 +121,13 @@ extension JSON {
         var i = 0
 
         mutating func skipSpace() {
-            while i < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[i]) { i += 1 }
+            // a switch, not an array literal's contains: that allocates per byte in debug builds
+            while i < bytes.count {
+                switch bytes[i] {
+                case 0x20, 0x09, 0x0A, 0x0D: i += 1
+                default: return
+                }
+            }
         }
 
         func fail(_ message: String) -> ParseError { ParseError(offset: i, message: message) }
