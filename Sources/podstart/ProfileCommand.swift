@@ -9,6 +9,8 @@ import StateStore
 struct ProfileCommand: AsyncParsableCommand {
     /// The group's subcommands: to add one, add its type here.
     static let subcommandTypes: [any ParsableCommand.Type] = [
+        ProfileListCommand.self,
+        ProfileShowCommand.self,
         ProfilePlanCommand.self,
         ProfileExportCommand.self,
         ProfileEvaluateCommand.self,
@@ -69,13 +71,19 @@ struct ProfileSourceOptions: ParsableArguments {
         return profile
     }
 
-    private func loadFromStore(image: String) async throws -> ImageProfile {
-        let file = (stateDirectory as NSString).appendingPathComponent(TimelineStore.fileName)
+    /// The agent's state store, opened for reading: never created, no retention applied (a
+    /// reader must not delete what the agent keeps).
+    static func openStore(_ directory: String) throws -> TimelineStore {
+        let file = (directory as NSString).appendingPathComponent(TimelineStore.fileName)
         guard FileManager.default.fileExists(atPath: file) else {
             throw ProfileError("no state database at \(file): point --state-dir at the agent's state directory, or use --from TRACE.json")
         }
-        // No retention here: a reader must not delete what the agent keeps.
-        let store = try TimelineStore(directory: stateDirectory, configuration: .init(maxAgeSeconds: nil, maxBytes: nil))
+        return try TimelineStore(directory: directory, configuration: .init(maxAgeSeconds: nil, maxBytes: nil))
+    }
+
+    private func loadFromStore(image: String) async throws -> ImageProfile {
+        let file = (stateDirectory as NSString).appendingPathComponent(TimelineStore.fileName)
+        let store = try Self.openStore(stateDirectory)
         defer { try? store.close() }
         var images: [String: Set<String>] = [:]
         var offset = 0

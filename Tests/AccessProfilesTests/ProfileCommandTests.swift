@@ -61,6 +61,32 @@ import Testing
         #expect(stdout.hasPrefix("/etc/passwd\n/etc/group\n/bin/busybox\n"))
     }
 
+    @Test func listShowsEachImageWithItsStartsAndReadShare() throws {
+        let reader = Fixtures.path("reader-3-starts.jsonl")
+        let (status, output) = podstart(["list", "--from", modes, reader, "--output", "json"])
+        #expect(status == 0, "\(output)")
+        let rows = try output.split(separator: "\n").filter { $0.hasPrefix("{") }.map { try JSON.parse(String($0)) }
+        #expect(rows.count == 2)
+        let starts = rows.compactMap { $0["starts"]?.int64Value }.sorted()
+        #expect(starts == [3, 4])
+        for row in rows {
+            let read = try #require(row["readBytes"]?.doubleValue), image = try #require(row["imageBytes"]?.doubleValue)
+            #expect(row["readShare"]?.doubleValue == read / image)
+        }
+        let (s2, table) = podstart(["list", "--from", modes, reader])
+        #expect(s2 == 0 && table.contains("podstart-test/reader:latest") && table.contains("podstart-test/small-files:latest"), "\(table)")
+    }
+
+    @Test func showPrintsEveryFileAndItsJSONIsTheProfile() throws {
+        let (status, output) = podstart(["show", "--from", modes, "--output", "json"])
+        #expect(status == 0, "\(output)")
+        let profile = try ImageProfile.parse(output)
+        #expect(profile.starts == 4 && profile.files.count == 10)
+        #expect(profile.files.first { $0.path == "/data/small/f0010.txt" }?.starts == 2)
+        let (s2, table) = podstart(["show", "--from", modes])
+        #expect(s2 == 0 && table.contains("2/4") && table.contains("/data/small/f0040.txt"), "\(table)")
+    }
+
     @Test func evaluateAgainstAHeldOutStartReportsRecallPrecisionAndImageShare() throws {
         let (status, output) = podstart(["evaluate", "--from", modes, "--trace", heldOut, "--output", "json"])
         #expect(status == 0, "\(output)")
