@@ -144,6 +144,39 @@ import Testing
         #expect(s5 != 0 && o5.contains("missing/dir/x"), "\(o5)")
     }
 
+    @Test func aTagThatRanAsTwoDigestsMustBeChosenByDigest() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let file = try dir.write("two.jsonl", Make.lines([
+            Make.trace("a", digest: Make.digest, image: "registry.test/app:1", [.init(path: "/a", ms: 0)]),
+            Make.trace("b", digest: Make.otherDigest, image: "registry.test/app:1", [.init(path: "/b", ms: 0)]),
+        ]))
+        let (s1, o1) = podstart(["plan", "--from", file])
+        #expect(s1 != 0 && o1.contains("2 images; choose one with --image"), "\(o1)")
+        let (s2, o2) = podstart(["plan", "--from", file, "--image", "registry.test/app:1"])
+        #expect(s2 != 0 && o2.contains("ran as 2 digests") && o2.contains(Make.digest) && o2.contains(Make.otherDigest), "\(o2)")
+        let (s3, o3) = podstart(["export", "--from", file, "--image", Make.otherDigest, "--format", "paths"])
+        #expect(s3 == 0 && o3 == "/b\n", "\(o3)")
+    }
+
+    @Test func budgetAndImageBytesFlagsReachThePlan() throws {
+        let (status, output) = podstart(["plan", "--from", modes, "--output", "json", "--budget-bytes", "10000", "--image-bytes", "20000"])
+        #expect(status == 0, "\(output)")
+        let plan = try jsonLine(output)
+        #expect(plan["imageBytes"]?.int64Value == 20000)
+        let prefetch = try #require(plan["prefetchBytes"]?.int64Value)
+        #expect(prefetch <= 10000 && prefetch > 0)
+        #expect(plan["overBudget"]?.int64Value == 1, "busybox (1.7 MB) does not fit; the small files after it do")
+        #expect(plan["imageShare"]?.doubleValue == Double(prefetch) / 20000)
+        let (bad, message) = podstart(["plan", "--from", modes, "--min-share", "1.5"])
+        #expect(bad != 0 && message.contains("--min-share must be between 0 and 1"), "\(message)")
+    }
+
+    @Test func evaluateWantsExactlyOneHeldOutStart() throws {
+        let (status, output) = podstart(["evaluate", "--from", heldOut, "--trace", modes])
+        #expect(status != 0 && output.contains("holds 4 starts"), "\(output)")
+    }
+
     @Test func imageFromTheStateStoreByReferenceOrDigest() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
