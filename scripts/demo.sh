@@ -37,11 +37,20 @@ for c in trace["containers"]:
     for a in c["accesses"]:
         layer = (a["layerDigest"] or "not from the image")[:19]
         print(f'{a["firstAccessMs"]:9.2f} {a["bytes"]:8d} {a["opens"]:5d}  {a["path"]} ({layer})')
-    print()
-    print("prefetch list (eStargz record JSON lines, first-access order):")
-    seen = set()
-    for a in c["accesses"]:
-        if a["layerDigest"] and a["path"] not in seen:
-            seen.add(a["path"])
-            print(json.dumps({"path": a["path"].lstrip("/")}))
 PY
+
+echo
+echo "== two more starts; the image's access profile over the three, and its prefetch plan:"
+"$podstart" trace --image "$image" --ready-file /tmp/ready --runs 2 --output json --out "$work/more.jsonl"
+"$podstart" profile plan --from "$work/trace.json" "$work/more.jsonl"
+
+echo
+echo "== the plan as an eStargz record, converted by ctr-remote; each layer's head (prefetched up to the landmark):"
+"$podstart" profile export --from "$work/trace.json" "$work/more.jsonl" --format estargz --out "$work/record.jsonl"
+cat "$work/record.jsonl"
+ctr-remote image convert --oci --estargz --estargz-record-in "$work/record.jsonl" "$image" podstart.demo/reader:esgz >/dev/null
+manifest=$(ctr images ls name==podstart.demo/reader:esgz | awk 'NR == 2 { print $3 }')
+for layer in $(ctr content get "$manifest" | python3 -c 'import json, sys; print(*[l["digest"] for l in json.load(sys.stdin)["layers"]])'); do
+  echo "layer ${layer:0:19}: $(ctr content get "$layer" | tar -tzf - | grep -v /$ | head -6 | tr '\n' ' ')"
+done
+ctr images rm podstart.demo/reader:esgz >/dev/null
