@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Regenerates Sources/ContainerRuntime/Generated/ from proto/runtime/v1/api.proto.
+# Regenerates Sources/ContainerRuntime/Generated/ from proto/runtime/v1/api.proto (CRI) and
+# proto/containerd/** (the subset of containerd's own API podstart uses: events, containers, tasks,
+# namespaces).
 #
 # The generated Swift is committed, so neither builds nor CI run this. Run it after editing the
 # proto. It needs protoc (Debian: protobuf-compiler) and the two Swift plugins; build those once,
@@ -32,7 +34,18 @@ protoc \
   --swift_out="$out" --swift_opt=Visibility=Internal \
   --grpc-swift-2_out="$out" --grpc-swift-2_opt=Visibility=Internal,Client=true,Server=false \
   runtime/v1/api.proto
+# containerd's files share base names (events/task.proto, types/task/task.proto): name the
+# generated files after their whole path instead.
+protoc \
+  --plugin=protoc-gen-swift="$plugins/protoc-gen-swift" \
+  --plugin=protoc-gen-grpc-swift-2="$plugins/protoc-gen-grpc-swift-2" \
+  --proto_path="$repo/proto" \
+  --swift_out="$out" --swift_opt=Visibility=Internal,FileNaming=PathToUnderscores \
+  --grpc-swift-2_out="$out" --grpc-swift-2_opt=Visibility=Internal,Client=true,Server=false,FileNaming=PathToUnderscores \
+  $(cd "$repo/proto" && find containerd -name '*.proto' | sort)
 # protoc mirrors the proto's directory; keep the generated files flat.
 find "$out" -mindepth 2 -name '*.swift' -exec mv {} "$out"/ \;
 find "$out" -mindepth 1 -type d -empty -delete
+# The gRPC plugin writes a file for every proto, even those with only messages.
+grep -l '^// This file contained no services' "$out"/*.grpc.swift | xargs -r rm -f
 ls -l "$out"
