@@ -294,27 +294,7 @@ public final class CRIClient: Sendable {
     }
 
     private func mapError(_ error: any Error, method: String, id: String?, timeout: Duration? = nil) -> any Error {
-        if error is CRIError || error is CancellationError { return error }
-        let socket = endpoint.socketPath
-        if let rpc = error as? RPCError {
-            switch rpc.code {
-            case .unavailable:
-                return CRIError.unavailable(socket: socket, method: method, detail: rpc.message)
-            case .deadlineExceeded:
-                let seconds = timeout.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 } ?? 0
-                return CRIError.deadlineExceeded(method: method, socket: socket, seconds: seconds)
-            case .notFound:
-                return CRIError.notFound(method: method, id: id ?? "", message: rpc.message)
-            case .cancelled:
-                return CancellationError()
-            default:
-                return CRIError.call(method: method, socket: socket, code: "\(rpc.code)", message: rpc.message)
-            }
-        }
-        if let runtimeError = error as? RuntimeError {
-            return CRIError.unavailable(socket: socket, method: method, detail: "\(runtimeError)")
-        }
-        return CRIError.call(method: method, socket: socket, code: "unknown", message: "\(error)")
+        CRIError.mapping(error, socket: endpoint.socketPath, method: method, id: id, timeout: timeout)
     }
 }
 

@@ -1,3 +1,4 @@
+import GRPCCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -41,5 +42,33 @@ public enum CRIError: Error, Sendable, CustomStringConvertible, Equatable {
         case let .badResponse(method, detail):
             return "\(method): unexpected answer from the runtime: \(detail)"
         }
+    }
+}
+
+extension CRIError {
+    /// A gRPC failure of `method` on the runtime at `socket` as a CRIError (cancellation stays
+    /// CancellationError). Shared by CRIClient and ContainerdClient.
+    static func mapping(_ error: any Error, socket: String, method: String, id: String? = nil,
+                        timeout: Duration? = nil) -> any Error {
+        if error is CRIError || error is CancellationError { return error }
+        if let rpc = error as? RPCError {
+            switch rpc.code {
+            case .unavailable:
+                return CRIError.unavailable(socket: socket, method: method, detail: rpc.message)
+            case .deadlineExceeded:
+                let seconds = timeout.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 } ?? 0
+                return CRIError.deadlineExceeded(method: method, socket: socket, seconds: seconds)
+            case .notFound:
+                return CRIError.notFound(method: method, id: id ?? "", message: rpc.message)
+            case .cancelled:
+                return CancellationError()
+            default:
+                return CRIError.call(method: method, socket: socket, code: "\(rpc.code)", message: rpc.message)
+            }
+        }
+        if let runtimeError = error as? RuntimeError {
+            return CRIError.unavailable(socket: socket, method: method, detail: "\(runtimeError)")
+        }
+        return CRIError.call(method: method, socket: socket, code: "unknown", message: "\(error)")
     }
 }
