@@ -147,7 +147,7 @@ public struct OverlayRootfs: Sendable, Hashable {
     }
 
     /// mountinfo escapes space, tab, newline and backslash as \ooo octal.
-    private static func unescape(_ text: String) -> String {
+    static func unescape(_ text: String) -> String {
         guard text.contains("\\") else { return text }
         var out: [UInt8] = []
         let bytes = Array(text.utf8)
