@@ -140,7 +140,12 @@ let package = Package(
             dependencies: ["AccessProfiles", "PodstartCore", "PodstartTestSupport", "StateStore"],
             exclude: ["Fixtures"]  // recorded `podstart trace --output json` runs, read through #filePath
         ),
-        .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "PodstartCore", "PodstartTestSupport"]),
+        .testTarget(
+            name: "ContainerRuntimeTests",
+            dependencies: ["ContainerRuntime", "PodstartCore", "PodstartTestSupport",
+                           "KernelProbes"],  // real exec records for membership after a process is gone
+            exclude: ["Fixtures"]  // recorded /proc and mountinfo samples, read by the tests from the source tree
+        ),
         // `podstart agent` as a process: real containerd, CRI pod starts, restarts, kill -9, lost sockets.
         .testTarget(name: "AgentTests", dependencies: ["ContainerRuntime", "PodstartCore", "PodstartTestSupport"]),
         .testTarget(
