@@ -235,7 +235,8 @@ extension ContainerRuntimeIntegration {
                 if exec != nil { break }
                 try await Task.sleep(for: .milliseconds(50))
             }
-            let record = try #require(exec, "no exec record for pid \(pid)").task
+            let seen = execs.withLock { list in list.suffix(20).map { "\($0.task.pid) \($0.task.mountNamespace) \($0.filename)" } }
+            let record = try #require(exec, "no exec record for pid \(pid); last execs: \(seen), reader: \(session.readerStatistics)").task
             #expect(access("/proc/\(pid)/ns/mnt", F_OK) != 0, "the container's process is gone")
             var live: ContainerMetadata?
             for _ in 0..<100 {
