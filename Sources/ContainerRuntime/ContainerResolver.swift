@@ -274,7 +274,7 @@ public actor ContainerResolver {
             bind(id, record)
         } else if let id = byMountNamespace[record.mountNamespace] {
             byPid[pid] = id
-        } else if let id = byCgroupID[record.cgroupID] ?? containerID(cgroupID: record.cgroupID) {
+        } else if record.cgroupID > 1, let id = byCgroupID[record.cgroupID] ?? containerID(cgroupID: record.cgroupID) {
             // The runtime moves its own helpers (runc init before it unshares) into the
             // container's cgroup: the cgroup says which container, not which mount namespace.
             if var entry = byID[id], entry.cgroupID == nil {
@@ -306,7 +306,8 @@ public actor ContainerResolver {
             entry.mountNamespaceInode = record.mountNamespace
             byMountNamespace[record.mountNamespace] = id
         }
-        if entry.cgroupID == nil, record.cgroupID != 0 {
+        // 1 is the root cgroup, and what the probes report where only v1 hierarchies exist.
+        if entry.cgroupID == nil, record.cgroupID > 1 {
             entry.cgroupID = record.cgroupID
             byCgroupID[record.cgroupID] = id
             if entry.cgroupPath == nil { entry.cgroupPath = cgroups?.path(cgroupID: record.cgroupID) }
@@ -362,7 +363,7 @@ public actor ContainerResolver {
 
     /// The container a cgroup id belongs to, by matching its path against the known ids.
     private func containerID(cgroupID: UInt64) -> String? {
-        guard cgroupID != 0, let path = cgroups?.path(cgroupID: cgroupID) else { return nil }
+        guard cgroupID > 1, let path = cgroups?.path(cgroupID: cgroupID) else { return nil }
         return CgroupPaths.containerID(inPath: Substring(path), knownIDs: Set(byID.keys)).flatMap { byID[$0] != nil ? $0 : nil }
     }
 
