@@ -241,6 +241,29 @@ static __always_inline void ps_fill_file(struct ps_file_identity *id, struct fil
 	}
 }
 
+#ifdef PS_RDONLY_CAST
+/* Kernels 6.2+: a kernel pointer read out of memory becomes an untrusted BTF pointer whose fields
+ * are plain loads (the JIT guards each against faults, a bad one reads 0) instead of one
+ * bpf_probe_read_kernel call each. Only objects built with PS_RDONLY_CAST use it; the loader
+ * picks them when the kernel has the kfunc (see files_cast.bpf.c). */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#define PS_KERNEL_PTR(type, ptr) ((type *)bpf_rdonly_cast((ptr), bpf_core_type_id_kernel(type)))
+#endif
+
+/* The (device, inode) of an open file: the key of every per-file aggregate. */
+static __always_inline void ps_file_key(struct file *file, __u32 *dev, __u64 *ino)
+{
+#ifdef PS_RDONLY_CAST
+	struct inode *inode = PS_KERNEL_PTR(struct file, file)->f_inode;
+	*dev = inode->i_sb->s_dev;
+	*ino = inode->i_ino;
+#else
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	*dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	*ino = BPF_CORE_READ(inode, i_ino);
+#endif
+}
+
 /* The struct file behind a descriptor of the current task, or NULL. `task` is a BTF pointer. */
 static __always_inline struct file *ps_fd_file(struct task_struct *task, long fd)
 {

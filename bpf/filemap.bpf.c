@@ -18,6 +18,21 @@ struct {
 	__type(value, struct ps_range_value);
 } ps_ranges SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PS_RANGE_CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct ps_range_cache_slot);
+} ps_range_cache SEC(".maps");
+
+/* Bumped before any run in ps_ranges is replaced (here) or drained (by user space). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} ps_range_generation SEC(".maps");
+
 static __always_inline void ps_emit_range(struct ps_range_key *key, struct ps_range_value *run)
 {
 	struct ps_read_range_event *e = ps_reserve(sizeof(*e), PS_PROG_READ);
@@ -44,6 +59,22 @@ static __always_inline int ps_record_range(__u32 dev, __u64 ino, __u64 first, __
 	if (end <= first)
 		end = first + 1;
 
+	/* Pages this CPU already found inside the run, with no run replaced since: nothing to change. */
+	__u32 zero = 0;
+	__u64 *generation = bpf_map_lookup_elem(&ps_range_generation, &zero);
+	if (!generation)
+		return 0;
+	__u64 seen_generation = *generation;
+	__u64 h = (ino ^ ((__u64)dev << 32) ^ mntns ^ ((__u64)source << 31)) * 0x9E3779B97F4A7C15ULL;
+	__u32 index = (__u32)(h >> 52) & (PS_RANGE_CACHE_SLOTS - 1);
+	struct ps_range_cache_slot *slot = bpf_map_lookup_elem(&ps_range_cache, &index);
+	if (slot && slot->generation == seen_generation && slot->key.ino == ino && slot->key.dev == dev &&
+	    slot->key.mntns == mntns && slot->key.source == source && first >= slot->first_page &&
+	    end <= slot->end_page) {
+		PS_COUNT_AGGREGATED(PS_PROG_READ);
+		return 0;
+	}
+
 	struct ps_range_key key = { .mntns = mntns, .dev = dev, .ino = ino, .source = source };
 	struct ps_range_value *run = bpf_map_lookup_elem(&ps_ranges, &key);
 	if (run) {
@@ -54,8 +85,18 @@ static __always_inline int ps_record_range(__u32 dev, __u64 ino, __u64 first, __
 			if (end > run->end_page)
 				run->end_page = end;
 			PS_COUNT_AGGREGATED(PS_PROG_READ);
+			/* [first, end) is inside the run now and stays so until a replacement bumps the
+			 * generation read above (before this lookup, so a replacement racing with it
+			 * leaves the slot stale, never wrong) */
+			if (slot) {
+				slot->key = key;
+				slot->first_page = first;
+				slot->end_page = end;
+				slot->generation = seen_generation;
+			}
 			return 0;
 		}
+		__sync_fetch_and_add(generation, 1);
 		ps_emit_range(&key, run);
 		run->first_page = first;
 		run->end_page = end;

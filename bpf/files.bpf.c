@@ -15,6 +15,34 @@ struct {
 	__type(value, struct ps_open_value);
 } ps_opens SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PS_OPEN_CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct ps_open_cache_slot);
+} ps_open_cache SEC(".maps");
+
+static __always_inline __u32 ps_open_slot_index(struct ps_open_key *key)
+{
+	__u64 h = (key->ino ^ ((__u64)key->dev << 32) ^ key->mntns) * 0x9E3779B97F4A7C15ULL;
+	return (__u32)(h >> 52) & (PS_OPEN_CACHE_SLOTS - 1);
+}
+
+/* Give the slot to `key` (whose open is already counted in ps_opens), first moving what the
+ * slot counted for its previous file into ps_opens. */
+static __always_inline void ps_open_slot_take(struct ps_open_cache_slot *slot, struct ps_open_key *key)
+{
+	if (!slot)
+		return;
+	if (slot->count) {
+		struct ps_open_value *old = bpf_map_lookup_elem(&ps_opens, &slot->key);
+		if (old)
+			__sync_fetch_and_add(&old->count, slot->count);
+	}
+	slot->key = *key;
+	slot->count = 0;
+}
+
 static __always_inline __u64 ps_fnv1a(const char *s, __u32 len)
 {
 	__u64 h = 0xcbf29ce484222325ULL;
@@ -38,20 +66,28 @@ static __always_inline int ps_handle_open(long ret, int syscall)
 		runtime = true;
 	}
 
-	/* A repeat (same file, same mount namespace) costs only this lookup and a counter. */
+	/* A repeat (same file, same mount namespace) costs a slot compare and a per-CPU counter, or
+	 * when this CPU's slot holds another file, one ps_opens lookup. */
 	struct file *file = 0;
 	struct ps_open_key key = { .mntns = mntns };
+	struct ps_open_cache_slot *slot = 0;
 	if (ret >= 0) {
 		file = ps_fd_file(task, ret);
 		if (!file)
 			return 0;
-		struct inode *inode = BPF_CORE_READ(file, f_inode);
-		key.dev = BPF_CORE_READ(inode, i_sb, s_dev);
-		key.ino = BPF_CORE_READ(inode, i_ino);
+		ps_file_key(file, &key.dev, &key.ino);
+		__u32 index = ps_open_slot_index(&key);
+		slot = bpf_map_lookup_elem(&ps_open_cache, &index);
+		if (slot && slot->key.ino == key.ino && slot->key.dev == key.dev && slot->key.mntns == key.mntns) {
+			slot->count++;
+			PS_COUNT_AGGREGATED(PS_PROG_OPEN);
+			return 0;
+		}
 		struct ps_open_value *seen = bpf_map_lookup_elem(&ps_opens, &key);
 		if (seen) {
 			__sync_fetch_and_add(&seen->count, 1);
 			PS_COUNT_AGGREGATED(PS_PROG_OPEN);
+			ps_open_slot_take(slot, &key);
 			return 0;
 		}
 	}
@@ -119,6 +155,8 @@ static __always_inline int ps_handle_open(long ret, int syscall)
 
 	struct ps_open_value first = { .count = 1, .first_ns = e->header.timestamp_ns };
 	bpf_map_update_elem(&ps_opens, &key, &first, BPF_NOEXIST);
+	if (file)
+		ps_open_slot_take(slot, &key);
 	ps_submit(e, PS_PROG_OPEN);
 	return 0;
 }

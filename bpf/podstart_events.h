@@ -203,6 +203,16 @@ struct ps_open_value {
 };
 _Static_assert(sizeof(struct ps_open_value) == 16, "ps_open_value size");
 
+/* ps_open_cache: a per-CPU direct-mapped cache in front of ps_opens. A repeat open that hits it
+ * only bumps the slot's count (no hash lookup, no atomic); the count moves into ps_opens when the
+ * slot is taken by another file, and user space adds what still waits in slots when it reads. */
+#define PS_OPEN_CACHE_SLOTS 4096
+struct ps_open_cache_slot {
+	struct ps_open_key key;  /* all zero: empty */
+	__u64 count;             /* opens of key on this CPU not yet added to ps_opens */
+};
+_Static_assert(sizeof(struct ps_open_cache_slot) == 24, "ps_open_cache_slot size");
+
 struct ps_range_key {
 	__u32 mntns;
 	__u32 dev;
@@ -220,6 +230,19 @@ struct ps_range_value {
 	__u32 _pad;
 };
 _Static_assert(sizeof(struct ps_range_value) == 32, "ps_range_value size");
+
+/* ps_range_cache: per CPU, pages an access of key found inside the open run of ps_ranges, valid
+ * while ps_range_generation still holds `generation` (bumped before any run is replaced or
+ * drained; runs only grow otherwise, so those pages are still inside the run). An access inside
+ * the slot's pages changes nothing in the map, so it is counted and skipped without the lookup. */
+#define PS_RANGE_CACHE_SLOTS 4096
+struct ps_range_cache_slot {
+	struct ps_range_key key;
+	__u64 first_page;
+	__u64 end_page;    /* exclusive */
+	__u64 generation;
+};
+_Static_assert(sizeof(struct ps_range_cache_slot) == 48, "ps_range_cache_slot size");
 
 struct ps_write_key {
 	__u32 pid;

@@ -13,7 +13,8 @@ struct BPFObjectBuilder: BuildToolPlugin {
             at: bpfDirectory, includingPropertiesForKeys: nil)
         let sources = entries.filter { $0.lastPathComponent.hasSuffix(".bpf.c") }
             .sorted { $0.lastPathComponent < $1.lastPathComponent }
-        // Every header can change every object: list them all as inputs so an edit rebuilds.
+        // Every header can change every object, and an object may include another's source
+        // (files_cast.bpf.c is files.bpf.c built for newer kernels): list them all as inputs.
         let headers = entries.filter { $0.pathExtension == "h" }
         let clang = try context.tool(named: "clang").url
         let objcopy = try context.tool(named: "llvm-objcopy").url
@@ -49,7 +50,7 @@ struct BPFObjectBuilder: BuildToolPlugin {
                     clang.path, objcopy.path, source.path, object.path, output.path, name,
                     bpfDirectory.path, targetArch,
                 ],
-                inputFiles: [source] + headers,
+                inputFiles: sources + headers,
                 outputFiles: [output]
             )
         }

@@ -115,6 +115,40 @@ int podstart_tracepoint_exists(const char *category, const char *name)
 	return access(path, F_OK) == 0;
 }
 
+int podstart_kernel_has_kfunc(const char *name)
+{
+	struct btf *vmlinux = btf__load_vmlinux_btf();
+	int err = libbpf_get_error(vmlinux);
+	if (err)
+		return err < 0 ? err : -err;
+	int found = btf__find_by_name_kind(vmlinux, name, BTF_KIND_FUNC) >= 0;
+	btf__free(vmlinux);
+	return found;
+}
+
+int podstart_prog_run_stats(int prog_fd, __u64 *run_time_ns, __u64 *run_count)
+{
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info);
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0)
+		return -errno;
+	*run_time_ns = info.run_time_ns;
+	*run_count = info.run_cnt;
+	return 0;
+}
+
+int podstart_prog_id(int prog_fd, __u32 *id)
+{
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info);
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0)
+		return -errno;
+	*id = info.id;
+	return 0;
+}
+
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>

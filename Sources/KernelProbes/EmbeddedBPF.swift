@@ -8,6 +8,7 @@ enum EmbeddedBPF {
         switch name {
         case "process": encoded = process
         case "files": encoded = files
+        case "files_cast": encoded = files_cast
         case "filemap": encoded = filemap
         case "blockio": encoded = blockio
         case "writes": encoded = writes

@@ -17,4 +17,7 @@ public final class EmptyProbes: @unchecked Sendable {
     }
 
     public func detach() { object.detachAll() }
+
+    /// The kernel's run-time readings of the empty programs, by program name.
+    public func programRunTimes() -> [String: ProgramRunTime] { object.programRunTimes() }
 }

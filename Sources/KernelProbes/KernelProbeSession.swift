@@ -28,6 +28,9 @@ public final class KernelProbeSession: @unchecked Sendable {
         public var pollIntervalMs: Int32 = 100
         /// Batches the event stream holds before it drops (and counts) new ones.
         public var bufferedBatches = 4096
+        /// Load the objects built for kernels with the bpf_rdonly_cast kfunc (6.2+) when the
+        /// running kernel has it; false loads the builds every supported kernel takes.
+        public var useKernelCasts = true
         public init() {}
     }
 
@@ -35,6 +38,9 @@ public final class KernelProbeSession: @unchecked Sendable {
     public let hostMountNamespace: UInt32
     /// Programs switched off because the running kernel lacks their hook, with the reason.
     public let disabledPrograms: [String: String]
+    /// The embedded object each family was loaded from (`files_cast` instead of `files` on
+    /// kernels with bpf_rdonly_cast).
+    public let loadedObjects: [ProbeFamily: String]
 
     private let lock = NSLock()
     private var objects: [ProbeFamily: BPFObject] = [:]
@@ -56,11 +62,15 @@ public final class KernelProbeSession: @unchecked Sendable {
         var disabled: [String: String] = [:]
         var loaded: [ProbeFamily: BPFObject] = [:]
         var sharedFDs: [String: Int32] = [:]
+        let casts = configuration.useKernelCasts && podstart_kernel_has_kfunc("bpf_rdonly_cast") == 1
+        var names: [ProbeFamily: String] = [:]
         for family in ProbeFamily.allCases {
-            guard let bytes = EmbeddedBPF.object(named: family.objectName) else {
-                throw BPFError.open(object: family.objectName, errno: ENOENT)
+            let objectName = casts && family == .opens ? "files_cast" : family.objectName
+            names[family] = objectName
+            guard let bytes = EmbeddedBPF.object(named: objectName) else {
+                throw BPFError.open(object: objectName, errno: ENOENT)
             }
-            let object = try BPFObject(name: family.objectName, bytes: bytes)
+            let object = try BPFObject(name: objectName, bytes: bytes)
             try object.setReadOnlyGlobal("ps_host_mntns", host)
             if case .only = configuration.filter {
                 try object.setReadOnlyGlobal("ps_only_watched", UInt32(1))
@@ -81,6 +91,7 @@ public final class KernelProbeSession: @unchecked Sendable {
         }
         objects = loaded
         disabledPrograms = disabled
+        loadedObjects = names
 
         try seedFilters()
     }
@@ -222,6 +233,22 @@ public final class KernelProbeSession: @unchecked Sendable {
         return result
     }
 
+    /// The kernel's id of every loaded program, by program name: what tells this session's
+    /// programs apart from other tracers' (or other sessions') in the kernel's own listings.
+    public var programIDs: [String: UInt32] {
+        lock.withLock {
+            objects.values.reduce(into: [:]) { all, object in all.merge(object.programIDs()) { a, _ in a } }
+        }
+    }
+
+    /// The kernel's run-time readings of every loaded program, by program name (all zero unless
+    /// `RunTimeStatistics` or `kernel.bpf_stats_enabled` has them counted).
+    public func programRunTimes() -> [String: ProgramRunTime] {
+        lock.withLock {
+            objects.values.reduce(into: [:]) { all, object in all.merge(object.programRunTimes()) { a, _ in a } }
+        }
+    }
+
     // MARK: filters
 
     public func ignore(mountNamespace ns: UInt32) throws { try update(map: "ps_ignored_mntns", key: ns) }
@@ -287,13 +314,55 @@ public final class KernelProbeSession: @unchecked Sendable {
     /// their entries are deleted: a finished start frees its room).
     public func openCounts(mountNamespaces: Set<UInt32>? = nil, remove: Bool = false) throws -> [OpenCount] {
         let fd = try objectFD(.opens, "ps_opens")
+        let include = { (key: ps_open_key) in mountNamespaces?.contains(key.mntns) ?? true }
+        // Repeat opens still counted in the per-CPU cache slots belong to the totals too.
+        let pending = try pendingCachedOpens(remove: remove, where: include)
         return try Self.entries(fd: fd, map: "ps_opens", key: ps_open_key.self, value: ps_open_value.self,
-                                remove: remove, where: { mountNamespaces?.contains($0.mntns) ?? true })
+                                remove: remove, where: include)
             .map { key, value in
                 OpenCount(mountNamespace: key.mntns,
                           file: key.dev == 0 ? nil : FileKey(device: DeviceNumber(rawValue: key.dev), inode: key.ino),
-                          pathHash: key.dev == 0 ? key.ino : nil, count: value.count, firstNs: value.first_ns)
+                          pathHash: key.dev == 0 ? key.ino : nil,
+                          count: value.count + pending[OpenKey(key), default: 0], firstNs: value.first_ns)
             }
+    }
+
+    private struct OpenKey: Hashable {
+        var mntns: UInt32, dev: UInt32, ino: UInt64
+        init(_ k: ps_open_key) { (mntns, dev, ino) = (k.mntns, k.dev, k.ino) }
+    }
+
+    /// Sums the counts waiting in ps_open_cache (per CPU) by file; with `remove`, empties the
+    /// slots it summed. A slot the kernel refills between the read and the write-back loses the
+    /// opens it counted meanwhile: remove only what has stopped starting.
+    private func pendingCachedOpens(remove: Bool, where include: (ps_open_key) -> Bool) throws -> [OpenKey: UInt64] {
+        let fd = try objectFD(.opens, "ps_open_cache")
+        let cpus = max(Int(libbpf_num_possible_cpus()), 1)
+        let stride = (MemoryLayout<ps_open_cache_slot>.size + 7) & ~7
+        var buffer = [UInt8](repeating: 0, count: stride * cpus)
+        var pending: [OpenKey: UInt64] = [:]
+        for index in 0..<UInt32(PS_OPEN_CACHE_SLOTS) {
+            var key = index
+            let rc = buffer.withUnsafeMutableBytes { bpf_map_lookup_elem(fd, &key, $0.baseAddress) }
+            if rc != 0 { throw BPFError.map(name: "ps_open_cache", errno: -rc) }
+            var emptied = false
+            buffer.withUnsafeMutableBytes { raw in
+                for cpu in 0..<cpus {
+                    let slot = raw.loadUnaligned(fromByteOffset: cpu * stride, as: ps_open_cache_slot.self)
+                    guard slot.count > 0, include(slot.key) else { continue }
+                    pending[OpenKey(slot.key), default: 0] += slot.count
+                    if remove {
+                        raw.storeBytes(of: ps_open_cache_slot(), toByteOffset: cpu * stride, as: ps_open_cache_slot.self)
+                        emptied = true
+                    }
+                }
+            }
+            if emptied {
+                let rc = buffer.withUnsafeMutableBytes { bpf_map_update_elem(fd, &key, $0.baseAddress, UInt64(BPF_ANY)) }
+                if rc != 0 { throw BPFError.map(name: "ps_open_cache", errno: -rc) }
+            }
+        }
+        return pending
     }
 
     /// Write totals per (process, file).
@@ -314,6 +383,10 @@ public final class KernelProbeSession: @unchecked Sendable {
     public func drainReadRanges(mountNamespaces: Set<UInt32>? = nil) throws -> [ReadRangeEvent] {
         let fd = try objectFD(.reads, "ps_ranges")
         let now = WallClock.monotonicNow()
+        // The kernel's per-CPU range cache remembers pages inside runs; runs removed here must
+        // not be remembered, so its generation moves before and after the removal.
+        try bumpRangeGeneration()
+        defer { try? bumpRangeGeneration() }
         return try Self.entries(fd: fd, map: "ps_ranges", key: ps_range_key.self, value: ps_range_value.self,
                                 remove: true, where: { mountNamespaces?.contains($0.mntns) ?? true })
             .map { key, value in
@@ -323,6 +396,19 @@ public final class KernelProbeSession: @unchecked Sendable {
                                firstAccessNs: value.first_ns, pid: value.pid,
                                source: key.source == UInt32(PS_RANGE_FILL) ? .fill : .access)
             }
+    }
+
+    /// Invalidates every slot of the kernel's range cache. The kernel bumps the same counter by
+    /// one (atomically) while this read-modify-write runs; adding 2^32 gives a value none of its
+    /// concurrent bumps can have produced, so no slot tagged meanwhile survives either.
+    private func bumpRangeGeneration() throws {
+        let fd = try objectFD(.reads, "ps_range_generation")
+        var zero: UInt32 = 0
+        var generation: UInt64 = 0
+        _ = bpf_map_lookup_elem(fd, &zero, &generation)
+        generation &+= 1 << 32
+        let rc = bpf_map_update_elem(fd, &zero, &generation, UInt64(BPF_ANY))
+        if rc != 0 { throw BPFError.map(name: "ps_range_generation", errno: -rc) }
     }
 
     private static func entries<K: BitwiseCopyable, V: BitwiseCopyable>(fd: Int32, map: String, key: K.Type, value: V.Type, remove: Bool,

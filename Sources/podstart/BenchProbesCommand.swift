@@ -78,6 +78,39 @@ struct BenchProbesCommand: AsyncParsableCommand {
         session.detach(Set(ProbeFamily.allCases))
         empty.detach()
 
+        // The kernel's own clock on each program, which other processes' load does not distort:
+        // one more loop with the empty programs and one with podstart's, run-time statistics on.
+        var perIteration: [Mode: [String: ProgramRunTime]] = [:]
+        do {
+            let statistics = try RunTimeStatistics()
+            for mode in [Mode.limit, .traced] {
+                func readings() -> [String: ProgramRunTime] {
+                    mode == .limit ? empty.programRunTimes() : session.programRunTimes()
+                }
+                if mode == .limit { try empty.attach(Set(ProbeFamily.allCases)) } else { try session.attach(Set(ProbeFamily.allCases)) }
+                let before = readings()
+                _ = try runLoop(dir: "\(workdir)/loop", files: files, iterations: iterations)
+                let after = readings()
+                session.detach(Set(ProbeFamily.allCases))
+                empty.detach()
+                perIteration[mode] = after.reduce(into: [:]) { result, entry in
+                    let delta = entry.value - (before[entry.key] ?? ProgramRunTime(runCount: 0, runTimeNs: 0))
+                    if delta.runCount > 0 { result[entry.key] = delta }
+                }
+            }
+            withExtendedLifetime(statistics) {}
+        }
+        func programFigures(_ mode: Mode) -> JSON {
+            .object(perIteration[mode, default: [:]].sorted { $0.key < $1.key }.map { name, run in
+                (name, .object([("runs", .uint(run.runCount)), ("nsPerRun", .double(run.nanosecondsPerRun.rounded(toPlaces: 1)))]))
+            })
+        }
+        func nsPerIteration(_ mode: Mode) -> Double {
+            Double(perIteration[mode, default: [:]].values.reduce(0) { $0 + $1.runTimeNs }) / Double(iterations)
+        }
+        let programNsPerIteration = nsPerIteration(.traced)
+        let emptyNsPerIteration = nsPerIteration(.limit)
+
         // The reader burst: every open is a new file, so every one is a record.
         try session.attach(Set(ProbeFamily.allCases))
         let before = session.readerStatistics
@@ -112,6 +145,10 @@ struct BenchProbesCommand: AsyncParsableCommand {
             ("readerNsPerEvent", .double(readerNs.rounded(toPlaces: 1))),
             ("decodeNsPerEvent", .double(decodeNs.rounded(toPlaces: 1))),
             ("baselineOpsPerSecond", .double(base.rounded())),
+            ("programNsPerIteration", .double(programNsPerIteration.rounded(toPlaces: 1))),
+            ("emptyProgramNsPerIteration", .double(emptyNsPerIteration.rounded(toPlaces: 1))),
+            ("programs", programFigures(.traced)),
+            ("emptyPrograms", programFigures(.limit)),
             ("burstRecords", .uint(burstRecords)),
             ("rounds", .int(Int64(rounds))),
             ("iterations", .int(Int64(iterations))),
@@ -129,6 +166,13 @@ struct BenchProbesCommand: AsyncParsableCommand {
             print(String(format: "  podstart tracing a starting container  ratio       %.4f  (target >= %.4f = 0.95 x limit)", ratio, 0.95 * limitRatio))
             print(String(format: "  empty programs on the same hooks       limitRatio  %.4f", limitRatio))
             print(String(format: "  podstart, container already running    steadyRatio %.4f  (target >= 0.98)", steadyRatio))
+            print(String(format: "kernel-measured program time per loop iteration (bpf_stats): podstart %.1f ns, empty programs %.1f ns",
+                         programNsPerIteration, emptyNsPerIteration))
+            for (name, run) in perIteration[.traced, default: [:]].sorted(by: { $0.key < $1.key }) {
+                let floor = perIteration[.limit]?[name]?.nanosecondsPerRun ?? 0
+                print("  " + name.padding(toLength: 52, withPad: " ", startingAt: 0)
+                      + String(format: " %9llu runs %7.1f ns/run (empty: %.1f)", run.runCount, run.nanosecondsPerRun, floor))
+            }
             print("reader burst over \(burstFiles) new files:")
             print(String(format: "  %.0f events/s, %llu lost, %.1f ns reader CPU per event (target <= 100), %.1f ns to decode",
                          eventsPerSecond, lost, readerNs, decodeNs))

@@ -27,6 +27,19 @@ int podstart_object_set_rodata(struct bpf_object *obj, const char *name, const v
 /* Does the running kernel know this tracepoint (category/name)? Reads tracefs. */
 int podstart_tracepoint_exists(const char *category, const char *name);
 
+/* Does the running kernel's BTF (/sys/kernel/btf/vmlinux) declare this kfunc? 1, 0, or -errno
+ * when the BTF cannot be read. */
+int podstart_kernel_has_kfunc(const char *name);
+
+/* The kernel's run-time statistics of one loaded program (counted only while some process holds
+ * a descriptor from bpf_enable_stats(BPF_STATS_RUN_TIME) or kernel.bpf_stats_enabled is 1).
+ * Returns 0 or -errno. */
+int podstart_prog_run_stats(int prog_fd, __u64 *run_time_ns, __u64 *run_count);
+
+/* The kernel's id of a loaded program (what `bpftool prog show` and link listings name).
+ * Returns 0 or -errno. */
+int podstart_prog_id(int prog_fd, __u32 *id);
+
 #endif
 
 /* A ring-buffer consumer that copies every available record into one caller buffer and
