@@ -7,19 +7,18 @@ import Synchronization
 /// does per record (the kernel already batched the wake-up), so it keeps up with bursts; decoding
 /// happens on the consumer's side.
 public struct RawEventBatch: Sendable {
-    var storage: [UInt8]
-    var ends: [Int]
+    let storage: BatchStorage
+    let used: Int
 
-    public var count: Int { ends.count }
+    public let count: Int
 
     /// Calls `body` with each record's bytes (valid only during the call).
     public func forEachRecord(_ body: (UnsafeRawBufferPointer) -> Void) {
-        storage.withUnsafeBytes { all in
-            var start = 0
-            for end in ends {
-                body(UnsafeRawBufferPointer(rebasing: all[start..<end]))
-                start = end
-            }
+        var start = 0
+        for i in 0..<count {
+            let end = storage.ends[i]
+            body(UnsafeRawBufferPointer(start: storage.bytes + start, count: end - start))
+            start = end
         }
     }
 
@@ -27,7 +26,7 @@ public struct RawEventBatch: Sendable {
     public func decode(with decoder: EventDecoder = EventDecoder(),
                        rejected: (DecodeFailure) -> Void = { _ in }) -> [KernelEvent] {
         var events: [KernelEvent] = []
-        events.reserveCapacity(ends.count)
+        events.reserveCapacity(count)
         forEachRecord { record in
             switch decoder.decode(record) {
             case .success(let event): events.append(event)
@@ -35,6 +34,29 @@ public struct RawEventBatch: Sendable {
             }
         }
         return events
+    }
+}
+
+/// The memory one batch is copied into. The reader keeps a few and reuses one as soon as no
+/// batch refers to it any more (its consumer dropped it), so a steady stream costs no allocation
+/// and no page faults per batch; while every pooled one is still held it allocates another.
+final class BatchStorage: @unchecked Sendable {
+    let bytes: UnsafeMutableRawPointer
+    let capacity: Int
+    let ends: UnsafeMutablePointer<Int>
+    let endsCapacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        bytes = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        // every record takes at least a header (16 bytes) in the copy
+        endsCapacity = max(1, capacity / 16)
+        ends = UnsafeMutablePointer<Int>.allocate(capacity: endsCapacity)
+    }
+
+    deinit {
+        bytes.deallocate()
+        ends.deallocate()
     }
 }
 
@@ -59,6 +81,9 @@ final class RingBufferReader: @unchecked Sendable {
 
     /// The most one pass copies; what is left waits for the next pass.
     static let maxBatchBytes = 1 << 20
+    /// Storage the reader reuses (touched only by the reader thread).
+    private var pool: [BatchStorage] = []
+    static let pooledBatches = 4
 
     init(ringFD: Int32, pollIntervalMs: Int32, bufferedBatches: Int) throws {
         errno = 0
@@ -111,25 +136,24 @@ final class RingBufferReader: @unchecked Sendable {
         readerCPUNanoseconds.store(Self.threadCPUNanoseconds(), ordering: .releasing)
     }
 
-    /// One pass over what waits in the ring, into right-sized arrays; nil when nothing waits.
+    /// One pass over what waits in the ring, into pooled storage; nil when nothing waits.
     private func drainOnce() -> RawEventBatch? {
-        let available = podstart_ring_available(ring)
-        guard available > 0 else { return nil }
-        let capacity = min(available, Self.maxBatchBytes)
-        // every record takes at least a header and 8 bytes of data in the ring
-        let endsCapacity = max(1, capacity / 16)
-        var records = 0
+        guard podstart_ring_available(ring) > 0 else { return nil }
+        let storage = freeStorage()
         var used = 0
-        var ends: [Int] = []
-        let storage = [UInt8](unsafeUninitializedCapacity: capacity) { bytes, initialized in
-            ends = [Int](unsafeUninitializedCapacity: endsCapacity) { endBuffer, endCount in
-                records = podstart_ring_drain(ring, bytes.baseAddress, capacity, endBuffer.baseAddress,
-                                              endsCapacity, &used)
-                endCount = records
-            }
-            initialized = used
+        let records = podstart_ring_drain(ring, storage.bytes, storage.capacity, storage.ends,
+                                          storage.endsCapacity, &used)
+        return records == 0 ? nil : RawEventBatch(storage: storage, used: used, count: records)
+    }
+
+    /// A pooled storage no batch refers to any more, or a new one (pooled while there is room).
+    private func freeStorage() -> BatchStorage {
+        for i in pool.indices where isKnownUniquelyReferenced(&pool[i]) {
+            return pool[i]
         }
-        return records == 0 ? nil : RawEventBatch(storage: storage, ends: ends)
+        let storage = BatchStorage(capacity: Self.maxBatchBytes)
+        if pool.count < Self.pooledBatches { pool.append(storage) }
+        return storage
     }
 
     static func threadCPUNanoseconds() -> UInt64 {
