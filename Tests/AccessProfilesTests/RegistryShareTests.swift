@@ -2,6 +2,7 @@ import AccessProfiles
 import Foundation
 import PodstartCore
 import PodstartTestSupport
+import StateStore
 import Testing
 
 /// `podstart profile push|pull` through the built binary against the local registry
@@ -103,6 +104,28 @@ struct RegistryShareTests {
         #expect(s5 == 0, "\(o5)")
         try PrefetchExport.check(o5, format: .estargz)
         #expect(o5.contains(#"{"path":"data/one.txt"}"#))
+    }
+
+    /// A node agent's way: the starts come from its state store; a second push adds nothing.
+    @Test func pushFromTheAgentsStateStore() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let traces = try threeReaderStarts(in: dir).map { try PodStartTrace(json: try JSON.parse($0)) }
+        let state = dir.file("state")
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        let store = try TimelineStore(directory: state, configuration: .init(maxAgeSeconds: nil, maxBytes: nil))
+        for t in traces { try await store.save(t) }
+        try store.close()
+        let image = try freshCopy(of: "reader:latest")
+        let (s1, o1) = podstart(["profile", "push", "--image", image, "--state-dir", state, "--output", "json"])
+        #expect(s1 == 0, "\(o1)")
+        #expect(try jsonLine(o1)["startsAdded"]?.int64Value == 3, "\(o1)")
+        let (s2, o2) = podstart(["profile", "push", "--image", image, "--state-dir", state])
+        #expect(s2 == 0 && o2.contains("nothing to push"), "\(o2)")
+        let (s3, o3) = podstart(["profile", "pull", "--image", image])
+        #expect(s3 == 0, "\(o3)")
+        let pulled = try ImageProfile.parse(o3)
+        #expect(Set(pulled.startKeys) == Set(traces.map(ImageProfile.startKey)))
     }
 
     @Test func startsOfAnotherImageAreRefusedAndNothingIsWritten() async throws {
