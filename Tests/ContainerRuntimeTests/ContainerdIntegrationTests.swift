@@ -183,6 +183,10 @@ extension ContainerRuntimeIntegration {
             do {
                 var configuration = KernelProbeSession.Configuration()
                 configuration.pollIntervalMs = 20
+                // Not .startingContainers: it ignores the mount namespaces in use when the session
+                // opens, and the kernel hands a freed namespace inode number (an earlier test's
+                // container still tearing down) to the next new namespace.
+                configuration.filter = .allContainers
                 session = try KernelProbeSession(configuration: configuration)
             } catch {
                 Issue.record("the kernel probes could not start (this test needs root, BTF and tracefs): \(error)")
