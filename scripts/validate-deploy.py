@@ -1,0 +1,336 @@
+#!/usr/bin/env python3
+"""Validates deploy/ offline: every kustomization's resources against the Kubernetes schemas
+(kubernetes-validate, strict: unknown fields are errors), the Prometheus Operator's ServiceMonitor
+and PodMonitor against a minimal schema of our own (kubernetes-validate knows only core kinds),
+and the references between them (selectors, port names, probes, config keys, RBAC scope).
+
+    validate-deploy.py [--deploy DIR] [--kubernetes-version 1.31.0] [--podstart BINARY]
+
+--podstart: the podstart binary whose `agent --help` lists the flags the ConfigMap may set.
+Prints one line per finding; exits 1 when anything is wrong, 2 when it cannot run.
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+
+try:
+    import jsonschema
+    import kubernetes_validate
+    import yaml
+except ImportError as error:  # pragma: no cover
+    print(f"cannot run: {error}; run scripts/install-deps.sh (pip install kubernetes-validate into "
+          f"/opt/podstart-tools/venv) and use that venv's python", file=sys.stderr)
+    sys.exit(2)
+
+ERRORS = []
+
+
+def error(where, message):
+    line = f"{where}: {message}"
+    if line not in ERRORS:  # a file shared by several kustomizations is reported once
+        ERRORS.append(line)
+
+
+# --- the Prometheus Operator's custom resources: the fields we use, nothing unknown allowed ---
+
+LABEL_SELECTOR = {
+    "type": "object", "additionalProperties": False,
+    "properties": {
+        "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "matchExpressions": {"type": "array", "items": {
+            "type": "object", "required": ["key", "operator"], "additionalProperties": False,
+            "properties": {"key": {"type": "string"}, "operator": {"enum": ["In", "NotIn", "Exists", "DoesNotExist"]},
+                           "values": {"type": "array", "items": {"type": "string"}}}}},
+    },
+}
+DURATION = {"type": "string", "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"}
+RELABELING = {
+    "type": "object", "additionalProperties": False,
+    "properties": {
+        "action": {"enum": ["replace", "Replace", "keep", "Keep", "drop", "Drop", "hashmod", "HashMod", "labelmap",
+                            "LabelMap", "labeldrop", "LabelDrop", "labelkeep", "LabelKeep", "lowercase", "Lowercase",
+                            "uppercase", "Uppercase", "keepequal", "KeepEqual", "dropequal", "DropEqual"]},
+        "sourceLabels": {"type": "array", "items": {"type": "string", "pattern": r"^[a-zA-Z_][a-zA-Z0-9_]*$"}},
+        "separator": {"type": "string"}, "targetLabel": {"type": "string"}, "regex": {"type": "string"},
+        "modulus": {"type": "integer"}, "replacement": {"type": "string"},
+    },
+}
+ENDPOINT_COMMON = {
+    "port": {"type": "string"}, "path": {"type": "string"}, "scheme": {"enum": ["http", "https"]},
+    "interval": DURATION, "scrapeTimeout": DURATION, "honorLabels": {"type": "boolean"},
+    "relabelings": {"type": "array", "items": RELABELING},
+    "metricRelabelings": {"type": "array", "items": RELABELING},
+}
+METADATA = {
+    "type": "object", "required": ["name", "namespace"],
+    "properties": {"name": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
+                   "namespace": {"type": "string"}, "labels": {"type": "object"}},
+}
+NAMESPACE_SELECTOR = {"type": "object", "additionalProperties": False,
+                      "properties": {"any": {"type": "boolean"}, "matchNames": {"type": "array", "items": {"type": "string"}}}}
+
+
+def monitor_schema(kind, endpoints_key):
+    return {
+        "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"], "additionalProperties": False,
+        "properties": {
+            "apiVersion": {"const": "monitoring.coreos.com/v1"}, "kind": {"const": kind}, "metadata": METADATA,
+            "spec": {
+                "type": "object", "required": ["selector", endpoints_key], "additionalProperties": False,
+                "properties": {
+                    "jobLabel": {"type": "string"}, "selector": LABEL_SELECTOR,
+                    "namespaceSelector": NAMESPACE_SELECTOR,
+                    endpoints_key: {"type": "array", "minItems": 1, "items": {
+                        "type": "object", "additionalProperties": False, "properties": ENDPOINT_COMMON}},
+                },
+            },
+        },
+    }
+
+
+CRD_SCHEMAS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): monitor_schema("ServiceMonitor", "endpoints"),
+    ("monitoring.coreos.com/v1", "PodMonitor"): monitor_schema("PodMonitor", "podMetricsEndpoints"),
+}
+
+
+# --- kustomizations ---
+
+def load_kustomization(directory, seen):
+    """All resources of the kustomization in `directory`, recursively, as (file, document)."""
+    path = os.path.join(directory, "kustomization.yaml")
+    if not os.path.exists(path):
+        error(directory, "no kustomization.yaml")
+        return []
+    with open(path) as f:
+        kustomization = yaml.safe_load(f) or {}
+    allowed = {"apiVersion", "kind", "resources", "images", "namespace", "commonLabels", "labels", "patches"}
+    for key in kustomization:
+        if key not in allowed:
+            error(path, f"unexpected kustomization key {key!r}")
+    if kustomization.get("kind") != "Kustomization":
+        error(path, "kind must be Kustomization")
+    documents = []
+    for resource in kustomization.get("resources", []):
+        target = os.path.normpath(os.path.join(directory, resource))
+        if os.path.isdir(target):
+            documents += load_kustomization(target, seen)
+        elif os.path.isfile(target):
+            # kustomize refuses files outside the kustomization's own directory tree
+            if not target.startswith(os.path.normpath(directory) + os.sep):
+                error(path, f"{resource} is outside the kustomization's directory (kustomize refuses it)")
+            with open(target) as f:
+                for document in yaml.safe_load_all(f):
+                    if document is not None:
+                        documents.append((target, document))
+            seen.add(target)
+        else:
+            error(path, f"resource {resource} does not exist")
+    for image in kustomization.get("images", []):
+        used = [d for _, d in documents if d.get("kind") == "DaemonSet"
+                and any(c.get("image") == image.get("name") for c in d["spec"]["template"]["spec"]["containers"])]
+        if not used:
+            error(path, f"images entry {image.get('name')!r} matches no container image")
+    return documents
+
+
+def name_of(document):
+    return f"{document.get('kind')}/{document.get('metadata', {}).get('name')}"
+
+
+def validate_schema(file, document, version):
+    key = (document.get("apiVersion"), document.get("kind"))
+    if key in CRD_SCHEMAS:
+        validator = jsonschema.Draft7Validator(CRD_SCHEMAS[key])
+        for problem in sorted(validator.iter_errors(document), key=lambda e: list(e.path)):
+            where = ".".join(str(p) for p in problem.path)
+            error(f"{file} {name_of(document)}", f"{where}: {problem.message}")
+        return
+    try:
+        kubernetes_validate.validate(document, version, strict=True)
+    except kubernetes_validate.ValidationError as problem:
+        where = ".".join(str(p) for p in problem.path)
+        error(f"{file} {name_of(document)}", f"{where}: {problem.message}")
+    except Exception as problem:  # unknown kind or version
+        error(f"{file} {name_of(document)}", f"cannot validate: {problem}")
+
+
+def selects(selector, labels):
+    match = selector.get("matchLabels", {})
+    return bool(match) and all(labels.get(k) == v for k, v in match.items())
+
+
+def agent_flags(binary):
+    output = subprocess.run([binary, "agent", "--help"], capture_output=True, text=True, check=False)
+    return set(re.findall(r"--([a-z][a-z0-9-]*)", output.stdout + output.stderr))
+
+
+ALLOWED_CAPABILITIES = {"BPF", "PERFMON", "SYS_RESOURCE", "SYS_PTRACE", "DAC_READ_SEARCH"}
+
+
+def check_references(documents, flags):
+    by_kind = {}
+    for file, document in documents:
+        by_kind.setdefault(document.get("kind"), []).append((file, document))
+    daemonsets = by_kind.get("DaemonSet", [])
+    if len(daemonsets) != 1:
+        error("kustomization", f"expected one DaemonSet, found {len(daemonsets)}")
+        return
+    file, ds = daemonsets[0]
+    where = f"{file} {name_of(ds)}"
+    pod = ds["spec"]["template"]["spec"]
+    pod_labels = ds["spec"]["template"]["metadata"].get("labels", {})
+    namespace = ds["metadata"].get("namespace")
+    if not selects(ds["spec"]["selector"], pod_labels):
+        error(where, "selector does not select the pod template's labels")
+    if pod.get("hostPID") is not True:
+        error(where, "hostPID must be true (the kernel reports host pids)")
+    if not any(t.get("operator") == "Exists" and "key" not in t and "effect" not in t for t in pod.get("tolerations", [])):
+        error(where, "needs a toleration {operator: Exists} to run on every node")
+    if pod.get("nodeSelector", {}).get("kubernetes.io/os") != "linux":
+        error(where, "nodeSelector kubernetes.io/os: linux missing")
+    sa = pod.get("serviceAccountName")
+    if not any(d["metadata"]["name"] == sa for _, d in by_kind.get("ServiceAccount", [])):
+        error(where, f"serviceAccountName {sa!r} is not defined")
+    host_paths = {v["hostPath"]["path"]: v["name"] for v in pod.get("volumes", []) if "hostPath" in v}
+    for path in ["/sys/kernel/btf", "/sys/kernel/tracing", "/run/containerd", "/var/lib/podstart", "/var/log"]:
+        if path not in host_paths:
+            error(where, f"no hostPath volume for {path}")
+    volume_names = {v["name"] for v in pod.get("volumes", [])}
+    configmaps = {d["metadata"]["name"]: d for _, d in by_kind.get("ConfigMap", [])}
+    for v in pod.get("volumes", []):
+        if "configMap" in v and v["configMap"]["name"] not in configmaps:
+            error(where, f"volume {v['name']} names ConfigMap {v['configMap']['name']!r}, which is not defined")
+    containers = pod.get("containers", [])
+    ports = {}
+    for c in containers:
+        cw = f"{where} container {c['name']}"
+        sc = c.get("securityContext", {})
+        if sc.get("privileged"):
+            error(cw, "privileged: true (no mount here needs it)")
+        if sc.get("readOnlyRootFilesystem") is not True:
+            error(cw, "readOnlyRootFilesystem must be true")
+        caps = sc.get("capabilities", {})
+        if caps.get("drop") != ["ALL"]:
+            error(cw, "capabilities must drop ALL")
+        extra = set(caps.get("add", [])) - ALLOWED_CAPABILITIES
+        if extra:
+            error(cw, f"capabilities beyond the justified set: {sorted(extra)}")
+        for port in c.get("ports", []):
+            ports[port.get("name")] = port["containerPort"]
+        for probe, path in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")]:
+            get = c.get(probe, {}).get("httpGet", {})
+            if get.get("path") != path:
+                error(cw, f"{probe} must GET {path}")
+            if get.get("port") not in ports and get.get("port") not in ports.values():
+                error(cw, f"{probe} port {get.get('port')!r} is not a container port")
+        env = {e["name"]: e for e in c.get("env", [])}
+        if env.get("NODE_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "spec.nodeName":
+            error(cw, "NODE_NAME must come from the downward API (fieldRef spec.nodeName)")
+        resources = c.get("resources", {})
+        for part in ["requests", "limits"]:
+            if "memory" not in resources.get(part, {}):
+                error(cw, f"resources.{part}.memory missing")
+        if "cpu" not in resources.get("requests", {}):
+            error(cw, "resources.requests.cpu missing")
+        for mount in c.get("volumeMounts", []):
+            if mount["name"] not in volume_names:
+                error(cw, f"volumeMount {mount['name']} has no volume")
+        # --config FILE must be a mounted ConfigMap key whose keys are agent flags
+        args = c.get("args", [])
+        if "--config" in args:
+            config_path = args[args.index("--config") + 1]
+            directory, key = os.path.split(config_path)
+            mount = next((m for m in c.get("volumeMounts", []) if m["mountPath"] == directory), None)
+            volume = next((v for v in pod.get("volumes", []) if mount and v["name"] == mount["name"]), None)
+            config = configmaps.get((volume or {}).get("configMap", {}).get("name"))
+            if config is None or key not in config.get("data", {}):
+                error(cw, f"--config {config_path} is not a key of a mounted ConfigMap")
+            else:
+                values = yaml.safe_load(config["data"][key]) or {}
+                if not isinstance(values, dict):
+                    error(cw, f"{config_path} must be a mapping of flag names to values")
+                elif flags is not None:
+                    for name in values:
+                        if name not in flags:
+                            error(f"ConfigMap/{config['metadata']['name']}", f"{name!r} is not a flag of podstart agent")
+    for file, svc in by_kind.get("Service", []):
+        sw = f"{file} {name_of(svc)}"
+        if not all(pod_labels.get(k) == v for k, v in svc["spec"].get("selector", {}).items()) or not svc["spec"].get("selector"):
+            error(sw, "selector does not select the agent pods")
+        for port in svc["spec"].get("ports", []):
+            target = port.get("targetPort", port["port"])
+            if target not in ports and target not in ports.values():
+                error(sw, f"targetPort {target!r} is not a container port of the agent")
+        for _, sm in by_kind.get("ServiceMonitor", []):
+            smw = f"{name_of(sm)}"
+            if not selects(sm["spec"]["selector"], svc["metadata"].get("labels", {})):
+                error(smw, f"selector does not select {name_of(svc)}")
+            names = {p.get("name") for p in svc["spec"].get("ports", [])}
+            for endpoint in sm["spec"]["endpoints"]:
+                if endpoint.get("port") not in names:
+                    error(smw, f"endpoint port {endpoint.get('port')!r} is not a port name of {name_of(svc)}")
+            if svc["metadata"].get("namespace") not in sm["spec"].get("namespaceSelector", {}).get("matchNames", [namespace]):
+                error(smw, "namespaceSelector does not include the Service's namespace")
+    for _, pm in by_kind.get("PodMonitor", []):
+        pmw = name_of(pm)
+        if not selects(pm["spec"]["selector"], pod_labels):
+            error(pmw, "selector does not select the agent pods")
+        for endpoint in pm["spec"]["podMetricsEndpoints"]:
+            if endpoint.get("port") not in ports:
+                error(pmw, f"port {endpoint.get('port')!r} is not a container port name of the agent")
+    for kind in ["ServiceMonitor", "PodMonitor"]:
+        for _, monitor in by_kind.get(kind, []):
+            endpoints = monitor["spec"].get("endpoints") or monitor["spec"].get("podMetricsEndpoints") or []
+            for endpoint in endpoints:
+                if not any(r.get("targetLabel") == "node" and r.get("sourceLabels") == ["__meta_kubernetes_pod_node_name"]
+                           for r in endpoint.get("relabelings", [])):
+                    error(name_of(monitor), "must relabel __meta_kubernetes_pod_node_name to node (dashboards and alerts use it)")
+    if by_kind.get("ServiceMonitor") and by_kind.get("PodMonitor"):
+        error("kustomization", "both a ServiceMonitor and a PodMonitor: every series would be scraped twice")
+    for file, role in by_kind.get("ClusterRole", []) + by_kind.get("Role", []):
+        for rule in role.get("rules", []):
+            if set(rule.get("resources", [])) - {"pods", "events"}:
+                error(f"{file} {name_of(role)}", f"resources beyond pods and events: {rule.get('resources')}")
+            if set(rule.get("verbs", [])) - {"get", "list", "watch"}:
+                error(f"{file} {name_of(role)}", f"verbs beyond get/list/watch: {rule.get('verbs')}")
+    for file, binding in by_kind.get("ClusterRoleBinding", []):
+        for subject in binding.get("subjects", []):
+            if subject.get("kind") == "ServiceAccount" and subject.get("name") != sa:
+                error(f"{file} {name_of(binding)}", f"binds {subject.get('name')!r}, not the agent's service account")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--deploy", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "deploy"))
+    parser.add_argument("--kubernetes-version", default="1.31.0")
+    parser.add_argument("--podstart", help="podstart binary: check ConfigMap keys against `podstart agent --help`")
+    arguments = parser.parse_args()
+    deploy = os.path.normpath(arguments.deploy)
+    flags = agent_flags(arguments.podstart) if arguments.podstart else None
+    if flags is not None and "cri-endpoint" not in flags:
+        print(f"cannot run: {arguments.podstart} agent --help lists no flags", file=sys.stderr)
+        return 2
+    roots = sorted({os.path.dirname(os.path.join(d, f)) for d, _, files in os.walk(deploy)
+                    for f in files if f == "kustomization.yaml"})
+    every_file = {os.path.join(d, f) for d, _, files in os.walk(deploy) for f in files
+                  if f.endswith((".yaml", ".yml")) and f != "kustomization.yaml"}
+    used = set()
+    for root in roots:
+        documents = load_kustomization(root, used)
+        for file, document in documents:
+            validate_schema(file, document, arguments.kubernetes_version)
+        check_references(documents, flags)
+        print(f"checked {os.path.relpath(root, deploy) or '.'}: {len(documents)} objects "
+              f"({', '.join(sorted(name_of(d) for _, d in documents))})")
+    for orphan in sorted(every_file - used):
+        error(orphan, "not part of any kustomization")
+    for line in ERRORS:
+        print(f"error: {line}")
+    return 1 if ERRORS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
