@@ -15,6 +15,8 @@ packages=(
   libsqlite3-dev openssl
   # test helpers: unshare/losetup (util-linux), ip netns (iproute2), a static libc for test workloads
   util-linux iproute2 libc6-dev gcc jq curl sqlite3
+  # deploy/ validation: a venv of Debian's python for kubernetes-validate (PyPI)
+  python3-venv
 )
 
 missing=()
@@ -38,6 +40,18 @@ if ((${#missing[@]})); then
   trap '[[ $created_policy == 1 ]] && rm -f "$policy"' EXIT
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# kubernetes-validate (PyPI) checks deploy/ offline against the Kubernetes schemas
+# (scripts/validate-deploy.py). In a venv of its own, so Debian's python stays untouched.
+tools_venv=/opt/podstart-tools/venv
+if [[ ! -x $tools_venv/bin/kubernetes-validate ]]; then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "install-deps: kubernetes-validate is missing; creating $tools_venv needs root" >&2
+    exit 1
+  fi
+  /usr/bin/python3 -m venv "$tools_venv"
+  "$tools_venv/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate
 fi
 
 # Tracepoints live in tracefs; mount it where the kernel expects it if nobody has.
