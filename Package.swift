@@ -148,6 +148,9 @@ let package = Package(
         ),
         // `podstart agent` as a process: real containerd, CRI pod starts, restarts, kill -9, lost sockets.
         .testTarget(name: "AgentTests", dependencies: ["ContainerRuntime", "PodstartCore", "PodstartTestSupport"]),
+        // deploy/, dashboards/, alerts/ and the agent's OCI image, checked with the real tools
+        // (kubernetes-validate, promtool, umoci/skopeo, containerd, Prometheus).
+        .testTarget(name: "DeployTests", dependencies: ["ContainerRuntime", "PodstartCore", "PodstartTestSupport"]),
         .testTarget(
             name: "KernelProbesTests",
             dependencies: ["KernelProbes", "PodstartCore"],

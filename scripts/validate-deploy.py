@@ -230,6 +230,12 @@ def check_references(documents, flags):
         if env.get("NODE_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "spec.nodeName":
             error(cw, "NODE_NAME must come from the downward API (fieldRef spec.nodeName)")
         resources = c.get("resources", {})
+        # the schemas allow any string for a quantity; the API server does not
+        quantity = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?$")
+        for part in ["requests", "limits"]:
+            for resource, value in resources.get(part, {}).items():
+                if not quantity.match(str(value)):
+                    error(cw, f"resources.{part}.{resource} {value!r} is not a quantity")
         for part in ["requests", "limits"]:
             if "memory" not in resources.get(part, {}):
                 error(cw, f"resources.{part}.memory missing")

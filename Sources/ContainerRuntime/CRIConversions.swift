@@ -25,11 +25,11 @@ extension PodSandboxConfig {
             }
             $0.linux = .with { linux in
                 linux.cgroupParent = cgroupParent
-                // As the kubelet sends it for a pod without hostNetwork/hostPID/hostIPC.
+                // As the kubelet sends it: pod namespaces unless hostNetwork/hostPID.
                 linux.securityContext = .with {
                     $0.namespaceOptions = .with { ns in
-                        ns.network = .pod
-                        ns.pid = .container
+                        ns.network = hostNetwork ? .node : .pod
+                        ns.pid = hostPID ? .node : .container
                         ns.ipc = .pod
                     }
                 }
@@ -56,11 +56,24 @@ extension ContainerConfig {
             $0.labels = labels
             $0.annotations = annotations
             $0.logPath = logPath
+            $0.mounts = mounts.map { m in
+                .with {
+                    $0.containerPath = m.containerPath
+                    $0.hostPath = m.hostPath
+                    $0.readonly = m.readOnly
+                    $0.propagation = switch m.propagation {
+                    case .private: .propagationPrivate
+                    case .hostToContainer: .propagationHostToContainer
+                    case .bidirectional: .propagationBidirectional
+                    }
+                }
+            }
             $0.linux = .with { linux in
                 linux.securityContext = .with {
+                    $0.readonlyRootfs = readOnlyRootFilesystem
                     $0.namespaceOptions = .with { ns in
-                        ns.network = .pod
-                        ns.pid = .container
+                        ns.network = hostNetwork ? .node : .pod
+                        ns.pid = hostPID ? .node : .container
                         ns.ipc = .pod
                     }
                 }

@@ -161,6 +161,9 @@ public struct PodSandboxConfig: Sendable, Hashable {
     public var dnsServers: [String] = []
     public var dnsSearches: [String] = []
     public var dnsOptions: [String] = []
+    /// The pod's `hostNetwork` / `hostPID`: share the node's network or pid namespace (node agents).
+    public var hostNetwork = false
+    public var hostPID = false
 
     public init(pod: PodIdentity, hostname: String, logDirectory: String, labels: [String: String],
                 annotations: [String: String], cgroupParent: String) {
@@ -196,6 +199,28 @@ public struct ContainerConfig: Sendable, Hashable {
     public var annotations: [String: String] = [:]
     /// Relative to the sandbox's log directory: `<name>/<attempt>.log`.
     public var logPath: String
+    /// Host paths bind-mounted into the container (the pod's hostPath volumes).
+    public var mounts: [Mount] = []
+    /// securityContext.readOnlyRootFilesystem.
+    public var readOnlyRootFilesystem = false
+    /// Must repeat the sandbox's `hostNetwork` / `hostPID`, as the kubelet does.
+    public var hostNetwork = false
+    public var hostPID = false
+
+    /// A bind mount of a host path, as the kubelet makes one for a hostPath volume.
+    public struct Mount: Sendable, Hashable {
+        public enum Propagation: Sendable, Hashable { case `private`, hostToContainer, bidirectional }
+        public var containerPath: String
+        public var hostPath: String
+        public var readOnly: Bool
+        public var propagation: Propagation
+        public init(containerPath: String, hostPath: String, readOnly: Bool = true, propagation: Propagation = .private) {
+            self.containerPath = containerPath
+            self.hostPath = hostPath
+            self.readOnly = readOnly
+            self.propagation = propagation
+        }
+    }
 
     public init(name: String, image: String, logPath: String) {
         self.name = name

@@ -30,6 +30,12 @@ public struct PodStartOptions: Sendable {
     /// cgroupfs parent of the pod cgroups. Not `/kubepods`: a kubelet on the same node would treat
     /// pod cgroups there that it does not know as orphans.
     public var cgroupRoot: String = "/podstart"
+    /// The pod's `hostNetwork` / `hostPID` (node agents, like node-exporter).
+    public var hostNetwork = false
+    public var hostPID = false
+    /// Host paths bind-mounted into the container, as hostPath volumes.
+    public var mounts: [ContainerConfig.Mount] = []
+    public var readOnlyRootFilesystem = false
 
     public init(image: String, pod: PodIdentity = PodStartOptions.newPod()) {
         self.image = image
@@ -360,6 +366,8 @@ public struct PodStarter: Sendable {
             ],
             cgroupParent: options.cgroupParent)
         config.attempt = 0
+        config.hostNetwork = options.hostNetwork
+        config.hostPID = options.hostPID
         return config
     }
 
@@ -377,6 +385,10 @@ public struct PodStarter: Sendable {
         config.command = options.command
         config.args = options.args
         config.env = options.env
+        config.mounts = options.mounts
+        config.readOnlyRootFilesystem = options.readOnlyRootFilesystem
+        config.hostNetwork = options.hostNetwork
+        config.hostPID = options.hostPID
         config.labels = [
             KubeletLabels.podName: pod.name,
             KubeletLabels.podNamespace: pod.namespace,
