@@ -368,6 +368,9 @@ public struct PodStarter: Sendable {
         config.attempt = 0
         config.hostNetwork = options.hostNetwork
         config.hostPID = options.hostPID
+        // The kubelet leaves the hostname empty for host-network pods: they share the node's UTS
+        // namespace, where runc refuses to set one.
+        if options.hostNetwork { config.hostname = "" }
         return config
     }
 
