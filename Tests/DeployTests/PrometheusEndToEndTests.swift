@@ -160,8 +160,11 @@ import Testing
         ])
         var options = env.options(image: "reader:latest")
         options.readiness = .file(path: "/tmp/ready")
+        options.cold = true
         let record = try await PodStarter(endpoint: env.endpoint).run(options)
-        _ = try await agent.pod(record.pod.uid)
+        let trace = try await agent.pod(record.pod.uid)
+        let accesses = (trace["containers"] as? [[String: Any]])?.first?["accesses"] as? [Any] ?? []
+        #expect(!accesses.isEmpty, "the agent recorded no accesses for the reader start: \(trace)")
 
         let dashboard = try JSON.parse(String(contentsOfFile: "\(DeployFiles.dashboards)/podstart-pod-start.json", encoding: .utf8))
         let panels = dashboard["panels"]?.arrayValue ?? []
