@@ -118,8 +118,19 @@ int BPF_PROG(tp_btf__sched_process_exit, struct task_struct *task)
 	bool runtime = ps_is_runtime_pid(tgid);
 	if (runtime)
 		bpf_map_delete_elem(&ps_runtime_pids, &tgid);
-	if (!runtime && !ps_traced_mntns(mntns))
-		return 0;
+	if (!runtime && !ps_traced_mntns(mntns)) {
+		/* A finished container's init (pid 1 of its pid namespace) exits: its mount namespace
+		 * goes with it, and the kernel hands the same inode number to the next container. Take
+		 * it out of the ignored set now, and report the exit so user space forgets it too. */
+		__u32 ns_pid = 0;
+		ps_task_pidns(task, &ns_pid);
+		if (ns_pid != 1 || mntns == ps_host_mntns || bpf_map_delete_elem(&ps_ignored_mntns, &mntns) != 0)
+			return 0;
+		__u32 zero = 0;
+		__u64 *generation = bpf_map_lookup_elem(&ps_filter_generation, &zero);
+		if (generation)
+			__sync_fetch_and_add(generation, 1);
+	}
 
 	struct ps_exit_event *e = ps_reserve(sizeof(*e), PS_PROG_EXIT);
 	if (!e)

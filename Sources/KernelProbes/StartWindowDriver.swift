@@ -53,7 +53,7 @@ public final class StartWindowDriver: Sendable {
             switch decision {
             case .attach: try session.attach(families)
             case .detach: session.detach(families)
-            case .finished(let ns, _): try session.ignore(mountNamespace: ns)
+            case .finished(let ns, let reason): if reason != .exited { try session.ignore(mountNamespace: ns) }
             }
         }
     }

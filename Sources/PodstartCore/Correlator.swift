@@ -96,6 +96,9 @@ public struct Correlator: Sendable {
         public var id: String
         public var mountNamespace: UInt32?
         public var imageDigest: String?
+        /// Another container took its mount namespace's number (its init exited) before the start
+        /// was finalised: `mountNamespace` now names that other container's namespace.
+        public var initExited: Bool
     }
 
     /// Maps a container's file (absolute path inside it) to the image layer providing it.
@@ -113,9 +116,15 @@ public struct Correlator: Sendable {
     private var writeTotals: [WriteTotal] = []
     /// Container-scoped inputs that arrived before the container's CreateContainer: replayed then.
     private var pendingByContainer: [String: [CorrelatorInput]] = [:]
+    private var pendingOrder: [String] = []
     private var ignored: Set<String> = []
     private var reportedUIDs: Set<String> = []
     private var now: Int64 = 0
+    /// Access records of containers whose namespace number another container took before their
+    /// start was finalised; and the namespaces whose container's init has exited.
+    private var retiredTrackers: [String: AccessTracker] = [:]
+    private var exitedNamespaces: Set<UInt32> = []
+
     /// Recent exec records: pid → mount namespace, for runtime task pids that arrive later.
     private var execNamespaces: [UInt32: (ns: UInt32, at: UInt64)] = [:]
     private var pidToContainer: [UInt32: String] = [:]
@@ -192,6 +201,7 @@ public struct Correlator: Sendable {
             }
             pod.containers[id] = c
             pods[uid] = pod
+
         case .containerMountNamespace(let id, let ns):
             namespaceToContainer[ns] = id
             if trackers[ns] == nil { trackers[ns] = AccessTracker(mountNamespace: ns) }
@@ -266,6 +276,15 @@ public struct Correlator: Sendable {
     }
 
     private mutating func holdUntilCreated(_ input: CorrelatorInput, container id: String) {
+        if pendingByContainer[id] == nil {
+            // containers no source ever creates (another runtime's, a pre-existing pod's) must
+            // not pile up: the oldest are forgotten past a bound
+            pendingOrder.append(id)
+            if pendingOrder.count > 1024 {
+                for old in pendingOrder.prefix(256) { pendingByContainer.removeValue(forKey: old) }
+                pendingOrder.removeFirst(256)
+            }
+        }
         pendingByContainer[id, default: []].append(input)
     }
 
@@ -282,6 +301,13 @@ public struct Correlator: Sendable {
             writeBegins.append(w)
         case .exec(let e):
             let ns = e.task.mountNamespace
+            if exitedNamespaces.remove(ns) != nil {
+                if let id = namespaceToContainer.removeValue(forKey: ns) {
+                    if let tracker = trackers.removeValue(forKey: ns) { retiredTrackers[id] = tracker }
+                } else {
+                    trackers.removeValue(forKey: ns)
+                }
+            }
             rememberExec(pid: e.task.pid, mountNamespace: ns, at: e.timestampNs)
             if let id = pidToContainer[e.task.pid], namespaceToContainer[ns] == nil {
                 namespaceToContainer[ns] = id
@@ -293,6 +319,11 @@ public struct Correlator: Sendable {
                 pod.containers[id]?.firstExec = clock.unixNanoseconds(monotonic: e.timestampNs)
                 pods[uid] = pod
             }
+        case .exit(let e) where e.task.namespacePid == 1:
+            // A container's init exited: its mount namespace's inode number may go to the next
+            // container. Records still in flight (ranges drained late) keep arriving under it, so
+            // it is retired only when another container's exec claims the number.
+            exitedNamespaces.insert(e.task.mountNamespace)
         case .open(let o):
             trackers[o.task.mountNamespace]?.add(event)
         case .readRange(let r):
@@ -416,14 +447,17 @@ public struct Correlator: Sendable {
         let containers = pod.containers.values.sorted(by: { $0.created.start < $1.created.start }).map { c in
             PodStartTrace.Container(
                 name: c.name, image: c.image, imageDigest: c.imageDigest, exitCode: c.exited.map { $0.code },
-                accesses: c.mountNamespace.flatMap { trackers[$0] }.map { t in t.accesses { resolve(AccessContainer(id: c.id, mountNamespace: c.mountNamespace, imageDigest: c.imageDigest), $0, $1) } } ?? [])
+                accesses: (retiredTrackers[c.id] ?? c.mountNamespace.flatMap { trackers[$0] }).map { t in t.accesses { resolve(AccessContainer(id: c.id, mountNamespace: c.mountNamespace, imageDigest: c.imageDigest,
+                                                                       initExited: retiredTrackers[c.id] != nil), $0, $1) } } ?? [])
         }
         for c in pod.containers.values {
-            if let ns = c.mountNamespace {
+            if let ns = c.mountNamespace, namespaceToContainer[ns] == c.id || namespaceToContainer[ns] == nil {
                 trackers.removeValue(forKey: ns)
                 namespaceToContainer.removeValue(forKey: ns)
+                exitedNamespaces.remove(ns)
             }
             containerToPod.removeValue(forKey: c.id)
+            retiredTrackers.removeValue(forKey: c.id)
             pidToContainer = pidToContainer.filter { $0.value != c.id }
         }
         prune()

@@ -23,12 +23,15 @@ public struct StartWindowTracker: Sendable {
         case attach
         /// Detach the start hooks (last window closed).
         case detach
-        /// This container's start is over: ignore its mount namespace from now on.
+        /// This container's start is over: ignore its mount namespace from now on (unless it
+        /// `exited`: then the namespace is gone).
         case finished(mountNamespace: UInt32, reason: FinishReason)
     }
 
     public enum FinishReason: String, Hashable, Sendable {
-        case ready, startupWindowElapsed
+        /// `exited`: the container's init exited, and its mount namespace with it; it is not
+        /// ignored, because the kernel reuses the number for the next container.
+        case ready, startupWindowElapsed, exited
     }
 
     public let configuration: Configuration
@@ -57,6 +60,15 @@ public struct StartWindowTracker: Sendable {
             runtimeActiveUntilNs = max(runtimeActiveUntilNs, now + configuration.runtimeIdleNs)
         case .fork(let e) where e.isRuntimeProcess:
             runtimeActiveUntilNs = max(runtimeActiveUntilNs, now + configuration.runtimeIdleNs)
+        case .exit(let e) where e.task.namespacePid == 1 && e.task.mountNamespace != hostMountNamespace:
+            // The container's init is gone, and its mount namespace with it: the kernel reuses the
+            // inode number for the next container, which must start with a clean slate (the
+            // kernel side has already taken it out of its ignored set).
+            let ns = e.task.mountNamespace
+            finishedNamespaces.remove(ns)
+            if containers.removeValue(forKey: ns) != nil {
+                return [.finished(mountNamespace: ns, reason: .exited)] + settle(now: now)
+            }
         default:
             break
         }

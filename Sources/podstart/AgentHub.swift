@@ -29,9 +29,18 @@ actor AgentHub {
         var rootfs: OverlayRootfs
     }
     private var rootfsByNamespace: [UInt32: OverlayRootfs] = [:]
+    /// The overlay of the last container in each namespace number whose init exited.
+    private var exitedRootfs: [UInt32: OverlayRootfs] = [:]
+    private var exitedNamespaces: Set<UInt32> = []
+    /// Namespaces whose container the hub already named from a cgroup.
+    private var linkedNamespaces: Set<UInt32> = []
     private var triedNamespaces: Set<UInt32> = []
     private var layersByDigest: [String: ImageLayers?] = [:]
     private var hostMountNamespace: UInt32 = 0
+    private var containerNames: [String: String] = [:]
+    /// Unpacked size of each image (a walk of its layers, done once per image, off the hub).
+    private var imageBytesByDigest: [String: UInt64] = [:]
+    private var measuringImages: Set<String> = []
 
     init(correlator: Correlator, store: TimelineStore, metrics: MetricsRegistry, logger: Logger) {
         self.correlator = correlator
@@ -51,7 +60,9 @@ actor AgentHub {
             recorder?(input)
             switch input {
             case .containerMountNamespace(let id, let ns): namespaces[id] = ns
-            case .containerCreated(let uid, let id, _, _, _, _, _, _, _): startContainers[uid, default: []].insert(id)
+            case .containerCreated(let uid, let id, let name, _, _, _, _, _, _):
+                startContainers[uid, default: []].insert(id)
+                if !name.isEmpty { containerNames[id] = name }
             default: break
             }
             done += correlator.ingest(input, resolve: resolve)
@@ -60,8 +71,8 @@ actor AgentHub {
     }
 
     func ingest(kernel events: [KernelEvent]) async {
-        learnRootfs(from: events)
-        await ingest(events.map(CorrelatorInput.kernel))
+        let links = learnContainers(from: events)
+        await ingest(links + events.map(CorrelatorInput.kernel))
     }
 
     func setHostMountNamespace(_ ns: UInt32) { hostMountNamespace = ns }
@@ -84,7 +95,8 @@ actor AgentHub {
     }
 
     private func record(_ traces: [PodStartTrace]) async {
-        for trace in traces {
+        for var trace in traces {
+            enrich(&trace)
             do {
                 try await store.save(trace)
             } catch {
@@ -100,6 +112,7 @@ actor AgentHub {
             var finished: [UInt32] = []
             for id in startContainers.removeValue(forKey: trace.storageKey) ?? [] {
                 containerFiles.removeValue(forKey: id)
+                containerNames.removeValue(forKey: id)
                 if let ns = namespaces.removeValue(forKey: id) {
                     finished.append(ns)
                     rootfsByNamespace.removeValue(forKey: ns)
@@ -109,12 +122,76 @@ actor AgentHub {
         }
     }
 
+    /// What the correlator cannot know, added before a start is saved: each image's unpacked size
+    /// (`imageBytes`, for the share of the image read at start) and, for starts that pulled, the
+    /// bytes of the image's layers (`podstart_image_pull_bytes_total`).
+    private func enrich(_ trace: inout PodStartTrace) {
+        let ids = startContainers[trace.storageKey] ?? []
+        let pulled = trace.phases.contains { $0.name == .pull }
+        var counted: Set<String> = []
+        for (i, container) in trace.containers.enumerated() {
+            guard let digest = container.imageDigest else { continue }
+            let id = ids.first { containerNames[$0] == container.name }
+            let rootfs = id.flatMap { containerFiles[$0]?.rootfs ?? namespaces[$0].flatMap { rootfsByNamespace[$0] } }
+            if let bytes = imageBytesByDigest[digest] {
+                trace.containers[i].imageBytes = container.imageBytes ?? bytes
+            } else if let rootfs, !measuringImages.contains(digest) {
+                measuringImages.insert(digest)
+                let image = container.image
+                Task.detached { [metrics] in
+                    let bytes = rootfs.imageBytes()
+                    if let bytes { metrics.setImageSize(image: image, unpackedBytes: bytes) }
+                    await self.measured(digest: digest, bytes: bytes)
+                }
+            }
+            if pulled, let rootfs, counted.insert(digest).inserted, let layers = layers(digest, rootfs: rootfs) {
+                metrics.recordImagePull(image: container.image, bytes: UInt64(layers.layers.reduce(Int64(0)) { $0 + max(0, $1.sizeBytes) }))
+            }
+        }
+    }
+
+    private func measured(digest: String, bytes: UInt64?) {
+        measuringImages.remove(digest)
+        if let bytes {
+            if imageBytesByDigest.count > 1024 { imageBytesByDigest.removeAll() }
+            imageBytesByDigest[digest] = bytes
+        }
+    }
+
     /// The first exec in a mount namespace the hub has not seen: the overlay that process sees as
     /// `/` tells which layer provides each file, even if the container is gone by the time its
     /// start is finalised.
+    /// What a container's first process tells while it lives (looked up as its exec arrives, so
+    /// containers gone a few milliseconds later are covered): its container id from its cgroup,
+    /// and the overlay it sees as `/`. Returns the container ids learnt, as correlator inputs.
+    private func learnContainers(from events: [KernelEvent]) -> [CorrelatorInput] {
+        learnRootfs(from: events)
+        var inputs: [CorrelatorInput] = []
+        for case .exec(let e) in events where e.task.mountNamespace != hostMountNamespace && !e.isRuntimeProcess {
+            let ns = e.task.mountNamespace
+            guard !linkedNamespaces.contains(ns), let id = ProcessCgroup.containerID(ofProcess: Int32(bitPattern: e.task.pid)) else { continue }
+            linkedNamespaces.insert(ns)
+            inputs.append(.containerMountNamespace(containerID: id, mountNamespace: ns))
+        }
+        return inputs
+    }
+
     private func learnRootfs(from events: [KernelEvent]) {
+        for case .exit(let e) in events where e.task.namespacePid == 1 && e.task.mountNamespace != hostMountNamespace {
+            // the container's init is gone: its namespace number may come back for another one
+            let ns = e.task.mountNamespace
+            exitedNamespaces.insert(ns)
+            linkedNamespaces.remove(ns)
+            // its start window is over with it (and must not close the next container's)
+            for (id, known) in namespaces where known == ns { namespaces.removeValue(forKey: id) }
+        }
         for case .exec(let e) in events where e.task.mountNamespace != hostMountNamespace {
             let ns = e.task.mountNamespace
+            if exitedNamespaces.remove(ns) != nil {
+                // another container took the number: keep the old overlay for the old start
+                exitedRootfs[ns] = rootfsByNamespace.removeValue(forKey: ns)
+                triedNamespaces.remove(ns)
+            }
             guard rootfsByNamespace[ns] == nil, !triedNamespaces.contains(ns) else { continue }
             triedNamespaces.insert(ns)
             if let rootfs = OverlayRootfs.root(ofProcess: Int32(bitPattern: e.task.pid)) { rootfsByNamespace[ns] = rootfs }
@@ -132,7 +209,11 @@ actor AgentHub {
     }
 
     private func resolve(container: Correlator.AccessContainer, path: String, file: FileIdentity) -> LayerLocation? {
-        guard let rootfs = container.mountNamespace.flatMap({ rootfsByNamespace[$0] }) ?? containerFiles[container.id]?.rootfs else { return nil }
+        // the correlator knows the mount namespace even when no listing showed the container
+        if let ns = container.mountNamespace, !container.initExited, namespaces[container.id] == nil { namespaces[container.id] = ns }
+        let byNamespace = container.mountNamespace.flatMap { container.initExited ? exitedRootfs[$0] : rootfsByNamespace[$0] }
+        guard let rootfs = byNamespace ?? containerFiles[container.id]?.rootfs else { return nil }
+        if containerFiles[container.id] == nil { containerFiles[container.id] = .init(rootfs: rootfs) }  // for enrich
         let dataFile = rootfs.dataFile(of: path) ?? file.dataKey
         guard let layers = layers(container.imageDigest, rootfs: rootfs) else { return LayerLocation(layerDigest: nil, dataFile: dataFile) }
         switch rootfs.attribution(of: path, layers: layers) {

@@ -341,11 +341,34 @@ final class KernelSource: Sendable {
         defer { housekeeping.cancel() }
         for await batch in stream {
             let events = batch.decode()
-            do { try driver.handle(events) } catch {
+            do {
+                for decision in try driver.handle(events) { logger.debug("start window", metadata: ["decision": "\(decision)"]) }
+            } catch {
                 metrics.recordSourceError(source: "kernel")
                 logger.warning("start window change failed", metadata: ["error": "\(error)"])
             }
+            await purgeExitedNamespaces(events)
             await hub.ingest(kernel: events)
+        }
+    }
+
+    /// When a container's init exits, the kernel may give its mount namespace's number to the next
+    /// container at once; the in-kernel aggregates keyed by that number (open counts, open runs of
+    /// pages) would then pass the new container's first opens off as repeats. They are read out
+    /// for the old container and deleted before the new one can use the number.
+    private func purgeExitedNamespaces(_ events: [KernelEvent]) async {
+        var exited: Set<UInt32> = []
+        for case .exit(let e) in events where e.task.namespacePid == 1 && e.task.mountNamespace != session.hostMountNamespace {
+            exited.insert(e.task.mountNamespace)
+        }
+        guard !exited.isEmpty else { return }
+        do {
+            let ranges = try session.drainReadRanges(mountNamespaces: exited)
+            let counts = try session.openCounts(mountNamespaces: exited, remove: true)
+            await hub.ingest(ranges.map { CorrelatorInput.kernel(.readRange($0)) } + [.aggregates(openCounts: counts, writeTotals: [])])
+        } catch {
+            metrics.recordSourceError(source: "kernel")
+            logger.warning("cannot clear a finished container's kernel aggregates", metadata: ["error": "\(error)"])
         }
     }
 
@@ -357,7 +380,7 @@ final class KernelSource: Sendable {
         while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(500))
             do {
-                try driver.tick()
+                for decision in try driver.tick() { logger.debug("start window", metadata: ["decision": "\(decision)"]) }
                 let open = driver.isOpen
                 if open || wasOpen {
                     let ranges = try session.drainReadRanges()

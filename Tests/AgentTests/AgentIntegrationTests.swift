@@ -108,6 +108,38 @@ import Testing
         #expect(!agent.logLines(message: "agent stopped").isEmpty)
     }
 
+    @Test func aColdStartCountsThePulledLayersAndALaterStartTheShareOfTheImageRead() async throws {
+        let agent = try await startAgent()
+        var options = env.options(image: "reader:latest")
+        options.readiness = .file(path: "/tmp/ready")
+        options.probePeriod = .milliseconds(20)
+        options.cold = true
+        let cold = try await PodStarter(endpoint: env.endpoint).run(options)
+        #expect(cold.pulled)
+        let coldTrace = try await agent.pod(cold.pod.uid)
+        #expect(try phases(coldTrace).contains { $0.name == "pull" && $0.source == "containerd" })
+        let image = try #require((coldTrace["containers"] as? [[String: Any]])?.first?["image"] as? String)
+
+        // the registry's manifest, read independently: what a pull of this image fetches
+        let (status, manifest) = LocalEnvironment.run(["skopeo", "inspect", "--tls-verify=false", "--raw", "docker://\(env.image("reader:latest"))"])
+        #expect(status == 0, "skopeo: \(manifest)")
+        let layers = try #require((try JSONSerialization.jsonObject(with: Data(manifest.utf8)) as? [String: Any])?["layers"] as? [[String: Any]])
+        let layerBytes = layers.reduce(0) { $0 + (($1["size"] as? NSNumber)?.intValue ?? 0) }
+        let pulledBytes = try await agent.metric("podstart_image_pull_bytes_total{image=\"\(image)\"}")
+        #expect(pulledBytes == Double(layerBytes), "pulled \(pulledBytes ?? -1), layers \(layerBytes)\n\(agent.log)")
+
+        // by the next start the image's unpacked size is known: the trace has it, and the gauge
+        let warm = try await startPod(whileReady: { _ in try await Task.sleep(for: .seconds(1)) })
+        let warmTrace = try await agent.pod(warm.pod.uid)
+        let container = try #require((warmTrace["containers"] as? [[String: Any]])?.first)
+        let imageBytes = try #require((container["imageBytes"] as? NSNumber)?.doubleValue, "no imageBytes in \(container.keys.sorted())")
+        let read = (container["accesses"] as? [[String: Any]] ?? []).reduce(0.0) { $0 + (($1["bytes"] as? NSNumber)?.doubleValue ?? 0) }
+        #expect(imageBytes > read && read > 0)
+        let ratio = try #require(try await agent.metric("podstart_image_startup_read_ratio{image=\"\(image)\"}"))
+        #expect(abs(ratio - read / imageBytes) < 1e-9, "ratio \(ratio) vs \(read) / \(imageBytes)")
+        #expect(try await agent.stop() == 0)
+    }
+
     @Test func podsAlreadyRunningAreNotStartsAndStateSurvivesARestart() async throws {
         let state = try Command.temporaryDirectory("podstart-agent-state")
         let first = try await startAgent(state: state)

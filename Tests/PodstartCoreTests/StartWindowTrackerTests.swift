@@ -21,6 +21,23 @@ struct StartWindowTrackerTests {
         return c
     }
 
+    static func exit(at ns: UInt64, in mntns: UInt32) -> KernelEvent {
+        .exit(ExitEvent(timestampNs: ns, task: task(mntns, "app"), waitStatus: 0, isRuntimeProcess: false))
+    }
+
+    @Test func aContainersInitExitingEndsItsWindowAndFreesTheNamespaceNumberForTheNext() {
+        var t = StartWindowTracker(configuration: config)
+        #expect(t.observe(Self.exec(at: 100, in: 7), hostMountNamespace: Self.host) == [.attach])
+        // gone before its window elapsed: not ignored, the kernel reuses the number
+        #expect(t.observe(Self.exit(at: 102, in: 7), hostMountNamespace: Self.host) == [.finished(mountNamespace: 7, reason: .exited), .detach])
+        // a finished (ignored) container's init exits later: the next container with that number is traced
+        #expect(t.observe(Self.exec(at: 200, in: 8), hostMountNamespace: Self.host) == [.attach])
+        #expect(t.markReady(mountNamespace: 8, nowNs: 201) == [.finished(mountNamespace: 8, reason: .ready), .detach])
+        #expect(t.observe(Self.exec(at: 202, in: 8), hostMountNamespace: Self.host).isEmpty, "ignored while it lives")
+        #expect(t.observe(Self.exit(at: 203, in: 8), hostMountNamespace: Self.host).isEmpty)
+        #expect(t.observe(Self.exec(at: 204, in: 8), hostMountNamespace: Self.host) == [.attach], "a new container under the old number")
+    }
+
     @Test func nothingStartingMeansNothingAttached() {
         var t = StartWindowTracker(configuration: config)
         #expect(t.tick(nowNs: 100).isEmpty)

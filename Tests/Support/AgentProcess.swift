@@ -22,7 +22,7 @@ public final class AgentProcess: @unchecked Sendable {
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         let process = Process()
         let command = prefix + [binary, "agent", "--listen", "127.0.0.1:\(port)", "--state-dir", stateDirectory,
-                                "--log-format", "json"] + arguments
+                                "--log-format", "json", "--log-level", "debug"] + arguments
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = command
         process.standardOutput = log
