@@ -11,7 +11,7 @@ extension ContainerRuntimeIntegration {
     /// on containers started with `ctr run` in a containerd namespace of the test's own.
     @Suite struct ContainerdIntegrationTests {
         let env: LocalEnvironment
-        let namespace = "podstart-test-\(UInt32.random(in: 0 ... .max))"
+        let namespace = "podstart-ctrd-\(UInt32.random(in: 0 ... .max))"
 
         init() throws { env = try LocalEnvironment.shared() }
 
@@ -38,6 +38,13 @@ extension ContainerRuntimeIntegration {
                 ctr(["images", "rm", "--sync", String(ref)], expectSuccess: false)
             }
             LocalEnvironment.run(["ctr", "--address", env.endpoint.socketPath, "namespaces", "rm", namespace])
+            // runc removes a ctr container's cgroup /<namespace>/<id> but leaves /<namespace>
+            // in every hierarchy.
+            if let mounts = try? CgroupMounts.current() {
+                for root in Set(mounts.v1.values).union(mounts.unified.map { [$0] } ?? []) {
+                    rmdir("\(root)/\(namespace)")
+                }
+            }
         }
 
         /// Collects events of `namespace` until `done` says so or `seconds` pass.
@@ -149,7 +156,7 @@ extension ContainerRuntimeIntegration {
             #expect(sleeper.createdAt > 0 && sleeper.updatedAt >= sleeper.createdAt)
             #expect(try await client.container(namespace: namespace, id: "sleeper") == sleeper)
             #expect(try await client.container(namespace: namespace, id: "missing") == nil)
-            #expect(try await client.containers(namespace: "podstart-test-empty-\(getpid())").isEmpty)
+            #expect(try await client.containers(namespace: "podstart-ctrd-empty-\(getpid())").isEmpty)
 
             let tasks = try await client.tasks(namespace: namespace)
             #expect(tasks.count == 1, "only the started container has a task: \(tasks)")
