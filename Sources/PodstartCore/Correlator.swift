@@ -1,7 +1,7 @@
 /// What the sources tell the correlator, normalised: every time is Unix nanoseconds (kernel
 /// records arrive with CLOCK_MONOTONIC and are converted with the correlator's `WallClock`).
 /// Sources only report; the correlator alone decides phases.
-public enum CorrelatorInput: Sendable {
+public enum CorrelatorInput: Sendable, Hashable {
     /// A pod exists: identity and creation time (API server, kubelet /pods, CRI sandbox config).
     case pod(uid: String, namespace: String, name: String, created: Int64?, source: PhaseSource)
     /// The pod was bound to this node (PodScheduled / Scheduled event).
