@@ -66,6 +66,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
+    @Option(name: .customLong("record-inputs"), help: .hidden)
+    var recordInputs: String?
+
     @Flag(name: .customLong("no-kernel"), help: "Do not load the eBPF probes (phases from the runtime and logs only; no accesses).")
     var noKernel = false
 
@@ -155,6 +158,7 @@ struct Agent {
         configuration.readyWhenRunning = options.kubeletLog == nil
         let hub = AgentHub(correlator: Correlator(configuration: configuration, clock: WallClock.measure()),
                            store: store, metrics: metrics, logger: logger)
+        if let path = options.recordInputs { await hub.record(inputsTo: try InputRecorder(path: path, clock: WallClock.measure()).record) }
 
         var kernel: KernelSource?
         if options.noKernel {

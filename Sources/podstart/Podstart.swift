@@ -16,6 +16,7 @@ struct Podstart: AsyncParsableCommand {
             BenchCommand.self,
             BenchLoopCommand.self,
             StateWriteLoopCommand.self,
+            TrimInputsCommand.self,
         ]
     )
 }
