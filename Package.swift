@@ -110,7 +110,11 @@ let package = Package(
             ]
         ),
 
-        .testTarget(name: "PodstartCoreTests", dependencies: ["PodstartCore"]),
+        .testTarget(
+            name: "PodstartCoreTests",
+            dependencies: ["PodstartCore"],
+            exclude: ["Fixtures"]  // recorded agent input streams and the timelines they gave, read by path
+        ),
         .testTarget(
             name: "ExporterTests",
             dependencies: [

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Records the correlator's fixtures (Tests/PodstartCoreTests/Fixtures): for each case, runs
+# `podstart agent --record-inputs` (kernel probes on, containerd's log) against the local
+# containerd while `podstart trace` starts one pod through CRI, saves the agent's /v1/pods answer
+# (the timelines it produced) and the recording trimmed to that pod's start.
+#
+#   PODSTART_LOCALENV_DIR=… scripts/localenv.sh up
+#   PODSTART_LOCALENV_DIR=… scripts/record-fixtures.sh [PODSTART_BINARY]
+#
+# Needs root (BPF, containerd) and curl.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$HERE")
+PODSTART=${1:-$REPO/.build/debug/podstart}
+OUT=$REPO/Tests/PodstartCoreTests/Fixtures
+DIR=${PODSTART_LOCALENV_DIR:-/var/lib/podstart-localenv}
+[[ -x $PODSTART ]] || { echo "record-fixtures: no podstart binary at $PODSTART (swift build first)" >&2; exit 1; }
+command -v curl >/dev/null || { echo "record-fixtures: curl missing (apt-get install curl)" >&2; exit 1; }
+eval "$(bash "$HERE/localenv.sh" env)"
+bash "$HERE/localenv.sh" status >/dev/null || { echo "record-fixtures: the local environment is not up ($HERE/localenv.sh up)" >&2; exit 1; }
+
+work=$(mktemp -d)
+agent=
+cleanup() { [[ -n $agent ]] && kill -TERM "$agent" 2>/dev/null && wait "$agent" || true; rm -rf "$work"; }
+trap cleanup EXIT
+mkdir -p "$OUT"
+
+record() {  # name image cold(yes|no)
+  local name=$1 image=$2 cold=$3 port
+  "$PODSTART" agent --record-inputs "$work/$name.raw.jsonl" --state-dir "$work/$name-state" --listen 127.0.0.1:0 \
+    --containerd-log "$DIR/containerd/containerd.log" 2>"$work/$name.agent.log" &
+  agent=$!
+  for _ in $(seq 1 300); do grep -q "agent started" "$work/$name.agent.log" && break; sleep 0.1; done
+  grep -q "agent started" "$work/$name.agent.log" || { cat "$work/$name.agent.log" >&2; exit 1; }
+  if grep -q "kernel probes unavailable" "$work/$name.agent.log"; then echo "record-fixtures: the agent has no kernel probes" >&2; exit 1; fi
+  port=$(grep -o 'listen=127.0.0.1:[0-9]*' "$work/$name.agent.log" | head -1 | cut -d: -f2)
+  sleep 1
+  local flags=(--image "$PODSTART_TEST_IMAGES/$image" --ready-file /tmp/ready)
+  [[ $cold == yes ]] && flags+=(--cold)
+  "$PODSTART" trace "${flags[@]}" >"$work/$name.trace.txt"
+  sleep 4  # the agent's grace (2 s) after ready, and a tick
+  curl -sf "http://127.0.0.1:$port/v1/pods" >"$work/$name.v1.json"
+  kill -TERM "$agent"; wait "$agent" || true; agent=
+  "$PODSTART" trim-inputs --input "$work/$name.raw.jsonl" --traces "$work/$name.v1.json" --output "$OUT/$name.jsonl" \
+    --snapshots "$DIR/containerd/root/io.containerd.snapshotter.v1.overlayfs/snapshots"
+  # the timelines as the agent served them, one object per line inside {"items":[…]}
+  cp "$work/$name.v1.json" "$OUT/$name.traces.json"
+  echo "record-fixtures: $name: $(wc -l <"$OUT/$name.jsonl") lines, $(wc -c <"$work/$name.raw.jsonl") bytes recorded before trimming" >&2
+}
+
+record reader-cold reader:latest yes
+record reader-warm reader:latest no
+record slow-ready-cold slow-ready:latest yes
+record slow-ready-warm slow-ready:latest no
