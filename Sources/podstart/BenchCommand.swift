@@ -10,6 +10,8 @@ struct BenchCommand: AsyncParsableCommand {
             BenchStartsCommand.self,
             BenchAnalyzeCommand.self,
             BenchMetricsCommand.self,
+            BenchCorrelatorCommand.self,
+            BenchAgentCommand.self,
         ]
     )
 }
