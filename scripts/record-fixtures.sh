@@ -30,8 +30,9 @@ record() {  # name image cold(yes|no)
   "$PODSTART" agent --record-inputs "$work/$name.raw.jsonl" --state-dir "$work/$name-state" --listen 127.0.0.1:0 \
     --containerd-log "$DIR/containerd/containerd.log" 2>"$work/$name.agent.log" &
   agent=$!
-  for _ in $(seq 1 300); do grep -q "agent started" "$work/$name.agent.log" && break; sleep 0.1; done
-  grep -q "agent started" "$work/$name.agent.log" || { cat "$work/$name.agent.log" >&2; exit 1; }
+  # "agent started" comes first, then the listener's "serving … listen=HOST:PORT"
+  for _ in $(seq 1 300); do grep -q "listen=127.0.0.1:" "$work/$name.agent.log" 2>/dev/null && break; sleep 0.1; done
+  grep -q "listen=127.0.0.1:" "$work/$name.agent.log" || { cat "$work/$name.agent.log" >&2; exit 1; }
   if grep -q "kernel probes unavailable" "$work/$name.agent.log"; then echo "record-fixtures: the agent has no kernel probes" >&2; exit 1; fi
   port=$(grep -o 'listen=127.0.0.1:[0-9]*' "$work/$name.agent.log" | head -1 | cut -d: -f2)
   sleep 1
