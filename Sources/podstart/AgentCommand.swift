@@ -69,6 +69,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .customLong("record-inputs"), help: .hidden)
     var recordInputs: String?
 
+    @Flag(name: .customLong("no-containerd-events"), help: "Do not follow containerd's own event stream (for CRI runtimes other than containerd).")
+    var noContainerdEvents = false
+
     @Flag(name: .customLong("no-kernel"), help: "Do not load the eBPF probes (phases from the runtime and logs only; no accesses).")
     var noKernel = false
 
@@ -144,7 +147,7 @@ struct Agent {
         let serve = options.serve
         let endpoint = try options.criEndpoint.map { try CRIEndpoint(parsing: $0) } ?? CRIEndpoint.fromEnvironment()
         let metrics = MetricsRegistry(configuration: serve.metricsConfiguration(buildInfo: BuildInfo(version: PodstartVersion.string)))
-        let sources = ["cri", "kernel", "state"] + (options.containerdLog != nil ? ["containerd-log"] : [])
+        let sources = ["cri", "kernel", "state"] + (options.noContainerdEvents ? [] : ["containerd-events"]) + (options.containerdLog != nil ? ["containerd-log"] : [])
             + (options.kubeletLog != nil ? ["kubelet-log"] : []) + (options.kubeletMetricsURL != nil ? ["kubelet-metrics"] : [])
         metrics.register(probePrograms: ProbeProgram.allCases.map(\.rawValue), sources: sources)
 
@@ -189,6 +192,9 @@ struct Agent {
         var tasks: [Task<Void, Never>] = []
         if let kernel { tasks.append(Task { await kernel.run() }) }
         tasks.append(Task { await CRIPollSource(endpoint: endpoint, interval: interval, hub: hub, metrics: metrics, logger: logger).run() })
+        if !options.noContainerdEvents {
+            tasks.append(Task { await ContainerdEventSource(endpoint: endpoint, hub: hub, metrics: metrics, logger: logger).run() })
+        }
         if let path = options.containerdLog {
             let parser = ContainerdLogInputs(metrics: metrics)
             tasks.append(Task { await LogFileSource(name: "containerd-log", path: path, hub: hub, metrics: metrics, logger: logger,

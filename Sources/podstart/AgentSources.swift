@@ -403,3 +403,91 @@ final class KernelSource: Sendable {
 
     func close() { session.close() }
 }
+
+/// containerd's own event stream, every namespace: containers started straight through containerd
+/// (`ctr run`, nerdctl — any namespace but the CRI plugin's) are starts of their own, keyed by
+/// container id, with their containerd namespace; for CRI containers, the task's pid the moment it
+/// starts (joined with the kernel's exec records, it gives the mount namespace of a container that
+/// is gone before any listing shows it).
+struct ContainerdEventSource: Sendable {
+    var endpoint: CRIEndpoint
+    var criNamespace = "k8s.io"
+    var hub: AgentHub
+    var metrics: MetricsRegistry
+    var logger: Logger
+
+    /// What the stream told of a container not yet started.
+    struct Pending { var createdAt: Int64; var taskCreatedAt: Int64? }
+
+    func run() async {
+        var backoff = Backoff()
+        var failing = false
+        while !Task.isCancelled {
+            do {
+                let client = try ContainerdClient(endpoint: endpoint)
+                defer { client.close() }
+                let stream = client.events()
+                // what runs already is not a start (listed after subscribing, so nothing falls between)
+                var inputs: [CorrelatorInput] = []
+                for namespace in try await client.namespaces() where namespace != criNamespace {
+                    for container in try await client.containers(namespace: namespace) { inputs.append(.preexisting(uid: container.id)) }
+                }
+                await hub.ingest(inputs)
+                if failing { logger.info("containerd events flowing again", metadata: ["endpoint": "\(endpoint)"]) }
+                failing = false
+                backoff.reset()
+                var pending: [String: Pending] = [:]
+                for try await event in stream {
+                    let inputs = Self.inputs(event, criNamespace: criNamespace, pending: &pending)
+                    if !inputs.isEmpty { await hub.ingest(inputs) }
+                }
+            } catch is CancellationError {
+                return
+            } catch {
+                if Task.isCancelled { return }
+                metrics.recordSourceError(source: "containerd-events")
+                if !failing {
+                    logger.warning("containerd event stream lost; retrying with backoff", metadata: ["endpoint": "\(endpoint)", "error": "\(error)"])
+                    failing = true
+                }
+                try? await Task.sleep(for: backoff.next())
+            }
+        }
+    }
+
+    static func inputs(_ event: ContainerdEvent, criNamespace: String, pending: inout [String: Pending]) -> [CorrelatorInput] {
+        let t = event.timestamp
+        let cri = event.namespace == criNamespace
+        switch event.payload {
+        case .taskStart(let id, let pid) where cri:
+            return [.containerPid(containerID: id, pid: pid)]
+        case _ where cri:
+            return []
+        case .containerCreate(let id, let image, _):
+            pending[id] = Pending(createdAt: t)
+            if pending.count > 4096 { pending.removeAll() }
+            return [.runtimeContainer(uid: id, containerdNamespace: event.namespace, containerID: id),
+                    .pod(uid: id, namespace: "", name: "", created: t, source: .containerd),
+                    .containerCreated(uid: id, containerID: id, name: id, image: image, imageDigest: nil, isInit: false,
+                                      begin: t, end: t, source: .containerd)]
+        case .taskCreate(let id, _, _):
+            guard var p = pending[id] else { return [] }
+            p.taskCreatedAt = t
+            pending[id] = p
+            // create: the container record → runc has created the task
+            return [.containerCreated(uid: id, containerID: id, name: id, image: "", imageDigest: nil, isInit: false,
+                                      begin: p.createdAt, end: t, source: .containerd)]
+        case .taskStart(let id, let pid):
+            guard let p = pending.removeValue(forKey: id) else { return [] }
+            return [.containerStarted(containerID: id, begin: p.taskCreatedAt ?? p.createdAt, end: t, source: .containerd),
+                    .containerPid(containerID: id, pid: pid)]
+        case .taskExit(let id, let execID, _, let status, let exitedAt) where execID.isEmpty || execID == id:
+            return [.containerExited(containerID: id, at: exitedAt, exitCode: Int32(truncatingIfNeeded: status))]
+        case .containerDelete(let id):
+            pending.removeValue(forKey: id)
+            return []
+        default:
+            return []
+        }
+    }
+}

@@ -140,6 +140,34 @@ import Testing
         #expect(try await agent.stop() == 0)
     }
 
+    @Test func aContainerStartedWithCtrRunIsAStartOfItsOwn() async throws {
+        let agent = try await startAgent()
+        let socket = env.endpoint.socketPath
+        let namespace = "podstart-ctr-test"
+        let image = env.image("reader:latest")
+        let (pulled, pullOutput) = LocalEnvironment.run(["ctr", "--address", socket, "-n", namespace, "image", "pull", "--plain-http", image])
+        #expect(pulled == 0, "ctr image pull: \(pullOutput)")
+        let id = "ctr-run-\(UInt32.random(in: 0 ... .max))"
+        // reads two files and stays a second (byte counts need the container's overlay, read from
+        // /proc while its first process lives)
+        let (status, output) = LocalEnvironment.run(["ctr", "--address", socket, "-n", namespace, "run", "--rm", image, id,
+                                                     "/bin/busybox", "sh", "-c", "/bin/busybox cat /data/one.txt /data/three.txt; /bin/busybox sleep 1"])
+        #expect(status == 0, "ctr run: \(output)")
+        let trace = try await agent.pod(id)
+        #expect((trace["pod"] as? [String: Any])?["name"] as? String == "")
+        let runtime = try #require(trace["runtime"] as? [String: Any])
+        #expect(runtime["containerdNamespace"] as? String == namespace && runtime["containerID"] as? String == id)
+        #expect(trace["outcome"] as? String == "ready")
+        let names = try phases(trace).filter { $0.parent == nil }.map(\.name)
+        #expect(names.contains("create") && names.contains("start"), "phases \(names)")
+        let container = try #require((trace["containers"] as? [[String: Any]])?.first)
+        #expect(container["image"] as? String == image)
+        #expect((container["exitCode"] as? NSNumber)?.intValue == 0)
+        let bytes = Dictionary((container["accesses"] as? [[String: Any]] ?? []).map { ($0["path"] as? String ?? "", ($0["bytes"] as? NSNumber)?.intValue ?? -1) }) { a, _ in a }
+        #expect(bytes["/data/one.txt"] == 1000 && bytes["/data/three.txt"] == 3000, "accesses \(bytes) in \(trace)")
+        #expect(try await agent.stop() == 0)
+    }
+
     @Test func podsAlreadyRunningAreNotStartsAndStateSurvivesARestart() async throws {
         let state = try Command.temporaryDirectory("podstart-agent-state")
         let first = try await startAgent(state: state)

@@ -25,12 +25,6 @@ import Testing
             "no kubelet here: without --kubelet-log the agent counts a pod ready when it runs, so there is no probe phase",
     ]
     /// Panels the agent cannot fill yet (a gap in the agent, reported; the test fails loudly once fixed).
-    static let agentGaps: [String: String] = [
-        "Share of image read at start":
-            "the agent never calls MetricsRegistry.setImageSize, so podstart_image_startup_read_ratio is never exported",
-        "Images pulling the most bytes":
-            "the agent never calls MetricsRegistry.recordImagePull, so podstart_image_pull_bytes_total stays 0",
-    ]
     /// Alert rules' expressions without their threshold (the expression must contain it verbatim):
     /// this part must return data; the thresholds are covered by promtool's unit tests.
     static let alertSignals: [(alert: String, signal: String)] = [
@@ -106,13 +100,6 @@ import Testing
                 let missing = namesIn(query).subtracting(exported)
                 let result = try prometheus.query(query)
                 #expect(result.error == nil, "panel \(title): \(result.error ?? "") in \(query)")
-                if let gap = Self.agentGaps[title] {
-                    withKnownIssue("\(gap)") {
-                        #expect(missing.isEmpty, "panel \(title) names metrics the agent does not export: \(missing.sorted())")
-                        #expect(result.values.contains { $0 > 0 }, "panel \(title) has no non-zero data: \(query)")
-                    }
-                    continue
-                }
                 #expect(missing.isEmpty, "panel \(title) names metrics the agent does not export: \(missing.sorted())")
                 // Valid PromQL over exported families (checked above), but no data can appear here.
                 if Self.noDataHere[title] != nil { continue }
