@@ -38,11 +38,33 @@ struct StartWindowTests {
             decisions.withLock { $0.append(contentsOf: d.map { ($0, now) }) }
         }
         let stream = try session.events()
+        // Only this test's runc (started by this process; its arguments name the container) and
+        // its descendants drive the window: other containerd and runc processes on the machine
+        // (other engineers' tests) open windows of their own, which is right for an agent but
+        // not what this test checks.
+        let containerID = bundle.id
+        let testPid = UInt32(getpid())
+        let ourPids = Locked<Set<UInt32>>([])
         let consumer = Task {
             for await batch in stream {
                 let decoded = batch.decode()
                 events.withLock { $0.append(contentsOf: decoded) }
-                if let d = try? driver.handle(decoded) { record(d) }
+                let ours = ourPids.withLock { pids in
+                    decoded.filter { event in
+                        switch event {
+                        case .exec(let e):
+                            if e.task.parentPid == testPid || e.arguments.contains(containerID) { pids.insert(e.task.pid) }
+                            return pids.contains(e.task.pid)
+                        case .fork(let f):
+                            guard pids.contains(f.parent.pid) else { return false }
+                            pids.insert(f.childPid)
+                            return true
+                        default:
+                            return false
+                        }
+                    }
+                }
+                if let d = try? driver.handle(ours) { record(d) }
             }
         }
         // The window can only close on a tick (or an event): no ticks until the kernel's view
