@@ -39,7 +39,7 @@ struct StartWindowTests {
         }
         let stream = try session.events()
         // Only this test's runc (started by this process; its arguments name the container) and
-        // its descendants drive the window: other containerd and runc processes on the machine
+        // its descendants (execs, forks, exits) drive the window: other containerd and runc processes on the machine
         // (other engineers' tests) open windows of their own, which is right for an agent but
         // not what this test checks.
         let containerID = bundle.id
@@ -59,6 +59,8 @@ struct StartWindowTests {
                             guard pids.contains(f.parent.pid) else { return false }
                             pids.insert(f.childPid)
                             return true
+                        case .exit(let e):
+                            return pids.contains(e.task.pid)
                         default:
                             return false
                         }
