@@ -112,7 +112,7 @@ let package = Package(
 
         .testTarget(
             name: "PodstartCoreTests",
-            dependencies: ["PodstartCore"],
+            dependencies: ["PodstartCore", "PodstartTestSupport"],
             exclude: ["Fixtures"]  // recorded agent input streams and the timelines they gave, read by path
         ),
         .testTarget(
@@ -165,6 +165,7 @@ let package = Package(
             dependencies: [
                 "KubeletSources",
                 "PodstartCore",
+                "PodstartTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,20 +1,11 @@
 import AccessProfiles
 import PodstartCore
+import PodstartTestSupport
 import Testing
 
 /// Properties over random profiles, and the parsers and checkers on random and mutated input.
 /// Seeded, so a failure replays.
 @Suite struct PropertyTests {
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     /// Path pieces including every kind of character a line format could trip on.
     static let pieces = ["usr", "lib", "a.so", "b", "..", ".", "", " x", "y ", "new\nline", "cr\r", "tab\t", "ü", "\"q\"", "{}", "\\", "sp ace", "\u{2028}"]

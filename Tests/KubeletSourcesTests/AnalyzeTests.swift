@@ -1,5 +1,6 @@
 import Foundation
 import PodstartCore
+import PodstartTestSupport
 import Testing
 @testable import KubeletSources
 
@@ -232,7 +233,7 @@ import Testing
     /// Overall percentiles come from a merge walk over the per-namespace arrays; they must equal
     /// nearest-rank over one merged array.
     @Test func mergedPercentilesEqualPercentilesOfTheUnion() {
-        var rng = FuzzTests.SplitMix(state: 5)
+        var rng = SplitMix(state: 5)
         for _ in 0..<200 {
             let k = Int.random(in: 1...12, using: &rng)
             let parts = (0..<k).map { _ in

@@ -1,21 +1,11 @@
 import PodstartCore
+import PodstartTestSupport
 import Testing
 @testable import KubeletSources
 
 /// Property tests: random corruption and truncation of real lines never crash the parsers and
 /// never yield a wrong value silently.
 @Suite struct FuzzTests {
-    /// A small deterministic generator so a failure can be replayed from its seed.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     static let lines = [
         StartupLineParserTests.v1FailedPull, StartupLineParserTests.v1NoPull, StartupLineParserTests.v2CDT,

@@ -1,5 +1,6 @@
 import Foundation
 import PodstartCore
+import PodstartTestSupport
 import Testing
 @testable import KubeletSources
 
@@ -142,7 +143,7 @@ import Testing
     }
 
     @Test func randomCorruptionNeverCrashesTheMetricsParser() throws {
-        var rng = FuzzTests.SplitMix(state: 99)
+        var rng = SplitMix(state: 99)
         let base = Array(try Samples.text("kubelet-metrics-sample.prom").utf8)
         for _ in 0..<60 {
             var b = base
