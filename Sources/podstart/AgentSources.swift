@@ -438,7 +438,10 @@ struct ContainerdEventSource: Sendable {
                 backoff.reset()
                 var pending: [String: Pending] = [:]
                 for try await event in stream {
-                    let inputs = Self.inputs(event, criNamespace: criNamespace, pending: &pending)
+                    var inputs = Self.inputs(event, criNamespace: criNamespace, pending: &pending)
+                    if event.namespace == criNamespace, case .containerCreate(let id, let image, _) = event.payload {
+                        inputs += await criContainer(id: id, image: image, at: event.timestamp, client: client)
+                    }
                     if !inputs.isEmpty { await hub.ingest(inputs) }
                 }
             } catch is CancellationError {
@@ -453,6 +456,20 @@ struct ContainerdEventSource: Sendable {
                 try? await Task.sleep(for: backoff.next())
             }
         }
+    }
+
+    /// A CRI container the moment containerd records it: its pod, name and image from the record's
+    /// kubelet labels, and the image's manifest digest from CRI ImageStatus. A container gone
+    /// before the next CRI listing (a job that ends in milliseconds, or a pod deleted at once)
+    /// still gets its image, so its pull and its layers are attributed. Sandboxes are skipped.
+    func criContainer(id: String, image: String, at t: Int64, client: ContainerdClient) async -> [CorrelatorInput] {
+        guard let record = try? await client.container(namespace: criNamespace, id: id),
+              record.labels["io.cri-containerd.kind"] == "container",
+              let uid = record.labels["io.kubernetes.pod.uid"] else { return [] }
+        let status = try? await CRIClient.withClient(endpoint: endpoint, timeout: .seconds(5)) { try await $0.imageStatus(image) }
+        let digest = status?.repoDigests.first?.split(separator: "@").last.map(String.init)
+        return [.containerCreated(uid: uid, containerID: id, name: record.labels["io.kubernetes.container.name"] ?? "",
+                                  image: image, imageDigest: digest, isInit: false, begin: t, end: t, source: .containerd)]
     }
 
     static func inputs(_ event: ContainerdEvent, criNamespace: String, pending: inout [String: Pending]) -> [CorrelatorInput] {

@@ -117,7 +117,8 @@ import Testing
         let cold = try await PodStarter(endpoint: env.endpoint).run(options)
         #expect(cold.pulled)
         let coldTrace = try await agent.pod(cold.pod.uid)
-        #expect(try phases(coldTrace).contains { $0.name == "pull" && $0.source == "containerd" })
+        #expect(try phases(coldTrace).contains { $0.name == "pull" && $0.source == "containerd" },
+                "no containerd pull in \(String(describing: coldTrace["phases"]))\ncontainers \(String(describing: coldTrace["containers"]))\n\(agent.log)")
         let image = try #require((coldTrace["containers"] as? [[String: Any]])?.first?["image"] as? String)
 
         // the registry's manifest, read independently: what a pull of this image fetches
