@@ -99,9 +99,10 @@ import Testing
         #expect(scanner.counters.oversizeLines >= 1)
         // An empty input ends cleanly.
         let empty = KubeletLogScanner { _ in Issue.record("report from nothing") }
-        let devnull = open("/dev/null", O_RDONLY)
-        defer { close(devnull) }
-        try empty.scan(fd: devnull)
+        try "".write(toFile: path, atomically: false, encoding: .utf8)
+        let nothing = open(path, O_RDONLY)
+        defer { close(nothing) }
+        try empty.scan(fd: nothing)
         #expect(empty.counters.bytes == 0)
     }
 
