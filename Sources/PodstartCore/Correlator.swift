@@ -120,6 +120,8 @@ public struct Correlator: Sendable {
     private var ignored: Set<String> = []
     private var reportedUIDs: Set<String> = []
     private var now: Int64 = 0
+    /// No open start is due before this time (`.min`: work it out at the next input).
+    private var earliestDue: Int64 = .min
     /// Access records of containers whose namespace number another container took before their
     /// start was finalised; and the namespaces whose container's init has exited.
     private var retiredTrackers: [String: AccessTracker] = [:]
@@ -142,6 +144,13 @@ public struct Correlator: Sendable {
     /// Feeds one observation; returns the timelines it completed.
     public mutating func ingest(_ input: CorrelatorInput,
                                 resolve: AccessResolver = Correlator.noResolver) -> [PodStartTrace] {
+        // Only an exec (a container's first process) among kernel records can change when a start
+        // is due; every other kind of input may.
+        switch input {
+        case .kernel(.exec), .kernel(.exit): earliestDue = .min
+        case .kernel: break
+        default: earliestDue = .min
+        }
         switch input {
         case .pod(let uid, let namespace, let name, let created, _):
             guard var pod = state(uid) else { break }
@@ -352,19 +361,29 @@ public struct Correlator: Sendable {
     }
 
     private mutating func finalizeDue(resolve: AccessResolver) -> [PodStartTrace] {
+        // Most inputs are kernel records that change no start's deadline: nothing to look at
+        // until the clock reaches the earliest one.
+        if now < earliestDue { return [] }
         var done: [PodStartTrace] = []
+        var next = Int64.max
         for uid in pods.keys.sorted() {
             guard let pod = pods[uid] else { continue }
             let start = pod.created ?? pod.firstSeen
-            if let ready = pod.ready ?? runningReadiness(pod), now >= ready.at + configuration.graceNs {
+            let ready = pod.ready ?? runningReadiness(pod)
+            if let ready, now >= ready.at + configuration.graceNs {
                 done.append(finalize(pod, end: ready.at, outcome: .ready, reason: nil, resolve: resolve))
             } else if let failure = pod.failure, now >= failure.at + configuration.graceNs {
                 done.append(finalize(pod, end: failure.at, outcome: .failed, reason: failure.reason, resolve: resolve))
             } else if pod.ready == nil, now - start > configuration.startTimeoutNs {
                 let reason = "not ready within \(configuration.startTimeoutNs / 1_000_000_000) s"
                 done.append(finalize(pod, end: start + configuration.startTimeoutNs, outcome: .failed, reason: reason, resolve: resolve))
+            } else {
+                if let ready { next = min(next, ready.at + configuration.graceNs) }
+                if let failure = pod.failure { next = min(next, failure.at + configuration.graceNs) }
+                if pod.ready == nil { next = min(next, start &+ configuration.startTimeoutNs &+ 1) }
             }
         }
+        earliestDue = next
         return done
     }
 

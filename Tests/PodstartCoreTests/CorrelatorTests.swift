@@ -99,6 +99,44 @@ struct CorrelatorTests {
         }
     }
 
+    /// On a busy node almost every input is a kernel record. They move the clock, so a start
+    /// whose grace ends between two of them is closed by the later one; and an exec, which can
+    /// make a start ready earlier than the runtime said, is looked at at once.
+    @Test func kernelRecordsAloneCloseAStartAtItsDeadline() throws {
+        var inputs = Self.stream.dropLast()
+        var c = Correlator(clock: Self.clock)
+        for input in inputs { #expect(c.ingest(input).isEmpty) }
+        func open(_ at: Int64) -> CorrelatorInput {
+            .kernel(.open(OpenEvent(timestampNs: Self.mono(at), task: Self.task, syscall: .openat, result: 3, directoryFD: -100,
+                                    openFlags: 0, rawPath: "x", rawPathTruncated: false, path: ResolvedPath(path: "/x", truncated: false),
+                                    file: Self.file(3), isRuntimeProcess: false)))
+        }
+        #expect(c.ingest(open(4000)).isEmpty)
+        #expect(c.ingest(open(4999)).isEmpty, "ready at 3.0 s, grace 2 s: not yet")
+        #expect(c.ingest(open(5001)).first?.e2eNanoseconds == 3_000_000_000)
+
+        // ready when running: the listing saw the start late (ends 4.0 s), the exec at 1.8 s says better
+        var config = Correlator.Configuration()
+        config.readyWhenRunning = true
+        var r = Correlator(configuration: config, clock: Self.clock)
+        inputs = [
+            .pod(uid: "u1", namespace: "shop", name: "web", created: Self.ms(0), source: .cri),
+            .containerCreated(uid: "u1", containerID: "c1", name: "web", image: "nginx:1", imageDigest: nil,
+                              isInit: false, begin: Self.ms(1500), end: Self.ms(1550), source: .cri),
+            .containerStarted(containerID: "c1", begin: Self.ms(1550), end: Self.ms(4000), source: .derived),
+            .containerMountNamespace(containerID: "c1", mountNamespace: Self.ns),
+        ]
+        for input in inputs { #expect(r.ingest(input).isEmpty) }
+        #expect(r.ingest(open(1700)).isEmpty)
+        #expect(r.ingest(.kernel(.exec(ExecEvent(timestampNs: Self.mono(1800), task: Self.task, file: Self.file(1),
+                                                 path: ResolvedPath(path: "/bin/app", truncated: false), filename: "/bin/app",
+                                                 arguments: ["/bin/app"], argumentsTruncated: false, isRuntimeProcess: false,
+                                                 oldPid: 50)))).isEmpty)
+        #expect(r.ingest(open(3700)).isEmpty)
+        let closed = r.ingest(open(3900))
+        #expect(closed.first?.e2eNanoseconds == 1_800_000_000, "due 2 s after the exec, not after the listing's 4.0 s")
+    }
+
     @Test func aPodThatNeverBecomesReadyIsClosedAsFailedWithTheReason() throws {
         var config = Correlator.Configuration()
         config.startTimeoutNs = 10_000_000_000
