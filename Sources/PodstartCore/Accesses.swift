@@ -102,27 +102,62 @@ public enum PullWriteClassifier {
     public enum Kind: Hashable, Sendable { case download, decompress }
 
     public static func classify(path: String) -> Kind? {
-        if path.contains("/io.containerd.content.v1.content/ingest/") { return .download }
-        if path.contains("/io.containerd.snapshotter.v1.") && path.contains("/snapshots/") { return .decompress }
-        if path.contains("/tmpmounts/containerd-mount") { return .decompress }
-        return nil
+        // Called for every write the runtime begins: compare bytes, not Characters.
+        func kind(_ p: UnsafeBufferPointer<UInt8>) -> Kind? {
+            if p.contains(bytes: "/io.containerd.content.v1.content/ingest/") { return .download }
+            if p.contains(bytes: "/io.containerd.snapshotter.v1.") && p.contains(bytes: "/snapshots/") { return .decompress }
+            if p.contains(bytes: "/tmpmounts/containerd-mount") { return .decompress }
+            return nil
+        }
+        return path.utf8.withContiguousStorageIfAvailable(kind) ?? Array(path.utf8).withUnsafeBufferPointer(kind)
+    }
+
+    /// One process writing one file: what a begin record and a write total share.
+    public struct WriteKey: Hashable, Sendable {
+        public var pid: UInt32
+        public var file: FileKey
+        public init(pid: UInt32, file: FileKey) { self.pid = pid; self.file = file }
+        public init(_ begin: WriteBeginEvent) { self.init(pid: begin.task.pid, file: begin.file.key) }
+        public init(_ total: WriteTotal) { self.init(pid: total.pid, file: total.file) }
     }
 
     /// Intervals (Unix ns) during which the runtime wrote downloads and unpacked layers.
     public static func intervals(begins: [WriteBeginEvent], totals: [WriteTotal], clock: WallClock)
         -> (download: [Interval], decompress: [Interval])
     {
-        var kinds: [String: Kind] = [:]  // "pid/dev/ino" → kind
+        var kinds: [WriteKey: Kind] = [:]
         for b in begins where b.isRuntimeProcess {
-            if let kind = classify(path: b.path.path) { kinds["\(b.task.pid)/\(b.file.key.device.rawValue)/\(b.file.key.inode)"] = kind }
+            if let kind = classify(path: b.path.path) { kinds[WriteKey(b)] = kind }
         }
+        return intervals(totals: totals, clock: clock) { kinds[$0] }
+    }
+
+    /// The same from begins classified once, as they arrived (`kind` of a write not a pull's: nil).
+    public static func intervals(totals: [WriteTotal], clock: WallClock, kind: (WriteKey) -> Kind?)
+        -> (download: [Interval], decompress: [Interval])
+    {
         var download: [Interval] = [], decompress: [Interval] = []
         for t in totals {
-            guard let kind = kinds["\(t.pid)/\(t.file.device.rawValue)/\(t.file.inode)"] else { continue }
+            guard let kind = kind(WriteKey(t)) else { continue }
             // a single write still took place at an instant: give it a nanosecond so it counts
             let i = Interval(start: clock.unixNanoseconds(monotonic: t.firstNs), end: clock.unixNanoseconds(monotonic: t.lastNs) + 1)
             if kind == .download { download.append(i) } else { decompress.append(i) }
         }
         return (PhaseAttribution.union(download), PhaseAttribution.union(decompress))
+    }
+}
+
+extension UnsafeBufferPointer where Element == UInt8 {
+    /// Whether the bytes hold `needle`'s UTF-8 bytes somewhere.
+    func contains(bytes needle: StaticString) -> Bool {
+        needle.withUTF8Buffer { n in
+            guard n.count <= count else { return false }
+            var i = 0
+            search: while i <= count - n.count {
+                for j in 0..<n.count where self[i + j] != n[j] { i += 1; continue search }
+                return true
+            }
+            return false
+        }
     }
 }

@@ -112,7 +112,9 @@ public struct Correlator: Sendable {
     private var namespaceToContainer: [UInt32: String] = [:]
     private var trackers: [UInt32: AccessTracker] = [:]
     private var unassignedPulls: [(image: String, interval: Interval, source: PhaseSource)] = []
-    private var writeBegins: [WriteBeginEvent] = []
+    /// The runtime's writes to pull files (downloads, unpacked layers), classified as they begin,
+    /// with when they began.
+    private var pullWrites: [PullWriteClassifier.WriteKey: (kind: PullWriteClassifier.Kind, at: UInt64)] = [:]
     private var writeTotals: [WriteTotal] = []
     /// Container-scoped inputs that arrived before the container's CreateContainer: replayed then.
     private var pendingByContainer: [String: [CorrelatorInput]] = [:]
@@ -307,7 +309,7 @@ public struct Correlator: Sendable {
         now = max(now, clock.unixNanoseconds(monotonic: event.timestampNs))
         switch event {
         case .writeBegin(let w) where w.isRuntimeProcess:
-            writeBegins.append(w)
+            if let kind = PullWriteClassifier.classify(path: w.path.path) { pullWrites[.init(w)] = (kind, w.timestampNs) }
         case .exec(let e):
             let ns = e.task.mountNamespace
             if exitedNamespaces.remove(ns) != nil {
@@ -410,8 +412,8 @@ public struct Correlator: Sendable {
         unassignedPulls.removeAll { $0.interval.end < horizon }
         let monotonicHorizon = UInt64(clamping: horizon - clock.offsetNs)
         writeTotals.removeAll { $0.lastNs < monotonicHorizon }
-        let live = Set(writeTotals.map { "\($0.pid)/\($0.file.device.rawValue)/\($0.file.inode)" })
-        writeBegins.removeAll { !live.contains("\($0.task.pid)/\($0.file.key.device.rawValue)/\($0.file.key.inode)") && $0.timestampNs < monotonicHorizon }
+        let live = Set(writeTotals.map(PullWriteClassifier.WriteKey.init))
+        pullWrites = pullWrites.filter { live.contains($0.key) || $0.value.at >= monotonicHorizon }
         // access trackers of namespaces no open start claims, quiet since before the horizon
         let claimed = Set(pods.values.flatMap { $0.containers.values.compactMap(\.mountNamespace) })
         trackers = trackers.filter { ns, t in claimed.contains(ns) || namespaceToContainer[ns] != nil || (t.firstExecNs ?? .max) >= monotonicHorizon }
@@ -459,7 +461,7 @@ public struct Correlator: Sendable {
             measurements.append(PhaseMeasurement(phase: .probe, interval: Interval(start: running, end: end),
                                                  source: pod.ready?.source ?? .derived))
         }
-        let writes = PullWriteClassifier.intervals(begins: writeBegins, totals: writeTotals, clock: clock)
+        let writes = PullWriteClassifier.intervals(totals: writeTotals, clock: clock) { pullWrites[$0]?.kind }
         let phases = PhaseAttribution.attribute(window: window, measurements: measurements,
                                                 download: writes.download, decompress: writes.decompress)
 

@@ -27,11 +27,11 @@ public enum RecordingTrim {
         for input in inputs {
             if case .kernel(.exec(let e)) = input, pids.contains(e.task.pid) { namespaces.insert(e.task.mountNamespace) }
         }
-        // the runtime's writes that classify as pull traffic, by "pid/dev/ino"
-        var pullWrites: Set<String> = []
+        // the runtime's writes that classify as pull traffic
+        var pullWrites: Set<PullWriteClassifier.WriteKey> = []
         for input in inputs {
             if case .kernel(.writeBegin(let w)) = input, w.isRuntimeProcess, PullWriteClassifier.classify(path: w.path.path) != nil {
-                pullWrites.insert("\(w.task.pid)/\(w.file.key.device.rawValue)/\(w.file.key.inode)")
+                pullWrites.insert(.init(w))
             }
         }
 
@@ -55,12 +55,12 @@ public enum RecordingTrim {
                 case .open(let e): if namespaces.contains(e.task.mountNamespace) { kept.append(input) }
                 case .readRange(let r): if namespaces.contains(r.mountNamespace) { kept.append(input) }
                 case .writeBegin(let w):
-                    if pullWrites.contains("\(w.task.pid)/\(w.file.key.device.rawValue)/\(w.file.key.inode)") { kept.append(input) }
+                    if pullWrites.contains(.init(w)) { kept.append(input) }
                 case .fork, .exit, .blockIO: break  // the correlator does not use them
                 }
             case .aggregates(let openCounts, let writeTotals):
                 let counts = openCounts.filter { namespaces.contains($0.mountNamespace) }
-                let totals = writeTotals.filter { pullWrites.contains("\($0.pid)/\($0.file.device.rawValue)/\($0.file.inode)") }
+                let totals = writeTotals.filter { pullWrites.contains(.init($0)) }
                 if !counts.isEmpty || !totals.isEmpty { kept.append(.aggregates(openCounts: counts, writeTotals: totals)) }
             case .tick:
                 kept.append(input)

@@ -91,5 +91,13 @@ struct AccessTrackerTests {
         #expect(download == [Interval(start: 1100, end: 1501)])
         #expect(decompress == [Interval(start: 1450, end: 1901)])
         #expect(PullWriteClassifier.classify(path: "/var/lib/containerd/tmpmounts/containerd-mount123/etc/x") == .decompress)
+        // byte matching: at the very end, a near miss, shorter than the pattern, not UTF-8 native
+        #expect(PullWriteClassifier.classify(path: "/x/io.containerd.content.v1.content/ingest/") == .download)
+        #expect(PullWriteClassifier.classify(path: "/x/io.containerd.content.v1.content/ingest") == nil)
+        #expect(PullWriteClassifier.classify(path: "/io.containerd.snapshotter.v1.overlayfs/snapshot/12/fs") == nil)
+        #expect(PullWriteClassifier.classify(path: "/io.containerd.snapshotter.v1.overlayfs/snapshots/12/fs/é") == .decompress)
+        #expect(PullWriteClassifier.classify(path: "/tmp") == nil)
+        #expect(PullWriteClassifier.classify(path: "") == nil)
+        #expect(PullWriteClassifier.classify(path: String("/a/tmpmounts/containerd-mount9/b".reversed().reversed())) == .decompress)
     }
 }
