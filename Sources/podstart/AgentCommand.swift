@@ -36,6 +36,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .customLong("cri-poll-interval"), help: "How often to list pods and containers through CRI (e.g. 200ms).")
     var criPollInterval = "200ms"
 
+    @Option(name: .customLong("cri-idle-poll-interval"), help: "How often to list through CRI while containerd's event stream flows and nothing changes (e.g. 2s).")
+    var criIdlePollInterval = "2s"
+
     @Option(name: .customLong("containerd-log"), help: "containerd's log file: exact RunPodSandbox/PullImage/CreateContainer/StartContainer times.")
     var containerdLog: String?
 
@@ -77,7 +80,7 @@ struct AgentCommand: AsyncParsableCommand {
 
     func validate() throws {
         if let criEndpoint { _ = try CRIEndpoint(parsing: criEndpoint) }
-        for (flag, text) in [("--cri-poll-interval", criPollInterval), ("--startup-window", startupWindow), ("--start-timeout", startTimeout)] {
+        for (flag, text) in [("--cri-poll-interval", criPollInterval), ("--cri-idle-poll-interval", criIdlePollInterval), ("--startup-window", startupWindow), ("--start-timeout", startTimeout)] {
             guard let d = DurationText.parse(text), d > .zero else { throw ValidationError("\(flag): '\(text)' is not a duration like 200ms, 10s or 5m") }
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level '\(logLevel)'") }
@@ -191,9 +194,10 @@ struct Agent {
         let interval = DurationText.parse(options.criPollInterval) ?? .milliseconds(200)
         var tasks: [Task<Void, Never>] = []
         if let kernel { tasks.append(Task { await kernel.run() }) }
-        tasks.append(Task { await CRIPollSource(endpoint: endpoint, interval: interval, hub: hub, metrics: metrics, logger: logger).run() })
+        let pacer = PollPacer(idleInterval: max(interval, DurationText.parse(options.criIdlePollInterval) ?? .seconds(2)))
+        tasks.append(Task { await CRIPollSource(endpoint: endpoint, interval: interval, pacer: pacer, hub: hub, metrics: metrics, logger: logger).run() })
         if !options.noContainerdEvents {
-            tasks.append(Task { await ContainerdEventSource(endpoint: endpoint, hub: hub, metrics: metrics, logger: logger).run() })
+            tasks.append(Task { await ContainerdEventSource(endpoint: endpoint, pacer: pacer, hub: hub, metrics: metrics, logger: logger).run() })
         }
         if let path = options.containerdLog {
             let parser = ContainerdLogInputs(metrics: metrics)

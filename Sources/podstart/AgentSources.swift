@@ -17,12 +17,13 @@ struct Backoff {
 }
 
 /// Pods and containers as the runtime lists them through CRI, polled (containerd 1.6 has no
-/// GetContainerEvents). The first listing marks what already runs as pre-existing: those are never
+/// GetContainerEvents) at the pace a PollPacer sets. The first listing marks what already runs as pre-existing: those are never
 /// reported as starts. When the socket goes away the source reconnects with backoff and counts the
 /// error; the rest of the agent keeps serving.
 struct CRIPollSource: Sendable {
     var endpoint: CRIEndpoint
     var interval: Duration
+    var pacer = PollPacer()
     var hub: AgentHub
     var metrics: MetricsRegistry
     var logger: Logger
@@ -45,6 +46,7 @@ struct CRIPollSource: Sendable {
             do {
                 try await CRIClient.withClient(endpoint: endpoint) { client in
                     while !Task.isCancelled {
+                        guard pacer.shouldPoll() else { try await Task.sleep(for: interval); continue }
                         let inputs = try await poll(client, &known)
                         if down {
                             logger.info("CRI runtime reachable again", metadata: ["endpoint": "\(endpoint)"])
@@ -412,6 +414,8 @@ final class KernelSource: Sendable {
 struct ContainerdEventSource: Sendable {
     var endpoint: CRIEndpoint
     var criNamespace = "k8s.io"
+    /// Told of every CRI-namespace event, and of whether the stream flows.
+    var pacer: PollPacer?
     var hub: AgentHub
     var metrics: MetricsRegistry
     var logger: Logger
@@ -436,8 +440,11 @@ struct ContainerdEventSource: Sendable {
                 if failing { logger.info("containerd events flowing again", metadata: ["endpoint": "\(endpoint)"]) }
                 failing = false
                 backoff.reset()
+                pacer?.eventsFlowing(true)
+                defer { pacer?.eventsFlowing(false) }
                 var pending: [String: Pending] = [:]
                 for try await event in stream {
+                    if event.namespace == criNamespace { pacer?.nudge() }
                     var inputs = Self.inputs(event, criNamespace: criNamespace, pending: &pending)
                     if event.namespace == criNamespace, case .containerCreate(let id, let image, _) = event.payload {
                         inputs += await criContainer(id: id, image: image, at: event.timestamp, client: client)

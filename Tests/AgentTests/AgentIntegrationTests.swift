@@ -221,24 +221,23 @@ import Testing
         #expect(try await reopened.stop() == 0)
     }
 
-    @Test func criSocketRemovedAndRestoredTheAgentRecovers() async throws {
+    @Test func containerdRestartedTheAgentKeepsServingAndRecovers() async throws {
         let agent = try await startAgent()
-        let socket = env.endpoint.socketPath
-        let moved = socket + ".away"
-        #expect(rename(socket, moved) == 0, "cannot move \(socket): \(String(cString: strerror(errno)))")
-        var restored = false
-        defer { if !restored { _ = rename(moved, socket) } }
-        _ = try await agent.waitFor("a CRI source error") {
-            (try await agent.metric("podstart_source_errors_total{source=\"cri\"}")).flatMap { $0 > 0 ? $0 : nil }
+        try await env.withContainerdStopped {
+            _ = try await agent.waitFor("a CRI source error") {
+                (try await agent.metric("podstart_source_errors_total{source=\"cri\"}")).flatMap { $0 > 0 ? $0 : nil }
+            }
+            #expect(try await agent.metric("podstart_source_errors_total{source=\"containerd-events\"}") ?? 0 > 0)
+            let (health, _) = try await agent.get("/healthz")
+            #expect(health == 200)
         }
-        let (health, _) = try await agent.get("/healthz")
-        #expect(health == 200)
-        #expect(rename(moved, socket) == 0)
-        restored = true
         try await Task.sleep(for: .seconds(6))  // the backoff tops out at 5 s
         let record = try await startPod()
-        _ = try await agent.pod(record.pod.uid)
+        let trace = try await agent.pod(record.pod.uid)
+        // both sources are back: the listing's and the event stream's records of the new start
         #expect(agent.logLines(message: "CRI runtime reachable again").count == 1)
+        #expect(agent.logLines(message: "containerd events flowing again").count == 1)
+        #expect(try phases(trace).contains { $0.name == "sandbox" && $0.source == "containerd" })
         #expect(try await agent.stop() == 0)
     }
 

@@ -106,4 +106,23 @@ public struct LocalEnvironment: Sendable {
         options.timeout = .seconds(120)
         return options
     }
+
+    /// containerd down (SIGTERM, as a node's containerd restart begins: every connection to it
+    /// closes and its socket goes away) while `body` runs, then up again through
+    /// `scripts/localenv.sh up`, whatever `body` did. Running pods keep running (their shims stay).
+    public func withContainerdStopped<T>(_ body: () async throws -> T) async throws -> T {
+        let pidFile = "\(directory)/containerd/containerd.pid"
+        guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8), let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+              kill(pid, 0) == 0 else {
+            throw StartFailure(description: "no running containerd in \(pidFile)")
+        }
+        kill(pid, SIGTERM)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while kill(pid, 0) == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        let result: Result<T, any Error>
+        do { result = .success(try await body()) } catch { result = .failure(error) }
+        let (status, output) = Self.run(["bash", "\(Self.repositoryRoot)/scripts/localenv.sh", "up"])
+        guard status == 0 else { throw StartFailure(description: "scripts/localenv.sh up after the stop failed (exit \(status)):\n\(output)") }
+        return try result.get()
+    }
 }
