@@ -195,17 +195,18 @@ struct Agent {
         var tasks: [Task<Void, Never>] = []
         if let kernel { tasks.append(Task { await kernel.run() }) }
         let pacer = PollPacer(idleInterval: max(interval, DurationText.parse(options.criIdlePollInterval) ?? .seconds(2)))
-        tasks.append(Task { await CRIPollSource(endpoint: endpoint, interval: interval, pacer: pacer, hub: hub, metrics: metrics, logger: logger).run() })
+        let gate = StartupGate(sources.filter { ["cri", "containerd-events", "containerd-log", "kubelet-log"].contains($0) })
+        tasks.append(Task { await CRIPollSource(endpoint: endpoint, interval: interval, pacer: pacer, gate: gate, hub: hub, metrics: metrics, logger: logger).run() })
         if !options.noContainerdEvents {
-            tasks.append(Task { await ContainerdEventSource(endpoint: endpoint, pacer: pacer, hub: hub, metrics: metrics, logger: logger).run() })
+            tasks.append(Task { await ContainerdEventSource(endpoint: endpoint, pacer: pacer, gate: gate, hub: hub, metrics: metrics, logger: logger).run() })
         }
         if let path = options.containerdLog {
             let parser = ContainerdLogInputs(metrics: metrics)
-            tasks.append(Task { await LogFileSource(name: "containerd-log", path: path, hub: hub, metrics: metrics, logger: logger,
+            tasks.append(Task { await LogFileSource(name: "containerd-log", path: path, gate: gate, hub: hub, metrics: metrics, logger: logger,
                                                     parse: { parser.inputs(line: $0) }).run() })
         }
         if let path = options.kubeletLog {
-            tasks.append(Task { await LogFileSource(name: "kubelet-log", path: path, hub: hub, metrics: metrics, logger: logger,
+            tasks.append(Task { await LogFileSource(name: "kubelet-log", path: path, gate: gate, hub: hub, metrics: metrics, logger: logger,
                                                     parse: { KubeletLogInputs.inputs(line: $0, metrics: metrics) }).run() })
         }
         if let url = options.kubeletMetricsURL {
@@ -219,9 +220,18 @@ struct Agent {
                 await hub.ingest([.tick(now: WallClock.unixNow())])
             }
         })
-        readiness.markReady()
-        logger.notice("agent started", metadata: ["cri": "\(endpoint)", "stateDir": "\(serve.stateDirectory)",
-                                                  "probes": "\(kernel != nil)"])
+        // Ready once every source has had its first look (or 10 s passed: a source whose input is
+        // down is named, and the agent serves what the others give).
+        let probesOn = kernel != nil
+        tasks.append(Task {
+            let unprimed = await gate.wait(timeout: .seconds(10))
+            if !unprimed.isEmpty {
+                logger.warning("sources not yet reading; serving without them until they are", metadata: ["sources": "\(unprimed.joined(separator: ","))"])
+            }
+            readiness.markReady()
+            logger.notice("agent started", metadata: ["cri": "\(endpoint)", "stateDir": "\(serve.stateDirectory)",
+                                                      "probes": "\(probesOn)"])
+        })
 
         // Runs until SIGTERM/SIGINT, then stops accepting requests and returns.
         try await app.runService()

@@ -16,6 +16,29 @@ struct Backoff {
     mutating func reset() { delay = .milliseconds(200) }
 }
 
+/// The sources' first look at the node (the CRI listing that marks what already runs, the log
+/// tails that skip old lines, the event subscription): the agent reports ready only after them, so
+/// a pod started right after /readyz says 200 is a start, and a log line it writes is read.
+final class StartupGate: @unchecked Sendable {
+    private let lock = NSLock()
+    private var pending: Set<String>
+
+    init(_ names: [String]) { pending = Set(names) }
+
+    func primed(_ name: String) { _ = lock.withLock { pending.remove(name) } }
+
+    /// Waits until every source has primed or `timeout` passes; returns those that have not (a
+    /// source whose input is down must not keep the agent from serving the rest).
+    func wait(timeout: Duration) async -> [String] {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let left = lock.withLock { pending.sorted() }
+            if left.isEmpty || ContinuousClock.now >= deadline { return left }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}
+
 /// Pods and containers as the runtime lists them through CRI, polled (containerd 1.6 has no
 /// GetContainerEvents) at the pace a PollPacer sets. The first listing marks what already runs as pre-existing: those are never
 /// reported as starts. When the socket goes away the source reconnects with backoff and counts the
@@ -24,6 +47,7 @@ struct CRIPollSource: Sendable {
     var endpoint: CRIEndpoint
     var interval: Duration
     var pacer = PollPacer()
+    var gate: StartupGate?
     var hub: AgentHub
     var metrics: MetricsRegistry
     var logger: Logger
@@ -48,6 +72,7 @@ struct CRIPollSource: Sendable {
                     while !Task.isCancelled {
                         guard pacer.shouldPoll() else { try await Task.sleep(for: interval); continue }
                         let inputs = try await poll(client, &known)
+                        gate?.primed("cri")
                         if down {
                             logger.info("CRI runtime reachable again", metadata: ["endpoint": "\(endpoint)"])
                             down = false
@@ -165,6 +190,7 @@ struct LogFileSource: Sendable {
     var name: String
     var path: String
     var interval: Duration = .milliseconds(250)
+    var gate: StartupGate?
     var hub: AgentHub
     var metrics: MetricsRegistry
     var logger: Logger
@@ -180,7 +206,7 @@ struct LogFileSource: Sendable {
                 if failing { logger.info("log readable again", metadata: ["source": "\(name)", "path": "\(path)"]) }
                 failing = false
                 // Lines written before the agent started describe starts it did not see begin.
-                if first { first = false; try? await Task.sleep(for: interval); continue }
+                if first { first = false; gate?.primed(name); try? await Task.sleep(for: interval); continue }
                 var inputs: [CorrelatorInput] = []
                 for line in lines { inputs += parse(line) }
                 if !inputs.isEmpty { await hub.ingest(inputs) }
@@ -416,6 +442,7 @@ struct ContainerdEventSource: Sendable {
     var criNamespace = "k8s.io"
     /// Told of every CRI-namespace event, and of whether the stream flows.
     var pacer: PollPacer?
+    var gate: StartupGate?
     var hub: AgentHub
     var metrics: MetricsRegistry
     var logger: Logger
@@ -437,6 +464,7 @@ struct ContainerdEventSource: Sendable {
                     for container in try await client.containers(namespace: namespace) { inputs.append(.preexisting(uid: container.id)) }
                 }
                 await hub.ingest(inputs)
+                gate?.primed("containerd-events")
                 if failing { logger.info("containerd events flowing again", metadata: ["endpoint": "\(endpoint)"]) }
                 failing = false
                 backoff.reset()

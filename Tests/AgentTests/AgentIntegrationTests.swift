@@ -241,6 +241,21 @@ import Testing
         #expect(try await agent.stop() == 0)
     }
 
+    /// Ready means every source has had its first look; one whose input is missing holds
+    /// readiness back only so long, and is named.
+    @Test func aMissingRuntimeIsNamedAndTheAgentStillBecomesReady() async throws {
+        let dir = try Command.temporaryDirectory("podstart-no-runtime")
+        let started = ContinuousClock.now
+        let agent = try await AgentProcess.start(binary: binary, stateDirectory: dir + "/state",
+                                                 arguments: ["--cri-endpoint", "unix://\(dir)/absent.sock", "--no-kernel"])
+        #expect(ContinuousClock.now - started >= .seconds(9), "ready before the sources' 10 s")
+        let warning = try #require(agent.logLines(message: "sources not yet reading; serving without them until they are").first)
+        #expect(warning["sources"] as? String == "containerd-events,cri")
+        #expect(try await agent.metric("podstart_source_errors_total{source=\"cri\"}") ?? 0 > 0)
+        #expect(try await agent.get("/healthz").0 == 200)
+        #expect(try await agent.stop() == 0)
+    }
+
     @Test func withoutBPFTheAgentRunsOnTheRuntimeAndLogs() async throws {
         let setpriv = try #require(Command.which("setpriv"), "setpriv (util-linux) is missing")
         // No CAP_BPF, CAP_PERFMON or CAP_SYS_ADMIN: the kernel refuses every BPF program.
