@@ -189,7 +189,10 @@ struct podstart_ring *podstart_ring_open(int map_fd)
 	r->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (r->epoll_fd < 0)
 		goto fail;
-	struct epoll_event ev = { .events = EPOLLIN };
+	/* Edge-triggered: epoll_wait returns on the kernel's wake-ups only (a forced one from a
+	 * submit once enough data waits, or an exec's), not whenever any record waits; otherwise a
+	 * steady stream would wake the reader for every few records. */
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
 	if (epoll_ctl(r->epoll_fd, EPOLL_CTL_ADD, map_fd, &ev) != 0)
 		goto fail;
 	return r;
@@ -215,10 +218,6 @@ void podstart_ring_close(struct podstart_ring *r)
 
 int podstart_ring_wait(struct podstart_ring *r, int timeout_ms)
 {
-	unsigned long cons = __atomic_load_n(r->consumer_pos, __ATOMIC_ACQUIRE);
-	unsigned long prod = __atomic_load_n(r->producer_pos, __ATOMIC_ACQUIRE);
-	if (prod != cons)
-		return 1;
 	struct epoll_event ev;
 	return epoll_wait(r->epoll_fd, &ev, 1, timeout_ms);
 }

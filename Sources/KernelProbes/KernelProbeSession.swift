@@ -197,6 +197,9 @@ public final class KernelProbeSession: @unchecked Sendable {
         public var dropped: UInt64
         /// CPU time of the reader thread so far.
         public var cpuNanoseconds: UInt64
+        /// Batches handed over (one per pass over the ring): records per batch is how well the
+        /// wake-up threshold batches.
+        public var batches: UInt64 = 0
     }
 
     public var readerStatistics: ReaderStatistics {
@@ -204,7 +207,8 @@ public final class KernelProbeSession: @unchecked Sendable {
             guard let reader else { return ReaderStatistics(records: 0, dropped: 0, cpuNanoseconds: 0) }
             return ReaderStatistics(records: reader.recordsRead.load(ordering: .relaxed),
                                     dropped: reader.recordsDropped.load(ordering: .relaxed),
-                                    cpuNanoseconds: reader.readerCPUNanoseconds.load(ordering: .relaxed))
+                                    cpuNanoseconds: reader.readerCPUNanoseconds.load(ordering: .relaxed),
+                                    batches: reader.batches.load(ordering: .relaxed))
         }
     }
 

@@ -78,9 +78,12 @@ final class RingBufferReader: @unchecked Sendable {
     let recordsRead = Atomic<UInt64>(0)
     let recordsDropped = Atomic<UInt64>(0)
     let readerCPUNanoseconds = Atomic<UInt64>(0)
+    let batches = Atomic<UInt64>(0)
 
     /// The most one pass copies; what is left waits for the next pass.
     static let maxBatchBytes = 1 << 20
+    /// More than any record takes (a path of PATH_MAX plus the fixed part).
+    static let largestRecordBytes = 8192
     /// Storage the reader reuses (touched only by the reader thread).
     private var pool: [BatchStorage] = []
     static let pooledBatches = 4
@@ -125,13 +128,19 @@ final class RingBufferReader: @unchecked Sendable {
         finished.signal()
     }
 
+    /// Copies what waits now; passes go on only while one fills its storage (a burst larger than
+    /// a batch), not after records that arrived during the pass: chasing the producer record by
+    /// record is what the wake-up threshold is there to avoid.
     private func drainAll() {
         while let batch = drainOnce() {
             let count = UInt64(batch.count)
+            let full = batch.used > batch.storage.capacity - Self.largestRecordBytes
+            batches.add(1, ordering: .relaxed)
             switch continuation.yield(batch) {
             case .dropped: recordsDropped.add(count, ordering: .relaxed)
             default: recordsRead.add(count, ordering: .relaxed)
             }
+            if !full { break }
         }
         readerCPUNanoseconds.store(Self.threadCPUNanoseconds(), ordering: .releasing)
     }

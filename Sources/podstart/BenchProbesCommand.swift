@@ -135,6 +135,8 @@ struct BenchProbesCommand: AsyncParsableCommand {
         let readerNs = readerRecords == 0 ? 0 : Double(after.cpuNanoseconds - before.cpuNanoseconds) / Double(readerRecords)
         let eventsPerSecond = Double(burstRecords) / (Double(burstEnd - burstStart) / 1e9)
         let decodeNs = counter.decodeNanosecondsPerRecord
+        let readerBatches = after.batches - before.batches
+        let recordsPerBatch = readerBatches == 0 ? 0 : Double(readerRecords) / Double(readerBatches)
 
         let figures: [(String, JSON)] = [
             ("ratio", .double(ratio.rounded(toPlaces: 4))),
@@ -144,6 +146,7 @@ struct BenchProbesCommand: AsyncParsableCommand {
             ("lost", .uint(lost)),
             ("readerNsPerEvent", .double(readerNs.rounded(toPlaces: 1))),
             ("decodeNsPerEvent", .double(decodeNs.rounded(toPlaces: 1))),
+            ("recordsPerBatch", .double(recordsPerBatch.rounded(toPlaces: 1))),
             ("baselineOpsPerSecond", .double(base.rounded())),
             ("programNsPerIteration", .double(programNsPerIteration.rounded(toPlaces: 1))),
             ("emptyProgramNsPerIteration", .double(emptyNsPerIteration.rounded(toPlaces: 1))),
@@ -174,8 +177,8 @@ struct BenchProbesCommand: AsyncParsableCommand {
                       + String(format: " %9llu runs %7.1f ns/run (empty: %.1f)", run.runCount, run.nanosecondsPerRun, floor))
             }
             print("reader burst over \(burstFiles) new files:")
-            print(String(format: "  %.0f events/s, %llu lost, %.1f ns reader CPU per event (target <= 100), %.1f ns to decode",
-                         eventsPerSecond, lost, readerNs, decodeNs))
+            print(String(format: "  %.0f events/s, %llu lost, %.1f ns reader CPU per event (target <= 100), %.1f ns to decode, %.1f records per batch",
+                         eventsPerSecond, lost, readerNs, decodeNs, recordsPerBatch))
         }
     }
 

@@ -51,7 +51,8 @@ struct podstart_ring;
 /* Maps the ring buffer map `map_fd` and an epoll instance for its wake-ups. NULL and errno set on failure. */
 struct podstart_ring *podstart_ring_open(int map_fd);
 void podstart_ring_close(struct podstart_ring *ring);
-/* Waits up to timeout_ms for a wake-up (returns at once when records are already waiting). */
+/* Waits up to timeout_ms for the kernel's next wake-up (records below the wake-up threshold wait
+ * for the timeout: one pass per batch, not per record). */
 int podstart_ring_wait(struct podstart_ring *ring, int timeout_ms);
 /* Copies whole records (without the 8-byte ring header) into out, back to back, and their end
  * offsets into ends; stops when either is full. Returns the number of records copied; the ones
