@@ -245,7 +245,7 @@ public actor ContainerResolver {
                 if !image.isEmpty, entry.image.isEmpty { entry.image = image }
                 byID[id] = entry
             }
-        case let .taskCreate(id, _, pid):
+        case let .taskCreate(id, _, pid, _):
             started(namespace: ns, id: id, pid: pid, running: false)
         case let .taskStart(id, pid):
             started(namespace: ns, id: id, pid: pid, running: true)

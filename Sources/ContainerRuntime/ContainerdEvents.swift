@@ -24,7 +24,9 @@ public struct ContainerdEvent: Sendable, Hashable {
         case containerUpdate(id: String, image: String, labels: [String: String])
         case containerDelete(id: String)
         /// The task exists (runc created the init process, which has not run the entrypoint yet).
-        case taskCreate(containerID: String, bundle: String, pid: UInt32)
+        /// `rootfs`: the overlay containerd mounted as its root (nil for other snapshotters): it
+        /// names the container's layers even once the container is gone.
+        case taskCreate(containerID: String, bundle: String, pid: UInt32, rootfs: OverlayRootfs? = nil)
         /// The container's init process runs the entrypoint.
         case taskStart(containerID: String, pid: UInt32)
         /// A process exited; `execID` is empty for the container's init process.
@@ -48,7 +50,7 @@ public struct ContainerdEvent: Sendable, Hashable {
             switch self {
             case let .containerCreate(id, _, _), let .containerUpdate(id, _, _), let .containerDelete(id):
                 return id
-            case let .taskCreate(id, _, _), let .taskStart(id, _), let .taskExit(id, _, _, _, _),
+            case let .taskCreate(id, _, _, _), let .taskStart(id, _), let .taskExit(id, _, _, _, _),
                  let .taskDelete(id, _, _, _), let .taskOOM(id):
                 return id
             default:
@@ -85,7 +87,9 @@ extension ContainerdEvent.Payload {
                 self = .containerDelete(id: try Containerd_Events_ContainerDelete(serializedBytes: value).id)
             case "containerd.events.TaskCreate":
                 let m = try Containerd_Events_TaskCreate(serializedBytes: value)
-                self = .taskCreate(containerID: m.containerID, bundle: m.bundle, pid: m.pid)
+                let overlay = m.rootfs.first { $0.type == "overlay" }
+                self = .taskCreate(containerID: m.containerID, bundle: m.bundle, pid: m.pid,
+                                   rootfs: overlay.map { OverlayRootfs(mountPoint: m.bundle + "/rootfs", options: $0.options) })
             case "containerd.events.TaskStart":
                 let m = try Containerd_Events_TaskStart(serializedBytes: value)
                 self = .taskStart(containerID: m.containerID, pid: m.pid)

@@ -50,18 +50,24 @@ public struct OverlayRootfs: Sendable, Hashable {
             guard left.count >= 5, right.count == 3, right[0] == "overlay" else { continue }
             let mountPoint = unescape(String(left[4]))
             guard matches(mountPoint) else { continue }
-            var lower: [String] = []
-            var upper: String?
-            for option in splitOptions(String(right[2])) {
-                if option.hasPrefix("lowerdir=") {
-                    lower = option.dropFirst("lowerdir=".count).split(separator: ":").map { unescape(String($0)) }
-                } else if option.hasPrefix("upperdir=") {
-                    upper = unescape(String(option.dropFirst("upperdir=".count)))
-                }
-            }
-            return OverlayRootfs(mountPoint: mountPoint, lowerDirs: lower, upperDir: upper)
+            return OverlayRootfs(mountPoint: mountPoint, options: splitOptions(String(right[2])).map { unescape(String($0)) })
         }
         return nil
+    }
+
+    /// An overlay from its mount options (`lowerdir=a:b`, `upperdir=u`, …), as the kernel's mount
+    /// table shows them (unescaped) or as containerd hands a task's rootfs mounts over.
+    public init(mountPoint: String, options: [String]) {
+        var lower: [String] = []
+        var upper: String?
+        for option in options {
+            if option.hasPrefix("lowerdir=") {
+                lower = option.dropFirst("lowerdir=".count).split(separator: ":").map(String.init)
+            } else if option.hasPrefix("upperdir=") {
+                upper = String(option.dropFirst("upperdir=".count))
+            }
+        }
+        self.init(mountPoint: mountPoint, lowerDirs: lower, upperDir: upper)
     }
 
     /// Which layer provides `path` (absolute inside the container), looking top-down the way

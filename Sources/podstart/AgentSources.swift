@@ -477,6 +477,10 @@ struct ContainerdEventSource: Sendable {
                     if event.namespace == criNamespace, case .containerCreate(let id, let image, _) = event.payload {
                         inputs += await criContainer(id: id, image: image, at: event.timestamp, client: client)
                     }
+                    // its layers, for a container gone before its first process could be looked at
+                    if case .taskCreate(let id, _, _, let rootfs?) = event.payload, !(await hub.knowsFiles(of: id)) {
+                        await hub.learn(containerID: id, files: .init(rootfs: rootfs))
+                    }
                     if !inputs.isEmpty { await hub.ingest(inputs) }
                 }
             } catch is CancellationError {
@@ -522,7 +526,7 @@ struct ContainerdEventSource: Sendable {
                     .pod(uid: id, namespace: "", name: "", created: t, source: .containerd),
                     .containerCreated(uid: id, containerID: id, name: id, image: image, imageDigest: nil, isInit: false,
                                       begin: t, end: t, source: .containerd)]
-        case .taskCreate(let id, _, _):
+        case .taskCreate(let id, _, _, _):
             guard var p = pending[id] else { return [] }
             p.taskCreatedAt = t
             pending[id] = p

@@ -109,7 +109,7 @@ extension ContainerRuntimeIntegration {
                                          "/tasks/delete", "/containers/delete"])
             guard mine.count == 6 else { return }
             #expect(mine[0].payload == .containerCreate(id: id, image: ref, runtime: "io.containerd.runc.v2"))
-            guard case let .taskCreate(_, bundle, createPid) = mine[1].payload,
+            guard case let .taskCreate(_, bundle, createPid, rootfs) = mine[1].payload,
                   case let .taskStart(_, startPid) = mine[2].payload,
                   case let .taskExit(_, execID, exitPid, exitStatus, exitedAt) = mine[3].payload,
                   case let .taskDelete(_, deletePid, deleteStatus, _) = mine[4].payload else {
@@ -118,6 +118,11 @@ extension ContainerRuntimeIntegration {
             }
             #expect(createPid > 0 && createPid == startPid && startPid == exitPid && exitPid == deletePid)
             #expect(bundle.hasSuffix("/\(namespace)/\(id)"))
+            // the overlay the task runs on, from the event alone: the image's layers below its own
+            let overlay = try #require(rootfs, "TaskCreate carried no overlay rootfs")
+            #expect(overlay.mountPoint == bundle + "/rootfs")
+            #expect(!overlay.lowerDirs.isEmpty && overlay.lowerDirs.allSatisfy { $0.hasSuffix("/fs") && $0.contains("snapshots") })
+            #expect(overlay.upperDir?.hasSuffix("/fs") == true)
             #expect(execID == "")
             #expect(exitStatus == 3 && deleteStatus == 3)
             #expect(zip(mine, mine.dropFirst()).allSatisfy { $0.timestamp <= $1.timestamp })
