@@ -221,9 +221,12 @@ import Testing
         #expect(try await reopened.stop() == 0)
     }
 
+    /// The CRI socket removed and restored, as a containerd restart does it.
     @Test func containerdRestartedTheAgentKeepsServingAndRecovers() async throws {
         let agent = try await startAgent()
+        let socket = env.endpoint.socketPath
         try await env.withContainerdStopped {
+            #expect(access(socket, F_OK) != 0, "\(socket) still there")
             _ = try await agent.waitFor("a CRI source error") {
                 (try await agent.metric("podstart_source_errors_total{source=\"cri\"}")).flatMap { $0 > 0 ? $0 : nil }
             }

@@ -108,7 +108,7 @@ public struct LocalEnvironment: Sendable {
     }
 
     /// containerd down (SIGTERM, as a node's containerd restart begins: every connection to it
-    /// closes and its socket goes away) while `body` runs, then up again through
+    /// closes) and its socket removed while `body` runs, then up again through
     /// `scripts/localenv.sh up`, whatever `body` did. Running pods keep running (their shims stay).
     public func withContainerdStopped<T>(_ body: () async throws -> T) async throws -> T {
         let pidFile = "\(directory)/containerd/containerd.pid"
@@ -119,6 +119,7 @@ public struct LocalEnvironment: Sendable {
         kill(pid, SIGTERM)
         let deadline = ContinuousClock.now + .seconds(20)
         while kill(pid, 0) == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        unlink(endpoint.socketPath)  // the CRI socket is gone, not merely refusing
         let result: Result<T, any Error>
         do { result = .success(try await body()) } catch { result = .failure(error) }
         let (status, output) = Self.run(["bash", "\(Self.repositoryRoot)/scripts/localenv.sh", "up"])
