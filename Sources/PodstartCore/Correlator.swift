@@ -438,8 +438,8 @@ public struct Correlator: Sendable {
         let window = Interval(start: created, end: max(created, end))
 
         // pulls whose pod no source named: the pod's if they fall inside its window and it uses the image
-        let images = Set(pod.containers.values.map(\.image))
-        for p in unassignedPulls where images.contains(p.image) && p.interval.start >= window.start && p.interval.end <= window.end {
+        let images = Set(pod.containers.values.map { ImageReference.canonical($0.image) })
+        for p in unassignedPulls where images.contains(ImageReference.canonical(p.image)) && p.interval.start >= window.start && p.interval.end <= window.end {
             measurements.append(PhaseMeasurement(phase: .pull, interval: p.interval, source: p.source, subject: p.image))
         }
         var running: Int64?

@@ -12,7 +12,7 @@ public enum RecordingTrim {
             case .pod(let uid, let ns, let name, _, _) where uids.contains(uid): names.insert("\(ns)/\(name)")
             case .containerCreated(let uid, let id, _, let image, _, _, _, _, _) where uids.contains(uid):
                 containers.insert(id)
-                images.insert(image)
+                images.insert(ImageReference.canonical(image))
             case .runtimeContainer(let uid, _, let id) where uids.contains(uid): containers.insert(id)
             default: break
             }
@@ -43,7 +43,7 @@ public enum RecordingTrim {
                  .runtimeContainer(let uid, _, _):
                 if uids.contains(uid) { kept.append(input) }
             case .pull(let uid, let image, _, _, _):
-                if uid.map(uids.contains) ?? images.contains(image) { kept.append(input) }
+                if uid.map(uids.contains) ?? images.contains(ImageReference.canonical(image)) { kept.append(input) }
             case .containerStarted(let id, _, _, _), .containerMountNamespace(let id, _), .containerExited(let id, _, _),
                  .containerPid(let id, _):
                 if containers.contains(id) { kept.append(input) }

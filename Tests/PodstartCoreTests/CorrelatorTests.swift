@@ -137,6 +137,33 @@ struct CorrelatorTests {
         #expect(closed.first?.e2eNanoseconds == 1_800_000_000, "due 2 s after the exec, not after the listing's 4.0 s")
     }
 
+    /// containerd logs PullImage with the image as the pod spec wrote it; the runtime names the
+    /// container's image in full. Both spellings are one image.
+    @Test func aPullLoggedUnderAShortImageNameIsTheContainersPull() throws {
+        #expect(ImageReference.canonical("nginx") == "docker.io/library/nginx:latest")
+        #expect(ImageReference.canonical("nginx:1") == ImageReference.canonical("docker.io/library/nginx:1"))
+        #expect(ImageReference.canonical("127.0.0.1:5000/x/y") == "127.0.0.1:5000/x/y:latest")
+        #expect(ImageReference.canonical("nginx:1") != ImageReference.canonical("nginx:2"))
+        #expect(ImageReference.canonical("sha256:0123") == "sha256:0123", "an image id stays an id")
+        #expect(ImageReference.canonical("Not A Ref") == "Not A Ref")
+        for (logged, created) in [("nginx:1", "docker.io/library/nginx:1"), ("docker.io/library/nginx:1", "nginx:1")] {
+            var c = Correlator(clock: Self.clock)
+            var out: [PodStartTrace] = []
+            for input in Self.stream {
+                switch input {
+                case .pull(_, _, let begin, let end, let source): out += c.ingest(.pull(uid: nil, image: logged, begin: begin, end: end, source: source))
+                case .containerCreated(let uid, let id, let name, _, let digest, let isInit, let begin, let end, let source):
+                    out += c.ingest(.containerCreated(uid: uid, containerID: id, name: name, image: created, imageDigest: digest,
+                                                      isInit: isInit, begin: begin, end: end, source: source))
+                default: out += c.ingest(input)
+                }
+            }
+            out += c.ingest(.tick(now: Self.ms(6000)))
+            let pull = try #require(out.first?.phases.first { $0.name == .pull }, "\(logged) vs \(created)")
+            #expect(pull.start == Self.ms(200) && pull.end == Self.ms(1450))
+        }
+    }
+
     @Test func aPodThatNeverBecomesReadyIsClosedAsFailedWithTheReason() throws {
         var config = Correlator.Configuration()
         config.startTimeoutNs = 10_000_000_000

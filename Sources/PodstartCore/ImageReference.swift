@@ -1,5 +1,3 @@
-import PodstartCore
-
 /// An image reference as a pod spec or `docker pull` writes it: `[registry/]repository[:tag][@digest]`.
 /// Docker Hub names are normalised as the docker CLI does (`busybox` → `docker.io/library/busybox`).
 public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
@@ -72,5 +70,15 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         if let tag { s += ":\(tag)" }
         if let digest { s += "@\(digest)" }
         return s
+    }
+
+    /// The one spelling of `text` that compares equal to every other spelling of the same image
+    /// (`nginx`, `nginx:latest`, `docker.io/library/nginx:latest`): a pull logged as the pod spec
+    /// wrote it and the container the runtime created from it name the same image. Text that is
+    /// no reference (an image id) is returned as it is.
+    public static func canonical(_ text: String) -> String {
+        guard !text.hasPrefix("sha256:"), var reference = try? ImageReference(parsing: text) else { return text }
+        if reference.tag == nil, reference.digest == nil { reference.tag = "latest" }
+        return reference.description
     }
 }
