@@ -135,6 +135,9 @@ public struct ImageInfo: Sendable, Hashable {
     public var repoDigests: [String]
     public var sizeBytes: UInt64
     public var pinned: Bool
+
+    /// The manifest digest (`sha256:…`) of the first `repoDigests` reference.
+    public var manifestDigest: String? { repoDigests.first?.split(separator: "@").last.map(String.init) }
 }
 
 /// One `GetContainerEvents` message: what happened to which container, with the pod's state.

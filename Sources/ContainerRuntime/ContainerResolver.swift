@@ -375,7 +375,7 @@ public actor ContainerResolver {
     private func digest(of imageRef: String, client: CRIClient) async -> String? {
         if let known = imageDigests[imageRef] { return known }
         guard let image = try? await client.imageStatus(imageRef),
-              let digest = image.repoDigests.first?.split(separator: "@").last.map(String.init) else { return nil }
+              let digest = image.manifestDigest else { return nil }
         imageDigests[imageRef] = digest
         return digest
     }

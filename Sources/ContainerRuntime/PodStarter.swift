@@ -336,7 +336,7 @@ public struct PodStarter: Sendable {
             status = try await client.containerStatus(id: containerID)
         }
 
-        let digest = image.repoDigests.first.flatMap { ref in ref.split(separator: "@").last.map(String.init) }
+        let digest = image.manifestDigest
         return PodStartRecord(
             pod: options.pod, containerName: options.containerName, sandboxID: sandboxID, containerID: containerID,
             image: options.image, imageID: image.id, imageDigest: digest, pulled: pulled, created: created,

@@ -111,7 +111,8 @@ public struct Correlator: Sendable {
     private var containerToPod: [String: String] = [:]
     private var namespaceToContainer: [UInt32: String] = [:]
     private var trackers: [UInt32: AccessTracker] = [:]
-    private var unassignedPulls: [(image: String, interval: Interval, source: PhaseSource)] = []
+    /// Pulls no source tied to a pod, with their image in ImageReference's canonical spelling.
+    private var unassignedPulls: [(image: String, canonicalImage: String, interval: Interval, source: PhaseSource)] = []
     /// The runtime's writes to pull files (downloads, unpacked layers), classified as they begin,
     /// with when they began.
     private var pullWrites: [PullWriteClassifier.WriteKey: (kind: PullWriteClassifier.Kind, at: UInt64)] = [:]
@@ -178,7 +179,7 @@ public struct Correlator: Sendable {
                 pod.measurements.append(PhaseMeasurement(phase: .pull, interval: Interval(start: begin, end: end), source: source, subject: image))
                 pods[uid] = pod
             } else {
-                unassignedPulls.append((image, Interval(start: begin, end: end), source))
+                unassignedPulls.append((image, ImageReference.canonical(image), Interval(start: begin, end: end), source))
             }
         case .containerCreated(let uid, let id, let name, let image, let digest, let isInit, let begin, let end, let source):
             guard var pod = state(uid, at: begin) else { break }
@@ -439,7 +440,7 @@ public struct Correlator: Sendable {
 
         // pulls whose pod no source named: the pod's if they fall inside its window and it uses the image
         let images = Set(pod.containers.values.map { ImageReference.canonical($0.image) })
-        for p in unassignedPulls where images.contains(ImageReference.canonical(p.image)) && p.interval.start >= window.start && p.interval.end <= window.end {
+        for p in unassignedPulls where images.contains(p.canonicalImage) && p.interval.start >= window.start && p.interval.end <= window.end {
             measurements.append(PhaseMeasurement(phase: .pull, interval: p.interval, source: p.source, subject: p.image))
         }
         var running: Int64?

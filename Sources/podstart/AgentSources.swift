@@ -177,7 +177,7 @@ struct CRIPollSource: Sendable {
         if let image = known.images[container.imageRef] { return image }
         let status = try? await client.imageStatus(container.imageRef)
         let name = status?.repoTags.first ?? status?.repoDigests.first ?? container.image
-        let digest = status?.repoDigests.first?.split(separator: "@").last.map(String.init)
+        let digest = status?.manifestDigest
             ?? (container.imageRef.contains("@") ? container.imageRef.split(separator: "@").last.map(String.init) : nil)
         known.images[container.imageRef] = (name, digest)
         return (name, digest)
@@ -506,9 +506,8 @@ struct ContainerdEventSource: Sendable {
               record.labels["io.cri-containerd.kind"] == "container",
               let uid = record.labels["io.kubernetes.pod.uid"] else { return [] }
         let status = try? await CRIClient.withClient(endpoint: endpoint, timeout: .seconds(5)) { try await $0.imageStatus(image) }
-        let digest = status?.repoDigests.first?.split(separator: "@").last.map(String.init)
         return [.containerCreated(uid: uid, containerID: id, name: record.labels["io.kubernetes.container.name"] ?? "",
-                                  image: image, imageDigest: digest, isInit: false, begin: t, end: t, source: .containerd)]
+                                  image: image, imageDigest: status?.manifestDigest, isInit: false, begin: t, end: t, source: .containerd)]
     }
 
     static func inputs(_ event: ContainerdEvent, criNamespace: String, pending: inout [String: Pending]) -> [CorrelatorInput] {
