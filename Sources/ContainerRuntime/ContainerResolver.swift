@@ -91,11 +91,17 @@ public actor ContainerResolver {
     /// Keeps the cache current until cancelled: one full listing, then the event stream, or
     /// listings every `pollInterval` when the runtime has no event stream; alongside, containerd's
     /// own events (``followContainerd()``) when the runtime is containerd.
+    /// Cancelling it ends it with `CancellationError`, whatever the transport made of a call it cut
+    /// short (grpc reports those as "unknown: The transport threw an unexpected error").
     public func run() async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await self.followCRI() }
-            group.addTask { try await self.followContainerd() }
-            for try await _ in group {}
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await self.followCRI() }
+                group.addTask { try await self.followContainerd() }
+                for try await _ in group {}
+            }
+        } catch where Task.isCancelled && !(error is CancellationError) {
+            throw CancellationError()
         }
     }
 

@@ -86,6 +86,7 @@ struct CRIPollSource: Sendable {
             } catch is CancellationError {
                 return
             } catch {
+                if Task.isCancelled { return }  // a call cut short by shutdown is no outage
                 // A connection that worked and then closed (the runtime's server ends long-lived
                 // HTTP/2 connections now and then) is reconnected at once; only a reconnect that
                 // fails too is an outage.

@@ -58,6 +58,22 @@ extension ContainerRuntimeIntegration {
             }
         }
 
+        /// Cancelled mid-call, grpc reports "the transport threw an unexpected error"; a caller
+        /// that cancelled must see a cancellation, not a runtime failure (CI saw one in ~300 runs).
+        @Test func cancellingRunMidCallEndsWithCancellationOnly() async throws {
+            var failures: [String] = []
+            for round in 0..<40 {
+                let resolver = ContainerResolver(endpoint: env.endpoint, pollInterval: .milliseconds(1))
+                let keeper = Task { try await resolver.run() }
+                try await Task.sleep(for: .microseconds(250 * (round % 20)))
+                keeper.cancel()
+                if case .failure(let error) = await keeper.result, !(error is CancellationError) {
+                    failures.append("round \(round): \(error)")
+                }
+            }
+            #expect(failures.isEmpty, "\(failures)")
+        }
+
         @Test func containerThatExitedAtOnceStillResolvesWithItsExitCode() async throws {
             let options = env.options(image: "small-files:latest")
             let resolver = ContainerResolver(endpoint: env.endpoint)
