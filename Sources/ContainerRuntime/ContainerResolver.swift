@@ -91,18 +91,32 @@ public actor ContainerResolver {
     /// Keeps the cache current until cancelled: one full listing, then the event stream, or
     /// listings every `pollInterval` when the runtime has no event stream; alongside, containerd's
     /// own events (``followContainerd()``) when the runtime is containerd.
-    /// Cancelling it ends it with `CancellationError`, whatever the transport made of a call it cut
-    /// short (grpc reports those as "unknown: The transport threw an unexpected error").
+    /// Cancelling it ends it at once with `CancellationError`, whatever the transport made of a
+    /// call it cut short (grpc-swift-2 reports some as "unknown: The transport threw an unexpected
+    /// error", its issue #9). The work winds down in the background: about once in a hundred
+    /// cancellations a gRPC client's shutdown waited more than a minute, and a caller that
+    /// cancelled must not wait for it.
     public func run() async throws {
-        do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await self.followCRI() }
-                group.addTask { try await self.followContainerd() }
-                for try await _ in group {}
+        let (ended, continuation) = AsyncThrowingStream<Never, Error>.makeStream()
+        let work = Task {
+            do {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await self.followCRI() }
+                    group.addTask { try await self.followContainerd() }
+                    for try await _ in group {}
+                }
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
             }
-        } catch where Task.isCancelled && !(error is CancellationError) {
+        }
+        defer { work.cancel() }
+        do {
+            for try await _ in ended {}  // ends when the work does, or at once when cancelled
+        } catch where Task.isCancelled {
             throw CancellationError()
         }
+        try Task.checkCancellation()
     }
 
     /// Follows containerd's event stream (every namespace) until cancelled, after listing what

@@ -47,11 +47,16 @@ public final class ContainerdClient: Sendable {
         namespaceService = .init(wrapping: grpc)
     }
 
-    deinit { grpc.beginGracefulShutdown() }
+    deinit { close() }
 
-    /// Ends every call and the connection.
+    /// Ends every call and the connection. A graceful shutdown alone waits for in-flight calls,
+    /// and the event subscription never ends by itself (cancelling its task does not cancel a
+    /// server-streaming call: grpc-swift-2 issue #17), so the connections' task is cancelled too;
+    /// without it every closed client kept its connection and subscription, and after a few dozen
+    /// containerd stopped answering new ones.
     public func close() {
         grpc.beginGracefulShutdown()
+        connections.cancel()
     }
 
     /// Every event containerd publishes from now on, in every namespace, until the consumer stops

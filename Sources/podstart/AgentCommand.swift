@@ -238,12 +238,31 @@ struct Agent {
 
         readiness.markNotReady(reason: "shutting down")
         for task in tasks { task.cancel() }
-        for task in tasks { await task.value }
+        // A source stuck in a gRPC client's shutdown must not keep the state from being written
+        // before the kubelet's grace period ends: wait a bounded time, then go on without it.
+        let stuck = await Self.waitForEnd(of: tasks, limit: .seconds(5))
+        if stuck > 0 { logger.warning("sources still stopping; shutting down without them", metadata: ["sources": "\(stuck)"]) }
         kernel?.close()
         await hub.flush()
         try? store.close()
         let recorded = await hub.recorded
         logger.notice("agent stopped", metadata: ["recorded": "\(recorded)"])
+    }
+}
+
+extension Agent {
+    /// Waits for `tasks` to end, at most `limit`; returns how many had not.
+    static func waitForEnd(of tasks: [Task<Void, Never>], limit: Duration) async -> Int {
+        let (ended, continuation) = AsyncStream<Void>.makeStream()
+        for task in tasks { Task { await task.value; continuation.yield() } }
+        let timer = Task { try? await Task.sleep(for: limit); continuation.finish() }
+        defer { timer.cancel() }
+        var count = 0
+        for await _ in ended {
+            count += 1
+            if count == tasks.count { break }
+        }
+        return tasks.count - count
     }
 }
 
