@@ -52,6 +52,8 @@ enum ps_program {
 #define PS_SYSCALL_OPENAT 1
 #define PS_SYSCALL_OPENAT2 2
 #define PS_SYSCALL_OPEN 3
+#define PS_SYSCALL_EXEC_INTERPRETER 4  /* no syscall: the ELF interpreter execve opened and mapped
+                                        * itself (open_exec); result 0, no raw path */
 
 /* Values of ps_read_range_event.source and ps_range_key.source. */
 #define PS_RANGE_ACCESS 0  /* pages a task asked for: buffered read, mmap fault or fault-around */

@@ -25,6 +25,53 @@ static __always_inline __u16 ps_read_args(struct task_struct *task, char *out, _
 	return len;
 }
 
+/* bpf_find_vma's callback: the file mapped where the address lies. */
+static long ps_vma_file(struct task_struct *task, struct vm_area_struct *vma, void *data)
+{
+	*(struct file **)data = BPF_CORE_READ(vma, vm_file);
+	return 0;
+}
+
+/*
+ * A dynamically linked program starts in its ELF interpreter (ld.so), which execve opened and
+ * mapped itself (open_exec: no open syscall any open hook could see). At this tracepoint the new
+ * image is in place and the task's saved ip is its entry point: inside the main binary's text when
+ * it has no interpreter, inside the interpreter's mapping otherwise. Report the file mapped there
+ * as an open, so the interpreter is a file the container read and its page reads have a path.
+ * On overlayfs the mapping holds the layer's own file (the overlay hands mmap its backing file),
+ * whose path, walked up to that layer's private mount, is the path inside the container.
+ */
+static __always_inline void ps_report_interpreter(struct task_struct *task, __u32 mntns)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	__u64 ip = BPF_CORE_READ(regs, ip);
+	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	if (!mm || (ip >= BPF_CORE_READ(mm, start_code) && ip < BPF_CORE_READ(mm, end_code)))
+		return; /* static: entered in its own text */
+	struct file *interp = 0;
+	if (bpf_find_vma(task, ip, ps_vma_file, &interp, 0) != 0 || !interp)
+		return;
+
+	struct ps_open_event *e = ps_reserve(sizeof(*e), PS_PROG_EXEC);
+	if (!e)
+		return;
+	__u16 flags = 0;
+	ps_fill_header(&e->header, PS_EVENT_OPEN, sizeof(*e));
+	ps_fill_task(&e->task, task, mntns);
+	e->result = 0;
+	e->dirfd = AT_FDCWD;
+	e->open_flags = 0;
+	e->syscall = PS_SYSCALL_EXEC_INTERPRETER;
+	e->raw_len = 0;
+	e->raw_path[0] = 0;
+	e->_pad = 0;
+	ps_fill_file(&e->file, interp);
+	e->path_len = ps_resolve_path(__builtin_preserve_access_index(&interp->f_path), task, e->path, &flags);
+	e->flags = flags;
+	e->header.size = __builtin_offsetof(struct ps_open_event, path) + (e->path_len & (PS_PATH_LEN - 1)) + 1;
+	ps_submit(e, PS_PROG_EXEC);
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(tp_btf__sched_process_exec, struct task_struct *task, int old_pid, struct linux_binprm *bprm)
 {
@@ -70,6 +117,9 @@ int BPF_PROG(tp_btf__sched_process_exec, struct task_struct *task, int old_pid, 
 	e->args_len = ps_read_args(task, e->args, &flags);
 	e->flags = flags;
 	e->_pad = 0;
+	/* reserved after the exec record, submitted before it: the exec's wake-up delivers both */
+	if (in_container)
+		ps_report_interpreter(task, mntns);
 	ps_submit_wake(e, PS_PROG_EXEC);
 	return 0;
 }

@@ -143,8 +143,14 @@ struct pid {
 };
 
 struct mm_struct {
+	unsigned long start_code;
+	unsigned long end_code;
 	unsigned long arg_start;
 	unsigned long arg_end;
+};
+
+struct vm_area_struct {
+	struct file *vm_file;
 };
 
 struct task_struct {

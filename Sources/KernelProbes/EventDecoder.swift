@@ -112,6 +112,7 @@ public struct EventDecoder: Sendable {
         let syscall: OpenSyscall = switch Int32(e.syscall) {
         case PS_SYSCALL_OPENAT2: .openat2
         case PS_SYSCALL_OPEN: .open
+        case PS_SYSCALL_EXEC_INTERPRETER: .execInterpreter
         default: .openat
         }
         return OpenEvent(

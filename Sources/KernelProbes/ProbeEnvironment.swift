@@ -4,7 +4,7 @@ import Foundation
 public enum ProbeEnvironment {
     public static let btfPath = "/sys/kernel/btf/vmlinux"
     public static let tracefsPath = "/sys/kernel/tracing"
-    /// bpf_loop (5.17) is the newest kernel feature the programs rely on.
+    /// bpf_loop and bpf_find_vma (5.17) are the newest kernel features the programs rely on.
     public static let minimumKernel = (major: 5, minor: 17)
 
     public static func check() throws {

@@ -156,6 +156,9 @@ public struct ExitEvent: Hashable, Sendable {
 
 public enum OpenSyscall: String, Hashable, Sendable {
     case openat, openat2, open
+    /// No syscall: the ELF interpreter (ld.so) that execve opened and mapped for a dynamically
+    /// linked program. `result` is 0 and the raw path empty; the path is resolved as for an open.
+    case execInterpreter = "exec-interpreter"
 }
 
 public struct OpenEvent: Hashable, Sendable {

@@ -175,18 +175,12 @@ struct PythonAppEvaluationTests {
         let regular = Set(record.filter(isRegularImageFile))
         let unseen = regular.filter { !podstartPaths.contains("/" + $0) }.sorted()
         #expect(!regular.isEmpty)
-        // Known gap: the kernel opens an executable's ELF interpreter inside execve (open_exec,
-        // no openat), so podstart's open records never name it, and its page reads have no
-        // open to join. Everything else the monitor saw must be there; this marker fails once
-        // the tracer records the interpreter, so it gets removed then.
+        // The ELF interpreter (opened inside execve, no openat) is among them: the exec hook
+        // reports it from the new image's entry mapping.
         let interpreter = try #require(try Self.elfInterpreter(of: "\(env.directory)/python-app/debootstrap/usr/bin/python3.11"))
-        let interpreterPath = String(interpreter.dropFirst())
-        let resolvedInterpreter = regular.first { $0.hasSuffix("/" + (interpreterPath.split(separator: "/").last ?? "")) } ?? interpreterPath
-        #expect(unseen.filter { $0 != resolvedInterpreter }.isEmpty,
-                "files ctr-remote's fanotify monitor saw that podstart's trace lacks: \(unseen)")
-        withKnownIssue("podstart does not record the ELF interpreter execve loads (\(resolvedInterpreter))") {
-            #expect(!unseen.contains(resolvedInterpreter))
-        }
+        let interpreterName = String(interpreter.split(separator: "/").last ?? "")
+        #expect(regular.contains { $0.hasSuffix("/" + interpreterName) }, "the monitor saw no \(interpreterName)")
+        #expect(unseen.isEmpty, "files ctr-remote's fanotify monitor saw that podstart's trace lacks: \(unseen)")
 
         print("""
             python-app evaluation: profile of \(profile.starts) starts (\(Self.profiledModes.joined(separator: ", "))), \

@@ -34,7 +34,8 @@ struct EventDecoderTests {
         #expect(MemoryLayout<ps_block_event>.offset(of: \ps_block_event.sector) == 32)
     }
 
-    static func openRecord(path: String, raw: String, result: Int32 = 3, version: UInt16 = UInt16(PS_EVENT_VERSION)) -> [UInt8] {
+    static func openRecord(path: String, raw: String, result: Int32 = 3, version: UInt16 = UInt16(PS_EVENT_VERSION),
+                           syscall: Int32 = PS_SYSCALL_OPENAT) -> [UInt8] {
         var e = ps_open_event()
         e.header.kind = UInt16(PS_EVENT_OPEN.rawValue)
         e.header.version = version
@@ -44,7 +45,7 @@ struct EventDecoderTests {
         e.task.mntns = 4026532000
         e.result = result
         e.dirfd = -100
-        e.syscall = UInt16(PS_SYSCALL_OPENAT)
+        e.syscall = UInt16(syscall)
         e.file.ino = 99
         e.file.dev = (8 << 20) | 1
         e.file.data_ino = 99
@@ -75,6 +76,19 @@ struct EventDecoderTests {
         #expect(open.file?.key == FileKey(device: DeviceNumber(major: 8, minor: 1), inode: 99))
         #expect(open.directoryFD == -100)
         #expect(open.timestampNs == 42)
+    }
+
+    @Test func eachSyscallValueDecodesToItsKind() {
+        let kinds: [(Int32, OpenSyscall)] = [(PS_SYSCALL_OPENAT, .openat), (PS_SYSCALL_OPENAT2, .openat2),
+                                             (PS_SYSCALL_OPEN, .open), (PS_SYSCALL_EXEC_INTERPRETER, .execInterpreter)]
+        for (value, kind) in kinds {
+            let record = Self.openRecord(path: "/lib64/ld-linux-x86-64.so.2", raw: "", result: 0, syscall: value)
+            guard case .success(.open(let open)) = record.withUnsafeBytes({ EventDecoder().decode($0) }) else {
+                Issue.record("syscall \(value) not decoded"); continue
+            }
+            #expect(open.syscall == kind)
+            #expect(open.path?.path == "/lib64/ld-linux-x86-64.so.2")
+        }
     }
 
     @Test func aFailedOpenHasNoPathOrFile() {

@@ -281,21 +281,12 @@ struct KernelProbeTests {
         let lower = try TestRoot(name: "lower")
         try FileManager.default.createDirectory(atPath: "\(lower.path)/dev", withIntermediateDirectories: true)
         try lower.write("data/layer-file.bin", bytes: 64 * 1024)
-        let base = lower.path + ".ovl"
-        for dir in ["upper", "work", "merged"] {
-            try FileManager.default.createDirectory(atPath: "\(base)/\(dir)", withIntermediateDirectories: true)
-        }
-        try run(["mount", "-t", "overlay", "overlay", "-o",
-                 "lowerdir=\(lower.path),upperdir=\(base)/upper,workdir=\(base)/work", "\(base)/merged"])
-        defer {
-            _ = try? run(["umount", "\(base)/merged"], allowFailure: true)
-            try? FileManager.default.removeItem(atPath: base)
-        }
+        let merged = try lower.mountOverlay()
         let session = try openSession()
         defer { session.close() }
         try session.attach([.process, .opens, .reads])
         let collector = try EventCollector(session: session)
-        let result = try run(["unshare", "--mount", "--fork", "chroot", "\(base)/merged", "/ps-workload",
+        let result = try run(["unshare", "--mount", "--fork", "chroot", merged, "/ps-workload",
                               "read", "/data/layer-file.bin", "8192", "8192"], allowFailure: true)
         #expect(result.status == 0, "\(result.stderr)")
         _ = await collector.waitFor { $0.contains { $0.exit?.task.comm == "ps-workload" } }
@@ -313,6 +304,54 @@ struct KernelProbeTests {
         let ranges = events.compactMap(\.readRange).filter { $0.mountNamespace == ns && $0.source == .access }
         #expect(ranges.contains { $0.file == lowerKey && $0.firstPage <= 2 && 3 < $0.firstPage + $0.pageCount },
                 "pages 2-3 of the lower file \(lowerKey) not reported: \(ranges)")
+    }
+
+    /// A dynamically linked program starts in its ELF interpreter, which execve opens itself (no
+    /// open syscall any hook sees). It is reported as an open of kind exec-interpreter, with the
+    /// path inside the container and the layer's file, so its page reads join it; a static
+    /// program (busybox) gets none.
+    @Test func theELFInterpreterExecveLoadsIsReportedWithTheLayersFile() async throws {
+        let interpreter = "lib64/ld-linux-x86-64.so.2"
+        let program = try Data(contentsOf: URL(filePath: "/usr/bin/true"))
+        try #require(program.range(of: Data(("/" + interpreter).utf8)) != nil,
+                     "/usr/bin/true does not name /\(interpreter) as its interpreter")
+        let lower = try TestRoot(name: "dynamic")
+        try lower.copyFromHost("/usr/bin/true", to: "usr/bin/true")
+        try lower.copyFromHost("/" + interpreter, to: interpreter)
+        try lower.copyFromHost("/lib/x86_64-linux-gnu/libc.so.6", to: "lib/x86_64-linux-gnu/libc.so.6")
+        let merged = try lower.mountOverlay()
+        let session = try openSession()
+        defer { session.close() }
+        try session.attach([.process, .opens, .reads])
+        let collector = try EventCollector(session: session)
+        for command in [["/usr/bin/true"], ["/bin/busybox", "true"]] {
+            let result = try run(["unshare", "--mount", "--fork", "chroot", merged] + command, allowFailure: true)
+            #expect(result.status == 0, "\(command): \(result.stderr)")
+        }
+        _ = await collector.waitFor { $0.filter { $0.exit?.task.comm == "true" || $0.exit?.task.comm == "busybox" }.count >= 2 }
+        session.detach(ProbeFamily.startHooks)
+        let pending = try session.drainReadRanges()
+        session.close()
+        await collector.finish()
+        let events = collector.snapshot + pending.map { .readRange($0) }
+
+        let exec = try #require(events.compactMap(\.exec).first { $0.path.path == "/usr/bin/true" })
+        let loaded = events.compactMap(\.open).filter { $0.syscall == .execInterpreter }
+        // chroot (dynamic, on the host's root) ran in the same process first: take the record
+        // that follows this exec.
+        let open = try #require(loaded.filter { $0.task.pid == exec.task.pid && $0.timestampNs >= exec.timestampNs }
+            .min { $0.timestampNs < $1.timestampNs }, "no interpreter reported: \(loaded)")
+        #expect(open.path?.path == "/" + interpreter)
+        #expect(open.task.mountNamespace == exec.task.mountNamespace)
+        #expect(open.result == 0 && open.rawPath.isEmpty)
+        let layerKey = try lower.fileKey(interpreter)
+        #expect(open.file?.key == layerKey, "the mapping holds the layer's file")
+        #expect(open.file?.isRegularFile == true)
+        let ranges = events.compactMap(\.readRange).filter { $0.file == layerKey && $0.source == .access }
+        #expect(!ranges.isEmpty, "no page reads of the interpreter's layer file")
+        // busybox is static: it starts in its own text and loads no interpreter.
+        let busybox = try #require(events.compactMap(\.exec).first { $0.path.path == "/bin/busybox" })
+        #expect(!loaded.contains { $0.task.pid == busybox.task.pid && $0.timestampNs >= busybox.timestampNs }, "\(loaded)")
     }
 
     /// The kernel caches its last filter verdict per CPU; ignoring a namespace must take effect

@@ -45,6 +45,7 @@ final class TestRoot {
     let path: String
     private var loopDevice: String?
     private var loopMount: String?
+    private var overlayBase: String?
 
     init(name: String = "root") throws {
         path = FileManager.default.temporaryDirectory
@@ -92,6 +93,28 @@ final class TestRoot {
         return device
     }
 
+    /// Mounts an overlay with this root as its only lower layer (how containerd mounts a
+    /// container's root) and returns the merged directory.
+    func mountOverlay() throws -> String {
+        let base = path + ".ovl"
+        for dir in ["upper", "work", "merged"] {
+            try FileManager.default.createDirectory(atPath: "\(base)/\(dir)", withIntermediateDirectories: true)
+        }
+        try run(["mount", "-t", "overlay", "overlay", "-o",
+                 "lowerdir=\(path),upperdir=\(base)/upper,workdir=\(base)/work", "\(base)/merged"])
+        overlayBase = base
+        return "\(base)/merged"
+    }
+
+    /// Copies a host file into the root as a regular file (symlinks followed).
+    func copyFromHost(_ hostPath: String, to relative: String) throws {
+        let target = "\(path)/\(relative)"
+        try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true)
+        let resolved = URL(filePath: hostPath).resolvingSymlinksInPath().path
+        try FileManager.default.copyItem(atPath: resolved, toPath: target)
+    }
+
     /// Byte offset on the device of a file's first byte (from FIEMAP, via filefrag).
     func physicalOffset(_ relative: String) throws -> UInt64 {
         let out = try run(["filefrag", "-e", "\(path)/\(relative)"]).stdout
@@ -114,6 +137,10 @@ final class TestRoot {
     }
 
     deinit {
+        if let overlayBase {
+            _ = try? run(["umount", "\(overlayBase)/merged"], allowFailure: true)
+            try? FileManager.default.removeItem(atPath: overlayBase)
+        }
         if let loopMount { _ = try? run(["umount", "-l", loopMount], allowFailure: true) }
         if let loopDevice { _ = try? run(["losetup", "-d", loopDevice], allowFailure: true) }
         try? FileManager.default.removeItem(atPath: "\(path).img")
