@@ -125,22 +125,29 @@ static __always_inline int ps_handle_open(long ret, int syscall)
 	e->syscall = syscall;
 	e->_pad = 0;
 
-	long n = bpf_probe_read_user_str(e->raw_path, sizeof(e->raw_path), raw);
+	long n = bpf_probe_read_user_str(e->strings, PS_RAW_PATH_LEN, raw);
+	if (n <= 0)
+		e->strings[0] = 0;
 	e->raw_len = n > 0 ? n - 1 : 0;
-	if (n == sizeof(e->raw_path))
+	if (n == PS_RAW_PATH_LEN)
 		flags |= PS_FLAG_RAW_TRUNCATED;
+	/* the resolved path follows the raw one's NUL (the bound is for the verifier) */
+	__u32 path_at = e->raw_len + 1;
+	if (path_at > PS_RAW_PATH_LEN)
+		path_at = PS_RAW_PATH_LEN;
+	char *path = e->strings + path_at;
 
 	if (file) {
 		ps_fill_file(&e->file, file);
-		e->path_len = ps_resolve_path(__builtin_preserve_access_index(&file->f_path), task, e->path, &flags);
+		e->path_len = ps_resolve_path(__builtin_preserve_access_index(&file->f_path), task, path, &flags);
 	} else {
 		__builtin_memset(&e->file, 0, sizeof(e->file));
 		e->path_len = 0;
-		e->path[0] = 0;
+		path[0] = 0;
 		flags |= PS_FLAG_PATH_UNRESOLVED;
 		/* failed opens are aggregated by the path that was tried */
 		key.dev = 0;
-		key.ino = ps_fnv1a(e->raw_path, e->raw_len);
+		key.ino = ps_fnv1a(e->strings, e->raw_len);
 		struct ps_open_value *seen = bpf_map_lookup_elem(&ps_opens, &key);
 		if (seen) {
 			__sync_fetch_and_add(&seen->count, 1);
@@ -150,8 +157,8 @@ static __always_inline int ps_handle_open(long ret, int syscall)
 		}
 	}
 	e->flags = flags;
-	/* the path is the last field: the reader need not copy the unused rest of it */
-	e->header.size = __builtin_offsetof(struct ps_open_event, path) + (e->path_len & (PS_PATH_LEN - 1)) + 1;
+	/* the strings end at the path's NUL: the reader need not copy the unused rest */
+	e->header.size = __builtin_offsetof(struct ps_open_event, strings) + path_at + (e->path_len & (PS_PATH_LEN - 1)) + 1;
 
 	struct ps_open_value first = { .count = 1, .first_ns = e->header.timestamp_ns };
 	bpf_map_update_elem(&ps_opens, &key, &first, BPF_NOEXIST);

@@ -12,7 +12,7 @@
 #ifndef PODSTART_EVENTS_H
 #define PODSTART_EVENTS_H
 
-#define PS_EVENT_VERSION 1
+#define PS_EVENT_VERSION 2  /* 2: an open record packs its two strings together */
 
 #define PS_COMM_LEN 16
 #define PS_PATH_LEN 512      /* resolved absolute path, power of two (the verifier masks with it) */
@@ -143,8 +143,10 @@ struct ps_open_event {
 	__u16 path_len;
 	__u16 raw_len;
 	__u32 _pad;
-	char raw_path[PS_RAW_PATH_LEN];
-	char path[PS_PATH_LEN];
+	/* The raw path argument (raw_len bytes and a NUL), then at once the resolved path (path_len
+	 * bytes and a NUL): packed, so a record carries (and the reader copies) only the bytes used,
+	 * not a mostly empty 256-byte field in front of the path. */
+	char strings[PS_RAW_PATH_LEN + PS_PATH_LEN];
 };
 _Static_assert(sizeof(struct ps_open_event) == 16 + 48 + 40 + 24 + 256 + 512, "ps_open_event size");
 

@@ -41,8 +41,9 @@ public struct EventDecoder: Sendable {
                 timestampNs: header.timestamp_ns, task: Self.task(e.task, record, at: Self.offset(\ps_exit_event.task)),
                 waitStatus: e.exit_code, isRuntimeProcess: e.flags & UInt32(PS_FLAG_RUNTIME_PROCESS) != 0)))
         case PS_EVENT_OPEN.rawValue:
-            guard needUpTo(ps_open_event.self, \ps_open_event.path) else { break }
-            return .success(.open(decodeOpen(record, header)))
+            guard needUpTo(ps_open_event.self, \ps_open_event.strings) else { break }
+            guard let open = decodeOpen(record, header) else { break }
+            return .success(.open(open))
         case PS_EVENT_READ_RANGE.rawValue:
             guard need(ps_read_range_event.self) else { break }
             let e = record.loadUnaligned(as: ps_read_range_event.self)
@@ -105,8 +106,13 @@ public struct EventDecoder: Sendable {
             oldPid: e.old_pid)
     }
 
-    private func decodeOpen(_ record: UnsafeRawBufferPointer, _ header: ps_event_header) -> OpenEvent {
+    /// nil when the record ends before its strings do (truncated).
+    private func decodeOpen(_ record: UnsafeRawBufferPointer, _ header: ps_event_header) -> OpenEvent? {
         let e = Self.loadPadded(record, as: ps_open_event.self)
+        // raw path and NUL, then the resolved path and its NUL (PS_EVENT_VERSION 2)
+        let rawAt = Self.offset(\ps_open_event.strings)
+        let pathAt = rawAt + min(Int(e.raw_len) + 1, Int(PS_RAW_PATH_LEN))
+        guard record.count >= pathAt + Int(e.path_len) else { return nil }
         let flags = UInt32(e.flags)
         let succeeded = e.result >= 0 && flags & UInt32(PS_FLAG_PATH_UNRESOLVED) == 0
         let syscall: OpenSyscall = switch Int32(e.syscall) {
@@ -119,10 +125,10 @@ public struct EventDecoder: Sendable {
             timestampNs: header.timestamp_ns,
             task: Self.task(e.task, record, at: Self.offset(\ps_open_event.task)),
             syscall: syscall, result: e.result, directoryFD: e.dirfd, openFlags: e.open_flags,
-            rawPath: Self.string(record, at: Self.offset(\ps_open_event.raw_path), maxLength: Int(e.raw_len)),
+            rawPath: Self.string(record, at: rawAt, maxLength: Int(e.raw_len)),
             rawPathTruncated: flags & UInt32(PS_FLAG_RAW_TRUNCATED) != 0,
             path: succeeded ? ResolvedPath(
-                path: Self.string(record, at: Self.offset(\ps_open_event.path), maxLength: Int(e.path_len)),
+                path: Self.string(record, at: pathAt, maxLength: Int(e.path_len)),
                 truncated: flags & UInt32(PS_FLAG_PATH_TRUNCATED) != 0) : nil,
             file: succeeded ? Self.file(e.file) : nil,
             isRuntimeProcess: flags & UInt32(PS_FLAG_RUNTIME_PROCESS) != 0)
@@ -131,11 +137,11 @@ public struct EventDecoder: Sendable {
     /// The record as a full struct, zero-filled past its end (records may stop after their path).
     static func loadPadded<T: BitwiseCopyable>(_ record: UnsafeRawBufferPointer, as: T.Type) -> T {
         if record.count >= MemoryLayout<T>.size { return record.loadUnaligned(as: T.self) }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: MemoryLayout<T>.size, alignment: MemoryLayout<T>.alignment)
-        defer { buffer.deallocate() }
-        buffer.initializeMemory(as: UInt8.self, repeating: 0)
-        buffer.copyMemory(from: record)
-        return buffer.load(as: T.self)
+        return withUnsafeTemporaryAllocation(byteCount: MemoryLayout<T>.size, alignment: MemoryLayout<T>.alignment) { buffer in
+            buffer.initializeMemory(as: UInt8.self, repeating: 0)
+            buffer.copyMemory(from: record)
+            return buffer.load(as: T.self)
+        }
     }
 
     static func offset<Root>(_ key: PartialKeyPath<Root>) -> Int {

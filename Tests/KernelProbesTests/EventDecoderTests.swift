@@ -25,8 +25,7 @@ struct EventDecoderTests {
         #expect(MemoryLayout<ps_open_event>.offset(of: \ps_open_event.task) == 16)
         #expect(MemoryLayout<ps_open_event>.offset(of: \ps_open_event.file) == 64)
         #expect(MemoryLayout<ps_open_event>.offset(of: \ps_open_event.result) == 104)
-        #expect(MemoryLayout<ps_open_event>.offset(of: \ps_open_event.raw_path) == 128)
-        #expect(MemoryLayout<ps_open_event>.offset(of: \ps_open_event.path) == 384)
+        #expect(MemoryLayout<ps_open_event>.offset(of: \ps_open_event.strings) == 128)
         #expect(MemoryLayout<ps_exec_event>.offset(of: \ps_exec_event.filename) == 120)
         #expect(MemoryLayout<ps_exec_event>.offset(of: \ps_exec_event.path) == 376)
         #expect(MemoryLayout<ps_exec_event>.offset(of: \ps_exec_event.args) == 888)
@@ -53,8 +52,8 @@ struct EventDecoderTests {
         e.path_len = UInt16(path.utf8.count)
         e.raw_len = UInt16(raw.utf8.count)
         var bytes = withUnsafeBytes(of: &e) { Array($0) }
-        let pathOffset = MemoryLayout<ps_open_event>.offset(of: \ps_open_event.path)!
-        let rawOffset = MemoryLayout<ps_open_event>.offset(of: \ps_open_event.raw_path)!
+        let rawOffset = MemoryLayout<ps_open_event>.offset(of: \ps_open_event.strings)!
+        let pathOffset = rawOffset + raw.utf8.count + 1  // packed: the path follows the raw path's NUL
         bytes.replaceSubrange(pathOffset..<(pathOffset + path.utf8.count), with: Array(path.utf8))
         bytes.replaceSubrange(rawOffset..<(rawOffset + raw.utf8.count), with: Array(raw.utf8))
         var comm = Array("ps-workload".utf8)
@@ -101,7 +100,7 @@ struct EventDecoderTests {
         #expect(open.path == nil && open.file == nil)
     }
 
-    @Test(arguments: [0, 1, 15, 16, 100, 384])
+    @Test(arguments: [0, 1, 15, 16, 100, 128, 131])
     func aTruncatedRecordIsRejectedNotTrusted(length: Int) {
         let record = Array(Self.openRecord(path: "/a", raw: "/a").prefix(length))
         let result = record.withUnsafeBytes { EventDecoder().decode($0) }
@@ -113,7 +112,8 @@ struct EventDecoderTests {
     /// and the reader copies only that much: such a record decodes exactly like the full one.
     @Test func anOpenRecordCutAfterItsPathDecodesLikeTheFullOne() {
         let full = Self.openRecord(path: "/etc/hostname", raw: "hostname")
-        let used = MemoryLayout<ps_open_event>.offset(of: \ps_open_event.path)! + "/etc/hostname".utf8.count + 1
+        let used = MemoryLayout<ps_open_event>.offset(of: \ps_open_event.strings)! + "hostname".utf8.count + 1
+            + "/etc/hostname".utf8.count + 1
         let cut = Array(full.prefix(used))
         let a = full.withUnsafeBytes { EventDecoder().decode($0) }
         let b = cut.withUnsafeBytes { EventDecoder().decode($0) }
