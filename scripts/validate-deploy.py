@@ -167,7 +167,7 @@ def agent_flags(binary):
     return set(re.findall(r"--([a-z][a-z0-9-]*)", output.stdout + output.stderr))
 
 
-ALLOWED_CAPABILITIES = {"BPF", "PERFMON", "SYS_RESOURCE", "SYS_PTRACE", "DAC_READ_SEARCH"}
+ALLOWED_CAPABILITIES = {"BPF", "PERFMON", "SYS_PTRACE", "DAC_READ_SEARCH"}
 
 
 def check_references(documents, flags):

@@ -71,6 +71,12 @@ extension ContainerConfig {
             $0.linux = .with { linux in
                 linux.securityContext = .with {
                     $0.readonlyRootfs = readOnlyRootFilesystem
+                    if let capabilities {
+                        $0.capabilities = .with {
+                            $0.addCapabilities = capabilities.add
+                            $0.dropCapabilities = capabilities.drop
+                        }
+                    }
                     $0.namespaceOptions = .with { ns in
                         ns.network = hostNetwork ? .node : .pod
                         ns.pid = hostPID ? .node : .container

@@ -206,6 +206,18 @@ public struct ContainerConfig: Sendable, Hashable {
     public var mounts: [Mount] = []
     /// securityContext.readOnlyRootFilesystem.
     public var readOnlyRootFilesystem = false
+    /// securityContext.capabilities (names without `CAP_`, `ALL` for every one); nil = the
+    /// runtime's default set.
+    public var capabilities: Capabilities?
+
+    public struct Capabilities: Sendable, Hashable {
+        public var add: [String]
+        public var drop: [String]
+        public init(add: [String] = [], drop: [String] = []) {
+            self.add = add
+            self.drop = drop
+        }
+    }
     /// Must repeat the sandbox's `hostNetwork` / `hostPID`, as the kubelet does.
     public var hostNetwork = false
     public var hostPID = false

@@ -36,6 +36,8 @@ public struct PodStartOptions: Sendable {
     /// Host paths bind-mounted into the container, as hostPath volumes.
     public var mounts: [ContainerConfig.Mount] = []
     public var readOnlyRootFilesystem = false
+    /// securityContext.capabilities of the container; nil = the runtime's default set.
+    public var capabilities: ContainerConfig.Capabilities?
 
     public init(image: String, pod: PodIdentity = PodStartOptions.newPod()) {
         self.image = image
@@ -390,6 +392,7 @@ public struct PodStarter: Sendable {
         config.env = options.env
         config.mounts = options.mounts
         config.readOnlyRootFilesystem = options.readOnlyRootFilesystem
+        config.capabilities = options.capabilities
         config.hostNetwork = options.hostNetwork
         config.hostPID = options.hostPID
         config.labels = [

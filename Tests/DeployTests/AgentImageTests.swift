@@ -10,10 +10,9 @@ import Testing
 /// node agent runs (host network, host PID, read-only root file system, the runtime socket and a
 /// state directory mounted), then scraped on 127.0.0.1 while a real pod starts.
 ///
-/// The agent in the container runs with --no-kernel: loading the eBPF programs there would race
-/// the kernel tests of the suite, and containerd's CRI here cannot add capabilities (the CRI
-/// subset podstart speaks has no capability fields), so the DaemonSet's capability set is checked
-/// by validate-deploy.py, not here.
+/// The agent in the container loads its eBPF programs with exactly the capabilities the DaemonSet
+/// adds (read from deploy/base/daemonset.yaml; every other one dropped), from the host's BTF and
+/// tracefs mounted as the DaemonSet mounts them: proof that the set is enough, not only a list.
 @Suite(.serialized) struct AgentImageTests {
     let env: LocalEnvironment
     let binary: String
@@ -35,7 +34,23 @@ import Testing
         return reference
     }
 
-    @Test func imageStartsThroughCRIAndServesMetricsOnTheHostNetwork() async throws {
+    /// The `add:` list of the DaemonSet's capabilities, in order.
+    static func daemonSetCapabilities() throws -> [String] {
+        let manifest = try String(contentsOfFile: "\(DeployFiles.deploy)/base/daemonset.yaml", encoding: .utf8)
+        let lines = manifest.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        let add = try #require(lines.firstIndex(of: "add:"), "no capabilities add: list in daemonset.yaml")
+        var names: [String] = []
+        for line in lines[(add + 1)...] {
+            if line.hasPrefix("#") { continue }
+            guard line.hasPrefix("- ") else { break }
+            names.append(String(line.dropFirst(2)))
+        }
+        return names
+    }
+
+    @Test func imageStartsThroughCRIWithTheDaemonSetsCapabilitiesAndServesMetricsOnTheHostNetwork() async throws {
+        let capabilities = try Self.daemonSetCapabilities()
+        #expect(capabilities == ["BPF", "PERFMON", "SYS_PTRACE", "DAC_READ_SEARCH"])
         let tag = "podstart-agent:test-\(UInt32.random(in: 0 ... .max))"
         let reference = try buildAndPush(tag: tag)
 
@@ -53,13 +68,21 @@ import Testing
         options.hostNetwork = true
         options.hostPID = true
         options.readOnlyRootFilesystem = true
-        options.args = ["agent", "--no-kernel", "--listen", "127.0.0.1:\(port)", "--log-format", "json"]
+        options.capabilities = .init(add: capabilities, drop: ["ALL"])
+        options.args = ["agent", "--listen", "127.0.0.1:\(port)", "--log-format", "json"]
         options.env = [.init(name: "NODE_NAME", value: "image-test-node")]
         options.mounts = [
             .init(containerPath: "/run/containerd/containerd.sock", hostPath: env.endpoint.socketPath, readOnly: true),
             .init(containerPath: "/var/lib/podstart", hostPath: state, readOnly: false),
             .init(containerPath: "/tmp", hostPath: tmp, readOnly: false),
+            .init(containerPath: "/sys/kernel/btf", hostPath: "/sys/kernel/btf"),
+            .init(containerPath: "/sys/kernel/tracing", hostPath: "/sys/kernel/tracing"),
         ]
+        // the DaemonSet mounts the host's tracefs read-only: the host must have it mounted
+        if !FileManager.default.fileExists(atPath: "/sys/kernel/tracing/events") {
+            let (status, output) = try Command.run("/bin/mount", ["-t", "tracefs", "tracefs", "/sys/kernel/tracing"])
+            try #require(status == 0, "cannot mount tracefs at /sys/kernel/tracing: \(output)")
+        }
         let env = env
         let agentRecord = try await PodStarter(endpoint: env.endpoint).run(options, whileReady: { record in
             let agent = AgentEndpoint(port: port)
@@ -80,7 +103,10 @@ import Testing
             #expect(trace["outcome"]?.stringValue == "ready")
             let metrics = try await agent.get("/metrics").1
             #expect(metrics.contains("podstart_pod_starts_total{outcome=\"ready\"} 1\n"), "\(metrics.prefix(3000))")
-            #expect(metrics.contains("podstart_probes_enabled 0\n"))
+            #expect(metrics.contains("podstart_probes_enabled 1\n"), "the probes did not load with \(capabilities): \(metrics.prefix(3000))")
+            // the kernel's view reached the trace: the files the reader container read
+            let accesses = trace["containers"]?.arrayValue?.first?["accesses"]?.arrayValue ?? []
+            #expect(!accesses.isEmpty, "no accesses in the containerised agent's trace: \(trace)")
             #expect(metrics.contains("podstart_build_info{"))
             // the state went to the mounted host directory, not the read-only root file system
             #expect(FileManager.default.fileExists(atPath: "\(state)/podstart.sqlite"))

@@ -920,10 +920,33 @@ nonisolated struct Runtime_V1_KeyValue: Sendable {
   init() {}
 }
 
+nonisolated struct Runtime_V1_Capability: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var addCapabilities: [String] = []
+
+  var dropCapabilities: [String] = []
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+}
+
 nonisolated struct Runtime_V1_LinuxContainerSecurityContext: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
+
+  var capabilities: Runtime_V1_Capability {
+    get {_capabilities ?? Runtime_V1_Capability()}
+    set {_capabilities = newValue}
+  }
+  /// Returns true if `capabilities` has been explicitly set.
+  var hasCapabilities: Bool {self._capabilities != nil}
+  /// Clears the value of `capabilities`. Subsequent reads from it will return its default value.
+  mutating func clearCapabilities() {self._capabilities = nil}
 
   var privileged: Bool = false
 
@@ -962,6 +985,7 @@ nonisolated struct Runtime_V1_LinuxContainerSecurityContext: Sendable {
 
   init() {}
 
+  fileprivate var _capabilities: Runtime_V1_Capability? = nil
   fileprivate var _namespaceOptions: Runtime_V1_NamespaceOption? = nil
   fileprivate var _runAsUser: Runtime_V1_Int64Value? = nil
   fileprivate var _runAsGroup: Runtime_V1_Int64Value? = nil
@@ -3226,9 +3250,9 @@ nonisolated extension Runtime_V1_KeyValue: SwiftProtobuf.Message, SwiftProtobuf.
   }
 }
 
-nonisolated extension Runtime_V1_LinuxContainerSecurityContext: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".LinuxContainerSecurityContext"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\u{2}privileged\0\u{3}namespace_options\0\u{4}\u{2}run_as_user\0\u{3}run_as_username\0\u{3}readonly_rootfs\0\u{4}\u{5}run_as_group\0")
+nonisolated extension Runtime_V1_Capability: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".Capability"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}add_capabilities\0\u{3}drop_capabilities\0")
 
   mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3236,6 +3260,42 @@ nonisolated extension Runtime_V1_LinuxContainerSecurityContext: SwiftProtobuf.Me
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.addCapabilities) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.dropCapabilities) }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.addCapabilities.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.addCapabilities, fieldNumber: 1)
+    }
+    if !self.dropCapabilities.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.dropCapabilities, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: Runtime_V1_Capability, rhs: Runtime_V1_Capability) -> Bool {
+    if lhs.addCapabilities != rhs.addCapabilities {return false}
+    if lhs.dropCapabilities != rhs.dropCapabilities {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Runtime_V1_LinuxContainerSecurityContext: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".LinuxContainerSecurityContext"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}capabilities\0\u{1}privileged\0\u{3}namespace_options\0\u{4}\u{2}run_as_user\0\u{3}run_as_username\0\u{3}readonly_rootfs\0\u{4}\u{5}run_as_group\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._capabilities) }()
       case 2: try { try decoder.decodeSingularBoolField(value: &self.privileged) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._namespaceOptions) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._runAsUser) }()
@@ -3252,6 +3312,9 @@ nonisolated extension Runtime_V1_LinuxContainerSecurityContext: SwiftProtobuf.Me
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
     // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._capabilities {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
     if self.privileged != false {
       try visitor.visitSingularBoolField(value: self.privileged, fieldNumber: 2)
     }
@@ -3274,6 +3337,7 @@ nonisolated extension Runtime_V1_LinuxContainerSecurityContext: SwiftProtobuf.Me
   }
 
   static func ==(lhs: Runtime_V1_LinuxContainerSecurityContext, rhs: Runtime_V1_LinuxContainerSecurityContext) -> Bool {
+    if lhs._capabilities != rhs._capabilities {return false}
     if lhs.privileged != rhs.privileged {return false}
     if lhs._namespaceOptions != rhs._namespaceOptions {return false}
     if lhs._runAsUser != rhs._runAsUser {return false}
