@@ -138,7 +138,7 @@ let package = Package(
         ),
         // What integration tests of several modules share: the local containerd + registry
         // (scripts/localenv.sh) and the built `podstart` binary.
-        .target(name: "PodstartTestSupport", dependencies: ["ContainerRuntime"], path: "Tests/Support"),
+        .target(name: "PodstartTestSupport", dependencies: ["ContainerRuntime", "PodstartCore"], path: "Tests/Support"),
         .testTarget(
             name: "AccessProfilesTests",
             dependencies: ["AccessProfiles", "PodstartCore", "PodstartTestSupport", "StateStore"],

@@ -282,24 +282,7 @@ import Testing
         let record = try await startPod()
         // The kubelet's line for this pod, as its pod_startup_latency_tracker writes it (V3).
         let observed = record.ready.unixNs + 50_000_000
-        func go(_ ns: Int64) -> String {
-            let text = Timestamp.rfc3339(unixNanoseconds: ns)  // 2026-11-24T09:27:12.602431027Z
-            return text.replacingOccurrences(of: "T", with: " ").replacingOccurrences(of: "Z", with: " +0000 UTC")
-        }
-        // metadata.creationTimestamp has whole seconds; E2E and SLO (no pulls) follow from it
-        let createdSecond = record.created.unixNs / 1_000_000_000 * 1_000_000_000
-        let created = go(createdSecond).replacingOccurrences(of: ".000000000", with: "")
-        var e2e = String(format: "%.9f", Double(observed - createdSecond) / 1e9)
-        while e2e.hasSuffix("0") { e2e.removeLast() }
-        let line = "I1124 09:00:00.000000    2775 pod_startup_latency_tracker.go:102] \"Observed pod startup duration\" "
-            + "pod=\"\(record.pod.namespace)/\(record.pod.name)\" podStartSLOduration=\(e2e) podStartE2EDuration=\"\(e2e)s\" "
-            + "podCreationTimestamp=\"\(created)\" firstStartedPulling=\"0001-01-01 00:00:00 +0000 UTC\" "
-            + "lastFinishedPulling=\"0001-01-01 00:00:00 +0000 UTC\" observedRunningTime=\"\(go(observed))\" "
-            + "watchObservedRunningTime=\"\(go(observed))\"\n"
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: kubeletLog))
-        try handle.seekToEnd()
-        handle.write(Data(line.utf8))
-        try handle.close()
+        try KubeletLines.append(KubeletLines.observedStartup(record, observedUnixNs: observed), to: kubeletLog)
 
         let trace = try await agent.pod(record.pod.uid)
         let ready = try #require((trace["ready"] as? String).flatMap(Timestamp.parseRFC3339))

@@ -18,13 +18,6 @@ import Testing
         binary = try LocalEnvironment.podstartBinary()
     }
 
-    /// Panels whose data cannot appear on this machine, and why; for them the query must still
-    /// be valid PromQL and name only exported families.
-    static let noDataHere: [String: String] = [
-        "Readiness wait (probe phase) p50 / p90 / p99":
-            "no kubelet here: without --kubelet-log the agent counts a pod ready when it runs, so there is no probe phase",
-    ]
-    /// Panels the agent cannot fill yet (a gap in the agent, reported; the test fails loudly once fixed).
     /// Alert rules' expressions without their threshold (the expression must contain it verbatim):
     /// this part must return data; the thresholds are covered by promtool's unit tests.
     static let alertSignals: [(alert: String, signal: String)] = [
@@ -39,16 +32,16 @@ import Testing
         ("PodstartSourceFailing", "sum by (node, source) (rate(podstart_source_errors_total[10m]))"),
         ("PodstartKernelProbesOff", "podstart_probes_enabled"),
     ]
-    static let alertsWithoutDataHere: [String: String] = [
-        "PodStartLongReadinessWaits": noDataHere.values.first!,
-    ]
-
     @Test func dashboardsAndAlertsQueryARealAgentThroughPrometheus() async throws {
         let prometheusPath = try #require(Command.which("prometheus"), "prometheus is not installed: run scripts/install-deps.sh")
         let agentState = try Command.temporaryDirectory("podstart-e2e-state")
+        // No kubelet runs here: the test writes its "Observed pod startup duration" line for each
+        // real start (KubeletLines), which gives the agent readiness and so the probe phase.
+        let kubeletLog = "\(agentState)/kubelet.log"
+        _ = FileManager.default.createFile(atPath: kubeletLog, contents: Data("I1124 00:00:00.000000    1 server.go:1] \"Started kubelet\"\n".utf8))
         let agent = try await AgentProcess.start(binary: binary, stateDirectory: agentState, arguments: [
             "--cri-endpoint", env.endpoint.description, "--containerd-log", "\(env.directory)/containerd/containerd.log",
-            "--node-name", "e2e-node",
+            "--kubelet-log", kubeletLog, "--node-name", "e2e-node",
         ])
         let wallStart = Date()
         let prometheus = try PrometheusServer.start(binary: prometheusPath, target: "127.0.0.1:\(agent.port)",
@@ -67,7 +60,10 @@ import Testing
             options.readiness = .file(path: "/tmp/ready")
             options.cold = cold
             let record = try await PodStarter(endpoint: env.endpoint).run(options)
-            _ = try await agent.pod(record.pod.uid)
+            try KubeletLines.append(KubeletLines.observedStartup(record, observedUnixNs: record.ready.unixNs + 20_000_000), to: kubeletLog)
+            let trace = try await agent.pod(record.pod.uid)
+            #expect((trace["phases"] as? [[String: Any]])?.contains { $0["name"] as? String == "probe" } == true,
+                    "no probe phase from the kubelet's line: \(trace)")
             try await Task.sleep(for: .seconds(2))
         }
         _ = try await agent.waitFor("Prometheus to see 4 ready starts", timeout: 30) {
@@ -101,8 +97,6 @@ import Testing
                 let result = try prometheus.query(query)
                 #expect(result.error == nil, "panel \(title): \(result.error ?? "") in \(query)")
                 #expect(missing.isEmpty, "panel \(title) names metrics the agent does not export: \(missing.sorted())")
-                // Valid PromQL over exported families (checked above), but no data can appear here.
-                if Self.noDataHere[title] != nil { continue }
                 #expect(!result.values.isEmpty && result.values.allSatisfy(\.isFinite),
                         "panel \(title) returned no data (or NaN): \(query) → \(result.values)")
             }
@@ -117,7 +111,6 @@ import Testing
             #expect(missing.isEmpty, "rule \(alert) names metrics the agent does not export: \(missing.sorted())")
             let result = try prometheus.query(signal)
             #expect(result.error == nil, "rule \(alert): \(result.error ?? "")")
-            if Self.alertsWithoutDataHere[alert] != nil { continue }
             #expect(!result.values.isEmpty && result.values.allSatisfy(\.isFinite), "rule \(alert): \(signal) returned no data: \(result.values)")
         }
         for name in namesIn(rules) {
