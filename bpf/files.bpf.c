@@ -131,10 +131,7 @@ static __always_inline int ps_handle_open(long ret, int syscall)
 	e->raw_len = n > 0 ? n - 1 : 0;
 	if (n == PS_RAW_PATH_LEN)
 		flags |= PS_FLAG_RAW_TRUNCATED;
-	/* the resolved path follows the raw one's NUL (the bound is for the verifier) */
-	__u32 path_at = e->raw_len + 1;
-	if (path_at > PS_RAW_PATH_LEN)
-		path_at = PS_RAW_PATH_LEN;
+	__u32 path_at = ps_open_path_at(e->raw_len);
 	char *path = e->strings + path_at;
 
 	if (file) {
@@ -158,7 +155,7 @@ static __always_inline int ps_handle_open(long ret, int syscall)
 	}
 	e->flags = flags;
 	/* the strings end at the path's NUL: the reader need not copy the unused rest */
-	e->header.size = __builtin_offsetof(struct ps_open_event, strings) + path_at + (e->path_len & (PS_PATH_LEN - 1)) + 1;
+	e->header.size = ps_open_record_size(path_at, e->path_len);
 
 	struct ps_open_value first = { .count = 1, .first_ns = e->header.timestamp_ns };
 	bpf_map_update_elem(&ps_opens, &key, &first, BPF_NOEXIST);

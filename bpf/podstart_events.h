@@ -6,7 +6,8 @@
  * sizes and offsets below from Swift as well.
  *
  * Rules: include-free (the includer provides __u8…__u64/__s32), fixed-width fields, explicit
- * padding, the common header first, a _Static_assert on each size. A change to a struct's layout
+ * padding, the common header first, a _Static_assert on each size; where a record's layout is
+ * not fixed (packed strings), the rule is an inline function here that both sides call. A change to a struct's layout
  * bumps PS_EVENT_VERSION; the reader skips (and counts) records of a version it does not know.
  */
 #ifndef PODSTART_EVENTS_H
@@ -149,6 +150,21 @@ struct ps_open_event {
 	char strings[PS_RAW_PATH_LEN + PS_PATH_LEN];
 };
 _Static_assert(sizeof(struct ps_open_event) == 16 + 48 + 40 + 24 + 256 + 512, "ps_open_event size");
+
+/* The packing rule of ps_open_event.strings, for both sides: the programs write by it and the
+ * Swift decoder reads by it. Where the resolved path starts: right after the raw path's NUL (the
+ * bound also tells the verifier the path stays inside the record). */
+static inline __attribute__((always_inline)) __u32 ps_open_path_at(__u32 raw_len)
+{
+	__u32 at = raw_len + 1;
+	return at > PS_RAW_PATH_LEN ? PS_RAW_PATH_LEN : at;
+}
+
+/* The bytes of an open record that carry data (its header.size): up to the resolved path's NUL. */
+static inline __attribute__((always_inline)) __u32 ps_open_record_size(__u32 path_at, __u32 path_len)
+{
+	return __builtin_offsetof(struct ps_open_event, strings) + path_at + (path_len & (PS_PATH_LEN - 1)) + 1;
+}
 
 /* A run of contiguous pages of one file, emitted when the next access is not contiguous with it
  * (the kernel merges adjacent and overlapping accesses) or when user space drains the map. */

@@ -65,10 +65,11 @@ static __always_inline void ps_report_interpreter(struct task_struct *task, __u3
 	e->raw_len = 0;
 	e->strings[0] = 0; /* no raw path; the resolved one follows its NUL */
 	e->_pad = 0;
+	__u32 path_at = ps_open_path_at(0);
 	ps_fill_file(&e->file, interp);
-	e->path_len = ps_resolve_path(__builtin_preserve_access_index(&interp->f_path), task, e->strings + 1, &flags);
+	e->path_len = ps_resolve_path(__builtin_preserve_access_index(&interp->f_path), task, e->strings + path_at, &flags);
 	e->flags = flags;
-	e->header.size = __builtin_offsetof(struct ps_open_event, strings) + 1 + (e->path_len & (PS_PATH_LEN - 1)) + 1;
+	e->header.size = ps_open_record_size(path_at, e->path_len);
 	ps_submit(e, PS_PROG_EXEC);
 }
 

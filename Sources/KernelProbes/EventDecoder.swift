@@ -111,7 +111,7 @@ public struct EventDecoder: Sendable {
         let e = Self.loadPadded(record, as: ps_open_event.self)
         // raw path and NUL, then the resolved path and its NUL (PS_EVENT_VERSION 2)
         let rawAt = Self.offset(\ps_open_event.strings)
-        let pathAt = rawAt + min(Int(e.raw_len) + 1, Int(PS_RAW_PATH_LEN))
+        let pathAt = rawAt + Int(ps_open_path_at(UInt32(e.raw_len)))
         guard record.count >= pathAt + Int(e.path_len) else { return nil }
         let flags = UInt32(e.flags)
         let succeeded = e.result >= 0 && flags & UInt32(PS_FLAG_PATH_UNRESOLVED) == 0
