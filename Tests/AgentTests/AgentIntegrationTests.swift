@@ -276,7 +276,7 @@ import Testing
     @Test func kubeletLogGivesReadinessAndAnUnreachableKubeletIsCounted() async throws {
         let dir = try Command.temporaryDirectory("podstart-kubelet")
         let kubeletLog = "\(dir)/kubelet.log"
-        _ = FileManager.default.createFile(atPath: kubeletLog, contents: Data("I1124 00:00:00.000000    1 server.go:1] \"Started kubelet\"\n".utf8))
+        KubeletLines.startLog(at: kubeletLog)
         let closed = Command.freePort()
         let agent = try await startAgent(["--kubelet-log", kubeletLog, "--kubelet-metrics-url", "http://127.0.0.1:\(closed)/metrics"])
         let record = try await startPod()

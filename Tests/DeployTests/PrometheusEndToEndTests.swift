@@ -38,7 +38,7 @@ import Testing
         // No kubelet runs here: the test writes its "Observed pod startup duration" line for each
         // real start (KubeletLines), which gives the agent readiness and so the probe phase.
         let kubeletLog = "\(agentState)/kubelet.log"
-        _ = FileManager.default.createFile(atPath: kubeletLog, contents: Data("I1124 00:00:00.000000    1 server.go:1] \"Started kubelet\"\n".utf8))
+        KubeletLines.startLog(at: kubeletLog)
         let agent = try await AgentProcess.start(binary: binary, stateDirectory: agentState, arguments: [
             "--cri-endpoint", env.endpoint.description, "--containerd-log", "\(env.directory)/containerd/containerd.log",
             "--kubelet-log", kubeletLog, "--node-name", "e2e-node",

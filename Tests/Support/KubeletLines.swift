@@ -34,6 +34,12 @@ public enum KubeletLines {
             + "watchObservedRunningTime=\"\(go(observed))\"\n"
     }
 
+    /// Starts a kubelet log at `path` with the line a kubelet writes first, so the agent's tail has
+    /// a file to follow before any start is logged.
+    public static func startLog(at path: String) {
+        _ = FileManager.default.createFile(atPath: path, contents: Data("I1124 00:00:00.000000    1 server.go:1] \"Started kubelet\"\n".utf8))
+    }
+
     /// Appends `line` to the log file at `path`, as the kubelet's logger would.
     public static func append(_ line: String, to path: String) throws {
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
