@@ -42,6 +42,14 @@ struct {
 	__type(value, struct ps_prog_stats);
 } ps_stats SEC(".maps");
 
+/* The reader's consumer position (+1) when a submit last forced a wake-up (see ps_submit). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} ps_wake_state SEC(".maps");
+
 /* Mount namespaces of containers that are not starting (already running, or finished starting). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -206,12 +214,23 @@ static __always_inline void *ps_reserve(__u64 size, __u32 prog)
 	return rec;
 }
 
-/* Submit without waking the reader until enough data waits: one wake-up per batch. */
+/* Submit without waking the reader until enough data waits, and then once: every submit while
+ * the reader is still on its way would queue another wake-up, which the reader, having drained
+ * the lot, would take for new data and answer with a pass over a handful of records (measured:
+ * every other pass). So a forced wake-up is sent once per consumer position. */
 static __always_inline void ps_submit(void *rec, __u32 prog)
 {
 	__u64 flags = BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_query(&ps_events, BPF_RB_AVAIL_DATA) >= ps_wakeup_bytes)
-		flags = BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_query(&ps_events, BPF_RB_AVAIL_DATA) >= ps_wakeup_bytes) {
+		__u32 zero = 0;
+		__u64 *woken = bpf_map_lookup_elem(&ps_wake_state, &zero);
+		/* +1: position 0 is a real position, and 0 is also the map's initial value */
+		__u64 mark = bpf_ringbuf_query(&ps_events, BPF_RB_CONS_POS) + 1;
+		if (woken && *woken != mark) {
+			*woken = mark;
+			flags = BPF_RB_FORCE_WAKEUP;
+		}
+	}
 	bpf_ringbuf_submit(rec, flags);
 	PS_COUNT_EVENT(prog);
 }
