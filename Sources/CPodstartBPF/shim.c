@@ -222,44 +222,54 @@ int podstart_ring_wait(struct podstart_ring *r, int timeout_ms)
 	return epoll_wait(r->epoll_fd, &ev, 1, timeout_ms);
 }
 
-size_t podstart_ring_drain(struct podstart_ring *r, unsigned char *out, size_t out_cap,
-                           size_t *ends, size_t ends_cap, size_t *out_used)
+size_t podstart_ring_scan(struct podstart_ring *r, unsigned long from,
+                          struct podstart_ring_record *records, size_t cap, unsigned long *out_end)
 {
-	unsigned long cons = __atomic_load_n(r->consumer_pos, __ATOMIC_ACQUIRE);
+	unsigned long pos = from;
 	unsigned long prod = __atomic_load_n(r->producer_pos, __ATOMIC_ACQUIRE);
-	size_t used = 0, n = 0;
-	while (cons < prod && n < ends_cap) {
-		__u32 *hdr = (__u32 *)(r->data + (cons & r->mask));
+	size_t n = 0;
+	while (pos < prod && n < cap) {
+		__u32 *hdr = (__u32 *)(r->data + (pos & r->mask));
 		__u32 len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
 		if (len & BPF_RINGBUF_BUSY_BIT)
 			break; /* the producer has not committed this one yet */
 		__u32 sample = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
-		unsigned long next = cons + ((sample + BPF_RINGBUF_HDR_SZ + 7) & ~7UL);
+		unsigned long next = pos + ((sample + BPF_RINGBUF_HDR_SZ + 7) & ~7UL);
 		if (!(len & BPF_RINGBUF_DISCARD_BIT)) {
-			unsigned char *record = (unsigned char *)hdr + BPF_RINGBUF_HDR_SZ;
-			/* copy only the part the record says carries data (ps_event_header.size) */
-			__u32 copy = sample;
+			const unsigned char *record = (const unsigned char *)hdr + BPF_RINGBUF_HDR_SZ;
+			/* only the part the record says carries data (ps_event_header.size) */
+			__u32 length = sample;
 			if (sample >= sizeof(struct ps_event_header)) {
-				__u32 declared = ((struct ps_event_header *)record)->size;
+				__u32 declared = ((const struct ps_event_header *)record)->size;
 				if (declared >= sizeof(struct ps_event_header) && declared < sample)
-					copy = declared;
+					length = declared;
 			}
-			if (used + copy > out_cap)
-				break;
-			memcpy(out + used, record, copy);
-			used += copy;
-			ends[n++] = used;
+			records[n].offset = (__u32)(pos + BPF_RINGBUF_HDR_SZ - from);
+			records[n].length = length;
+			n++;
 		}
-		cons = next;
+		pos = next;
 	}
-	__atomic_store_n(r->consumer_pos, cons, __ATOMIC_RELEASE);
-	*out_used = used;
+	*out_end = pos;
 	return n;
 }
 
-size_t podstart_ring_available(struct podstart_ring *r)
+const unsigned char *podstart_ring_address(struct podstart_ring *r, unsigned long pos)
 {
-	unsigned long cons = __atomic_load_n(r->consumer_pos, __ATOMIC_ACQUIRE);
-	unsigned long prod = __atomic_load_n(r->producer_pos, __ATOMIC_ACQUIRE);
-	return (size_t)(prod - cons);
+	return r->data + (pos & r->mask);
+}
+
+void podstart_ring_release(struct podstart_ring *r, unsigned long pos)
+{
+	__atomic_store_n(r->consumer_pos, pos, __ATOMIC_RELEASE);
+}
+
+unsigned long podstart_ring_consumer(struct podstart_ring *r)
+{
+	return __atomic_load_n(r->consumer_pos, __ATOMIC_ACQUIRE);
+}
+
+unsigned long podstart_ring_pending(struct podstart_ring *r, unsigned long from)
+{
+	return __atomic_load_n(r->producer_pos, __ATOMIC_ACQUIRE) - from;
 }

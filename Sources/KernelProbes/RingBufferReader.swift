@@ -3,23 +3,38 @@ import Foundation
 import PodstartCore
 import Synchronization
 
-/// Raw records copied out of the ring buffer in one poll cycle. Copying is all the reader thread
-/// does per record (the kernel already batched the wake-up), so it keeps up with bursts; decoding
-/// happens on the consumer's side.
+/// The records of one pass over the ring buffer. They are read where the kernel wrote them: the
+/// batch holds its stretch of the ring until the last copy of it is gone, and only then may the
+/// producers reuse that space. So decode a batch and let it go; to keep records for later, keep
+/// `detached()` copies (the ring is the only buffer between the kernel and a slow consumer, and
+/// records that find it full are lost, counted per program).
 public struct RawEventBatch: Sendable {
-    let storage: BatchStorage
-    let used: Int
+    let span: RecordSpan
 
-    public let count: Int
+    public var count: Int { span.records.count }
 
     /// Calls `body` with each record's bytes (valid only during the call).
     public func forEachRecord(_ body: (UnsafeRawBufferPointer) -> Void) {
-        var start = 0
-        for i in 0..<count {
-            let end = storage.ends[i]
-            body(UnsafeRawBufferPointer(start: storage.bytes + start, count: end - start))
-            start = end
+        let base = span.base
+        for record in span.records {
+            body(UnsafeRawBufferPointer(start: base + Int(record.offset), count: Int(record.length)))
         }
+    }
+
+    /// A copy in memory of its own, which releases nothing in the ring when it goes (the ring's
+    /// stretch is released when this batch goes).
+    public func detached() -> RawEventBatch {
+        let total = span.records.reduce(0) { $0 + Int($1.length) }
+        let bytes = UnsafeMutableRawPointer.allocate(byteCount: max(total, 1), alignment: 16)
+        var records: [podstart_ring_record] = []
+        records.reserveCapacity(span.records.count)
+        var offset = 0
+        for record in span.records {
+            bytes.advanced(by: offset).copyMemory(from: span.base + Int(record.offset), byteCount: Int(record.length))
+            records.append(podstart_ring_record(offset: UInt32(offset), length: record.length))
+            offset += Int(record.length)
+        }
+        return RawEventBatch(span: RecordSpan(base: UnsafeRawPointer(bytes), records: records, owner: .memory(bytes)))
     }
 
     /// Decodes every record, handing rejects to `rejected`.
@@ -37,40 +52,99 @@ public struct RawEventBatch: Sendable {
     }
 }
 
-/// The memory one batch is copied into. The reader keeps a few and reuses one as soon as no
-/// batch refers to it any more (its consumer dropped it), so a steady stream costs no allocation
-/// and no page faults per batch; while every pooled one is still held it allocates another.
-final class BatchStorage: @unchecked Sendable {
-    let bytes: UnsafeMutableRawPointer
-    let capacity: Int
-    let ends: UnsafeMutablePointer<Int>
-    let endsCapacity: Int
+/// Where a batch's records lie, and what to do when no batch refers to them any more.
+final class RecordSpan: @unchecked Sendable {
+    enum Owner {
+        /// A stretch of the ring, ending at this ring position.
+        case ring(RingMapping, end: UInt)
+        /// Memory of its own (a detached copy).
+        case memory(UnsafeMutableRawPointer)
+    }
 
-    init(capacity: Int) {
-        self.capacity = capacity
-        bytes = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
-        // every record takes at least a header (16 bytes) in the copy
-        endsCapacity = max(1, capacity / 16)
-        ends = UnsafeMutablePointer<Int>.allocate(capacity: endsCapacity)
+    let base: UnsafeRawPointer
+    let records: [podstart_ring_record]
+    let owner: Owner
+
+    init(base: UnsafeRawPointer, records: [podstart_ring_record], owner: Owner) {
+        self.base = base
+        self.records = records
+        self.owner = owner
     }
 
     deinit {
-        bytes.deallocate()
-        ends.deallocate()
+        switch owner {
+        case let .ring(mapping, end): mapping.release(upTo: end)
+        case let .memory(bytes): bytes.deallocate()
+        }
+    }
+}
+
+/// The mapped ring buffer, alive while the reader or any batch still refers to it. Batches may
+/// be released in any order; the consumer position moves over a stretch once it and every
+/// stretch before it are released.
+final class RingMapping: @unchecked Sendable {
+    let ring: OpaquePointer
+
+    private struct Releases {
+        /// Ends of the stretches handed out and not yet passed by the consumer position, in order.
+        var outstanding: [UInt] = []
+        var head = 0
+        /// Ends released before an earlier stretch was.
+        var early: Set<UInt> = []
+    }
+    private let releases = Mutex(Releases())
+
+    init(ringFD: Int32) throws {
+        errno = 0
+        guard let ring = podstart_ring_open(ringFD) else {
+            throw BPFError.ringBuffer(errno: errno == 0 ? EINVAL : errno)
+        }
+        self.ring = ring
+    }
+
+    deinit { podstart_ring_close(ring) }
+
+    /// Records that the stretch ending at `end` is being handed out (in ring order).
+    func handOut(upTo end: UInt) {
+        releases.withLock { $0.outstanding.append(end) }
+    }
+
+    func release(upTo end: UInt) {
+        releases.withLock { state in
+            guard state.head < state.outstanding.count, state.outstanding[state.head] == end else {
+                state.early.insert(end)
+                return
+            }
+            var passed = end
+            state.head += 1
+            while state.head < state.outstanding.count, state.early.remove(state.outstanding[state.head]) != nil {
+                passed = state.outstanding[state.head]
+                state.head += 1
+            }
+            if state.head >= 256, state.head * 2 >= state.outstanding.count {
+                state.outstanding.removeFirst(state.head)
+                state.head = 0
+            }
+            podstart_ring_release(ring, passed)
+        }
     }
 }
 
 /// Reads the ring buffer on a dedicated thread (waiting on epoll blocks, so it cannot run on the
 /// cooperative pool). Wakes on the kernel's batched wake-up or every `pollIntervalMs` (the kernel
-/// does not wake the reader for every record), copies every waiting record out in one pass with
-/// the consumer position published once per pass (CPodstartBPF's podstart_ring_drain), and yields
-/// one batch per pass into a bounded AsyncStream, counting what the stream had to drop.
+/// does not wake the reader for every record), finds the records waiting (one header read each,
+/// no copy) and yields them as one batch into a bounded AsyncStream, counting what the stream had
+/// to drop.
 final class RingBufferReader: @unchecked Sendable {
-    private let ring: OpaquePointer
+    private let mapping: RingMapping
     private let pollIntervalMs: Int32
     private let stopRequested = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
     private var started = false
+    /// Where the next pass starts, and where a pass lists its records before they are copied
+    /// into an array of their own size (touched only by the reader thread).
+    private var position: UInt
+    private let scratch = UnsafeMutableBufferPointer<podstart_ring_record>.allocate(capacity: RingBufferReader.maxBatchRecords)
     let stream: AsyncStream<RawEventBatch>
     private let continuation: AsyncStream<RawEventBatch>.Continuation
 
@@ -80,20 +154,12 @@ final class RingBufferReader: @unchecked Sendable {
     let readerCPUNanoseconds = Atomic<UInt64>(0)
     let batches = Atomic<UInt64>(0)
 
-    /// The most one pass copies; what is left waits for the next pass.
-    static let maxBatchBytes = 1 << 20
-    /// More than any record takes (a path of PATH_MAX plus the fixed part).
-    static let largestRecordBytes = 8192
-    /// Storage the reader reuses (touched only by the reader thread).
-    private var pool: [BatchStorage] = []
-    static let pooledBatches = 4
+    /// The most records one pass hands over; what is left waits for the next pass.
+    static let maxBatchRecords = 1 << 16
 
     init(ringFD: Int32, pollIntervalMs: Int32, bufferedBatches: Int) throws {
-        errno = 0
-        guard let ring = podstart_ring_open(ringFD) else {
-            throw BPFError.ringBuffer(errno: errno == 0 ? EINVAL : errno)
-        }
-        self.ring = ring
+        mapping = try RingMapping(ringFD: ringFD)
+        position = podstart_ring_consumer(mapping.ring)
         self.pollIntervalMs = pollIntervalMs
         (stream, continuation) = AsyncStream.makeStream(
             of: RawEventBatch.self, bufferingPolicy: .bufferingOldest(bufferedBatches))
@@ -101,7 +167,7 @@ final class RingBufferReader: @unchecked Sendable {
 
     deinit {
         stop()
-        podstart_ring_close(ring)
+        scratch.deallocate()
     }
 
     func start() {
@@ -112,7 +178,7 @@ final class RingBufferReader: @unchecked Sendable {
         thread.start()
     }
 
-    /// Stops the thread after a final drain; returns once it has exited.
+    /// Stops the thread after a final pass; returns once it has exited.
     func stop() {
         guard started, !stopRequested.exchange(true, ordering: .acquiringAndReleasing) else { return }
         finished.wait()
@@ -120,21 +186,20 @@ final class RingBufferReader: @unchecked Sendable {
 
     private func run() {
         while !stopRequested.load(ordering: .acquiring) {
-            _ = podstart_ring_wait(ring, pollIntervalMs)
-            drainAll()
+            _ = podstart_ring_wait(mapping.ring, pollIntervalMs)
+            readAll()
         }
-        drainAll()
+        readAll()
         continuation.finish()
         finished.signal()
     }
 
-    /// Copies what waits now; passes go on only while one fills its storage (a burst larger than
-    /// a batch), not after records that arrived during the pass: chasing the producer record by
-    /// record is what the wake-up threshold is there to avoid.
-    private func drainAll() {
-        while let batch = drainOnce() {
+    /// Hands over what waits now; passes go on only while one is cut short by the record limit,
+    /// not after records that arrived during the pass: chasing the producer record by record is
+    /// what the wake-up threshold is there to avoid.
+    private func readAll() {
+        while let (batch, full) = readOnce() {
             let count = UInt64(batch.count)
-            let full = batch.used > batch.storage.capacity - Self.largestRecordBytes
             batches.add(1, ordering: .relaxed)
             switch continuation.yield(batch) {
             case .dropped: recordsDropped.add(count, ordering: .relaxed)
@@ -145,24 +210,22 @@ final class RingBufferReader: @unchecked Sendable {
         readerCPUNanoseconds.store(Self.threadCPUNanoseconds(), ordering: .releasing)
     }
 
-    /// One pass over what waits in the ring, into pooled storage; nil when nothing waits.
-    private func drainOnce() -> RawEventBatch? {
-        guard podstart_ring_available(ring) > 0 else { return nil }
-        let storage = freeStorage()
-        var used = 0
-        let records = podstart_ring_drain(ring, storage.bytes, storage.capacity, storage.ends,
-                                          storage.endsCapacity, &used)
-        return records == 0 ? nil : RawEventBatch(storage: storage, used: used, count: records)
-    }
-
-    /// A pooled storage no batch refers to any more, or a new one (pooled while there is room).
-    private func freeStorage() -> BatchStorage {
-        for i in pool.indices where isKnownUniquelyReferenced(&pool[i]) {
-            return pool[i]
-        }
-        let storage = BatchStorage(capacity: Self.maxBatchBytes)
-        if pool.count < Self.pooledBatches { pool.append(storage) }
-        return storage
+    /// One pass from where the last one ended; nil when nothing waits.
+    private func readOnce() -> (RawEventBatch, full: Bool)? {
+        let ring = mapping.ring
+        guard podstart_ring_pending(ring, position) > 0 else { return nil }
+        var end: UInt = position
+        let start = position
+        let found = podstart_ring_scan(ring, start, scratch.baseAddress, scratch.count, &end)
+        guard end != start else { return nil }
+        let records = Array(scratch[..<found])
+        position = end
+        mapping.handOut(upTo: end)
+        let span = RecordSpan(base: UnsafeRawPointer(podstart_ring_address(ring, start)), records: records,
+                              owner: .ring(mapping, end: end))
+        // a pass over discarded records only: `span` goes at once and releases its stretch
+        guard !records.isEmpty else { return nil }
+        return (RawEventBatch(span: span), found == scratch.count)
     }
 
     static func threadCPUNanoseconds() -> UInt64 {

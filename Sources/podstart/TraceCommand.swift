@@ -164,10 +164,14 @@ struct TraceRun: Sendable {
 
     /// Kernel records collected while the pod starts, kept raw: decoding waits until the pod
     /// is ready, so the start being measured does not share its CPUs with podstart's decoding.
+    /// Kept as copies, so the ring's space goes back to the kernel at once.
     final class Collected: @unchecked Sendable {
         private let lock = NSLock()
         private var batches: [RawEventBatch] = []
-        func append(_ batch: RawEventBatch) { lock.withLock { batches.append(batch) } }
+        func append(_ batch: RawEventBatch) {
+            let copy = batch.detached()
+            lock.withLock { batches.append(copy) }
+        }
         func take() -> [KernelEvent] {
             let taken = lock.withLock { let b = batches; batches = []; return b }
             return taken.flatMap { $0.decode() }

@@ -379,6 +379,61 @@ struct KernelProbeTests {
         #expect(!collector.snapshot.contains { $0.open?.rawPath == "/data/after.txt" }, "an ignored namespace was still traced")
     }
 
+    /// Batches are read in place: a batch holds its stretch of the ring until it goes, the
+    /// producers lose (and count) what finds the ring full, and the space comes back once every
+    /// batch is gone, in whatever order they go. A detached copy decodes the same.
+    @Test func heldBatchesHoldTheRingAndReleaseItInAnyOrder() async throws {
+        let root = try TestRoot(name: "held")
+        for i in 0..<600 { try root.write("data/f\(i)", bytes: 1) }
+        for i in 0..<40 { try root.write("data/g\(i)", bytes: 1) }
+        // 64 KiB: well under 600 open records, well over 40
+        let session = try openSession { $0.ringBufferBytes = 64 << 10 }
+        defer { session.close() }
+        try session.attach([.process, .opens])
+        let stream = try session.events()
+        let holding = Locked(true)
+        let held = Locked<[RawEventBatch]>([])
+        let decoded = Locked<[KernelEvent]>([])
+        let detachedMatches = Locked(true)
+        let consumer = Task {
+            for await batch in stream {
+                if holding.withLock({ $0 }) {
+                    held.withLock { $0.append(batch) }
+                } else {
+                    let events = batch.decode()
+                    if batch.detached().decode() != events { detachedMatches.withLock { $0 = false } }
+                    decoded.withLock { $0.append(contentsOf: events) }
+                }
+            }
+        }
+
+        let first = try root.runWorkload((0..<600).flatMap { ["open", "/data/f\($0)"] })
+        #expect(first.status == 0, "\(first.stderr)")
+        try await Task.sleep(for: .milliseconds(200))
+        let lostWhileHeld = try session.statistics()[.open]?.lost ?? 0
+        let heldOpens = held.withLock { $0.reduce(0) { $0 + $1.decode().filter { $0.open != nil }.count } }
+        #expect(lostWhileHeld > 0, "600 opens fitted in a 64 KiB ring the consumer never released")
+        #expect(heldOpens + Int(lostWhileHeld) >= 600, "records neither delivered nor counted lost")
+
+        // Let go of the batches newest first: the space returns only when the oldest goes.
+        holding.withLock { $0 = false }
+        held.withLock { batches in
+            while !batches.isEmpty { batches.removeLast() }
+        }
+        let second = try root.runWorkload((0..<40).flatMap { ["open", "/data/g\($0)"] })
+        #expect(second.status == 0, "\(second.stderr)")
+        let deadline = Date().addingTimeInterval(5)
+        func secondOpens() -> Set<String> {
+            Set(decoded.withLock { $0 }.compactMap(\.open?.rawPath).filter { $0.hasPrefix("/data/g") })
+        }
+        while secondOpens().count < 40, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(secondOpens().count == 40, "after every held batch went, only \(secondOpens().count) of 40 opens arrived")
+        #expect(try session.statistics()[.open]?.lost == lostWhileHeld, "records lost after the ring was released")
+        #expect(detachedMatches.withLock { $0 })
+        session.close()
+        await consumer.value
+    }
+
     @Test func longPathsAreTruncatedWithAFlagNotDropped() async throws {
         let root = try TestRoot(name: "long")
         var relative = "data"

@@ -42,11 +42,19 @@ int podstart_prog_id(int prog_fd, __u32 *id);
 
 #endif
 
-/* A ring-buffer consumer that copies every available record into one caller buffer and
- * publishes the consumer position once per batch. libbpf's consumer stores the position after
- * every record, which bounces that cache line between the producing CPUs and the reader on each
- * event; batching it is what keeps the reader's cost per event low. */
+/* A ring-buffer consumer that hands out records where they lie. libbpf's consumer stores the
+ * consumer position after every record, which bounces that cache line between the producing CPUs
+ * and the reader on each event; here the reader only finds the records of a pass (one header
+ * read each), the consumer decodes them in place, and the position moves once per batch, when
+ * the batch is released. The data pages are mapped twice back to back, so no record wraps. */
 struct podstart_ring;
+
+/* One record of a pass: where its data starts, as an offset from the pass's first position, and
+ * how many bytes carry data (the record's ps_event_header.size when that is smaller). */
+struct podstart_ring_record {
+	__u32 offset;
+	__u32 length;
+};
 
 /* Maps the ring buffer map `map_fd` and an epoll instance for its wake-ups. NULL and errno set on failure. */
 struct podstart_ring *podstart_ring_open(int map_fd);
@@ -54,10 +62,17 @@ void podstart_ring_close(struct podstart_ring *ring);
 /* Waits up to timeout_ms for the kernel's next wake-up (records below the wake-up threshold wait
  * for the timeout: one pass per batch, not per record). */
 int podstart_ring_wait(struct podstart_ring *ring, int timeout_ms);
-/* Copies whole records (without the 8-byte ring header) into out, back to back, and their end
- * offsets into ends; stops when either is full. Returns the number of records copied; the ones
- * left stay for the next call. Discarded records are skipped. */
-size_t podstart_ring_drain(struct podstart_ring *ring, unsigned char *out, size_t out_cap,
-                           size_t *ends, size_t ends_cap, size_t *out_used);
-/* Bytes committed or in flight between the consumer and producer positions. */
-size_t podstart_ring_available(struct podstart_ring *ring);
+/* Finds the committed records from position `from` on (discarded ones are skipped), stopping at
+ * one the producer has not committed yet or after `cap` records. Stores where the pass ended in
+ * *out_end (the next pass starts there); returns the number of records found. Moves nothing:
+ * the records stay in the ring until podstart_ring_release passes them. */
+size_t podstart_ring_scan(struct podstart_ring *ring, unsigned long from,
+                          struct podstart_ring_record *records, size_t cap, unsigned long *out_end);
+/* The address of the data at ring position `pos` (valid until the consumer position passes it). */
+const unsigned char *podstart_ring_address(struct podstart_ring *ring, unsigned long pos);
+/* Hands everything before `pos` back to the producers. */
+void podstart_ring_release(struct podstart_ring *ring, unsigned long pos);
+/* The consumer position now (where a new reader starts). */
+unsigned long podstart_ring_consumer(struct podstart_ring *ring);
+/* Bytes committed or in flight from position `from` to the producer position. */
+unsigned long podstart_ring_pending(struct podstart_ring *ring, unsigned long from);
