@@ -339,9 +339,12 @@ public final class KernelProbeSession: @unchecked Sendable {
         init(_ k: ps_open_key) { (mntns, dev, ino) = (k.mntns, k.dev, k.ino) }
     }
 
-    /// Sums the counts waiting in ps_open_cache (per CPU) by file; with `remove`, empties the
-    /// slots it summed. A slot the kernel refills between the read and the write-back loses the
-    /// opens it counted meanwhile: remove only what has stopped starting.
+    /// Sums the counts waiting in ps_open_cache (per CPU) by file; with `remove`, empties every
+    /// slot of the included files, counted or not: a slot still naming a removed file would take
+    /// the next open of it in a namespace with the same number (the kernel reuses them at once)
+    /// for a repeat, and no record would say the file was opened. A slot the kernel refills
+    /// between the read and the write-back loses the opens it counted meanwhile: remove only
+    /// what has stopped starting.
     private func pendingCachedOpens(remove: Bool, where include: (ps_open_key) -> Bool) throws -> [OpenKey: UInt64] {
         let fd = try objectFD(.opens, "ps_open_cache")
         let cpus = max(Int(libbpf_num_possible_cpus()), 1)
@@ -356,8 +359,9 @@ public final class KernelProbeSession: @unchecked Sendable {
             buffer.withUnsafeMutableBytes { raw in
                 for cpu in 0..<cpus {
                     let slot = raw.loadUnaligned(fromByteOffset: cpu * stride, as: ps_open_cache_slot.self)
-                    guard slot.count > 0, include(slot.key) else { continue }
-                    pending[OpenKey(slot.key), default: 0] += slot.count
+                    let taken = slot.key.mntns != 0 || slot.key.dev != 0 || slot.key.ino != 0
+                    guard taken, include(slot.key) else { continue }
+                    if slot.count > 0 { pending[OpenKey(slot.key), default: 0] += slot.count }
                     if remove {
                         raw.storeBytes(of: ps_open_cache_slot(), toByteOffset: cpu * stride, as: ps_open_cache_slot.self)
                         emptied = true

@@ -379,6 +379,34 @@ struct KernelProbeTests {
         #expect(!collector.snapshot.contains { $0.open?.rawPath == "/data/after.txt" }, "an ignored namespace was still traced")
     }
 
+    /// Removing a namespace's open counts forgets its files everywhere, the per-CPU repeat slots
+    /// included: the kernel gives a finished container's mount-namespace number to the next one,
+    /// whose first open of the same file (same image, same layer file) must be a record, not a
+    /// repeat of the old container's. Here one namespace stands for both (counts removed between
+    /// its two opens), on one CPU, so the second open meets the slot the first one took.
+    @Test func removedOpenCountsMakeTheNextOpenAFirstOneAgain() async throws {
+        let root = try TestRoot(name: "forget")
+        try root.write("data/x.txt", bytes: 10)
+        let session = try openSession()
+        defer { session.close() }
+        try session.attach([.process, .opens])
+        let collector = try EventCollector(session: session)
+        let workload = Task.detached {
+            try root.runWorkload(["open", "/data/x.txt", "wait", "/tmp/go", "open", "/data/x.txt"], cpu: 0)
+        }
+        func opens() -> [OpenEvent] { collector.snapshot.compactMap(\.open).filter { $0.rawPath == "/data/x.txt" } }
+        let sawFirst = await collector.waitFor { _ in !opens().isEmpty }
+        #expect(sawFirst)
+        let ns = try #require(opens().first).task.mountNamespace
+        let counts = try session.openCounts(mountNamespaces: [ns], remove: true)
+        #expect(counts.contains { $0.file == opens().first?.file?.key && $0.count == 1 })
+        _ = FileManager.default.createFile(atPath: "\(root.path)/tmp/go", contents: Data())
+        let result = try await workload.value
+        #expect(result.status == 0, "\(result.stderr)")
+        let sawSecond = await collector.waitFor { _ in opens().count == 2 }
+        #expect(sawSecond, "the open after its count was removed was taken for a repeat")
+    }
+
     /// Batches are read in place: a batch holds its stretch of the ring until it goes, the
     /// producers lose (and count) what finds the ring full, and the space comes back once every
     /// batch is gone, in whatever order they go. A detached copy decodes the same.

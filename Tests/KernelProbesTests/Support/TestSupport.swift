@@ -131,9 +131,11 @@ final class TestRoot {
     }
 
     /// Runs the workload as PID 1 of fresh mount and pid namespaces, chrooted into this root.
-    func runWorkload(_ ops: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        try run(["unshare", "--mount", "--pid", "--fork", "--kill-child", "chroot", path, "/ps-workload"] + ops,
-                allowFailure: true)
+    /// With `cpu`, the workload stays on that CPU (for what the kernel keeps per CPU).
+    func runWorkload(_ ops: [String], cpu: Int? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+        let pin = cpu.map { ["taskset", "--cpu-list", String($0)] } ?? []
+        return try run(pin + ["unshare", "--mount", "--pid", "--fork", "--kill-child", "chroot", path, "/ps-workload"] + ops,
+                       allowFailure: true)
     }
 
     deinit {
