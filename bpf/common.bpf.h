@@ -102,6 +102,8 @@ struct {
 /* Scratch space for path walks and large records, one per CPU (the BPF stack is 512 bytes). */
 struct ps_scratch {
 	char buf[PS_PATH_LEN * 2];
+	/* an open record's strings, put together before the record is reserved at their size */
+	char strings[PS_RAW_PATH_LEN + PS_PATH_LEN];
 };
 
 struct {

@@ -113,49 +113,67 @@ static __always_inline int ps_handle_open(long ret, int syscall)
 		}
 	}
 
-	struct ps_open_event *e = ps_reserve(sizeof(*e), PS_PROG_OPEN);
-	if (!e)
+	/* The strings go together in per-CPU scratch first, so the record is reserved at the size
+	 * they take (see PS_OPEN_SMALL_STRINGS), and a failed repeat costs no reservation. */
+	__u32 zero = 0;
+	struct ps_scratch *s = bpf_map_lookup_elem(&ps_scratch_map, &zero);
+	if (!s)
 		return 0;
 	__u16 flags = runtime ? PS_FLAG_RUNTIME_PROCESS : 0;
-	ps_fill_header(&e->header, PS_EVENT_OPEN, sizeof(*e));
+	long n = bpf_probe_read_user_str(s->strings, PS_RAW_PATH_LEN, raw);
+	if (n <= 0)
+		s->strings[0] = 0;
+	__u32 raw_len = n > 0 ? n - 1 : 0;
+	if (n == PS_RAW_PATH_LEN)
+		flags |= PS_FLAG_RAW_TRUNCATED;
+	__u32 path_at = ps_open_path_at(raw_len);
+	__u32 path_len = 0;
+	if (file) {
+		path_len = ps_resolve_path(__builtin_preserve_access_index(&file->f_path), task, s->strings + path_at, &flags);
+	} else {
+		s->strings[path_at] = 0;
+		flags |= PS_FLAG_PATH_UNRESOLVED;
+		/* failed opens are aggregated by the path that was tried */
+		key.dev = 0;
+		key.ino = ps_fnv1a(s->strings, raw_len);
+		struct ps_open_value *seen = bpf_map_lookup_elem(&ps_opens, &key);
+		if (seen) {
+			__sync_fetch_and_add(&seen->count, 1);
+			PS_COUNT_AGGREGATED(PS_PROG_OPEN);
+			return 0;
+		}
+	}
+	/* the strings end at the path's NUL: nothing after it is reserved (small records) or read */
+	__u32 size = ps_open_record_size(path_at, path_len);
+	__u32 strings_len = size - __builtin_offsetof(struct ps_open_event, strings);
+	struct ps_open_event *e;
+	if (strings_len <= PS_OPEN_SMALL_STRINGS) {
+		e = ps_reserve(__builtin_offsetof(struct ps_open_event, strings) + PS_OPEN_SMALL_STRINGS, PS_PROG_OPEN);
+		if (!e)
+			return 0;
+		bpf_probe_read_kernel(e->strings, strings_len, s->strings);
+	} else {
+		e = ps_reserve(sizeof(*e), PS_PROG_OPEN);
+		if (!e)
+			return 0;
+		if (strings_len > sizeof(e->strings))
+			strings_len = sizeof(e->strings);
+		bpf_probe_read_kernel(e->strings, strings_len, s->strings);
+	}
+	ps_fill_header(&e->header, PS_EVENT_OPEN, size);
 	ps_fill_task(&e->task, task, mntns);
+	if (file)
+		ps_fill_file(&e->file, file);
+	else
+		__builtin_memset(&e->file, 0, sizeof(e->file));
 	e->result = ret;
 	e->dirfd = dirfd;
 	e->open_flags = open_flags;
 	e->syscall = syscall;
 	e->_pad = 0;
-
-	long n = bpf_probe_read_user_str(e->strings, PS_RAW_PATH_LEN, raw);
-	if (n <= 0)
-		e->strings[0] = 0;
-	e->raw_len = n > 0 ? n - 1 : 0;
-	if (n == PS_RAW_PATH_LEN)
-		flags |= PS_FLAG_RAW_TRUNCATED;
-	__u32 path_at = ps_open_path_at(e->raw_len);
-	char *path = e->strings + path_at;
-
-	if (file) {
-		ps_fill_file(&e->file, file);
-		e->path_len = ps_resolve_path(__builtin_preserve_access_index(&file->f_path), task, path, &flags);
-	} else {
-		__builtin_memset(&e->file, 0, sizeof(e->file));
-		e->path_len = 0;
-		path[0] = 0;
-		flags |= PS_FLAG_PATH_UNRESOLVED;
-		/* failed opens are aggregated by the path that was tried */
-		key.dev = 0;
-		key.ino = ps_fnv1a(e->strings, e->raw_len);
-		struct ps_open_value *seen = bpf_map_lookup_elem(&ps_opens, &key);
-		if (seen) {
-			__sync_fetch_and_add(&seen->count, 1);
-			PS_COUNT_AGGREGATED(PS_PROG_OPEN);
-			bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
-			return 0;
-		}
-	}
+	e->raw_len = raw_len;
+	e->path_len = path_len;
 	e->flags = flags;
-	/* the strings end at the path's NUL: the reader need not copy the unused rest */
-	e->header.size = ps_open_record_size(path_at, e->path_len);
 
 	struct ps_open_value first = { .count = 1, .first_ns = e->header.timestamp_ns };
 	bpf_map_update_elem(&ps_opens, &key, &first, BPF_NOEXIST);

@@ -1,3 +1,4 @@
+import CPodstartBPF
 import Foundation
 import KernelProbes
 import PodstartCore
@@ -460,6 +461,37 @@ struct KernelProbeTests {
         #expect(detachedMatches.withLock { $0 })
         session.close()
         await consumer.value
+    }
+
+    /// Open records are reserved small when their two strings (raw path, resolved path, each
+    /// with its NUL) fit PS_OPEN_SMALL_STRINGS bytes and large otherwise: paths on both sides of
+    /// that edge arrive whole.
+    @Test func pathsAroundTheSmallRecordEdgeArriveWhole() async throws {
+        let root = try TestRoot(name: "edge")
+        // raw and resolved path alike, L bytes each: the strings take 2L + 2 bytes
+        let small = Int(PS_OPEN_SMALL_STRINGS)
+        let lengths = [small / 2 - 2, small / 2 - 1, small / 2, small / 2 + 1]
+        let paths = lengths.map { "/data/" + String(repeating: "p", count: $0 - 6) }
+        for path in paths { try root.write(String(path.dropFirst()), bytes: 3) }
+        let session = try openSession()
+        defer { session.close() }
+        try session.attach([.process, .opens])
+        let collector = try EventCollector(session: session)
+        let result = try root.runWorkload(paths.flatMap { ["open", $0] })
+        #expect(result.status == 0, "\(result.stderr)")
+        let seen = await collector.waitFor { events in
+            Set(events.compactMap(\.open?.rawPath)).isSuperset(of: paths)
+        }
+        session.close()
+        await collector.finish()
+        #expect(seen)
+        for path in paths {
+            let open = collector.snapshot.compactMap(\.open).first { $0.rawPath == path }
+            #expect(open?.path?.path == path, "strings of \(2 * path.utf8.count + 2) bytes")
+            #expect(open?.path?.truncated == false)
+            #expect(open?.rawPathTruncated == false)
+            #expect(open?.file?.sizeBytes == 3)
+        }
     }
 
     @Test func longPathsAreTruncatedWithAFlagNotDropped() async throws {
