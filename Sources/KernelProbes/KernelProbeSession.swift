@@ -173,7 +173,9 @@ public final class KernelProbeSession: @unchecked Sendable {
 
     // MARK: events
 
-    /// The records, in batches. Starts the reader thread on first use; one consumer.
+    /// The records, in batches. Starts the reader thread on first use; one consumer. A batch
+    /// holds its stretch of the ring buffer until it is dropped: decode it and let it go (or keep
+    /// `detached()` copies), or the ring fills and the kernel loses records.
     public func events() throws -> AsyncStream<RawEventBatch> {
         try lock.withLock {
             if let reader { return reader.stream }

@@ -31,7 +31,7 @@ struct BenchProbesCommand: AsyncParsableCommand {
     @Option(help: "Distinct files the loop cycles through.")
     var files = 64
 
-    @Option(help: "Distinct files opened once each in the reader burst.")
+    @Option(help: "Distinct files opened once each in every reader burst.")
     var burstFiles = 50_000
 
     func validate() throws {
@@ -111,17 +111,25 @@ struct BenchProbesCommand: AsyncParsableCommand {
         let programNsPerIteration = nsPerIteration(.traced)
         let emptyNsPerIteration = nsPerIteration(.limit)
 
-        // The reader burst: every open is a new file, so every one is a record.
-        try session.attach(Set(ProbeFamily.allCases))
-        let before = session.readerStatistics
-        let recordsBefore = counter.records
-        let burstStart = WallClock.monotonicNow()
-        _ = try runLoop(dir: "\(workdir)/burst", files: burstFiles, iterations: burstFiles)
-        try await Task.sleep(for: .milliseconds(Int(session.configuration.pollIntervalMs) * 3))
-        let burstEnd = WallClock.monotonicNow()
-        session.detach(Set(ProbeFamily.allCases))
-        let after = session.readerStatistics
-        let burstRecords = counter.records - recordsBefore
+        // The reader bursts, one per round: every open is of a file new to the burst's mount
+        // namespace, so every one is a record. The kernel's aggregates are cleared between
+        // bursts: the next namespace may get the same number, and its opens would be repeats.
+        var bursts: [Burst] = []
+        for _ in 0..<rounds {
+            _ = try session.openCounts(remove: true)
+            _ = try session.drainReadRanges()
+            try session.attach(Set(ProbeFamily.allCases))
+            let before = session.readerStatistics
+            let recordsBefore = counter.records
+            let burstStart = WallClock.monotonicNow()
+            _ = try runLoop(dir: "\(workdir)/burst", files: burstFiles, iterations: burstFiles)
+            try await Task.sleep(for: .milliseconds(Int(session.configuration.pollIntervalMs) * 3))
+            let burstEnd = WallClock.monotonicNow()
+            session.detach(Set(ProbeFamily.allCases))
+            let after = session.readerStatistics
+            bursts.append(Burst(records: counter.records - recordsBefore, before: before, after: after,
+                                seconds: Double(burstEnd - burstStart) / 1e9))
+        }
         let stats = try session.statistics()
         session.close()
         await consumer.value
@@ -130,13 +138,13 @@ struct BenchProbesCommand: AsyncParsableCommand {
         let ratio = median(opsPerSecond[.traced]!) / base
         let limitRatio = median(opsPerSecond[.limit]!) / base
         let steadyRatio = median(opsPerSecond[.steady]!) / base
-        let lost = stats.values.reduce(0) { $0 + $1.lost } + after.dropped
-        let readerRecords = after.records - before.records
-        let readerNs = readerRecords == 0 ? 0 : Double(after.cpuNanoseconds - before.cpuNanoseconds) / Double(readerRecords)
-        let eventsPerSecond = Double(burstRecords) / (Double(burstEnd - burstStart) / 1e9)
+        let lost = stats.values.reduce(0) { $0 + $1.lost } + (bursts.last?.after.dropped ?? 0)
+        let readerNsRuns = bursts.map(\.readerNsPerRecord)
+        let readerNs = median(readerNsRuns)
+        let eventsPerSecond = median(bursts.map(\.eventsPerSecond))
         let decodeNs = counter.decodeNanosecondsPerRecord
-        let readerBatches = after.batches - before.batches
-        let recordsPerBatch = readerBatches == 0 ? 0 : Double(readerRecords) / Double(readerBatches)
+        let recordsPerBatch = median(bursts.map(\.recordsPerBatch))
+        let burstRecords = bursts.reduce(0) { $0 + $1.records }
 
         let figures: [(String, JSON)] = [
             ("ratio", .double(ratio.rounded(toPlaces: 4))),
@@ -145,6 +153,7 @@ struct BenchProbesCommand: AsyncParsableCommand {
             ("eventsPerSecond", .double(eventsPerSecond.rounded())),
             ("lost", .uint(lost)),
             ("readerNsPerEvent", .double(readerNs.rounded(toPlaces: 1))),
+            ("readerNsPerEventRuns", .array(readerNsRuns.map { .double($0.rounded(toPlaces: 1)) })),
             ("decodeNsPerEvent", .double(decodeNs.rounded(toPlaces: 1))),
             ("recordsPerBatch", .double(recordsPerBatch.rounded(toPlaces: 1))),
             ("baselineOpsPerSecond", .double(base.rounded())),
@@ -176,9 +185,10 @@ struct BenchProbesCommand: AsyncParsableCommand {
                 print("  " + name.padding(toLength: 52, withPad: " ", startingAt: 0)
                       + String(format: " %9llu runs %7.1f ns/run (empty: %.1f)", run.runCount, run.nanosecondsPerRun, floor))
             }
-            print("reader burst over \(burstFiles) new files:")
+            print("reader, \(rounds) bursts over \(burstFiles) new files (medians):")
             print(String(format: "  %.0f events/s, %llu lost, %.1f ns reader CPU per event (target <= 100), %.1f ns to decode, %.1f records per batch",
                          eventsPerSecond, lost, readerNs, decodeNs, recordsPerBatch))
+            print("  reader ns per event, each burst: " + readerNsRuns.map { String(format: "%.1f", $0) }.joined(separator: " "))
         }
     }
 
@@ -200,6 +210,24 @@ struct BenchProbesCommand: AsyncParsableCommand {
         else { throw ValidationError("the benchmark loop failed (exit \(process.terminationStatus))") }
         return ns
     }
+}
+
+/// One reader burst: the records it brought and the reader's counters around it.
+struct Burst {
+    var records: UInt64
+    var before: KernelProbeSession.ReaderStatistics
+    var after: KernelProbeSession.ReaderStatistics
+    var seconds: Double
+
+    var readerNsPerRecord: Double {
+        let records = after.records - before.records
+        return records == 0 ? 0 : Double(after.cpuNanoseconds - before.cpuNanoseconds) / Double(records)
+    }
+    var recordsPerBatch: Double {
+        let batches = after.batches - before.batches
+        return batches == 0 ? 0 : Double(after.records - before.records) / Double(batches)
+    }
+    var eventsPerSecond: Double { seconds > 0 ? Double(records) / seconds : 0 }
 }
 
 /// The loop the probes benchmark measures: open, read, close over a set of files. Hidden; run by
