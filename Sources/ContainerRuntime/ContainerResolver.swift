@@ -198,8 +198,11 @@ public actor ContainerResolver {
                 deletedAt[id] = now
             }
         }
+        // The clock again: while this refresh waited on the runtime, a deletion event may have
+        // been stamped later than `now` (an actor method re-enters at every await).
         let limit = UInt64(retention.components.seconds) * 1_000_000_000
-        for (id, at) in deletedAt where now - at > limit { forget(id) }
+        let checked = Instant.now().monotonicNs
+        for (id, at) in deletedAt where checked > at && checked - at > limit { forget(id) }
     }
 
     private func learn(_ container: ContainerInfo, client: CRIClient) async throws {
