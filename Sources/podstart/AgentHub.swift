@@ -63,6 +63,14 @@ actor AgentHub {
             case .containerCreated(let uid, let id, let name, _, _, _, _, _, _):
                 startContainers[uid, default: []].insert(id)
                 if !name.isEmpty { containerNames[id] = name }
+            // What a start waits for, in the debug log: a start that is never recorded shows
+            // which of its inputs came.
+            case .pod(let uid, let namespace, let name, _, let source):
+                logger.debug("pod seen", metadata: ["pod": "\(namespace)/\(name)", "uid": "\(uid)", "source": "\(source)"])
+            case .kubeletStartup(let line):
+                logger.debug("kubelet startup line", metadata: ["pod": "\(line.pod)"])
+            case .ready(let uid, _, let source):
+                logger.debug("pod ready", metadata: ["uid": "\(uid)", "source": "\(source)"])
             default: break
             }
             done += correlator.ingest(input, resolve: resolve)
