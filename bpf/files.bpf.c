@@ -143,37 +143,10 @@ static __always_inline int ps_handle_open(long ret, int syscall)
 			return 0;
 		}
 	}
-	/* the strings end at the path's NUL: nothing after it is reserved (small records) or read */
-	__u32 size = ps_open_record_size(path_at, path_len);
-	__u32 strings_len = size - __builtin_offsetof(struct ps_open_event, strings);
-	struct ps_open_event *e;
-	if (strings_len <= PS_OPEN_SMALL_STRINGS) {
-		e = ps_reserve(__builtin_offsetof(struct ps_open_event, strings) + PS_OPEN_SMALL_STRINGS, PS_PROG_OPEN);
-		if (!e)
-			return 0;
-		bpf_probe_read_kernel(e->strings, strings_len, s->strings);
-	} else {
-		e = ps_reserve(sizeof(*e), PS_PROG_OPEN);
-		if (!e)
-			return 0;
-		if (strings_len > sizeof(e->strings))
-			strings_len = sizeof(e->strings);
-		bpf_probe_read_kernel(e->strings, strings_len, s->strings);
-	}
-	ps_fill_header(&e->header, PS_EVENT_OPEN, size);
-	ps_fill_task(&e->task, task, mntns);
-	if (file)
-		ps_fill_file(&e->file, file);
-	else
-		__builtin_memset(&e->file, 0, sizeof(e->file));
-	e->result = ret;
-	e->dirfd = dirfd;
-	e->open_flags = open_flags;
-	e->syscall = syscall;
-	e->_pad = 0;
-	e->raw_len = raw_len;
-	e->path_len = path_len;
-	e->flags = flags;
+	struct ps_open_event *e = ps_reserve_open(s, raw_len, path_len, flags, task, mntns, file, ret, dirfd,
+						  open_flags, syscall, PS_PROG_OPEN);
+	if (!e)
+		return 0;
 
 	struct ps_open_value first = { .count = 1, .first_ns = e->header.timestamp_ns };
 	bpf_map_update_elem(&ps_opens, &key, &first, BPF_NOEXIST);

@@ -52,24 +52,18 @@ static __always_inline void ps_report_interpreter(struct task_struct *task, __u3
 	if (bpf_find_vma(task, ip, ps_vma_file, &interp, 0) != 0 || !interp)
 		return;
 
-	struct ps_open_event *e = ps_reserve(sizeof(*e), PS_PROG_EXEC);
-	if (!e)
+	__u32 zero = 0;
+	struct ps_scratch *s = bpf_map_lookup_elem(&ps_scratch_map, &zero);
+	if (!s)
 		return;
 	__u16 flags = 0;
-	ps_fill_header(&e->header, PS_EVENT_OPEN, sizeof(*e));
-	ps_fill_task(&e->task, task, mntns);
-	e->result = 0;
-	e->dirfd = AT_FDCWD;
-	e->open_flags = 0;
-	e->syscall = PS_SYSCALL_EXEC_INTERPRETER;
-	e->raw_len = 0;
-	e->strings[0] = 0; /* no raw path; the resolved one follows its NUL */
-	e->_pad = 0;
-	__u32 path_at = ps_open_path_at(0);
-	ps_fill_file(&e->file, interp);
-	e->path_len = ps_resolve_path(__builtin_preserve_access_index(&interp->f_path), task, e->strings + path_at, &flags);
-	e->flags = flags;
-	e->header.size = ps_open_record_size(path_at, e->path_len);
+	s->strings[0] = 0; /* no raw path; the resolved one follows its NUL */
+	__u32 path_len = ps_resolve_path(__builtin_preserve_access_index(&interp->f_path), task,
+					 s->strings + ps_open_path_at(0), &flags);
+	struct ps_open_event *e = ps_reserve_open(s, 0, path_len, flags, task, mntns, interp, 0, AT_FDCWD, 0,
+						  PS_SYSCALL_EXEC_INTERPRETER, PS_PROG_EXEC);
+	if (!e)
+		return;
 	ps_submit(e, PS_PROG_EXEC);
 }
 
