@@ -25,7 +25,7 @@ public enum BPFError: Error, CustomStringConvertible, Sendable {
         switch self {
         case .notPermitted(let missing):
             return "loading eBPF programs is not permitted: missing \(missing.joined(separator: ", ")). "
-                + "Run podstart as root, or grant CAP_BPF, CAP_PERFMON, CAP_SYS_RESOURCE and CAP_SYS_PTRACE "
+                + "Run podstart as root, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE "
                 + "(CAP_SYS_ADMIN on kernels before 5.8)."
         case .noBTF(let path):
             return "the kernel exposes no BTF at \(path): podstart's CO-RE programs need a kernel built with "
@@ -39,7 +39,10 @@ public enum BPFError: Error, CustomStringConvertible, Sendable {
             return "libbpf could not open the embedded eBPF object '\(object)' (\(errnoName(e))): the build is broken; rebuild podstart."
         case .load(let object, let e, let log):
             var text = "the kernel refused to load the eBPF object '\(object)' (\(errnoName(e)))"
-            if e == EPERM || e == EACCES {
+            if e == EACCES, log.contains("processed "), log.contains(" insns") {
+                // the verifier ran and said no: EACCES here is its verdict, not a permission
+                text += ": the verifier rejected a program (a bug in podstart's programs, or a kernel whose verifier is stricter than those it was tested on; its log below says where)"
+            } else if e == EPERM || e == EACCES {
                 text += ": not permitted. Run as root or grant CAP_BPF and CAP_PERFMON; a kernel lockdown or an LSM may also forbid BPF"
             }
             if !log.isEmpty { text += ".\nverifier/libbpf log (tail):\n" + log }

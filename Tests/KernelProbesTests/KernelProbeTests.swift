@@ -526,5 +526,19 @@ struct KernelProbeTests {
         let message = BPFError.notPermitted(missing: ["CAP_BPF", "CAP_PERFMON"]).description
         #expect(message.contains("CAP_BPF") && message.contains("root"))
     }
+
+    /// EACCES from a program load is the verifier's verdict when it ran (its log says how many
+    /// instructions it processed), and a permission problem otherwise: the message says which.
+    @Test func aVerifierRejectionIsNotCalledAPermissionProblem() {
+        let log = "826: (85) call bpf_probe_read_kernel#113\ninvalid access to memory, mem_size=384 off=128 size=513\n"
+            + "processed 2760 insns (limit 1000000) max_states_per_insn 4 total_states 201"
+        let rejected = BPFError.load(object: "process", errno: EACCES, verifierLog: log).description
+        #expect(rejected.contains("the verifier rejected a program"))
+        #expect(!rejected.contains("Run as root"))
+        #expect(rejected.contains("invalid access to memory"))
+        let refused = BPFError.load(object: "process", errno: EACCES, verifierLog: "").description
+        #expect(refused.contains("Run as root"))
+        #expect(!refused.contains("verifier rejected"))
+    }
 }
 }
