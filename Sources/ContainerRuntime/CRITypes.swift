@@ -137,7 +137,7 @@ public struct ImageInfo: Sendable, Hashable {
     public var pinned: Bool
 
     /// The manifest digest (`sha256:…`) of the first `repoDigests` reference.
-    public var manifestDigest: String? { repoDigests.first?.split(separator: "@").last.map(String.init) }
+    public var manifestDigest: String? { repoDigests.first.flatMap(ImageReference.digest(in:)) }
 }
 
 /// One `GetContainerEvents` message: what happened to which container, with the pod's state.

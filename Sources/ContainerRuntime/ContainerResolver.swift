@@ -231,8 +231,7 @@ public actor ContainerResolver {
         if entry.imageDigest == nil { entry.imageDigest = await digest(of: container.imageRef, client: client) }
         if let pid = status.verbose?.pid, pid > 0 {
             entry.pid = pid
-            var st = stat()
-            if stat("/proc/\(pid)/ns/mnt", &st) == 0 { entry.mountNamespaceInode = UInt64(st.st_ino) }
+            if let ns = ProcessNamespace.mount(pid: pid) { entry.mountNamespaceInode = ns }
             if entry.cgroupPath == nil, let text = ProcFile.read("/proc/\(pid)/cgroup") {
                 entry.cgroupPath = CgroupPaths.unifiedPath(procCgroup: text)
             }
@@ -390,10 +389,7 @@ public actor ContainerResolver {
         return CgroupPaths.containerID(inPath: Substring(path), knownIDs: Set(byID.keys)).flatMap { byID[$0] != nil ? $0 : nil }
     }
 
-    static func mountNamespace(pid: String) -> UInt64? {
-        var st = stat()
-        return stat("/proc/\(pid)/ns/mnt", &st) == 0 ? UInt64(st.st_ino) : nil
-    }
+    static func mountNamespace(pid: String) -> UInt64? { ProcessNamespace.mount(procEntry: pid) }
 
     private func digest(of imageRef: String, client: CRIClient) async -> String? {
         if let known = imageDigests[imageRef] { return known }

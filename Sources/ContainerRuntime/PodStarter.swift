@@ -511,11 +511,7 @@ public struct PodStarter: Sendable {
         return error.description
     }
 
-    static func mountNamespaceInode(pid: Int32) -> UInt64? {
-        var st = stat()
-        guard stat("/proc/\(pid)/ns/mnt", &st) == 0 else { return nil }
-        return UInt64(st.st_ino)
-    }
+    static func mountNamespaceInode(pid: Int32) -> UInt64? { ProcessNamespace.mount(pid: pid) }
 
     /// The last lines the container wrote, from its CRI log (`<time> <stream> <P|F> <text>`).
     static func logTail(_ options: PodStartOptions, lines: Int) -> [String] {

@@ -72,6 +72,15 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         return s
     }
 
+    /// The digest a reference or repo digest pins (`name@sha256:…` → `sha256:…`), without
+    /// parsing the rest: runtimes hand out image ids and repo digests that are no pod-spec
+    /// reference. Nil when `text` pins none.
+    public static func digest(in text: String) -> String? {
+        guard let at = text.lastIndex(of: "@") else { return nil }
+        let digest = text[text.index(after: at)...]
+        return digest.isEmpty ? nil : String(digest)
+    }
+
     /// The one spelling of `text` that compares equal to every other spelling of the same image
     /// (`nginx`, `nginx:latest`, `docker.io/library/nginx:latest`): a pull logged as the pod spec
     /// wrote it and the container the runtime created from it name the same image. Text that is
