@@ -2,7 +2,9 @@
 // podstart: where did each pod's startup time go, and which bytes of its image did it need?
 // The target list mirrors the data flow: sources (KernelProbes, ContainerRuntime, KubeletSources)
 // produce PodstartCore events; the correlator in PodstartCore builds timelines; sinks (Exporter,
-// AccessProfiles) read them; `podstart` is the CLI that wires them together.
+// StateStore, AccessProfiles) read them. PodstartAgent runs them as services (one per source,
+// supervised, plus the hub that feeds the correlator and the sinks); `podstart` is the product
+// CLI (commands and their options only); `podstart-bench` holds the benchmarks and test tools.
 import PackageDescription
 
 let package = Package(
@@ -10,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "podstart", targets: ["podstart"]),
+        .executable(name: "podstart-bench", targets: ["podstart-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -24,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // Pure Swift: event types, phase model, correlator, attribution. No I/O.
@@ -94,9 +98,30 @@ let package = Package(
             ]
         ),
 
+        // The node agent as a library of services: each source (CRI listing, containerd events,
+        // log files, kubelet metrics, kernel probes) a ServiceLifecycle `Service` under one
+        // supervisor (retry, backoff, error counting, log once per outage), the hub that feeds the
+        // correlator and the sinks, and the `ServiceGroup` that stops them gracefully; also one
+        // traced pod start (`podstart trace`).
+        .target(
+            name: "PodstartAgent",
+            dependencies: [
+                "PodstartCore",
+                "KernelProbes",
+                "KubeletSources",
+                "ContainerRuntime",
+                "Exporter",
+                "StateStore",
+                "AccessProfiles",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+
         .executableTarget(
             name: "podstart",
             dependencies: [
+                "PodstartAgent",
                 "PodstartCore",
                 "KernelProbes",
                 "KubeletSources",
@@ -106,7 +131,27 @@ let package = Package(
                 "AccessProfiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+
+        // Benchmarks (`podstart-bench probes|starts|analyze|metrics|correlator|agent`) and the
+        // hidden tools tests and scripts run (bench-loop, state-write-loop, trim-inputs): not in
+        // the product binary. Bench-only helpers live in PodstartBenchKit.
+        .target(name: "PodstartBenchKit"),
+        .executableTarget(
+            name: "podstart-bench",
+            dependencies: [
+                "PodstartAgent",
+                "PodstartBenchKit",
+                "PodstartCore",
+                "KernelProbes",
+                "KubeletSources",
+                "ContainerRuntime",
+                "Exporter",
+                "StateStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
@@ -150,6 +195,20 @@ let package = Package(
                            "KernelProbes"],  // real exec records for membership after a process is gone
             exclude: ["Fixtures"]  // recorded /proc and mountinfo samples, read by the tests from the source tree
         ),
+        // The agent's services without root: each source adapter fed recorded inputs (the real
+        // cluster's containerd and kubelet logs, CRI listings, decoded containerd events), the
+        // supervisor's retry and counting, the kernel source's shutdown order.
+        .testTarget(
+            name: "PodstartAgentTests",
+            dependencies: [
+                "PodstartAgent", "PodstartCore", "ContainerRuntime", "KubeletSources", "Exporter", "StateStore", "KernelProbes",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),  // containerd event envelopes
+            ],
+            exclude: ["Fixtures"]  // the real node's containerd.log and kubelet.log (reference/real-cluster-1.28)
+        ),
         // `podstart agent` as a process: real containerd, CRI pod starts, restarts, kill -9, lost sockets.
         .testTarget(name: "AgentTests", dependencies: ["ContainerRuntime", "PodstartCore", "PodstartTestSupport"]),
         // deploy/, dashboards/, alerts/ and the agent's OCI image, checked with the real tools
@@ -164,6 +223,7 @@ let package = Package(
             name: "KubeletSourcesTests",
             dependencies: [
                 "KubeletSources",
+                "PodstartBenchKit",  // the large journal `podstart-bench analyze` reads
                 "PodstartCore",
                 "PodstartTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),

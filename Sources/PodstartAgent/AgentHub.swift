@@ -8,11 +8,13 @@ import StateStore
 /// The agent's single point of truth: every source hands its observations here, the correlator
 /// turns them into timelines, and each finished timeline goes to the state store and the metrics.
 /// An actor, so the correlator (a value type) sees one input at a time in arrival order.
-actor AgentHub {
+public actor AgentHub {
     private var correlator: Correlator
     private let store: TimelineStore
     private let metrics: MetricsRegistry
     private let logger: Logger
+    /// How live processes are looked at (/proc on a node).
+    private let processes: ContainerProcesses
     /// Where each container's files come from (its overlay layers), learnt while it runs: the
     /// accesses of a finished start name the layer that provides each file.
     private var containerFiles: [String: ContainerFiles] = [:]
@@ -23,10 +25,11 @@ actor AgentHub {
     private var onFinished: @Sendable ([UInt32]) -> Void = { _ in }
     /// Sees every input in the order the correlator does (`podstart agent --record-inputs`).
     private var recorder: (@Sendable (CorrelatorInput) -> Void)?
-    private(set) var recorded = 0
+    public private(set) var recorded = 0
 
-    struct ContainerFiles: Sendable {
-        var rootfs: OverlayRootfs
+    public struct ContainerFiles: Sendable {
+        public var rootfs: OverlayRootfs
+        public init(rootfs: OverlayRootfs) { self.rootfs = rootfs }
     }
     private var rootfsByNamespace: [UInt32: OverlayRootfs] = [:]
     /// The overlay of the last container in each namespace number whose init exited.
@@ -42,19 +45,21 @@ actor AgentHub {
     private var imageBytesByDigest: [String: UInt64] = [:]
     private var measuringImages: Set<String> = []
 
-    init(correlator: Correlator, store: TimelineStore, metrics: MetricsRegistry, logger: Logger) {
+    public init(correlator: Correlator, store: TimelineStore, metrics: MetricsRegistry, logger: Logger,
+                processes: ContainerProcesses = .live) {
+        self.processes = processes
         self.correlator = correlator
         self.store = store
         self.metrics = metrics
         self.logger = logger
     }
 
-    func record(inputsTo recorder: @escaping @Sendable (CorrelatorInput) -> Void) { self.recorder = recorder }
+    public func record(inputsTo recorder: @escaping @Sendable (CorrelatorInput) -> Void) { self.recorder = recorder }
 
     /// Called with the mount namespaces of each finished start (the kernel side stops tracing them).
-    func onStartFinished(_ body: @escaping @Sendable ([UInt32]) -> Void) { onFinished = body }
+    public func onStartFinished(_ body: @escaping @Sendable ([UInt32]) -> Void) { onFinished = body }
 
-    func ingest(_ inputs: [CorrelatorInput]) async {
+    public func ingest(_ inputs: [CorrelatorInput]) async {
         var done: [PodStartTrace] = []
         for input in inputs {
             recorder?(input)
@@ -78,28 +83,32 @@ actor AgentHub {
         await record(done)
     }
 
-    func ingest(kernel events: [KernelEvent]) async {
+    public func ingest(kernel events: [KernelEvent]) async {
         let links = learnContainers(from: events)
         await ingest(links + events.map(CorrelatorInput.kernel))
     }
 
-    func setHostMountNamespace(_ ns: UInt32) { hostMountNamespace = ns }
+    public func setHostMountNamespace(_ ns: UInt32) { hostMountNamespace = ns }
 
 
-    func learn(containerID: String, files: ContainerFiles) { containerFiles[containerID] = files }
-    func knowsFiles(of containerID: String) -> Bool { containerFiles[containerID] != nil }
+    public func learn(containerID: String, files: ContainerFiles) { containerFiles[containerID] = files }
+    public func knowsFiles(of containerID: String) -> Bool { containerFiles[containerID] != nil }
 
-    var openStarts: Int { correlator.openStarts }
+    public var openStarts: Int { correlator.openStarts }
 
     /// Shutdown: starts that already reached ready are recorded; the others are dropped (they
     /// would be reported as failures that never happened) and counted in the log.
-    func flush() async {
+    @discardableResult
+    public func flush() async -> (recorded: Int, dropped: Int) {
         let traces = correlator.flush(resolve: resolve)
         let ready = traces.filter { $0.outcome == .ready }
         if ready.count < traces.count {
-            logger.info("dropping starts still in progress at shutdown", metadata: ["count": "\(traces.count - ready.count)"])
+            let dropped = traces.filter { $0.outcome != .ready }.map { $0.pod.name.isEmpty ? $0.storageKey : "\($0.pod.namespace)/\($0.pod.name)" }
+            logger.info("dropping starts still in progress at shutdown",
+                        metadata: ["count": "\(dropped.count)", "pods": "\(dropped.prefix(20).joined(separator: ","))"])
         }
         await record(ready)
+        return (ready.count, traces.count - ready.count)
     }
 
     private func record(_ traces: [PodStartTrace]) async {
@@ -177,7 +186,7 @@ actor AgentHub {
         var inputs: [CorrelatorInput] = []
         for case .exec(let e) in events where e.task.mountNamespace != hostMountNamespace && !e.isRuntimeProcess {
             let ns = e.task.mountNamespace
-            guard !linkedNamespaces.contains(ns), let id = ProcessCgroup.containerID(ofProcess: Int32(bitPattern: e.task.pid)) else { continue }
+            guard !linkedNamespaces.contains(ns), let id = processes.containerID(Int32(bitPattern: e.task.pid)) else { continue }
             linkedNamespaces.insert(ns)
             inputs.append(.containerMountNamespace(containerID: id, mountNamespace: ns))
         }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Generates a large kubelet + containerd journal from the recorded samples for
-/// `podstart bench analyze`: each block is the sample's pod start (V3 lines with containerd's CRI
+/// `podstart-bench analyze`: each block is the sample's pod start (V3 lines with containerd's CRI
 /// lines) under a new pod name and new sandbox/container ids, followed by realistic noise —
 /// the sample's own noise lines plus the kubelet and containerd chatter a busy node logs between
 /// pod starts (probe failures, volume reconciler, PLEG, housekeeping, containerd exec/shim lines).

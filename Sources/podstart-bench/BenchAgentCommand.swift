@@ -4,7 +4,7 @@ import Foundation
 import KernelProbes
 import PodstartCore
 
-/// `podstart bench agent`: what the running agent costs the node. (a) Idle CPU: the agent's own
+/// `podstart-bench agent`: what the running agent costs the node. (a) Idle CPU: the agent's own
 /// CPU time (/proc/PID/stat) over a quiet period on a node with no pods (the baseline) and then
 /// with N running pods, as % of one core, and its resident memory. (b) Workloads with the agent
 /// running vs stopped, interleaved round by round: the open+read loop of `bench probes`
@@ -16,7 +16,7 @@ struct BenchAgentCommand: AsyncParsableCommand {
         abstract: "Agent CPU while idle with N running pods, and workload throughput with the agent running vs stopped.",
         discussion: """
             Needs root, BPF and a CRI runtime with the test images (scripts/localenv.sh up, then \
-            eval "$(scripts/localenv.sh env)"). Starts `podstart agent` itself (same binary). Targets: \
+            eval "$(scripts/localenv.sh env)"). Starts `podstart agent` itself (the podstart built next to podstart-bench, or $PODSTART_BINARY). Targets: \
             idle CPU <= 1% of a core with 100 running containers; a running open-heavy container keeps \
             >= 0.98 of its throughput (steadyRatio); a starting one keeps >= 0.95 of what empty programs \
             on the same hooks allow (startingRatio >= 0.95 x limitRatio).
@@ -177,7 +177,7 @@ struct BenchAgentCommand: AsyncParsableCommand {
     }
 }
 
-/// Runs `podstart bench-loop` (the loop `bench probes` measures) in a fresh mount namespace, after
+/// Runs `podstart-bench bench-loop` (the loop `bench probes` measures) in a fresh mount namespace, after
 /// `delaySeconds` spent in that namespace first (so a tracer sees the "container" start before the
 /// loop runs). Returns the loop's CPU nanoseconds.
 enum BenchLoopRunner {
@@ -207,7 +207,7 @@ final class AgentProcess {
     var pid: Int32 { process.processIdentifier }
 
     init(workdir: String, name: String, extra: [String] = []) throws {
-        let exe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        let exe = try ProductBinary.path()
         log = "\(workdir)/\(name).log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         process.executableURL = URL(filePath: exe)

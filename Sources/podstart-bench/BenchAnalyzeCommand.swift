@@ -1,8 +1,9 @@
 import ArgumentParser
 import Foundation
+import PodstartBenchKit
 import KubeletSources
 
-/// `podstart bench analyze`: `podstart analyze` against `grep -c 'Observed pod startup duration'`
+/// `podstart-bench analyze`: `podstart analyze` against `grep -c 'Observed pod startup duration'`
 /// on the same generated journal, in the same run. Reports the throughput ratio and analyze's
 /// peak RSS; it asserts nothing about time.
 struct BenchAnalyzeCommand: AsyncParsableCommand {
@@ -60,7 +61,7 @@ struct BenchAnalyzeCommand: AsyncParsableCommand {
         var grepRuns: [ChildResult] = [], analyzeRuns: [ChildResult] = []
         for _ in 0..<repeats {
             grepRuns.append(try runChild(grepExe, ["-c", "Observed pod startup duration", path], stdoutPath: dir.appendingPathComponent("grep.out").path))
-            analyzeRuns.append(try runChild(selfExecutable(), ["analyze", "--kubelet-log", path, "--output", "json"], stdoutPath: outPath))
+            analyzeRuns.append(try runChild(try ProductBinary.path(), ["analyze", "--kubelet-log", path, "--output", "json"], stdoutPath: outPath))
         }
         let grep = grepRuns.min { $0.seconds < $1.seconds }!
         var analyze = analyzeRuns.min { $0.seconds < $1.seconds }!
@@ -129,12 +130,6 @@ struct BenchAnalyzeCommand: AsyncParsableCommand {
         let exit: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
         return ChildResult(seconds: seconds, maxRSSKiB: usage.ru_maxrss, status: exit, cpuSeconds: cpu)
-    }
-
-    func selfExecutable() -> String {
-        var buf = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
-        return n > 0 ? String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
     }
 
     func findOnPath(_ name: String) -> String? {

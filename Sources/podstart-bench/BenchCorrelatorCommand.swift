@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import PodstartCore
 
-/// `podstart bench correlator`: replays a recorded stream (`podstart agent --record-inputs`),
+/// `podstart-bench correlator`: replays a recorded stream (`podstart agent --record-inputs`),
 /// repeated with fresh ids and shifted times into N pod starts, through one `Correlator` in this
 /// process. Reports events per CPU-second of the correlator, and resident memory before (the
 /// baseline), after one round and after a second round of N more starts (flat = no growth per

@@ -1,9 +1,10 @@
 import ArgumentParser
 import Exporter
 import Foundation
+import PodstartAgent
 import PodstartCore
 
-/// `podstart bench metrics`: how long `/metrics` takes to render after many pod starts, against
+/// `podstart-bench metrics`: how long `/metrics` takes to render after many pod starts, against
 /// the same render after a single start, in the same run. Rendering should cost per series
 /// (bounded), not per pod observed, so the ratio should stay near 1; the target is ≤ 5 ms for
 /// 10,000 pods. It asserts nothing about time.

@@ -3,7 +3,7 @@ import Foundation
 import KernelProbes
 import PodstartCore
 
-/// `podstart bench probes`: what the kernel probes cost a workload, as ratios to an untraced run
+/// `podstart-bench probes`: what the kernel probes cost a workload, as ratios to an untraced run
 /// measured in the same run, alternating modes round by round so drift hits all of them alike.
 struct BenchProbesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -198,7 +198,7 @@ struct BenchProbesCommand: AsyncParsableCommand {
         process.executableURL = URL(filePath: "/usr/bin/unshare")
         process.arguments = ["--mount", "--fork", "/proc/self/exe", "bench-loop",
                              "--dir", dir, "--files", String(files), "--iterations", String(iterations)]
-        // /proc/self/exe must name podstart, not unshare: resolve it here.
+        // /proc/self/exe must name podstart-bench, not unshare: resolve it here.
         process.arguments![2] = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         let out = Pipe()
         process.standardOutput = out

@@ -1,9 +1,10 @@
 import ArgumentParser
 import ContainerRuntime
 import Foundation
+import PodstartAgent
 import PodstartCore
 
-/// `podstart bench starts`: what the kernel probes cost a container start. Pods are started
+/// `podstart-bench starts`: what the kernel probes cost a container start. Pods are started
 /// through CRI exactly as `podstart trace` starts them, alternately with the probes attached
 /// (everything a start window attaches) and without, and the medians are compared.
 struct BenchStartsCommand: AsyncParsableCommand {
@@ -39,11 +40,11 @@ struct BenchStartsCommand: AsyncParsableCommand {
 
     func run() async throws {
         let ref = image ?? ProcessInfo.processInfo.environment["PODSTART_TEST_IMAGES"]! + "/reader:latest"
-        var trace = ["--image", ref, "--probe-period", "5ms"]
-        if let criEndpoint { trace += ["--cri-endpoint", criEndpoint] }
-        let command = try TraceCommand.parse(trace)
         let endpoint = try criEndpoint.map { try CRIEndpoint(parsing: $0) } ?? CRIEndpoint.fromEnvironment()
-        let options = command.startOptions()
+        // as `podstart trace --image REF --probe-period 5ms` starts it
+        var options = PodStartOptions(image: ref)
+        options.probePeriod = .milliseconds(5)
+        options.timeout = .seconds(300)
 
         func startSeconds(kernel: Bool) async throws -> Double {
             let t = try await TraceRun(options: options, endpoint: endpoint, kernel: kernel).trace()

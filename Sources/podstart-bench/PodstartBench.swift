@@ -1,10 +1,14 @@
 import ArgumentParser
+import PodstartAgent
 
-/// `podstart bench …`: benchmarks that report ratios against a baseline measured in the same run.
-struct BenchCommand: AsyncParsableCommand {
+/// `podstart-bench`: benchmarks that report ratios against a baseline measured in the same run,
+/// and the hidden tools the tests and scripts use (not part of the product binary `podstart`).
+@main
+struct PodstartBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench",
+        commandName: "podstart-bench",
         abstract: "Measure podstart's cost and speed against a baseline taken in the same run.",
+        version: PodstartVersion.string,
         subcommands: [
             BenchProbesCommand.self,
             BenchStartsCommand.self,
@@ -12,7 +16,9 @@ struct BenchCommand: AsyncParsableCommand {
             BenchMetricsCommand.self,
             BenchCorrelatorCommand.self,
             BenchAgentCommand.self,
+            BenchLoopCommand.self,
+            StateWriteLoopCommand.self,
+            TrimInputsCommand.self,
         ]
     )
 }
-

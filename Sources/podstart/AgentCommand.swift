@@ -2,10 +2,9 @@ import ArgumentParser
 import ContainerRuntime
 import Exporter
 import Foundation
-import KernelProbes
 import Logging
+import PodstartAgent
 import PodstartCore
-import StateStore
 import Yams
 
 /// `podstart agent`: the node agent (a DaemonSet). Joins the kernel probes, the CRI runtime and the
@@ -132,166 +131,35 @@ struct AgentCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "podstart.agent")
-        try await Agent(options: self, nodeName: nodeName, logger: logger).run()
+        try await Agent(configuration: agentConfiguration(), logger: logger).run()
+    }
+
+    /// The flags as the agent library takes them.
+    func agentConfiguration() throws -> AgentConfiguration {
+        let endpoint = try criEndpoint.map { try CRIEndpoint(parsing: $0) } ?? CRIEndpoint.fromEnvironment()
+        var configuration = AgentConfiguration(
+            criEndpoint: endpoint, stateDirectory: serve.stateDirectory,
+            metrics: serve.metricsConfiguration(buildInfo: BuildInfo(version: PodstartVersion.string)), listen: serve.listenAddress)
+        let interval = DurationText.parse(criPollInterval) ?? .milliseconds(200)
+        configuration.criPollInterval = interval
+        configuration.criIdlePollInterval = DurationText.parse(criIdlePollInterval) ?? .seconds(2)
+        configuration.containerdLog = containerdLog
+        configuration.kubeletLog = kubeletLog
+        configuration.kubeletMetricsURL = kubeletMetricsURL
+        configuration.kubeletTokenFile = kubeletTokenFile
+        configuration.kubeletCAFile = kubeletCAFile
+        configuration.startupWindow = DurationText.parse(startupWindow) ?? .seconds(10)
+        configuration.startTimeout = DurationText.parse(startTimeout) ?? .seconds(300)
+        configuration.recordInputs = recordInputs
+        configuration.containerdEvents = !noContainerdEvents
+        configuration.kernel = !noKernel
+        configuration.store = serve.storeConfiguration
+        configuration.tls = serve.tlsFiles
+        configuration.apiToken = try serve.apiToken()
+        return configuration
     }
 }
 
 enum AgentLogFormat: String, ExpressibleByArgument, CaseIterable {
     case text, json
-}
-
-/// The running agent: sources → hub (correlator) → store, metrics and the HTTP API.
-struct Agent {
-    var options: AgentCommand
-    var nodeName: String
-    var logger: Logger
-
-    func run() async throws {
-        let serve = options.serve
-        let endpoint = try options.criEndpoint.map { try CRIEndpoint(parsing: $0) } ?? CRIEndpoint.fromEnvironment()
-        let metrics = MetricsRegistry(configuration: serve.metricsConfiguration(buildInfo: BuildInfo(version: PodstartVersion.string)))
-        let sources = ["cri", "kernel", "state"] + (options.noContainerdEvents ? [] : ["containerd-events"]) + (options.containerdLog != nil ? ["containerd-log"] : [])
-            + (options.kubeletLog != nil ? ["kubelet-log"] : []) + (options.kubeletMetricsURL != nil ? ["kubelet-metrics"] : [])
-        metrics.register(probePrograms: ProbeProgram.allCases.map(\.rawValue), sources: sources)
-
-        try FileManager.default.createDirectory(atPath: serve.stateDirectory, withIntermediateDirectories: true)
-        let store = try TimelineStore(directory: serve.stateDirectory, configuration: serve.storeConfiguration, logger: logger)
-
-        var configuration = Correlator.Configuration()
-        configuration.startTimeoutNs = (DurationText.parse(options.startTimeout) ?? .seconds(300)).nanoseconds
-        // Without the kubelet's log, nothing here knows readiness: a pod counts as ready when its
-        // containers run (documented in the README).
-        configuration.readyWhenRunning = options.kubeletLog == nil
-        let hub = AgentHub(correlator: Correlator(configuration: configuration, clock: WallClock.measure()),
-                           store: store, metrics: metrics, logger: logger)
-        if let path = options.recordInputs { await hub.record(inputsTo: try InputRecorder(path: path, clock: WallClock.measure()).record) }
-
-        var kernel: KernelSource?
-        if options.noKernel {
-            metrics.setProbesEnabled(false)
-            logger.notice("kernel probes off (--no-kernel): phases from the runtime and logs, no accesses")
-        } else {
-            do {
-                kernel = try KernelSource(startupWindow: DurationText.parse(options.startupWindow) ?? .seconds(10),
-                                          hub: hub, metrics: metrics, logger: logger)
-                metrics.setProbesEnabled(true)
-            } catch {
-                metrics.setProbesEnabled(false)
-                metrics.recordSourceError(source: "kernel")
-                logger.error("kernel probes unavailable; running on the runtime and logs only (podstart_probes_enabled 0)",
-                             metadata: ["error": "\(error)"])
-            }
-        }
-
-        let readiness = Readiness()
-        let token = try serve.apiToken()
-        let responder = APIResponder(configuration: .init(bearerToken: token), metrics: metrics, timelines: store,
-                                     profiles: StoreProfiles(store: store), readiness: readiness, logger: logger)
-        let app = try APIServer.application(responder: responder, listen: serve.listenAddress, tls: serve.tlsFiles, logger: logger) { port in
-            logger.notice("serving", metadata: ["listen": "\(serve.listenAddress.host):\(port)"])
-        }
-
-        let interval = DurationText.parse(options.criPollInterval) ?? .milliseconds(200)
-        var tasks: [Task<Void, Never>] = []
-        if let kernel { tasks.append(Task { await kernel.run() }) }
-        let pacer = PollPacer(idleInterval: max(interval, DurationText.parse(options.criIdlePollInterval) ?? .seconds(2)))
-        let gate = StartupGate(sources.filter { ["cri", "containerd-events", "containerd-log", "kubelet-log"].contains($0) })
-        tasks.append(Task { await CRIPollSource(endpoint: endpoint, interval: interval, pacer: pacer, gate: gate, hub: hub, metrics: metrics, logger: logger).run() })
-        if !options.noContainerdEvents {
-            tasks.append(Task { await ContainerdEventSource(endpoint: endpoint, pacer: pacer, gate: gate, hub: hub, metrics: metrics, logger: logger).run() })
-        }
-        if let path = options.containerdLog {
-            let parser = ContainerdLogInputs(metrics: metrics)
-            tasks.append(Task { await LogFileSource(name: "containerd-log", path: path, gate: gate, hub: hub, metrics: metrics, logger: logger,
-                                                    parse: { parser.inputs(line: $0) }).run() })
-        }
-        if let path = options.kubeletLog {
-            tasks.append(Task { await LogFileSource(name: "kubelet-log", path: path, gate: gate, hub: hub, metrics: metrics, logger: logger,
-                                                    parse: { KubeletLogInputs.inputs(line: $0, metrics: metrics) }).run() })
-        }
-        if let url = options.kubeletMetricsURL {
-            tasks.append(Task { await KubeletMetricsSource(url: url, tokenFile: options.kubeletTokenFile, caFile: options.kubeletCAFile,
-                                                           metrics: metrics, logger: logger).run() })
-        }
-        // Time passes for the correlator even when no source speaks (timeouts, grace periods).
-        tasks.append(Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(500))
-                await hub.ingest([.tick(now: WallClock.unixNow())])
-            }
-        })
-        // Ready once every source has had its first look (or 10 s passed: a source whose input is
-        // down is named, and the agent serves what the others give).
-        let probesOn = kernel != nil
-        tasks.append(Task {
-            let unprimed = await gate.wait(timeout: .seconds(10))
-            if !unprimed.isEmpty {
-                logger.warning("sources not yet reading; serving without them until they are", metadata: ["sources": "\(unprimed.joined(separator: ","))"])
-            }
-            readiness.markReady()
-            logger.notice("agent started", metadata: ["cri": "\(endpoint)", "stateDir": "\(serve.stateDirectory)",
-                                                      "probes": "\(probesOn)"])
-        })
-
-        // Runs until SIGTERM/SIGINT, then stops accepting requests and returns.
-        try await app.runService()
-
-        readiness.markNotReady(reason: "shutting down")
-        for task in tasks { task.cancel() }
-        // A source stuck in a gRPC client's shutdown must not keep the state from being written
-        // before the kubelet's grace period ends: wait a bounded time, then go on without it.
-        let stuck = await Self.waitForEnd(of: tasks, limit: .seconds(5))
-        if stuck > 0 { logger.warning("sources still stopping; shutting down without them", metadata: ["sources": "\(stuck)"]) }
-        kernel?.close()
-        await hub.flush()
-        try? store.close()
-        let recorded = await hub.recorded
-        logger.notice("agent stopped", metadata: ["recorded": "\(recorded)"])
-    }
-}
-
-extension Agent {
-    /// Waits for `tasks` to end, at most `limit`; returns how many had not.
-    static func waitForEnd(of tasks: [Task<Void, Never>], limit: Duration) async -> Int {
-        let (ended, continuation) = AsyncStream<Void>.makeStream()
-        for task in tasks { Task { await task.value; continuation.yield() } }
-        let timer = Task { try? await Task.sleep(for: limit); continuation.finish() }
-        defer { timer.cancel() }
-        var count = 0
-        for await _ in ended {
-            count += 1
-            if count == tasks.count { break }
-        }
-        return tasks.count - count
-    }
-}
-
-extension Duration {
-    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
-}
-
-/// swift-log handler writing one JSON object per line to standard error:
-/// `{"time":…,"level":…,"logger":…,"message":…, metadata…}`.
-struct JSONLogHandler: LogHandler {
-    let label: String
-    var logLevel: Logger.Level = .info
-    var metadata: Logger.Metadata = [:]
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        var fields: [(String, JSON)] = [
-            ("time", .string(Timestamp.rfc3339(unixNanoseconds: WallClock.unixNow()))),
-            ("level", .string(event.level.rawValue)),
-            ("logger", .string(label)),
-            ("message", .string(event.message.description)),
-        ]
-        if let error = event.error { fields.append(("error", .string("\(error)"))) }
-        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-        for key in merged.keys.sorted() { fields.append((key, .string("\(merged[key]!)"))) }
-        FileHandle.standardError.write(Data((JSON.object(fields).rendered() + "\n").utf8))
-    }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import PodstartAgent
 
 /// The `podstart` command line: one subcommand per job (see README.md).
 @main
@@ -13,14 +14,6 @@ struct Podstart: AsyncParsableCommand {
             TraceCommand.self,
             AnalyzeCommand.self,
             ProfileCommand.self,
-            BenchCommand.self,
-            BenchLoopCommand.self,
-            StateWriteLoopCommand.self,
-            TrimInputsCommand.self,
         ]
     )
-}
-
-enum PodstartVersion {
-    static let string = "0.1.0"
 }

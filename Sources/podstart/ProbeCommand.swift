@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KernelProbes
 import PodstartCore
+import UnixSignals
 
 /// `podstart probe`: the raw view of what the kernel probes see, like opensnoop or biosnoop.
 /// Attaches every requested family for the whole run.
@@ -65,17 +66,19 @@ struct ProbeCommand: AsyncParsableCommand {
         let clock = WallClock.measure()
         let printer = EventPrinter(json: json, clock: clock, showProcessEvents: showExec)
         let stream = try session.events()
-        let signals = SignalStop.install()
+        let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
 
-        let deadline = duration.map { WallClock.monotonicNow() + UInt64($0 * 1e9) }
         let consumer = Task {
             for await batch in stream {
                 for event in batch.decode() { printer.print(event) }
             }
         }
-        while !signals.stopped {
-            if let deadline, WallClock.monotonicNow() >= deadline { break }
-            try await Task.sleep(for: .milliseconds(50))
+        // until SIGINT/SIGTERM or the end of --duration, whichever comes first
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { for await _ in signals { return } }
+            if let duration { group.addTask { try? await Task.sleep(for: .nanoseconds(Int64(duration * 1e9))) } }
+            await group.next()
+            group.cancelAll()
         }
         session.detach(wanted)
         for range in try session.drainReadRanges() where wanted.contains(.reads) {
@@ -149,25 +152,5 @@ struct EventPrinter: Sendable {
         let micros = (unixNano % 1_000_000_000) / 1000
         let s = seconds % 86_400
         return String(format: "%02d:%02d:%02d.%06d", s / 3600, (s / 60) % 60, s % 60, micros)
-    }
-}
-
-/// Turns SIGINT and SIGTERM into a flag so the command can detach its programs and exit cleanly.
-final class SignalStop: @unchecked Sendable {
-    private var sources: [DispatchSourceSignal] = []
-    private let lock = NSLock()
-    private var _stopped = false
-    var stopped: Bool { lock.withLock { _stopped } }
-
-    static func install() -> SignalStop {
-        let stop = SignalStop()
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { stop.lock.withLock { stop._stopped = true } }
-            source.resume()
-            stop.sources.append(source)
-        }
-        return stop
     }
 }

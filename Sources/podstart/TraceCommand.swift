@@ -2,7 +2,10 @@ import ArgumentParser
 import ContainerRuntime
 import Foundation
 import KernelProbes
+import PodstartAgent
 import PodstartCore
+import Synchronization
+import UnixSignals
 
 /// `podstart trace --image REF`: starts one pod exactly as the kubelet does through CRI, waits for
 /// the readiness check, and reports where the time went (phases) and what the container read
@@ -89,37 +92,38 @@ struct TraceCommand: AsyncParsableCommand {
     func run() async throws {
         let endpoint = try criEndpoint.map { try CRIEndpoint(parsing: $0) } ?? CRIEndpoint.fromEnvironment()
         let sink = try OutputSink(path: out)
-        var traces: [PodStartTrace] = []
-        let signals = SignalStop.install()
-        for run in 0..<runs {
-            let options = startOptions()
-            let work = Task { try await TraceRun(options: options, endpoint: endpoint, kernel: !noKernel).trace() }
-            // Ctrl-C / SIGTERM cancel the start; PodStarter tears the pod down before returning.
-            let watcher = Task {
-                while !Task.isCancelled {
-                    if signals.stopped { work.cancel(); return }
-                    try? await Task.sleep(for: .milliseconds(50))
+        let traces = TraceList()
+        let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+        let interrupted = Interrupted()
+        let runs = runs, output = output, noKernel = noKernel, options = startOptions()
+        let work = Task {
+            for run in 0..<runs {
+                let trace: PodStartTrace
+                do {
+                    trace = try await TraceRun(options: options, endpoint: endpoint, kernel: !noKernel).trace()
+                } catch {
+                    if error is CancellationError || interrupted.value { throw TraceError.interrupted }
+                    throw TraceError.failed(run: run + 1, of: runs, error: "\(error)")
+                }
+                traces.append(trace)
+                switch output {
+                case .json: sink.write(trace.json().rendered() + "\n")
+                case .table: sink.write(TraceTable.render(trace, run: runs > 1 ? run + 1 : nil))
+                case .chrome: break
                 }
             }
-            let result = await work.result
-            watcher.cancel()
-            let trace: PodStartTrace
-            do {
-                trace = try result.get()
-            } catch is CancellationError {
-                throw TraceError.interrupted
-            } catch {
-                if signals.stopped { throw TraceError.interrupted }
-                throw TraceError.failed(run: run + 1, of: runs, error: "\(error)")
-            }
-            traces.append(trace)
-            switch output {
-            case .json: sink.write(trace.json().rendered() + "\n")
-            case .table: sink.write(TraceTable.render(trace, run: runs > 1 ? run + 1 : nil))
-            case .chrome: break
+        }
+        // Ctrl-C / SIGTERM cancel the start; PodStarter tears the pod down before returning.
+        let watcher = Task {
+            for await _ in signals {
+                interrupted.set()
+                work.cancel()
+                return
             }
         }
-        if output == .chrome { sink.write(ChromeTrace.render(traces).rendered() + "\n") }
+        defer { watcher.cancel() }
+        try await work.value
+        if output == .chrome { sink.write(ChromeTrace.render(traces.all).rendered() + "\n") }
     }
 
     func startOptions() -> PodStartOptions {
@@ -144,150 +148,9 @@ enum TraceOutputFormat: String, ExpressibleByArgument, CaseIterable {
     case table, json, chrome
 }
 
-enum TraceError: Error, CustomStringConvertible {
-    case interrupted
-    case failed(run: Int, of: Int, error: String)
-
-    var description: String {
-        switch self {
-        case .interrupted: "interrupted: the pod was torn down"
-        case let .failed(run, total, error): total > 1 ? "run \(run) of \(total): \(error)" : error
-        }
-    }
-}
-
-/// One pod start with the kernel probes recording it.
-struct TraceRun: Sendable {
-    var options: PodStartOptions
-    var endpoint: CRIEndpoint
-    var kernel: Bool
-
-    /// Kernel records collected while the pod starts, kept raw: decoding waits until the pod
-    /// is ready, so the start being measured does not share its CPUs with podstart's decoding.
-    /// Kept as copies, so the ring's space goes back to the kernel at once.
-    final class Collected: @unchecked Sendable {
-        private let lock = NSLock()
-        private var batches: [RawEventBatch] = []
-        func append(_ batch: RawEventBatch) {
-            let copy = batch.detached()
-            lock.withLock { batches.append(copy) }
-        }
-        func take() -> [KernelEvent] {
-            let taken = lock.withLock { let b = batches; batches = []; return b }
-            return taken.flatMap { $0.decode() }
-        }
-    }
-
-    func trace() async throws -> PodStartTrace {
-        let clock = WallClock.measure()
-        var session: KernelProbeSession?
-        var consumer: Task<Void, Never>?
-        let collected = Collected()
-        let families: Set<ProbeFamily> = [.process, .opens, .reads, .writes]
-        if kernel {
-            do {
-                let s = try KernelProbeSession()
-                try s.attach(families)
-                let stream = try s.events()
-                consumer = Task { for await batch in stream { collected.append(batch) } }
-                session = s
-            } catch {
-                FileHandle.standardError.write(Data("podstart: kernel probes unavailable (\(error)); phases from CRI timings only, no accesses. Pass --no-kernel to silence this.\n".utf8))
-            }
-        }
-        defer { session?.close() }
-
-        var trace: PodStartTrace?
-        _ = try await PodStarter(endpoint: endpoint).run(options, whileReady: { record in
-            // Stop recording at ready, read the kernel's aggregates, and attribute while the
-            // container's root filesystem still exists (its writable layer goes with teardown).
-            var openCounts: [OpenCount] = []
-            var writeTotals: [WriteTotal] = []
-            var readRanges: [ReadRangeEvent] = []
-            if let session {
-                session.detach(families)
-                readRanges = (try? session.drainReadRanges()) ?? []
-                openCounts = (try? session.openCounts()) ?? []
-                writeTotals = (try? session.writeTotals()) ?? []
-                session.close()
-                await consumer?.value
-            }
-            let layers = record.rootfs.flatMap { rootfs -> ImageLayers? in
-                guard let root = rootfs.containerdRoot, let digest = record.imageDigest else { return nil }
-                return try? ImageLayers.load(contentStoreRoot: root, digest: digest)
-            }
-            var correlator = Correlator(clock: clock)
-            for input in Self.inputs(record) { _ = correlator.ingest(input) }
-            for event in collected.take() + readRanges.map(KernelEvent.readRange) { _ = correlator.ingest(.kernel(event)) }
-            correlator.addAggregates(openCounts: openCounts, writeTotals: writeTotals)
-            let resolve: Correlator.AccessResolver = { _, path, identity in
-                guard let rootfs = record.rootfs, let layers else { return nil }
-                // page-cache reads name the providing layer's file, not the overlay inode
-                let dataFile = rootfs.dataFile(of: path) ?? identity.dataKey
-                switch rootfs.attribution(of: path, layers: layers) {
-                case .layer(let layer)?: return LayerLocation(layerDigest: layer.digest, dataFile: dataFile)
-                default: return LayerLocation(layerDigest: nil, dataFile: dataFile)
-                }
-            }
-            trace = correlator.flush(resolve: resolve).first { $0.pod.uid == record.pod.uid }
-            // The image's unpacked size, while its layers are certainly on disk: access
-            // profiles report the share of it a start read (README "Trace JSON", imageBytes).
-            if let imageBytes = record.rootfs?.imageBytes(), var t = trace {
-                for i in t.containers.indices where t.containers[i].name == record.containerName {
-                    t.containers[i].imageBytes = imageBytes
-                }
-                trace = t
-            }
-        })
-        guard let trace else { throw TraceError.failed(run: 1, of: 1, error: "no timeline was built for the pod") }
-        return trace
-    }
-
-    /// The CRI timings of a start as the correlator's inputs.
-    static func inputs(_ record: PodStartRecord) -> [CorrelatorInput] {
-        let uid = record.pod.uid
-        var inputs: [CorrelatorInput] = [
-            .pod(uid: uid, namespace: record.pod.namespace, name: record.pod.name, created: record.created.unixNs, source: .cri),
-        ]
-        if let sandbox = record.call("RunPodSandbox") {
-            inputs.append(.sandbox(uid: uid, sandboxID: record.sandboxID, begin: sandbox.begin.unixNs, end: sandbox.end.unixNs, source: .cri))
-        }
-        if let pull = record.call("PullImage") {
-            inputs.append(.pull(uid: uid, image: record.image, begin: pull.begin.unixNs, end: pull.end.unixNs, source: .cri))
-        }
-        if let create = record.call("CreateContainer") {
-            inputs.append(.containerCreated(uid: uid, containerID: record.containerID, name: record.containerName,
-                                            image: record.image, imageDigest: record.imageDigest, isInit: false,
-                                            begin: create.begin.unixNs, end: create.end.unixNs, source: .cri))
-        }
-        if let start = record.call("StartContainer") {
-            // Until the first exec is seen, the container counts as started when podstart saw it running.
-            inputs.append(.containerStarted(containerID: record.containerID, begin: start.begin.unixNs,
-                                            end: record.running.unixNs, source: .cri))
-        }
-        if let ns = record.mountNamespaceInode {
-            inputs.append(.containerMountNamespace(containerID: record.containerID, mountNamespace: UInt32(truncatingIfNeeded: ns)))
-        }
-        inputs.append(.ready(uid: uid, at: record.ready.unixNs, source: .prober))
-        return inputs
-    }
-}
-
-/// Durations as people write them: `100ms`, `1.5s`, `2m`, `1h`, or bare seconds.
-enum DurationText {
-    static func parse(_ text: String) -> Duration? {
-        let units: [(String, Double)] = [("ms", 1e-3), ("us", 1e-6), ("s", 1), ("m", 60), ("h", 3600)]
-        for (suffix, scale) in units where text.hasSuffix(suffix) {
-            guard let value = Double(text.dropLast(suffix.count)), value.isFinite, value >= 0 else { return nil }
-            return .nanoseconds(Int64(value * scale * 1e9))
-        }
-        guard let value = Double(text), value.isFinite, value >= 0 else { return nil }
-        return .nanoseconds(Int64(value * 1e9))
-    }
-}
 
 /// Standard output or a file.
-struct OutputSink {
+struct OutputSink: Sendable {
     let handle: FileHandle
 
     init(path: String?) throws {
@@ -376,4 +239,18 @@ enum ChromeTrace {
         .object([("name", .string(kind)), ("ph", .string("M")), ("pid", .int(pid)), ("tid", .int(tid)),
                  ("args", .object([("name", .string(name))]))])
     }
+}
+
+/// Whether SIGINT or SIGTERM arrived (a cancelled start is then an interruption, not a failure).
+final class Interrupted: Sendable {
+    private let flag = Mutex(false)
+    var value: Bool { flag.withLock { $0 } }
+    func set() { flag.withLock { $0 = true } }
+}
+
+/// The traces of the runs so far (for --output chrome, written at the end).
+final class TraceList: Sendable {
+    private let list = Mutex<[PodStartTrace]>([])
+    var all: [PodStartTrace] { list.withLock { $0 } }
+    func append(_ trace: PodStartTrace) { list.withLock { $0.append(trace) } }
 }

@@ -1,0 +1,107 @@
+import ContainerRuntime
+import Exporter
+import Foundation
+import KernelProbes
+import Logging
+import PodstartCore
+import ServiceLifecycle
+import StateStore
+
+/// The running agent: sources → hub (correlator) → store, metrics and the HTTP API, as one
+/// `ServiceGroup` that stops gracefully on SIGTERM or SIGINT. The services stop in the reverse of
+/// their order here: the HTTP server; readiness (not ready); the kernel source (housekeeping
+/// ended, probes detached, session closed); the runtime and log sources (each awaited at most
+/// `sourceStopLimit`, then left behind and named in the log); the correlator's clock; last the
+/// drain, which records the starts that finished, logs those dropped and closes the state store.
+public struct Agent: Sendable {
+    public var configuration: AgentConfiguration
+    public var logger: Logger
+
+    public init(configuration: AgentConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let options = configuration
+        let logger = logger
+        let metrics = MetricsRegistry(configuration: options.metrics)
+        metrics.register(probePrograms: ProbeProgram.allCases.map(\.rawValue), sources: options.sourceNames)
+
+        try FileManager.default.createDirectory(atPath: options.stateDirectory, withIntermediateDirectories: true)
+        let store = try TimelineStore(directory: options.stateDirectory, configuration: options.store, logger: logger)
+
+        var correlation = Correlator.Configuration()
+        correlation.startTimeoutNs = options.startTimeout.nanoseconds
+        // Without the kubelet's log, nothing here knows readiness: a pod counts as ready when its
+        // containers run (documented in the README).
+        correlation.readyWhenRunning = options.kubeletLog == nil
+        let hub = AgentHub(correlator: Correlator(configuration: correlation, clock: WallClock.measure()),
+                           store: store, metrics: metrics, logger: logger)
+        if let path = options.recordInputs { await hub.record(inputsTo: try InputRecorder(path: path, clock: WallClock.measure()).record) }
+
+        var kernel: KernelSource?
+        if !options.kernel {
+            metrics.setProbesEnabled(false)
+            logger.notice("kernel probes off (--no-kernel): phases from the runtime and logs, no accesses")
+        } else {
+            do {
+                kernel = try KernelSource(startupWindow: options.startupWindow, hub: hub, metrics: metrics, logger: logger)
+                metrics.setProbesEnabled(true)
+            } catch {
+                metrics.setProbesEnabled(false)
+                metrics.recordSourceError(source: "kernel")
+                logger.error("kernel probes unavailable; running on the runtime and logs only (podstart_probes_enabled 0)",
+                             metadata: ["error": "\(error)"])
+            }
+        }
+
+        let readiness = Readiness()
+        let responder = APIResponder(configuration: .init(bearerToken: options.apiToken), metrics: metrics, timelines: store,
+                                     profiles: StoreProfiles(store: store), readiness: readiness, logger: logger)
+        let app = try APIServer.application(responder: responder, listen: options.listen, tls: options.tls, logger: logger) { port in
+            logger.notice("serving", metadata: ["listen": "\(options.listen.host):\(port)"])
+        }
+
+        let pacer = PollPacer(idleInterval: max(options.criPollInterval, options.criIdlePollInterval))
+        let gate = StartupGate(options.sourceNames.filter { ["cri", "containerd-events", "containerd-log", "kubelet-log"].contains($0) })
+        var sources: [any AgentSource] = [
+            CRIPollSource(endpoint: options.criEndpoint, interval: options.criPollInterval, pacer: pacer, gate: gate, hub: hub),
+        ]
+        if options.containerdEvents {
+            sources.append(ContainerdEventSource(endpoint: options.criEndpoint, pacer: pacer, gate: gate, hub: hub))
+        }
+        if let path = options.containerdLog {
+            let parser = ContainerdLogInputs()
+            sources.append(LogFileSource(name: "containerd-log", path: path, gate: gate, hub: hub,
+                                         parse: { parser.parse(line: $0, context: $1) }))
+        }
+        if let path = options.kubeletLog {
+            sources.append(LogFileSource(name: "kubelet-log", path: path, gate: gate, hub: hub, parse: KubeletLogInputs.parse))
+        }
+        if let url = options.kubeletMetricsURL {
+            sources.append(KubeletMetricsSource(url: url, tokenFile: options.kubeletTokenFile, caFile: options.kubeletCAFile))
+        }
+
+        let probesOn = kernel != nil
+        let announce = ReadinessService(gate: gate, readiness: readiness, logger: logger) {
+            logger.notice("agent started", metadata: ["cri": "\(options.criEndpoint)", "stateDir": "\(options.stateDirectory)",
+                                                      "probes": "\(probesOn)"])
+        }
+        // Registered in the order they start; a graceful shutdown stops them in reverse.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: AgentDrain(hub: hub, store: store, logger: logger)),
+            .init(service: CorrelatorClock(hub: hub), successTerminationBehavior: .ignore),
+            .init(service: SourceGroup(sources.map { SourceSupervisor($0, metrics: metrics, logger: logger, stopLimit: options.sourceStopLimit) }),
+                  successTerminationBehavior: .ignore),
+        ]
+        if let kernel { services.append(.init(service: kernel, successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore)) }
+        services.append(.init(service: announce, successTerminationBehavior: .ignore))
+        services.append(.init(service: app, successTerminationBehavior: .gracefullyShutdownGroup))
+        var group = ServiceGroupConfiguration(services: services, logger: logger)
+        group.gracefulShutdownSignals = [.sigterm, .sigint]
+        try await ServiceGroup(configuration: group).run()
+        let recorded = await hub.recorded
+        logger.notice("agent stopped", metadata: ["recorded": "\(recorded)"])
+    }
+}

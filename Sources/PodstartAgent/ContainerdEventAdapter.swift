@@ -1,0 +1,59 @@
+import ContainerRuntime
+import PodstartCore
+
+/// containerd events as correlator inputs (pure): starts of containers made outside CRI, and the
+/// init pid of CRI containers.
+public struct ContainerdEventAdapter: Sendable {
+    public let criNamespace: String
+    /// What the stream told of a container not yet started.
+    struct Pending { var createdAt: Int64; var taskCreatedAt: Int64? }
+    private var pending: [String: Pending] = [:]
+
+    public init(criNamespace: String = "k8s.io") { self.criNamespace = criNamespace }
+
+    public mutating func inputs(_ event: ContainerdEvent) -> [CorrelatorInput] {
+        let t = event.timestamp
+        let cri = event.namespace == criNamespace
+        switch event.payload {
+        case .taskStart(let id, let pid) where cri:
+            return [.containerPid(containerID: id, pid: pid)]
+        case _ where cri:
+            return []
+        case .containerCreate(let id, let image, _):
+            pending[id] = Pending(createdAt: t)
+            if pending.count > 4096 { pending.removeAll() }
+            return [.runtimeContainer(uid: id, containerdNamespace: event.namespace, containerID: id),
+                    .pod(uid: id, namespace: "", name: "", created: t, source: .containerd),
+                    .containerCreated(uid: id, containerID: id, name: id, image: image, imageDigest: nil, isInit: false,
+                                      begin: t, end: t, source: .containerd)]
+        case .taskCreate(let id, _, _, _):
+            guard var p = pending[id] else { return [] }
+            p.taskCreatedAt = t
+            pending[id] = p
+            // create: the container record → runc has created the task
+            return [.containerCreated(uid: id, containerID: id, name: id, image: "", imageDigest: nil, isInit: false,
+                                      begin: p.createdAt, end: t, source: .containerd)]
+        case .taskStart(let id, let pid):
+            guard let p = pending.removeValue(forKey: id) else { return [] }
+            return [.containerStarted(containerID: id, begin: p.taskCreatedAt ?? p.createdAt, end: t, source: .containerd),
+                    .containerPid(containerID: id, pid: pid)]
+        case .taskExit(let id, let execID, _, let status, let exitedAt) where execID.isEmpty || execID == id:
+            return [.containerExited(containerID: id, at: exitedAt, exitCode: Int32(truncatingIfNeeded: status))]
+        case .containerDelete(let id):
+            pending.removeValue(forKey: id)
+            return []
+        default:
+            return []
+        }
+    }
+
+    /// A CRI container's record (its kubelet labels) as the container's creation: pod, name,
+    /// image, and the manifest digest `digest` finds. Nil for sandboxes and records without a pod.
+    public static func criContainer(_ record: ContainerdContainer, image: String, at t: Int64,
+                                    digest: @Sendable () async -> String?) async -> [CorrelatorInput] {
+        guard record.labels["io.cri-containerd.kind"] == "container",
+              let uid = record.labels["io.kubernetes.pod.uid"] else { return [] }
+        return [.containerCreated(uid: uid, containerID: record.id, name: record.labels["io.kubernetes.container.name"] ?? "",
+                                  image: image, imageDigest: await digest(), isInit: false, begin: t, end: t, source: .containerd)]
+    }
+}

@@ -1,0 +1,140 @@
+import ContainerRuntime
+import Foundation
+import KernelProbes
+import PodstartCore
+
+/// One pod start with the kernel probes recording it.
+public struct TraceRun: Sendable {
+    public var options: PodStartOptions
+    public var endpoint: CRIEndpoint
+    public var kernel: Bool
+
+    public init(options: PodStartOptions, endpoint: CRIEndpoint, kernel: Bool) {
+        self.options = options
+        self.endpoint = endpoint
+        self.kernel = kernel
+    }
+
+    /// Kernel records collected while the pod starts, kept raw: decoding waits until the pod
+    /// is ready, so the start being measured does not share its CPUs with podstart's decoding.
+    /// Kept as copies, so the ring's space goes back to the kernel at once.
+    final class Collected: @unchecked Sendable {
+        private let lock = NSLock()
+        private var batches: [RawEventBatch] = []
+        func append(_ batch: RawEventBatch) {
+            let copy = batch.detached()
+            lock.withLock { batches.append(copy) }
+        }
+        func take() -> [KernelEvent] {
+            let taken = lock.withLock { let b = batches; batches = []; return b }
+            return taken.flatMap { $0.decode() }
+        }
+    }
+
+    public func trace() async throws -> PodStartTrace {
+        let clock = WallClock.measure()
+        var session: KernelProbeSession?
+        var consumer: Task<Void, Never>?
+        let collected = Collected()
+        let families: Set<ProbeFamily> = [.process, .opens, .reads, .writes]
+        if kernel {
+            do {
+                let s = try KernelProbeSession()
+                try s.attach(families)
+                let stream = try s.events()
+                consumer = Task { for await batch in stream { collected.append(batch) } }
+                session = s
+            } catch {
+                FileHandle.standardError.write(Data("podstart: kernel probes unavailable (\(error)); phases from CRI timings only, no accesses. Pass --no-kernel to silence this.\n".utf8))
+            }
+        }
+        defer { session?.close() }
+
+        var trace: PodStartTrace?
+        _ = try await PodStarter(endpoint: endpoint).run(options, whileReady: { record in
+            // Stop recording at ready, read the kernel's aggregates, and attribute while the
+            // container's root filesystem still exists (its writable layer goes with teardown).
+            var openCounts: [OpenCount] = []
+            var writeTotals: [WriteTotal] = []
+            var readRanges: [ReadRangeEvent] = []
+            if let session {
+                session.detach(families)
+                readRanges = (try? session.drainReadRanges()) ?? []
+                openCounts = (try? session.openCounts()) ?? []
+                writeTotals = (try? session.writeTotals()) ?? []
+                session.close()
+                await consumer?.value
+            }
+            let layers = record.rootfs.flatMap { rootfs -> ImageLayers? in
+                guard let root = rootfs.containerdRoot, let digest = record.imageDigest else { return nil }
+                return try? ImageLayers.load(contentStoreRoot: root, digest: digest)
+            }
+            var correlator = Correlator(clock: clock)
+            for input in Self.inputs(record) { _ = correlator.ingest(input) }
+            for event in collected.take() + readRanges.map(KernelEvent.readRange) { _ = correlator.ingest(.kernel(event)) }
+            correlator.addAggregates(openCounts: openCounts, writeTotals: writeTotals)
+            let resolve: Correlator.AccessResolver = { _, path, identity in
+                guard let rootfs = record.rootfs, let layers else { return nil }
+                // page-cache reads name the providing layer's file, not the overlay inode
+                let dataFile = rootfs.dataFile(of: path) ?? identity.dataKey
+                switch rootfs.attribution(of: path, layers: layers) {
+                case .layer(let layer)?: return LayerLocation(layerDigest: layer.digest, dataFile: dataFile)
+                default: return LayerLocation(layerDigest: nil, dataFile: dataFile)
+                }
+            }
+            trace = correlator.flush(resolve: resolve).first { $0.pod.uid == record.pod.uid }
+            // The image's unpacked size, while its layers are certainly on disk: access
+            // profiles report the share of it a start read (README "Trace JSON", imageBytes).
+            if let imageBytes = record.rootfs?.imageBytes(), var t = trace {
+                for i in t.containers.indices where t.containers[i].name == record.containerName {
+                    t.containers[i].imageBytes = imageBytes
+                }
+                trace = t
+            }
+        })
+        guard let trace else { throw TraceError.failed(run: 1, of: 1, error: "no timeline was built for the pod") }
+        return trace
+    }
+
+    /// The CRI timings of a start as the correlator's inputs.
+    public static func inputs(_ record: PodStartRecord) -> [CorrelatorInput] {
+        let uid = record.pod.uid
+        var inputs: [CorrelatorInput] = [
+            .pod(uid: uid, namespace: record.pod.namespace, name: record.pod.name, created: record.created.unixNs, source: .cri),
+        ]
+        if let sandbox = record.call("RunPodSandbox") {
+            inputs.append(.sandbox(uid: uid, sandboxID: record.sandboxID, begin: sandbox.begin.unixNs, end: sandbox.end.unixNs, source: .cri))
+        }
+        if let pull = record.call("PullImage") {
+            inputs.append(.pull(uid: uid, image: record.image, begin: pull.begin.unixNs, end: pull.end.unixNs, source: .cri))
+        }
+        if let create = record.call("CreateContainer") {
+            inputs.append(.containerCreated(uid: uid, containerID: record.containerID, name: record.containerName,
+                                            image: record.image, imageDigest: record.imageDigest, isInit: false,
+                                            begin: create.begin.unixNs, end: create.end.unixNs, source: .cri))
+        }
+        if let start = record.call("StartContainer") {
+            // Until the first exec is seen, the container counts as started when podstart saw it running.
+            inputs.append(.containerStarted(containerID: record.containerID, begin: start.begin.unixNs,
+                                            end: record.running.unixNs, source: .cri))
+        }
+        if let ns = record.mountNamespaceInode {
+            inputs.append(.containerMountNamespace(containerID: record.containerID, mountNamespace: UInt32(truncatingIfNeeded: ns)))
+        }
+        inputs.append(.ready(uid: uid, at: record.ready.unixNs, source: .prober))
+        return inputs
+    }
+}
+
+
+public enum TraceError: Error, CustomStringConvertible {
+    case interrupted
+    case failed(run: Int, of: Int, error: String)
+
+    public var description: String {
+        switch self {
+        case .interrupted: "interrupted: the pod was torn down"
+        case let .failed(run, total, error): total > 1 ? "run \(run) of \(total): \(error)" : error
+        }
+    }
+}
