@@ -12,9 +12,11 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
 PODSTART=${1:-$REPO/.build/debug/podstart}
+PODSTART_BENCH=${PODSTART_BENCH:-$(dirname "$PODSTART")/podstart-bench}  # the test tools (trim-inputs)
 OUT=$REPO/Tests/PodstartCoreTests/Fixtures
 DIR=${PODSTART_LOCALENV_DIR:-/var/lib/podstart-localenv}
 [[ -x $PODSTART ]] || { echo "record-fixtures: no podstart binary at $PODSTART (swift build first)" >&2; exit 1; }
+[[ -x $PODSTART_BENCH ]] || { echo "record-fixtures: no podstart-bench binary at $PODSTART_BENCH (swift build first)" >&2; exit 1; }
 command -v curl >/dev/null || { echo "record-fixtures: curl missing (apt-get install curl)" >&2; exit 1; }
 eval "$(bash "$HERE/localenv.sh" env)"
 bash "$HERE/localenv.sh" status >/dev/null || { echo "record-fixtures: the local environment is not up ($HERE/localenv.sh up)" >&2; exit 1; }
@@ -42,7 +44,7 @@ record() {  # name image cold(yes|no)
   sleep 4  # the agent's grace (2 s) after ready, and a tick
   curl -sf "http://127.0.0.1:$port/v1/pods" >"$work/$name.v1.json"
   kill -TERM "$agent"; wait "$agent" || true; agent=
-  "$PODSTART" trim-inputs --input "$work/$name.raw.jsonl" --traces "$work/$name.v1.json" --output "$OUT/$name.jsonl" \
+  "$PODSTART_BENCH" trim-inputs --input "$work/$name.raw.jsonl" --traces "$work/$name.v1.json" --output "$OUT/$name.jsonl" \
     --snapshots "$DIR/containerd/root/io.containerd.snapshotter.v1.overlayfs/snapshots"
   # the timelines as the agent served them, one object per line inside {"items":[…]}
   cp "$work/$name.v1.json" "$OUT/$name.traces.json"

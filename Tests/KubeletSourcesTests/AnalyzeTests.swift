@@ -3,6 +3,7 @@ import PodstartCore
 import PodstartTestSupport
 import Testing
 @testable import KubeletSources
+import PodstartBenchKit
 
 /// The log → report pipeline of `podstart analyze`, on the recorded journals.
 @Suite struct AnalyzeTests {

@@ -7,18 +7,19 @@ import Testing
 struct KillNineTests {
     /// The `podstart` binary built next to this test bundle (`swift build` / `swift test` put
     /// both in the same products directory).
-    static func podstartBinary() throws -> String {
+    /// `podstart-bench`, which holds the test tools (state-write-loop).
+    static func benchBinary() throws -> String {
         let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         var dir = bundle.deletingLastPathComponent()
         // xctest bundles on Linux are files; on Darwin they are directories a few levels down.
         for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("podstart").path
+            let candidate = dir.appendingPathComponent("podstart-bench").path
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
             dir = dir.deletingLastPathComponent()
         }
         throw KillNineFailure("""
-            no podstart executable next to the test bundle \(bundle.path): build it first \
-            (swift build --product podstart with the same --scratch-path)
+            no podstart-bench executable next to the test bundle \(bundle.path): build it first \
+            (swift build --product podstart-bench with the same --scratch-path)
             """)
     }
 
@@ -27,7 +28,7 @@ struct KillNineTests {
     /// database must pass its integrity check (it is not moved aside).
     @Test(arguments: [1, 2, 3])
     func everyCommittedStartSurvivesKillNine(round: Int) async throws {
-        let binary = try Self.podstartBinary()
+        let binary = try Self.benchBinary()
         let dir = NSTemporaryDirectory() + "podstart-kill9-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
 

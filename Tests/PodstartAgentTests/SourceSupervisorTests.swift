@@ -1,0 +1,86 @@
+import Exporter
+import Logging
+import PodstartAgent
+import ServiceLifecycle
+import ServiceLifecycleTestKit
+import Synchronization
+import Testing
+
+/// A source whose input fails the first `failures` attempts, then works until cancelled.
+final class FlakySource: AgentSource {
+    let name = "flaky"
+    let failures: Int
+    private let attempts = Mutex(0)
+    var backoff: Backoff { .fixed(.milliseconds(1)) }
+    var outageMessage: String { "flaky input lost; retrying" }
+    var recoveryMessage: String { "flaky input back" }
+
+    init(failures: Int) { self.failures = failures }
+    var attemptCount: Int { attempts.withLock { $0 } }
+
+    struct Lost: Error {}
+
+    func run(_ context: SourceContext) async throws {
+        let attempt = attempts.withLock { $0 += 1; return $0 }
+        if attempt <= failures { throw Lost() }
+        context.up()
+        context.count()  // a bad line among good ones: counted, not logged
+        try await Task.sleep(for: .seconds(3600))
+    }
+}
+
+/// A source that ignores cancellation (a client stuck in its shutdown).
+struct StuckSource: AgentSource {
+    let name = "stuck"
+    func run(_ context: SourceContext) async throws {
+        context.up()
+        let end = ContinuousClock.now + .seconds(3)
+        while ContinuousClock.now < end { try? await Task.sleep(for: .milliseconds(10)) }
+    }
+}
+
+@Suite struct SourceSupervisorTests {
+    @Test func eachFailedAttemptIsCountedAndAnOutageLoggedOnce() async throws {
+        let logs = CapturedLogs()
+        let metrics = MetricsRegistry.forTests()
+        let source = FlakySource(failures: 4)
+        let supervisor = SourceSupervisor(source, metrics: metrics, logger: logs.logger())
+        let task = Task { await supervisor.run() }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while source.attemptCount < 5, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        try await Task.sleep(for: .milliseconds(50))
+        task.cancel()
+        await task.value
+        #expect(source.attemptCount == 5)
+        #expect(metrics.sourceErrors("flaky") == 5)  // 4 lost attempts + 1 counted line
+        let warnings = logs.messages("flaky input lost; retrying")
+        #expect(warnings.count == 1)
+        #expect(warnings.first?.metadata["source"] == "flaky")
+        #expect(warnings.first?.metadata["error"] == "Lost()")
+        #expect(logs.messages("flaky input back").count == 1)
+    }
+
+    @Test func backoffDoublesToItsLimitAndResets() {
+        var backoff = Backoff()
+        #expect((0..<7).map { _ in backoff.next() } == [.milliseconds(200), .milliseconds(400), .milliseconds(800), .milliseconds(1600),
+                                                         .milliseconds(3200), .seconds(5), .seconds(5)])
+        backoff.reset()
+        #expect(backoff.next() == .milliseconds(200))
+    }
+
+    /// Graceful shutdown waits for a stuck source at most its limit, then names it.
+    @Test func aStuckSourceIsLeftBehindAfterTheStopLimit() async throws {
+        let logs = CapturedLogs()
+        let supervisor = SourceSupervisor(StuckSource(), metrics: MetricsRegistry.forTests(), logger: logs.logger(), stopLimit: .milliseconds(200))
+        let started = ContinuousClock.now
+        await testGracefulShutdown { trigger in
+            let task = Task { await supervisor.run() }
+            try? await Task.sleep(for: .milliseconds(100))
+            trigger.triggerGracefulShutdown()
+            await task.value
+        }
+        let took = ContinuousClock.now - started
+        #expect(took < .seconds(2), "waited \(took) for a source that does not stop")
+        #expect(logs.messages("source still stopping; shutting down without it").first?.metadata["source"] == "stuck")
+    }
+}
