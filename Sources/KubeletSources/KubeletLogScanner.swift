@@ -14,7 +14,7 @@ public struct ScanCounters: Sendable, Equatable {
     public var rejectionReasons: [String: Int] = [:]
     public var containerdEvents = 0
     public var containerdMalformed = 0
-    /// Why containerd lines were malformed (the first reason of each kind, counted).
+    /// Why containerd lines were malformed, counted by reason (at most 32 distinct reasons kept).
     public var containerdMalformedReasons: [String: Int] = [:]
     /// containerd lines whose shape only one generation writes, by that generation.
     public var containerdGenerations: [ContainerdLogGeneration: Int] = [:]
