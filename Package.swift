@@ -71,12 +71,17 @@ let package = Package(
             ]
         ),
 
+        // Sink: one pod start rendered for people: the waterfall table, Chrome Trace Event JSON and
+        // a self-contained HTML page (`trace --output`, the agent's /v1/pods/{uid}?format=html).
+        .target(name: "TraceViews", dependencies: ["PodstartCore"]),
+
         // Sinks. Exporter: the Prometheus registry and the agent's HTTP API; StateStore: timelines
         // and access traces in SQLite, surviving restarts.
         .target(
             name: "Exporter",
             dependencies: [
                 "PodstartCore",
+                "TraceViews",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -129,6 +134,7 @@ let package = Package(
                 "Exporter",
                 "StateStore",
                 "AccessProfiles",
+                "TraceViews",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -214,6 +220,12 @@ let package = Package(
         // deploy/, dashboards/, alerts/ and the agent's OCI image, checked with the real tools
         // (kubernetes-validate, promtool, umoci/skopeo, containerd, Prometheus).
         .testTarget(name: "DeployTests", dependencies: ["ContainerRuntime", "PodstartCore", "PodstartTestSupport"]),
+        // The HTML page in a real browser (Debian's chromium, headless): DOM and screenshot.
+        .testTarget(
+            name: "TraceViewsTests",
+            dependencies: ["TraceViews", "PodstartCore"],
+            exclude: ["Fixtures"]  // recorded traces, read through #filePath
+        ),
         .testTarget(
             name: "KernelProbesTests",
             dependencies: ["KernelProbes", "PodstartCore"],

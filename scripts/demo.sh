@@ -39,6 +39,11 @@ for c in trace["containers"]:
         print(f'{a["firstAccessMs"]:9.2f} {a["bytes"]:8d} {a["opens"]:5d}  {a["path"]} ({layer})')
 PY
 
+page=${PODSTART_DEMO_PAGE:-/tmp/podstart-demo-start.html}
+"$podstart" trace --image "$image" --ready-file /tmp/ready --output html --out "$page"
+echo
+echo "== another start as a page, the waterfall and the reads on one time axis: file://$page"
+
 echo
 echo "== two more starts; the image's access profile over the three, and its prefetch plan:"
 "$podstart" trace --image "$image" --ready-file /tmp/ready --runs 2 --output json --out "$work/more.jsonl"

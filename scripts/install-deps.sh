@@ -17,6 +17,9 @@ packages=(
   util-linux iproute2 libc6-dev gcc jq curl sqlite3
   # deploy/ validation: a venv of Debian's python for kubernetes-validate (PyPI)
   python3-venv
+  # the trace page (`trace --output html`) rendered by a real browser in TraceViewsTests, and the
+  # README's screenshot of it (scripts/screenshot-trace.sh)
+  chromium fonts-dejavu-core
 )
 
 missing=()

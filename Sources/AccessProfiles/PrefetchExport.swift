@@ -1,6 +1,6 @@
 import PodstartCore
 
-/// The prefetch-list formats lazy-pull image tools read as they are (FORMATS.md §6).
+/// The prefetch-list formats lazy-pull image tools read as they are (docs/prefetch-formats.md).
 public enum PrefetchFormat: String, CaseIterable, Sendable {
     /// JSON lines `{"path":"usr/bin/x"}` in first-access order, no leading slash:
     /// `ctr-remote image convert --estargz-record-in`, `nerdctl image convert --estargz-record-in`.
@@ -46,10 +46,71 @@ public struct FormatViolation: Error, CustomStringConvertible, Sendable, Hashabl
     }
 }
 
+/// A planned file a format could not carry, and why (overlaybd's limits).
+public struct ExportOmission: Hashable, Sendable, CustomStringConvertible {
+    public var path: String
+    public var reason: String
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+    public var description: String { "\(ProfilePath.quoted(path)): \(reason)" }
+}
+
+/// A list as a tool takes it, with what the format had to leave out of the plan.
+public struct ExportDocument: Hashable, Sendable {
+    public var text: String
+    public var omitted: [ExportOmission]
+}
+
 /// Renders plans into the formats, and checks text against each format's rules.
 public enum PrefetchExport {
+    /// overlaybd refuses a whole priority list larger than this (`MAX_FILE_SIZE` in its
+    /// src/prefetch.cpp: "prefetch list file too large").
+    public static let overlaybdMaxBytes = 65_536
+
+    /// overlaybd keeps a line only when every path component is made of `A-Z a-z 0-9 _ - .`
+    /// (the regular expression in its src/prefetch.cpp); it skips the others silently.
+    public static func overlaybdAccepts(_ path: String) -> Bool {
+        path.split(separator: "/").allSatisfy { component in
+            !component.isEmpty && component.utf8.allSatisfy { b in
+                (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == 0x5F || b == 0x2D || b == 0x2E
+            }
+        }
+    }
+
     /// The plan in `format` (`.json` renders the whole profile the plan was made from).
     public static func render(_ plan: PrefetchPlan, format: PrefetchFormat) -> String {
+        rendering(plan, format: format).text
+    }
+
+    /// Renders and checks, and says which planned files the format could not carry.
+    public static func export(_ plan: PrefetchPlan, format: PrefetchFormat) throws -> ExportDocument {
+        let document = rendering(plan, format: format)
+        try check(document.text, format: format)
+        return document
+    }
+
+    static func rendering(_ plan: PrefetchPlan, format: PrefetchFormat) -> ExportDocument {
+        if format == .overlaybd {
+            // in plan order, as long as the list stays within overlaybd's size limit
+            var text = "", omitted: [ExportOmission] = [], full = false
+            for file in plan.files {
+                if !overlaybdAccepts(file.path) {
+                    omitted.append(.init(path: file.path, reason: "a path component outside A-Z a-z 0-9 _ - . (overlaybd skips such lines)"))
+                } else if full || text.utf8.count + file.path.utf8.count + 1 > overlaybdMaxBytes {
+                    full = true
+                    omitted.append(.init(path: file.path, reason: "past overlaybd's limit of \(overlaybdMaxBytes) bytes per list"))
+                } else {
+                    text += file.path + "\n"
+                }
+            }
+            return ExportDocument(text: text, omitted: omitted)
+        }
+        return ExportDocument(text: renderAll(plan, format: format), omitted: [])
+    }
+
+    private static func renderAll(_ plan: PrefetchPlan, format: PrefetchFormat) -> String {
         switch format {
         case .estargz:
             var out = ""
@@ -63,7 +124,7 @@ public enum PrefetchExport {
             var kept: [String] = []
             for file in plan.files where !kept.contains(where: { ProfilePath.covers($0, file.path) }) { kept.append(file.path) }
             return kept.map { $0 + "\n" }.joined()
-        case .overlaybd, .paths:
+        case .paths, .overlaybd:
             return plan.files.map { $0.path + "\n" }.joined()
         case .nydusJSON:
             let files: [JSON] = plan.files.map { f in
@@ -83,12 +144,10 @@ public enum PrefetchExport {
     /// Renders and checks: what `export` writes and the API serves. Throws if the rendering
     /// broke its format — a bug, reported instead of handing a tool a list it would misread.
     public static func document(_ plan: PrefetchPlan, format: PrefetchFormat) throws -> String {
-        let text = render(plan, format: format)
-        try check(text, format: format)
-        return text
+        try export(plan, format: format).text
     }
 
-    /// Checks `text` against `format`'s rules (FORMATS.md §6), and podstart's own on top: every
+    /// Checks `text` against `format`'s rules (docs/prefetch-formats.md), and podstart's own on top: every
     /// path is one `ProfilePath` accepts (absolute in the file, normalised, no control
     /// characters, no surrounding white space) and no path repeats.
     public static func check(_ text: String, format: PrefetchFormat) throws {
@@ -126,11 +185,17 @@ public enum PrefetchExport {
         case .overlaybd, .paths:
             // overlaybd tells its binary trace by a magic whose first byte is a space: a list of
             // absolute paths can never be taken for one.
+            if format == .overlaybd, text.utf8.count > overlaybdMaxBytes {
+                throw fail(0, "\(text.utf8.count) bytes: overlaybd refuses a list over \(overlaybdMaxBytes) bytes")
+            }
             var seen = Set<String>()
             for (n, line) in try lines(text, format).enumerated() {
                 let path = line
                 try checkAbsolute(path, line: n + 1, format)
                 guard seen.insert(path).inserted else { throw fail(n + 1, "\(ProfilePath.quoted(path)) repeats") }
+                if format == .overlaybd, !overlaybdAccepts(path) {
+                    throw fail(n + 1, "\(ProfilePath.quoted(path)) has a component outside A-Z a-z 0-9 _ - .; overlaybd skips it")
+                }
             }
         case .nydusJSON:
             let value: JSON

@@ -14,15 +14,24 @@ public final class CRIClient: Sendable {
     /// Deadline of each unary call unless a call says otherwise.
     public let timeout: Duration
 
-    private let runtime: Runtime_V1_RuntimeService.Client<HTTP2ClientTransport.Posix>
-    private let images: Runtime_V1_ImageService.Client<HTTP2ClientTransport.Posix>
+    private let connections: RuntimeConnections
+    /// The services on the connection for the next call (a new connection every
+    /// ``CRIConnection/callsPerConnection`` calls).
+    private var runtime: Runtime_V1_RuntimeService.Client<HTTP2ClientTransport.Posix> {
+        get throws { Runtime_V1_RuntimeService.Client(wrapping: try connections.next()) }
+    }
+    private var images: Runtime_V1_ImageService.Client<HTTP2ClientTransport.Posix> {
+        get throws { Runtime_V1_ImageService.Client(wrapping: try connections.next()) }
+    }
 
-    private init(endpoint: CRIEndpoint, timeout: Duration, grpc: GRPCClient<HTTP2ClientTransport.Posix>) {
+    private init(endpoint: CRIEndpoint, timeout: Duration, connections: RuntimeConnections) {
         self.endpoint = endpoint
         self.timeout = timeout
-        self.runtime = Runtime_V1_RuntimeService.Client(wrapping: grpc)
-        self.images = Runtime_V1_ImageService.Client(wrapping: grpc)
+        self.connections = connections
     }
+
+    /// Connections opened so far by this client (tests).
+    var connectionsOpened: Int { connections.opened }
 
     /// Connects to `endpoint`, runs `body` with the client, then closes the connection.
     /// Throws ``CRIError/socketMissing(path:errno:)`` before any gRPC work when no socket is there.
@@ -33,18 +42,15 @@ public final class CRIClient: Sendable {
         _ body: (CRIClient) async throws -> Result
     ) async throws -> Result {
         try endpoint.checkSocket()
-        let transport: HTTP2ClientTransport.Posix
+        let connections = try RuntimeConnections(endpoint: endpoint)
+        let result: Swift.Result<Result, any Error>
         do {
-            transport = try HTTP2ClientTransport.Posix(
-                target: .unixDomainSocket(path: endpoint.socketPath, authority: "localhost"),
-                transportSecurity: .plaintext
-            )
+            result = .success(try await body(CRIClient(endpoint: endpoint, timeout: timeout, connections: connections)))
         } catch {
-            throw CRIError.unavailable(socket: endpoint.socketPath, method: "connect", detail: "\(error)")
+            result = .failure(error)
         }
-        return try await withGRPCClient(transport: transport, isolation: isolation) { grpc in
-            try await body(CRIClient(endpoint: endpoint, timeout: timeout, grpc: grpc))
-        }
+        await connections.shutdown()
+        return try result.get()
     }
 
     // MARK: - RuntimeService
@@ -286,11 +292,7 @@ public final class CRIClient: Sendable {
         options.timeout = timeout ?? self.timeout
         options.maxResponseMessageBytes = Self.maxMessageBytes
         options.maxRequestMessageBytes = Self.maxMessageBytes
-        do {
-            return try await body(options)
-        } catch {
-            throw mapError(error, method: method, id: id, timeout: options.timeout)
-        }
+        return try await CRIConnection.call(endpoint: endpoint, method: method, id: id, options: options, reconnect: connections.reconnect, body)
     }
 
     private func mapError(_ error: any Error, method: String, id: String?, timeout: Duration? = nil) -> any Error {

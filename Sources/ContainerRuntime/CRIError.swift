@@ -19,6 +19,9 @@ public enum CRIError: Error, Sendable, CustomStringConvertible, Equatable {
     case notFound(method: String, id: String, message: String)
     /// The runtime answered something podstart cannot use.
     case badResponse(method: String, detail: String)
+    /// The connection closed under the call while the runtime still accepts connections (it is
+    /// running); `retried`: the call was made again on a new connection and that closed too.
+    case connectionClosed(socket: String, method: String, detail: String, retried: Bool)
 
     public var description: String {
         switch self {
@@ -41,6 +44,10 @@ public enum CRIError: Error, Sendable, CustomStringConvertible, Equatable {
             return "\(method): \(id) not found (\(message))"
         case let .badResponse(method, detail):
             return "\(method): unexpected answer from the runtime: \(detail)"
+        case let .connectionClosed(socket, method, detail, retried):
+            return "the connection to the container runtime at unix://\(socket) closed during \(method) (\(detail))"
+                + (retried ? ", and again when the call was repeated" : "; the call was not repeated (it may have taken effect)")
+                + "; the runtime is running (its socket accepts connections)"
         }
     }
 }

@@ -16,47 +16,39 @@ public final class ContainerdClient: Sendable {
     /// Deadline of each unary call.
     public let timeout: Duration
 
-    private let grpc: GRPCClient<HTTP2ClientTransport.Posix>
-    private let connections: Task<Void, Never>
-    private let eventService: Containerd_Services_Events_V1_Events.Client<HTTP2ClientTransport.Posix>
-    private let containerService: Containerd_Services_Containers_V1_Containers.Client<HTTP2ClientTransport.Posix>
-    private let taskService: Containerd_Services_Tasks_V1_Tasks.Client<HTTP2ClientTransport.Posix>
-    private let namespaceService: Containerd_Services_Namespaces_V1_Namespaces.Client<HTTP2ClientTransport.Posix>
+    private let connections: RuntimeConnections
+    private var eventService: Containerd_Services_Events_V1_Events.Client<HTTP2ClientTransport.Posix> {
+        get throws { .init(wrapping: try connections.next()) }
+    }
+    private var containerService: Containerd_Services_Containers_V1_Containers.Client<HTTP2ClientTransport.Posix> {
+        get throws { .init(wrapping: try connections.next()) }
+    }
+    private var taskService: Containerd_Services_Tasks_V1_Tasks.Client<HTTP2ClientTransport.Posix> {
+        get throws { .init(wrapping: try connections.next()) }
+    }
+    private var namespaceService: Containerd_Services_Namespaces_V1_Namespaces.Client<HTTP2ClientTransport.Posix> {
+        get throws { .init(wrapping: try connections.next()) }
+    }
 
     /// Connects lazily to `endpoint`; throws ``CRIError/socketMissing(path:errno:)`` at once when
-    /// nothing is there.
+    /// nothing is there. A new connection is opened every ``CRIConnection/callsPerConnection``
+    /// calls (see ``CRIConnection`` for why).
     public init(endpoint: CRIEndpoint, timeout: Duration = .seconds(30)) throws {
         try endpoint.checkSocket()
-        let transport: HTTP2ClientTransport.Posix
-        do {
-            transport = try HTTP2ClientTransport.Posix(
-                target: .unixDomainSocket(path: endpoint.socketPath, authority: "localhost"),
-                transportSecurity: .plaintext)
-        } catch {
-            throw CRIError.unavailable(socket: endpoint.socketPath, method: "connect", detail: "\(error)")
-        }
-        let grpc = GRPCClient(transport: transport)
         self.endpoint = endpoint
         self.timeout = timeout
-        self.grpc = grpc
-        // runConnections returns once the client has shut down (close/deinit).
-        connections = Task { try? await grpc.runConnections() }
-        eventService = .init(wrapping: grpc)
-        containerService = .init(wrapping: grpc)
-        taskService = .init(wrapping: grpc)
-        namespaceService = .init(wrapping: grpc)
+        connections = try RuntimeConnections(endpoint: endpoint)
     }
 
     deinit { close() }
 
     /// Ends every call and the connection. A graceful shutdown alone waits for in-flight calls,
     /// and the event subscription never ends by itself (cancelling its task does not cancel a
-    /// server-streaming call: grpc-swift-2 issue #17), so the connections' task is cancelled too;
+    /// server-streaming call: grpc-swift-2 issue #17), so the connections' tasks are cancelled too;
     /// without it every closed client kept its connection and subscription, and after a few dozen
     /// containerd stopped answering new ones.
     public func close() {
-        grpc.beginGracefulShutdown()
-        connections.cancel()
+        connections.close(cancel: true)
     }
 
     /// Every event containerd publishes from now on, in every namespace, until the consumer stops
@@ -66,7 +58,13 @@ public final class ContainerdClient: Sendable {
     /// ``ContainerdEvent/Payload/malformed(typeURL:reason:)``, never an end of the stream.
     public func events(filters: [String] = []) -> AsyncThrowingStream<ContainerdEvent, Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: ContainerdEvent.self)
-        let service = eventService
+        let service: Containerd_Services_Events_V1_Events.Client<HTTP2ClientTransport.Posix>
+        do {
+            service = try eventService
+        } catch {
+            continuation.finish(throwing: error)
+            return stream
+        }
         let socket = endpoint.socketPath
         let task = Task {
             var options = CallOptions.defaults
@@ -147,10 +145,10 @@ public final class ContainerdClient: Sendable {
         options.maxResponseMessageBytes = CRIClient.maxMessageBytes
         var metadata = Metadata()
         if let namespace { metadata.addString(namespace, forKey: "containerd-namespace") }
-        do {
-            return try await body(metadata, options)
-        } catch {
-            throw CRIError.mapping(error, socket: endpoint.socketPath, method: method, id: id, timeout: timeout)
+        let sent = metadata
+        return try await CRIConnection.call(endpoint: endpoint, method: method, id: id, options: options,
+                                              reconnect: connections.reconnect) { options in
+            try await body(sent, options)
         }
     }
 }

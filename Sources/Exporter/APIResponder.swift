@@ -1,6 +1,7 @@
 import Hummingbird
 import Logging
 import PodstartCore
+import TraceViews
 import Synchronization
 
 /// Whether the agent is ready to serve: `/readyz` answers 503 with the reason until the agent
@@ -146,8 +147,16 @@ public struct APIResponder: HTTPResponder {
             guard Self.isValidKey(uid) else {
                 throw APIError.badRequest("a pod UID is 1 to 128 characters from A-Z a-z 0-9 . _ : -")
             }
+            let format = query["format"].map(String.init) ?? "json"
+            guard format == "json" || format == "html" else { throw APIError.badRequest("format is json or html") }
             guard let trace = try await timelines.pod(uid: uid) else {
                 throw APIError.notFound("no recorded start for pod \(uid)")
+            }
+            if format == "html" {
+                // the page fetches nothing; say so to the browser too
+                return Response(status: .ok, headers: [.contentType: TracePage.contentType,
+                                                       .contentSecurityPolicy: "default-src 'none'; style-src 'unsafe-inline'"],
+                                body: ResponseBody(byteBuffer: ByteBuffer(string: TracePage.render(trace))))
             }
             return Self.json(trace.json())
         }

@@ -143,6 +143,13 @@ public final class MetricsRegistry: Sendable {
         }
     }
 
+    /// A connection to the container runtime closed under a call while the runtime was running
+    /// (ContainerRuntime's `CRIConnection` reports them): `retried` when the call was repeated on
+    /// a new connection, else the call failed (it was not safe to repeat, or closed again).
+    public func recordCRIConnectionClose(retried: Bool) {
+        state.withLock { s in s.criCloses[retried ? State.retriedIndex : State.failedIndex].value &+= 1 }
+    }
+
     public func recordSourceError(source: String, count: UInt64 = 1) {
         state.withLock { s in s.sourceErrors.add(count, to: source, limit: configuration.otherLabelLimit) }
     }
@@ -165,6 +172,10 @@ public final class MetricsRegistry: Sendable {
         family(&out, om ? "podstart_build" : "podstart_build_info", om ? "info" : "gauge",
                "Build information about the podstart binary; the value is always 1.", om)
         out += s.buildInfoLine
+
+        family(&out, om ? "podstart_cri_connection_closes" : "podstart_cri_connection_closes_total", "counter",
+               "Connections to the container runtime that closed under a call while the runtime ran, by outcome (retried: the call was repeated on a new connection; failed: it was not).", om)
+        for c in s.criCloses { c.render(into: &out) }
 
         // podstart_image_pull_bytes_total
         if !s.images.isEmpty {
@@ -421,6 +432,10 @@ struct State: Sendable {
     var starts = [CounterSeries(label: "failed", prefix: "podstart_pod_starts_total{outcome=\"failed\"} "),
                   CounterSeries(label: "ready", prefix: "podstart_pod_starts_total{outcome=\"ready\"} ")]
     static let failedIndex = 0, readyIndex = 1
+    /// Sorted by label value: failed before retried.
+    var criCloses = [CounterSeries(label: "failed", prefix: "podstart_cri_connection_closes_total{outcome=\"failed\"} "),
+                     CounterSeries(label: "retried", prefix: "podstart_cri_connection_closes_total{outcome=\"retried\"} ")]
+    static let retriedIndex = 1
     var images: [ImageSeries] = []
     var imageIndex: [String: Int] = [:]
     var ownImageSlots = 0

@@ -1,5 +1,15 @@
 import PodstartCore
 
+/// Which containerd generation wrote a line, told by how it prints CRI metadata and exits.
+public enum ContainerdLogGeneration: String, Sendable, Hashable, CaseIterable, Comparable {
+    /// containerd 1.x: gogo `%+v` structs (`&PodSandboxMetadata{Name:x,Uid:…,}`), `TaskExit event`.
+    case v1 = "1.x"
+    /// containerd 2.x: protobuf text format (`name:"x"  uid:"…"`), `received container exit event`.
+    case v2 = "2.x"
+
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+}
+
 /// A CRI step containerd logged at info level (FORMATS.md §5.2), with containerd's timestamp.
 public struct ContainerdCRIEvent: Sendable, Hashable {
     public enum Kind: Sendable, Hashable {
@@ -18,6 +28,7 @@ public struct ContainerdCRIEvent: Sendable, Hashable {
         /// `Pulled image "<image>" with image id …, size "<bytes>" in <duration>`
         case pulled(image: String, sizeBytes: Int64?, durationNanoseconds: Int64?)
         /// `CreateContainer within sandbox "<id>" for container &ContainerMetadata{Name:…}`
+        /// (2.x: `… for container name:"…"`)
         case containerCreateRequested(sandboxID: String, name: String)
         /// `… returns container id "<id>"`
         case containerCreated(sandboxID: String, name: String, containerID: String)
@@ -25,13 +36,18 @@ public struct ContainerdCRIEvent: Sendable, Hashable {
         case containerStartRequested(containerID: String)
         /// `StartContainer for "<id>" returns successfully`
         case containerStarted(containerID: String)
-        /// `shim disconnected` id=<id>, or a `TaskExit` event: the container's process ended.
+        /// The container's process ended: 1.x `TaskExit` event or `shim disconnected` id=<id> (one
+        /// shim per task; for a sandbox the id is the sandbox's); 2.x `received container exit event
+        /// container_id:"<id>" …` (2.x has one shim per pod: its `shim disconnected` names the sandbox).
         case containerExited(containerID: String)
     }
 
     /// containerd's own timestamp (`time="…"`, RFC 3339 with zone).
     public var time: KubeletTimestamp
     public var kind: Kind
+    /// The containerd generation the line's shape belongs to; nil for lines both write alike
+    /// (PullImage, StartContainer, `shim disconnected`).
+    public var generation: ContainerdLogGeneration? = nil
 }
 
 /// Parses containerd's logrus lines (`time="…" level=… msg="…" k=v…`), with or without a
@@ -44,7 +60,7 @@ public enum ContainerdLineParser {
     /// Bytes that must follow `msg="` for the line to be worth decoding.
     private static let prefixes: [[UInt8]] = [
         "RunPodSandbox for ", "PullImage \\\"", "Pulled image \\\"", "CreateContainer within sandbox \\\"",
-        "StartContainer for \\\"", "shim disconnected", "TaskExit event",
+        "StartContainer for \\\"", "shim disconnected", "TaskExit event", "received container exit event ",
     ].map { Array($0.utf8) }
 
     /// The cheap first-byte screen of `parse`, usable on a whole chunk.
@@ -52,15 +68,16 @@ public enum ContainerdLineParser {
     static func mayBeCRIMessage(_ b: UnsafeBufferPointer<UInt8>, bodyAt i: Int) -> Bool {
         guard i < b.count else { return false }
         switch b[i] {
-        case UInt8(ascii: "R"), UInt8(ascii: "P"), UInt8(ascii: "C"), UInt8(ascii: "S"), UInt8(ascii: "s"), UInt8(ascii: "T"): return true
+        case UInt8(ascii: "R"), UInt8(ascii: "P"), UInt8(ascii: "C"), UInt8(ascii: "S"), UInt8(ascii: "s"), UInt8(ascii: "T"),
+             UInt8(ascii: "r"): return true
         default: return false
         }
     }
 
     public enum Outcome: Sendable, Equatable {
         case event(ContainerdCRIEvent)
-        /// A line with one of the CRI messages whose shape was not understood (counted).
-        case malformed
+        /// A line with one of the CRI messages whose shape was not understood (counted), and why.
+        case malformed(reason: String)
     }
 
     /// `msgAt` is the index of `msg="` in `line` when the caller already knows it.
@@ -69,25 +86,24 @@ public enum ContainerdLineParser {
         let bodyStart = msgAt + msgNeedle.count
         guard bodyStart < line.count else { return nil }
         // Cheap first-byte screen before anything else.
+        guard mayBeCRIMessage(line, bodyAt: bodyStart) else { return nil }
         let first = line[bodyStart]
-        guard first == UInt8(ascii: "R") || first == UInt8(ascii: "P") || first == UInt8(ascii: "C")
-            || first == UInt8(ascii: "S") || first == UInt8(ascii: "s") || first == UInt8(ascii: "T") else { return nil }
         var matched = false
         for p in prefixes where p[0] == first && line.count - bodyStart >= p.count {
             if memcmpEqual(line, bodyStart, p) { matched = true; break }
         }
         guard matched else { return nil }
         // From here on the line is one we care about: failures are counted, not ignored.
-        guard let t = timestamp(line, before: msgAt) else { return .malformed }
-        guard let (msg, msgEnd) = try? KlogValues.unquote(line, at: bodyStart - 1) else { return .malformed }
-        guard let kind = classify(msg, line: line, after: msgEnd) else {
-            // Known prefix, unknown continuation (e.g. a different debug form): not malformed
-            // unless it is one of the shapes we rely on.
-            return nil
+        guard let t = timestamp(line, before: msgAt) else { return .malformed(reason: "no time=\"…\" before msg=") }
+        guard let (msg, msgEnd) = try? KlogValues.unquote(line, at: bodyStart - 1) else {
+            return .malformed(reason: "msg=\"…\" is not a terminated Go-quoted string")
         }
-        switch kind {
-        case .some(let k): return .event(ContainerdCRIEvent(time: t, kind: k))
-        case .none: return .malformed
+        switch classify(msg, line: line, after: msgEnd) {
+        case .untracked: return nil
+        case .event(let kind, let generation): return .event(ContainerdCRIEvent(time: t, kind: kind, generation: generation))
+        case .damaged(let why):
+            let text = String(decoding: msg.prefix(40), as: UTF8.self)
+            return .malformed(reason: "\(why) (msg \"\(text)\(msg.count > 40 ? "…" : "")\")")
         }
     }
 
@@ -108,79 +124,124 @@ public enum ContainerdLineParser {
         return GoTime.parseRFC3339(UnsafeBufferPointer(rebasing: line[start..<end]))
     }
 
-    /// nil: not a shape we track; .some(nil): a tracked shape that is damaged. Works on bytes:
-    /// this runs for every CRI line of a busy node.
-    private static func classify(_ m: [UInt8], line: UnsafeBufferPointer<UInt8>, after: Int) -> ContainerdCRIEvent.Kind?? {
+    /// What a message with a tracked prefix turned out to be.
+    enum Classified {
+        /// A form podstart does not use (a failure, a debug variant, an exec process's exit).
+        case untracked
+        case event(ContainerdCRIEvent.Kind, ContainerdLogGeneration?)
+        /// A tracked shape that is damaged: counted, with why.
+        case damaged(String)
+    }
+
+    /// Works on bytes: this runs for every CRI line of a busy node.
+    private static func classify(_ m: [UInt8], line: UnsafeBufferPointer<UInt8>, after: Int) -> Classified {
         m.withUnsafeBufferPointer { b in classifyBytes(ByteText(b), line: line, after: after) }
     }
 
-    private static func classifyBytes(_ s: ByteText, line: UnsafeBufferPointer<UInt8>, after: Int) -> ContainerdCRIEvent.Kind?? {
+    /// Pod or container metadata after `at`, in either generation's form, and where it ends.
+    private static func metadata(_ s: ByteText, at: Int, goStruct marker: StaticString) -> (ByteText.Meta, end: Int, ContainerdLogGeneration)? {
+        if s.hasPrefix(marker, at: at) {
+            guard let (meta, end) = s.structFields(from: at + marker.utf8CodeUnitCount) else { return nil }
+            return (meta, end, .v1)
+        }
+        guard let (meta, end) = s.protoTextFields(from: at) else { return nil }
+        return (meta, end, .v2)
+    }
+
+    private static func classifyBytes(_ s: ByteText, line: UnsafeBufferPointer<UInt8>, after: Int) -> Classified {
         if s.hasPrefix("RunPodSandbox for ") {
-            guard let meta = s.structFields(after: "&PodSandboxMetadata{"),
-                  let name = meta.name, let ns = meta.namespace, let uid = meta.uid
-            else { return .some(nil) }
-            let pod = ns + "/" + name
-            if let r = s.find("} returns sandbox id \"") {
-                guard let id = s.quoted(from: r) else { return .some(nil) }
-                return .some(.sandboxReady(pod: pod, uid: uid, sandboxID: id))
+            guard let (meta, end, gen) = metadata(s, at: "RunPodSandbox for ".utf8.count, goStruct: "&PodSandboxMetadata{") else {
+                return .damaged("RunPodSandbox metadata does not parse")
             }
-            if s.find("} failed") != nil || s.find(" failed, error") != nil { return .some(.sandboxFailed(pod: pod)) }
-            guard s.hasSuffix("}") else { return nil }
-            return .some(.sandboxRequested(pod: pod, uid: uid, attempt: meta.attempt ?? 0))
+            // 1.x names every field; 2.x leaves out empty ones (a pod always has a name and a uid).
+            guard let name = meta.name, let uid = meta.uid, gen == .v2 || meta.namespace != nil,
+                  !name.isEmpty, !uid.isEmpty
+            else { return .damaged("RunPodSandbox metadata without name, uid or namespace") }
+            let pod = (meta.namespace ?? "") + "/" + name
+            if end == s.count { return .event(.sandboxRequested(pod: pod, uid: uid, attempt: meta.attempt ?? 0), gen) }
+            if s.hasPrefix(" returns sandbox id \"", at: end) {
+                guard let (id, idEnd) = s.quotedWithEnd(from: end + " returns sandbox id \"".utf8.count), idEnd == s.count else {
+                    return .damaged("RunPodSandbox returns an unterminated sandbox id")
+                }
+                return .event(.sandboxReady(pod: pod, uid: uid, sandboxID: id), gen)
+            }
+            if s.hasPrefix(" failed", at: end) { return .event(.sandboxFailed(pod: pod), gen) }
+            return .damaged("RunPodSandbox metadata followed by unknown text")
         }
         if s.hasPrefix("PullImage \"") {
             let from = "PullImage \"".utf8.count
-            guard let (image, end) = s.quotedWithEnd(from: from) else { return .some(nil) }
-            if end == s.count { return .some(.pullStarted(image: image)) }
+            guard let (image, end) = s.quotedWithEnd(from: from) else { return .damaged("PullImage without a quoted image") }
+            if end == s.count { return .event(.pullStarted(image: image), nil) }
             if s.hasPrefix(" returns image reference \"", at: end) {
-                guard let ref = s.quoted(from: end + " returns image reference \"".utf8.count) else { return .some(nil) }
-                return .some(.pullFinished(image: image, imageRef: ref))
+                guard let (ref, refEnd) = s.quotedWithEnd(from: end + " returns image reference \"".utf8.count), refEnd == s.count else {
+                    return .damaged("PullImage returns an unterminated image reference")
+                }
+                return .event(.pullFinished(image: image, imageRef: ref), nil)
             }
-            if s.hasPrefix(" failed", at: end) { return .some(.pullFailed(image: image)) }
-            return nil // "… with snapshotter …" debug forms
+            if s.hasPrefix(" failed", at: end) { return .event(.pullFailed(image: image), nil) }
+            if s.hasPrefix(" with ", at: end) { return .untracked } // "… with snapshotter …" debug forms
+            return .damaged("PullImage followed by unknown text")
         }
         if s.hasPrefix("Pulled image \"") {
-            guard let image = s.quoted(from: "Pulled image \"".utf8.count) else { return .some(nil) }
+            guard let image = s.quoted(from: "Pulled image \"".utf8.count) else { return .damaged("Pulled image without a quoted image") }
             var size: Int64?
             if let r = s.find(", size \"") {
-                guard let v = s.quoted(from: r), let n = Int64(v) else { return .some(nil) }
+                guard let v = s.quoted(from: r), let n = Int64(v) else { return .damaged("Pulled image with a bad size") }
                 size = n
             }
             var duration: Int64?
             if let r = s.findLast("\" in ") {
-                guard let d = GoTime.parseDuration(UnsafeBufferPointer(rebasing: s.b[r...])) else { return .some(nil) }
+                guard let d = GoTime.parseDuration(UnsafeBufferPointer(rebasing: s.b[r...])) else {
+                    return .damaged("Pulled image with a bad duration")
+                }
                 duration = d
             }
-            return .some(.pulled(image: image, sizeBytes: size, durationNanoseconds: duration))
+            return .event(.pulled(image: image, sizeBytes: size, durationNanoseconds: duration), nil)
         }
         if s.hasPrefix("CreateContainer within sandbox \"") {
-            guard let sandbox = s.quoted(from: "CreateContainer within sandbox \"".utf8.count),
-                  let meta = s.structFields(after: "&ContainerMetadata{"), let name = meta.name
-            else { return .some(nil) }
-            if let r = s.find("} returns container id \"") {
-                guard let id = s.quoted(from: r) else { return .some(nil) }
-                return .some(.containerCreated(sandboxID: sandbox, name: name, containerID: id))
+            guard let (sandbox, end) = s.quotedWithEnd(from: "CreateContainer within sandbox \"".utf8.count) else {
+                return .damaged("CreateContainer without a quoted sandbox id")
             }
-            guard s.hasSuffix("}"), s.find(" for container &") != nil else { return nil }
-            return .some(.containerCreateRequested(sandboxID: sandbox, name: name))
+            let request = s.hasPrefix(" for container ", at: end)
+            guard request || s.hasPrefix(" for ", at: end) else { return .damaged("CreateContainer without ' for '") }
+            let metaAt = end + (request ? " for container ".utf8.count : " for ".utf8.count)
+            guard let (meta, metaEnd, gen) = metadata(s, at: metaAt, goStruct: "&ContainerMetadata{"), let name = meta.name, !name.isEmpty else {
+                return .damaged("CreateContainer metadata does not parse or has no name")
+            }
+            if request {
+                guard metaEnd == s.count else { return .damaged("CreateContainer metadata followed by unknown text") }
+                return .event(.containerCreateRequested(sandboxID: sandbox, name: name), gen)
+            }
+            if s.hasPrefix(" returns container id \"", at: metaEnd) {
+                guard let (id, idEnd) = s.quotedWithEnd(from: metaEnd + " returns container id \"".utf8.count), idEnd == s.count else {
+                    return .damaged("CreateContainer returns an unterminated container id")
+                }
+                return .event(.containerCreated(sandboxID: sandbox, name: name, containerID: id), gen)
+            }
+            if s.hasPrefix(" failed", at: metaEnd) { return .untracked }
+            return .damaged("CreateContainer metadata followed by unknown text")
         }
         if s.hasPrefix("StartContainer for \"") {
-            guard let (id, end) = s.quotedWithEnd(from: "StartContainer for \"".utf8.count) else { return .some(nil) }
-            if end == s.count { return .some(.containerStartRequested(containerID: id)) }
-            if s.hasPrefix(" returns successfully", at: end), end + " returns successfully".utf8.count == s.count {
-                return .some(.containerStarted(containerID: id))
+            guard let (id, end) = s.quotedWithEnd(from: "StartContainer for \"".utf8.count) else {
+                return .damaged("StartContainer without a quoted container id")
             }
-            return nil
+            if end == s.count { return .event(.containerStartRequested(containerID: id), nil) }
+            if s.hasPrefix(" returns successfully", at: end), end + " returns successfully".utf8.count == s.count {
+                return .event(.containerStarted(containerID: id), nil)
+            }
+            if s.hasPrefix(" failed", at: end) { return .untracked }
+            return .damaged("StartContainer followed by unknown text")
         }
-        if s.count == "shim disconnected".utf8.count, s.hasPrefix("shim disconnected") {
+        if s.hasPrefix("shim disconnected") {
+            guard s.count == "shim disconnected".utf8.count else { return .damaged("shim disconnected followed by text") }
             // The id is a logrus field after the message: ` id=<hex>`.
             let fields = UnsafeBufferPointer(rebasing: line[after...])
-            guard let at = findBytes(fields, idFieldNeedle.buffer) else { return .some(nil) }
+            guard let at = findBytes(fields, idFieldNeedle.buffer) else { return .damaged("shim disconnected without id=") }
             var i = at + 4
             let start = i
             while i < fields.count, fields[i] != UInt8(ascii: " ") { i += 1 }
-            guard i > start else { return .some(nil) }
-            return .some(.containerExited(containerID: String(decoding: UnsafeBufferPointer(rebasing: fields[start..<i]), as: UTF8.self)))
+            guard i > start else { return .damaged("shim disconnected with an empty id=") }
+            return .event(.containerExited(containerID: String(decoding: UnsafeBufferPointer(rebasing: fields[start..<i]), as: UTF8.self)), nil)
         }
         if s.hasPrefix("TaskExit event") {
             for key: StaticString in ["ContainerID:", "container_id:\""] {
@@ -188,12 +249,21 @@ public enum ContainerdLineParser {
                     let start = i
                     while i < s.count, s.b[i] != UInt8(ascii: ","), s.b[i] != UInt8(ascii: "\""),
                           s.b[i] != UInt8(ascii: " "), s.b[i] != UInt8(ascii: "}") { i += 1 }
-                    if i > start { return .some(.containerExited(containerID: s.string(start, i))) }
+                    if i > start { return .event(.containerExited(containerID: s.string(start, i)), .v1) }
                 }
             }
-            return nil
+            return .damaged("TaskExit event without a container id")
         }
-        return nil
+        if s.hasPrefix("received container exit event ") {
+            // 2.x: `received container exit event container_id:"…"  id:"…"  pid:N  exit_status:N
+            // exited_at:{…}`; id ≠ container_id is an exec'd process (a probe), not the container.
+            guard let (fields, _) = s.protoTextFields(from: "received container exit event ".utf8.count),
+                  let container = fields.containerID, !container.isEmpty
+            else { return .damaged("container exit event without a container_id") }
+            if let id = fields.id, id != container { return .untracked }
+            return .event(.containerExited(containerID: container), .v2)
+        }
+        return .untracked
     }
 
 }
@@ -261,11 +331,13 @@ struct ByteText {
         var namespace: String?
         var uid: String?
         var attempt: Int?
+        var containerID: String?
+        var id: String?
     }
 
-    /// `&Type{K:V,K:V,}` (gogo `%+v`) → the fields podstart uses.
-    func structFields(after marker: StaticString) -> Meta? {
-        guard let start = find(marker) else { return nil }
+    /// `&Type{K:V,K:V,}` (gogo `%+v`, containerd 1.x) from just after `{`: the fields podstart
+    /// uses and the index just past the closing brace.
+    func structFields(from start: Int) -> (Meta, Int)? {
         var i = start
         var meta = Meta()
         while i < b.count, b[i] != UInt8(ascii: "}") {
@@ -284,10 +356,82 @@ struct ByteText {
             if isKey("Name") { meta.name = string(vStart, i) }
             else if isKey("Namespace") { meta.namespace = string(vStart, i) }
             else if isKey("Uid") { meta.uid = string(vStart, i) }
-            else if isKey("Attempt") { meta.attempt = Int(string(vStart, i)) }
+            else if isKey("Attempt") {
+                guard let a = Int(string(vStart, i)) else { return nil }
+                meta.attempt = a
+            }
             if b[i] == UInt8(ascii: ",") { i += 1 }
         }
         guard i < b.count else { return nil }
-        return meta
+        return (meta, i + 1)
+    }
+
+    /// Protobuf text format (containerd 2.x: `name:"x"  uid:"…"  attempt:1`) from `start`: the
+    /// fields podstart uses and the index just past the last value. Fields are separated by one or
+    /// two spaces (protobuf-go picks per build), strings are quoted and escaped, zero values are
+    /// left out; the list ends where the next word is not `key:`. Nested messages are skipped.
+    func protoTextFields(from start: Int) -> (Meta, Int)? {
+        func isKeyByte(_ c: UInt8) -> Bool {
+            (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c == UInt8(ascii: "_")
+        }
+        var meta = Meta()
+        var i = start
+        var end = start
+        var count = 0
+        while true {
+            // A field starts here if a key is followed by ':'.
+            var k = i
+            while k < b.count, isKeyByte(b[k]) { k += 1 }
+            guard k > i, k < b.count, b[k] == UInt8(ascii: ":") else { break }
+            let key = string(i, k)
+            var v = k + 1
+            let value: String
+            if v < b.count, b[v] == UInt8(ascii: "\"") {
+                guard let (bytes, after) = try? KlogValues.unquote(b, at: v) else { return nil }
+                value = String(decoding: bytes, as: UTF8.self)
+                v = after
+            } else if v < b.count, b[v] == UInt8(ascii: "{") {
+                var depth = 0
+                repeat {
+                    if b[v] == UInt8(ascii: "\"") {
+                        guard let (_, after) = try? KlogValues.unquote(b, at: v) else { return nil }
+                        v = after
+                        continue
+                    }
+                    if b[v] == UInt8(ascii: "{") { depth += 1 }
+                    if b[v] == UInt8(ascii: "}") { depth -= 1 }
+                    v += 1
+                } while v < b.count && depth > 0
+                guard depth == 0 else { return nil }
+                value = ""
+            } else {
+                // A number, an enum name or a bool: nothing else is written unquoted.
+                let vs = v
+                while v < b.count, isKeyByte(b[v]) || b[v] == UInt8(ascii: "-") || b[v] == UInt8(ascii: ".") || b[v] == UInt8(ascii: "+") { v += 1 }
+                guard v > vs, v == b.count || b[v] == UInt8(ascii: " ") else { return nil }
+                guard !["name", "namespace", "uid", "container_id", "id"].contains(key) else { return nil } // strings are quoted
+                value = string(vs, v)
+            }
+            switch key {
+            case "name": meta.name = value
+            case "namespace": meta.namespace = value
+            case "uid": meta.uid = value
+            case "attempt":
+                guard let a = Int(value) else { return nil }
+                meta.attempt = a
+            case "container_id": meta.containerID = value
+            case "id": meta.id = value
+            default: break
+            }
+            count += 1
+            end = v
+            // One or two spaces, then perhaps another field.
+            var next = v
+            while next < b.count, next < v + 2, b[next] == UInt8(ascii: " ") { next += 1 }
+            guard next > v, next < b.count else { break }
+            i = next
+        }
+        guard count > 0 else { return nil }
+        return (meta, end)
     }
 }

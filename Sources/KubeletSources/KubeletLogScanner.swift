@@ -14,6 +14,10 @@ public struct ScanCounters: Sendable, Equatable {
     public var rejectionReasons: [String: Int] = [:]
     public var containerdEvents = 0
     public var containerdMalformed = 0
+    /// Why containerd lines were malformed, counted by reason (at most 32 distinct reasons kept).
+    public var containerdMalformedReasons: [String: Int] = [:]
+    /// containerd lines whose shape only one generation writes, by that generation.
+    public var containerdGenerations: [ContainerdLogGeneration: Int] = [:]
     /// The kubelet's own sandbox lines used, and those that were damaged.
     public var kubeletEvents = 0
     public var kubeletMalformed = 0
@@ -278,9 +282,15 @@ public final class KubeletLogScanner {
         switch ContainerdLineParser.parse(line, msgAt: msgAt) {
         case .event(let e)?:
             counters.containerdEvents += 1
+            if let g = e.generation { counters.containerdGenerations[g, default: 0] += 1 }
             assembler.add(e)
-        case .malformed?:
+        case .malformed(let why)?:
             counters.containerdMalformed += 1
+            // Reasons end with the message's start; group by the reason itself.
+            let key = why.split(separator: " (msg ", maxSplits: 1).first.map(String.init) ?? why
+            if counters.containerdMalformedReasons[key] != nil || counters.containerdMalformedReasons.count < 32 {
+                counters.containerdMalformedReasons[key, default: 0] += 1
+            }
         case nil:
             break
         }

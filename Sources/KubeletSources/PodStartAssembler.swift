@@ -280,6 +280,7 @@ public struct PodStartAssembler {
             if let open = o.imagePullSessionsStartsCount, open > 0 { r.quirks.append(.unfinishedPullSession) }
             if o.sloSeconds < 0 { r.quirks.append(.negativeSlo) }
         }
+        if StartupLineParser.runningClockInversionNanoseconds(o) != nil { r.quirks.append(.watchBeforeRunningClockReads) }
     }
 }
 

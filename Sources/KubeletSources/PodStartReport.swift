@@ -17,6 +17,10 @@ public enum PodStartQuirk: String, Sendable, Hashable, CaseIterable {
     case statefulPodNotInSli
     /// V4: a pull started without a finish; the pull total may miss it.
     case unfinishedPullSession
+    /// `watchObservedRunningTime` is up to 1 ms before `observedRunningTime`: the kubelet read the
+    /// clock for each separately (seen on v1.28). Values are kept; `runningToWatchSeconds` is
+    /// then slightly negative.
+    case watchBeforeRunningClockReads
 }
 
 /// One image pull as containerd logged it, attributed to a pod.

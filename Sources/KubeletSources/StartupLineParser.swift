@@ -359,10 +359,26 @@ public enum StartupLineParser {
                 if abs(wallDiff &- monoDiff) > clockAgreementNanoseconds { return "wall and monotonic clocks disagree" }
             }
         }
-        if let observed = o.observedRunning, let watch = o.watchObservedRunning, watch.goSub(observed) < 0 {
-            return "watch observed running before running"
+        // The kubelet reads observedRunningTime and watchObservedRunningTime from the clock in
+        // two goroutines; a watch event handled while the status manager is still recording the
+        // running time gives a sub-millisecond inversion (a real v1.28 line: 50 µs). Accepted and
+        // named (`watchBeforeRunningClockReads`); a larger one is a damaged line.
+        if let inversion = runningClockInversionNanoseconds(o), inversion > runningInversionToleranceNanoseconds {
+            return "watch observed running \(inversion / 1000) µs before running"
         }
         return nil
+    }
+
+    /// Largest `observedRunningTime − watchObservedRunningTime` accepted as two separate clock
+    /// reads rather than damage.
+    public static let runningInversionToleranceNanoseconds: Int64 = 1_000_000
+
+    /// How far `watchObservedRunningTime` lies before `observedRunningTime`, when it does (nil
+    /// when in order or either is absent).
+    public static func runningClockInversionNanoseconds(_ o: KubeletPodStartupObservation) -> Int64? {
+        guard let observed = o.observedRunning, let watch = o.watchObservedRunning else { return nil }
+        let d = watch.goSub(observed)
+        return d < 0 ? -d : nil
     }
 
     /// `lastFinishedPulling.Sub(firstStartedPulling)` with Go's zero-time and saturation rules:

@@ -160,9 +160,14 @@ public struct StartupSummary: Sendable {
             .map { "\"\($0.key.rawValue)\":\($0.value)" }.joined(separator: ",") + "}"
         out += ",\"variants\":{" + variantCounts.sorted { $0.key.rawValue < $1.key.rawValue }
             .map { "\"\($0.key.rawValue)\":\($0.value)" }.joined(separator: ",") + "}"
+        out += ",\"containerdVersion\":" + (Self.containerdVersion(counters).map(jsonString) ?? "null")
         out += ",\"lines\":{\"bytes\":\(counters.bytes),\"startupLines\":\(counters.startupLines)"
         out += ",\"startupRejected\":\(counters.startupRejected),\"containerdEvents\":\(counters.containerdEvents)"
         out += ",\"containerdMalformed\":\(counters.containerdMalformed),\"kubeletEvents\":\(counters.kubeletEvents)"
+        out += ",\"containerdMalformedReasons\":{" + counters.containerdMalformedReasons.sorted { $0.key < $1.key }
+            .map { "\(jsonString($0.key)):\($0.value)" }.joined(separator: ",") + "}"
+        out += ",\"containerdGenerations\":{" + counters.containerdGenerations.sorted { $0.key < $1.key }
+            .map { "\"\($0.key.rawValue)\":\($0.value)" }.joined(separator: ",") + "}"
         out += ",\"kubeletMalformed\":\(counters.kubeletMalformed),\"oversizeLines\":\(counters.oversizeLines)"
         out += ",\"rejections\":{" + counters.rejectionReasons.sorted { $0.key < $1.key }
             .map { "\(jsonString($0.key)):\($0.value)" }.joined(separator: ",") + "}}"
@@ -196,7 +201,25 @@ public struct StartupSummary: Sendable {
         }
         out += "\nLines: \(counters.startupLines) startup lines (\(counters.startupRejected) rejected), "
             + "\(counters.containerdEvents) containerd CRI lines (\(counters.containerdMalformed) malformed), \(counters.bytes) bytes\n"
+        if let v = Self.containerdVersion(counters) {
+            let detail = counters.containerdGenerations.sorted { $0.key < $1.key }
+                .map { "\($0.value) lines in the \($0.key.rawValue) shape" }.joined(separator: ", ")
+            out += "containerd: the CRI lines look like \(v) (\(detail))\n"
+        }
+        if !counters.containerdMalformedReasons.isEmpty {
+            out += "Malformed containerd lines: " + counters.containerdMalformedReasons.sorted { $0.key < $1.key }
+                .map { "\($0.key) ×\($0.value)" }.joined(separator: "; ") + "\n"
+        }
         return out
+    }
+
+    /// The containerd version the scanned CRI lines look like: `containerd 1.x` (gogo struct
+    /// metadata, TaskExit), `containerd 2.x` (protobuf text metadata, `received container exit
+    /// event`), both when the log holds both (an upgrade), nil when no line tells.
+    public static func containerdVersion(_ counters: ScanCounters) -> String? {
+        let seen = counters.containerdGenerations.filter { $0.value > 0 }.keys.sorted()
+        guard !seen.isEmpty else { return nil }
+        return "containerd " + seen.map(\.rawValue).joined(separator: " and ")
     }
 }
 

@@ -469,6 +469,8 @@ public struct Correlator: Sendable {
         let containers = pod.containers.values.sorted(by: { $0.created.start < $1.created.start }).map { c in
             PodStartTrace.Container(
                 name: c.name, image: c.image, imageDigest: c.imageDigest, exitCode: c.exited.map { $0.code },
+                firstExec: (retiredTrackers[c.id] ?? c.mountNamespace.flatMap { trackers[$0] })?.firstExecNs
+                    .map { clock.unixNanoseconds(monotonic: $0) } ?? c.firstExec,
                 accesses: (retiredTrackers[c.id] ?? c.mountNamespace.flatMap { trackers[$0] }).map { t in t.accesses { resolve(AccessContainer(id: c.id, mountNamespace: c.mountNamespace, imageDigest: c.imageDigest,
                                                                        initExited: retiredTrackers[c.id] != nil), $0, $1) } } ?? [])
         }

@@ -68,14 +68,18 @@ public struct PodStartTrace: Hashable, Sendable {
         /// Unpacked size of the image: the sizes of the regular files in its layers, summed
         /// (nil when unknown, e.g. without the container's root filesystem).
         public var imageBytes: UInt64?
+        /// Unix nanoseconds of the container's first exec, the origin of its accesses'
+        /// `firstAccessMs` (nil when no exec was seen, and in traces written before this field).
+        public var firstExec: Int64?
         public init(name: String, image: String, imageDigest: String?, exitCode: Int32? = nil, imageBytes: UInt64? = nil,
-                    accesses: [Access] = []) {
+                    firstExec: Int64? = nil, accesses: [Access] = []) {
             self.name = name
             self.image = image
             self.imageDigest = imageDigest
             self.exitCode = exitCode
             self.accesses = accesses
             self.imageBytes = imageBytes
+            self.firstExec = firstExec
         }
     }
 
@@ -147,6 +151,7 @@ extension PodStartTrace {
                                             ("imageDigest", c.imageDigest.map { .string($0) } ?? .null)]
                 if let exitCode = c.exitCode { cf.append(("exitCode", .int(Int64(exitCode)))) }
                 if let imageBytes = c.imageBytes { cf.append(("imageBytes", .uint(imageBytes))) }
+                if let firstExec = c.firstExec { cf.append(("firstExec", .string(Timestamp.rfc3339(unixNanoseconds: firstExec)))) }
                 cf.append(("accesses", .array(c.accesses.map { a in
                     var af: [(String, JSON)] = [
                         ("path", .string(a.path)),
@@ -201,6 +206,7 @@ extension PodStartTrace {
                 imageDigest: c["imageDigest"]?.stringValue,
                 exitCode: c["exitCode"]?.int64Value.map { Int32(truncatingIfNeeded: $0) },
                 imageBytes: c["imageBytes"]?.int64Value.flatMap { $0 >= 0 ? UInt64($0) : nil },
+                firstExec: c["firstExec"]?.stringValue.flatMap(Timestamp.parseRFC3339),
                 accesses: try (c["accesses"]?.arrayValue ?? []).map { a in
                     Access(path: try req(a["path"]?.stringValue, "accesses[].path"),
                            layerDigest: a["layerDigest"]?.stringValue,

@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import PodstartCore
 import StateStore
+import TraceViews
 
 /// `podstart profile …`: per-image access profiles from real starts, and the prefetch lists
 /// lazy-pull image tools take (README "Access profiles and prefetch lists").
@@ -150,6 +151,13 @@ func warn(_ message: String) {
     FileHandle.standardError.write(Data("podstart: \(message)\n".utf8))
 }
 
+/// Names, on standard error, the planned files a format could not carry (the list is still written).
+func warnOmitted(_ omitted: [ExportOmission], format: PrefetchFormat) {
+    guard !omitted.isEmpty else { return }
+    let shown = omitted.prefix(10).map(\.description).joined(separator: "; ")
+    warn("\(omitted.count) planned file(s) left out of the \(format.rawValue) list: \(shown)\(omitted.count > 10 ? "; …" : "")")
+}
+
 enum ProfileOutput: String, ExpressibleByArgument, CaseIterable {
     case table, json
 }
@@ -207,8 +215,9 @@ struct ProfileExportCommand: AsyncParsableCommand {
 
     func run() async throws {
         let profile = try await source.load()
-        let text = try PrefetchExport.document(PrefetchPlan(profile: profile, options: plan.options), format: format)
-        if let out { try AtomicFile.write(text, to: out) } else { print(text, terminator: "") }
+        let document = try PrefetchExport.export(PrefetchPlan(profile: profile, options: plan.options), format: format)
+        warnOmitted(document.omitted, format: format)
+        if let out { try AtomicFile.write(document.text, to: out) } else { print(document.text, terminator: "") }
     }
 }
 

@@ -111,7 +111,8 @@ struct ProfilePullCommand: AsyncParsableCommand {
         guard let pulled = try await sharing.pull(image: reference, subject: subject) else {
             throw ProfileError("no podstart profile of \(reference) (\(subject.digest)) in \(reference.registry): push one with podstart profile push")
         }
-        let text = try PrefetchExport.document(PrefetchPlan(profile: pulled.profile, options: plan.options), format: format)
-        if let out { try AtomicFile.write(text, to: out) } else { print(text, terminator: "") }
+        let document = try PrefetchExport.export(PrefetchPlan(profile: pulled.profile, options: plan.options), format: format)
+        warnOmitted(document.omitted, format: format)
+        if let out { try AtomicFile.write(document.text, to: out) } else { print(document.text, terminator: "") }
     }
 }

@@ -1,3 +1,4 @@
+import AccessProfiles
 import ArgumentParser
 import ContainerRuntime
 import Foundation
@@ -5,6 +6,7 @@ import KernelProbes
 import PodstartAgent
 import PodstartCore
 import Synchronization
+import TraceViews
 import UnixSignals
 
 /// `podstart trace --image REF`: starts one pod exactly as the kubelet does through CRI, waits for
@@ -23,7 +25,10 @@ struct TraceCommand: AsyncParsableCommand {
     )
 
     @Option(help: "Image to start, as in a pod spec (e.g. 127.0.0.1:5000/app:1).")
-    var image: String
+    var image: String?
+
+    @Option(help: "Start no pod: render the starts in this trace JSON file (from --output json or the agent's /v1/pods) in --output.")
+    var from: String?
 
     @Option(help: "Environment variable for the container, K=V (repeatable).")
     var env: [String] = []
@@ -55,7 +60,7 @@ struct TraceCommand: AsyncParsableCommand {
     @Option(name: .customLong("cri-endpoint"), help: "CRI socket (default: $PODSTART_CRI_ENDPOINT or unix:///run/containerd/containerd.sock).")
     var criEndpoint: String?
 
-    @Option(help: "table, json or chrome (Trace Event JSON for Perfetto / chrome://tracing).")
+    @Option(name: [.short, .long], help: "table, json, chrome (Trace Event JSON for Perfetto / chrome://tracing) or html (one self-contained page per start).")
     var output: TraceOutputFormat = .table
 
     @Option(help: "Write the output to this file instead of standard output.")
@@ -68,6 +73,7 @@ struct TraceCommand: AsyncParsableCommand {
     var cmd: [String] = []
 
     func validate() throws {
+        guard (image == nil) != (from == nil) else { throw ValidationError("give --image REF to start a pod, or --from FILE to render recorded starts") }
         let checks = [readyFile != nil, readyExec != nil, readyHTTP != nil, readyTCP != nil].filter { $0 }.count
         if checks > 1 { throw ValidationError("choose one of --ready-file, --ready-exec, --ready-http, --ready-tcp") }
         if let readyHTTP, ReadinessCheck.parseHTTP(readyHTTP) == nil {
@@ -87,15 +93,22 @@ struct TraceCommand: AsyncParsableCommand {
         }
         if period > limit { throw ValidationError("--probe-period is longer than --timeout") }
         if let criEndpoint { _ = try CRIEndpoint(parsing: criEndpoint) }
+        if output == .html, runs > 1, out == nil {
+            throw ValidationError("--output html writes one page per start: with --runs, give --out FILE.html (pages go to FILE-1.html, FILE-2.html, …)")
+        }
     }
 
     func run() async throws {
+        if let from {
+            try render(TraceFiles.load(paths: [from], skipMalformed: false))
+            return
+        }
         let endpoint = try criEndpoint.map { try CRIEndpoint(parsing: $0) } ?? CRIEndpoint.fromEnvironment()
-        let sink = try OutputSink(path: out)
+        let sink = try OutputSink(path: output == .html && runs > 1 ? nil : out)  // pages of --runs go to numbered files
         let traces = TraceList()
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
         let interrupted = Interrupted()
-        let runs = runs, output = output, noKernel = noKernel, options = startOptions()
+        let runs = runs, output = output, out = out, noKernel = noKernel, options = startOptions()
         let work = Task {
             for run in 0..<runs {
                 let trace: PodStartTrace
@@ -109,6 +122,12 @@ struct TraceCommand: AsyncParsableCommand {
                 switch output {
                 case .json: sink.write(trace.json().rendered() + "\n")
                 case .table: sink.write(TraceTable.render(trace, run: runs > 1 ? run + 1 : nil))
+                case .html:
+                    if runs > 1, let out {
+                        try OutputSink(path: Self.numbered(out, run + 1)).write(TracePage.render(trace))
+                    } else {
+                        sink.write(TracePage.render(trace))
+                    }
                 case .chrome: break
                 }
             }
@@ -126,8 +145,35 @@ struct TraceCommand: AsyncParsableCommand {
         if output == .chrome { sink.write(ChromeTrace.render(traces.all).rendered() + "\n") }
     }
 
+    /// Recorded starts in the chosen output, as a traced start would be (one HTML page per start).
+    func render(_ traces: [PodStartTrace]) throws {
+        guard !traces.isEmpty else { throw ValidationError("--from \(from ?? ""): no pod start in it") }
+        if output == .html, traces.count > 1, out == nil {
+            throw ValidationError("--from holds \(traces.count) starts: --output html needs --out FILE.html (pages go to FILE-1.html, …)")
+        }
+        let sink = try OutputSink(path: output == .html && traces.count > 1 ? nil : out)
+        for (n, trace) in traces.enumerated() {
+            switch output {
+            case .json: sink.write(trace.json().rendered() + "\n")
+            case .table: sink.write(TraceTable.render(trace, run: traces.count > 1 ? n + 1 : nil))
+            case .html:
+                if traces.count > 1, let out { try OutputSink(path: Self.numbered(out, n + 1)).write(TracePage.render(trace)) } else { sink.write(TracePage.render(trace)) }
+            case .chrome: break
+            }
+        }
+        if output == .chrome { sink.write(ChromeTrace.render(traces).rendered() + "\n") }
+    }
+
+    /// `page.html`, 2 → `page-2.html`: one page per start with --runs.
+    static func numbered(_ path: String, _ run: Int) -> String {
+        let url = URL(fileURLWithPath: path)
+        let ext = url.pathExtension
+        let stem = url.deletingPathExtension().lastPathComponent
+        return url.deletingLastPathComponent().appendingPathComponent(ext.isEmpty ? "\(stem)-\(run)" : "\(stem)-\(run).\(ext)").path
+    }
+
     func startOptions() -> PodStartOptions {
-        var options = PodStartOptions(image: image)
+        var options = PodStartOptions(image: image ?? "")
         options.command = cmd
         options.env = env.map { pair in
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -145,9 +191,8 @@ struct TraceCommand: AsyncParsableCommand {
 }
 
 enum TraceOutputFormat: String, ExpressibleByArgument, CaseIterable {
-    case table, json, chrome
+    case table, json, chrome, html
 }
-
 
 /// Standard output or a file.
 struct OutputSink: Sendable {
@@ -162,83 +207,6 @@ struct OutputSink: Sendable {
     }
 
     func write(_ text: String) { handle.write(Data(text.utf8)) }
-}
-
-/// The waterfall: one bar per phase on the pod's timeline, with seconds and share of the total.
-enum TraceTable {
-    static let barWidth = 48
-
-    static func render(_ trace: PodStartTrace, run: Int?) -> String {
-        let e2e = max(trace.e2eNanoseconds, 1)
-        var out = ""
-        if let run { out += "run \(run)\n" }
-        out += "pod \(trace.pod.namespace)/\(trace.pod.name)  \(trace.containers.first?.image ?? "")\n"
-        out += "created \(Timestamp.rfc3339(unixNanoseconds: trace.created))  ready after \(format(trace.e2eSeconds)) s\n\n"
-        let top = trace.phases.filter { $0.parent == nil }
-        for span in top {
-            out += line(span, trace: trace, e2e: e2e, indent: "")
-            if span.name == .pull {
-                for part in trace.phases where part.parent == .pull && part.start >= span.start && part.end <= span.end {
-                    out += line(part, trace: trace, e2e: e2e, indent: "  ")
-                }
-            }
-        }
-        out += "\(pad("total", 16)) \(String(repeating: " ", count: barWidth + 2)) \(lpad(format(trace.e2eSeconds), 8)) s  100.0%\n"
-        for container in trace.containers {
-            let bytes = container.accesses.reduce(UInt64(0)) { $0 + $1.bytes }
-            out += "\ncontainer \(container.name): \(container.accesses.count) files read at start, \(bytes) bytes"
-            if let code = container.exitCode { out += ", exited \(code)" }
-            out += "\n"
-        }
-        return out + "\n"
-    }
-
-    static func line(_ span: PhaseSpan, trace: PodStartTrace, e2e: Int64, indent: String) -> String {
-        let offset = Int((Double(span.start - trace.created) / Double(e2e) * Double(barWidth)).rounded(.down))
-        var length = Int((Double(span.nanoseconds) / Double(e2e) * Double(barWidth)).rounded())
-        length = max(1, min(length, barWidth - min(offset, barWidth - 1)))
-        let bar = String(repeating: " ", count: min(offset, barWidth - 1)) + String(repeating: "█", count: length)
-        let share = Double(span.nanoseconds) / Double(e2e) * 100
-        return "\(pad(indent + span.name.rawValue, 16)) |\(pad(bar, barWidth))| \(lpad(format(span.seconds), 8)) s \(lpad(String(format: "%5.1f", share), 6))%  \(span.source.rawValue)\n"
-    }
-
-    static func format(_ seconds: Double) -> String { String(format: "%.3f", seconds) }
-    static func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
-    static func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
-}
-
-/// Chrome Trace Event JSON (the "JSON Object Format"): complete events ("ph": "X") in
-/// microseconds, one process per pod start, top-level phases on thread 1 and pull parts on
-/// thread 2. Perfetto and chrome://tracing open it.
-enum ChromeTrace {
-    static func render(_ traces: [PodStartTrace]) -> JSON {
-        var events: [JSON] = []
-        let origin = traces.map(\.created).min() ?? 0
-        for (index, trace) in traces.enumerated() {
-            let pid = Int64(index + 1)
-            events.append(metadata("process_name", pid: pid, tid: 0, name: "\(trace.pod.namespace)/\(trace.pod.name)"))
-            events.append(metadata("thread_name", pid: pid, tid: 1, name: "phases"))
-            events.append(metadata("thread_name", pid: pid, tid: 2, name: "pull"))
-            for span in trace.phases {
-                events.append(.object([
-                    ("name", .string(span.name.rawValue)),
-                    ("cat", .string(span.parent == nil ? "phase" : "pull")),
-                    ("ph", .string("X")),
-                    ("ts", .double(Double(span.start - origin) / 1000)),
-                    ("dur", .double(Double(span.nanoseconds) / 1000)),
-                    ("pid", .int(pid)),
-                    ("tid", .int(span.parent == nil ? 1 : 2)),
-                    ("args", .object([("source", .string(span.source.rawValue)), ("seconds", .double(span.seconds))])),
-                ]))
-            }
-        }
-        return .object([("traceEvents", .array(events)), ("displayTimeUnit", .string("ms"))])
-    }
-
-    static func metadata(_ kind: String, pid: Int64, tid: Int64, name: String) -> JSON {
-        .object([("name", .string(kind)), ("ph", .string("M")), ("pid", .int(pid)), ("tid", .int(tid)),
-                 ("args", .object([("name", .string(name))]))])
-    }
 }
 
 /// Whether SIGINT or SIGTERM arrived (a cancelled start is then an interruption, not a failure).

@@ -1,3 +1,4 @@
+import Foundation
 import AccessProfiles
 import PodstartCore
 import Testing
@@ -22,11 +23,43 @@ import Testing
             """)
     }
 
-    @Test func nydusAndOverlaybdAndPathsAreAbsolutePathsOneALine() throws {
+    @Test func nydusAndPathsAreAbsolutePathsOneALine() throws {
         let expected = "/usr/bin/app\n/etc/app.conf\n/opt/data/idx \"q\".bin\n/usr/lib/libü.so\n"
-        for format in [PrefetchFormat.nydus, .overlaybd, .paths] {
+        for format in [PrefetchFormat.nydus, .paths] {
             #expect(try PrefetchExport.document(plan, format: format) == expected, "\(format)")
         }
+    }
+
+    /// overlaybd's prefetcher keeps a line only when every component is A-Z a-z 0-9 _ - . : the
+    /// others would be skipped without a word, so the export leaves them out and says so.
+    @Test func overlaybdLeavesOutPathsItWouldSkipAndSaysWhich() throws {
+        let document = try PrefetchExport.export(plan, format: .overlaybd)
+        #expect(document.text == "/usr/bin/app\n/etc/app.conf\n")
+        #expect(document.omitted.map(\.path) == ["/opt/data/idx \"q\".bin", "/usr/lib/libü.so"])
+        #expect(document.omitted.allSatisfy { $0.reason.contains("A-Z a-z 0-9 _ - .") })
+        #expect(try PrefetchExport.export(plan, format: .paths).omitted.isEmpty)
+        #expect(PrefetchExport.overlaybdAccepts("/usr/lib/x86_64-linux-gnu/libc.so.6"))
+        for path in ["/usr/lib/python3/dist-packages/a+b.py", "/opt/my app/x", "/usr/lib/libü.so", "/x/@scope/y"] {
+            #expect(!PrefetchExport.overlaybdAccepts(path), "\(path)")
+        }
+    }
+
+    /// overlaybd refuses a whole list over 65,536 bytes: the export stops before it, in plan order.
+    @Test func overlaybdListsStayWithinItsSizeLimit() throws {
+        let files = (0 ..< 2000).map { Make.A(path: String(format: "/usr/share/app/modules/module_%04d/__init__.py", $0), ms: Double($0)) }
+        let big = PrefetchPlan(profile: ImageProfile(traces: [Make.trace("u1", files)], imageDigest: Make.digest))
+        let document = try PrefetchExport.export(big, format: .overlaybd)
+        let kept = document.text.split(separator: "\n").map(String.init)
+        #expect(document.text.utf8.count <= PrefetchExport.overlaybdMaxBytes)
+        #expect(document.text.utf8.count + 47 > PrefetchExport.overlaybdMaxBytes, "stopped early: \(document.text.utf8.count) bytes")
+        #expect(kept == Array(big.files.prefix(kept.count).map(\.path)), "the head of the plan, in order")
+        #expect(kept.count + document.omitted.count == big.files.count)
+        #expect(document.omitted.allSatisfy { $0.reason.contains("65536 bytes") })
+        // the checker refuses what overlaybd would refuse
+        let tooBig = big.files.map { $0.path + "\n" }.joined()
+        #expect(throws: FormatViolation.self) { try PrefetchExport.check(tooBig, format: .overlaybd) }
+        #expect(throws: Never.self) { try PrefetchExport.check(tooBig, format: .paths) }
+        #expect(throws: FormatViolation.self) { try PrefetchExport.check("/a+b\n", format: .overlaybd) }
     }
 
     @Test func nydusJSONCarriesRangesAndLeavesThemOutForUnreadFiles() throws {

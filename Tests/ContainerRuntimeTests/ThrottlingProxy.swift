@@ -85,13 +85,7 @@ final class ThrottlingProxy: @unchecked Sendable {
             let n = buffer.withUnsafeMutableBytes { recv(from, $0.baseAddress, $0.count, 0) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
-            var sent = 0
-            while sent < n {
-                let m = buffer[sent..<n].withUnsafeBytes { send(to, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                if m < 0 && errno == EINTR { continue }
-                if m <= 0 { return }
-                sent += m
-            }
+            guard CuttingProxy.sendAll(to, buffer[0..<n]) else { return }
             total += Double(n)
             if bytesPerSecond.isFinite {
                 let due = total / bytesPerSecond - Date().timeIntervalSince(begin)

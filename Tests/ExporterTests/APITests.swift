@@ -101,6 +101,34 @@ struct APITests {
         }
     }
 
+    /// The same start as a page a browser opens (its content is TraceViewsTests' subject): HTML, a
+    /// policy that forbids fetching anything, the pod named; an unknown format is a 400.
+    @Test func onePodAsAnHTMLPage() async throws {
+        try await Self.app(traces: 3).test(.router) { client in
+            try await client.execute(uri: "/v1/pods/uid-2?format=html", method: .get) { r in
+                #expect(r.status == .ok)
+                #expect(r.headers[.contentType] == "text/html; charset=utf-8")
+                #expect(r.headers[.contentSecurityPolicy] == "default-src 'none'; style-src 'unsafe-inline'")
+                let body = String(buffer: r.body)
+                #expect(body.hasPrefix("<!DOCTYPE html>"))
+                #expect(body.contains("<h1>\(Fixtures.readyStart(uid: "uid-2", name: "pod-2").pod.namespace)/pod-2</h1>"))
+                #expect(body.contains("class=\"phase\""))
+            }
+            try await client.execute(uri: "/v1/pods/uid-2?format=json", method: .get) { r in
+                let trace = try PodStartTrace(json: Self.json(r))
+                #expect(trace.pod.name == "pod-2")
+            }
+            try await client.execute(uri: "/v1/pods/uid-2?format=pdf", method: .get) { r in
+                #expect(r.status == .badRequest)
+                let body = try Self.json(r)
+                #expect(body["error"]?.stringValue == "format is json or html")
+            }
+            try await client.execute(uri: "/v1/pods/uid-404?format=html", method: .get) { r in
+                #expect(r.status == .notFound)
+            }
+        }
+    }
+
     @Test func onePodByUIDOrAJSON404() async throws {
         try await Self.app(traces: 3).test(.router) { client in
             try await client.execute(uri: "/v1/pods/uid-1", method: .get) { r in

@@ -19,6 +19,9 @@ struct MetricsRegistryTests {
         r.addProbeEvents(program: "exec", count: 42)
         r.addProbeEventsLost(program: "read", count: 3)
         r.recordSourceError(source: "kubelet-log")
+        r.recordCRIConnectionClose(retried: true)
+        r.recordCRIConnectionClose(retried: true)
+        r.recordCRIConnectionClose(retried: false)
         r.setProbesEnabled(true)
         return r
     }
@@ -29,6 +32,10 @@ struct MetricsRegistryTests {
 # HELP podstart_build_info Build information about the podstart binary; the value is always 1.
 # TYPE podstart_build_info gauge
 podstart_build_info{revision="abc123",version="0.1.0"} 1
+# HELP podstart_cri_connection_closes_total Connections to the container runtime that closed under a call while the runtime ran, by outcome (retried: the call was repeated on a new connection; failed: it was not).
+# TYPE podstart_cri_connection_closes_total counter
+podstart_cri_connection_closes_total{outcome="failed"} 1
+podstart_cri_connection_closes_total{outcome="retried"} 2
 # HELP podstart_image_pull_bytes_total Bytes of image content pulled, by image (images without a label slot are summed as other).
 # TYPE podstart_image_pull_bytes_total counter
 podstart_image_pull_bytes_total{image="other"} 1000
@@ -235,6 +242,8 @@ podstart_startup_read_bytes_count 1
         #expect(lines.contains("# TYPE podstart_build info"))
         #expect(lines.contains(#"podstart_build_info{revision="abc123",version="0.1.0"} 1"#))
         #expect(lines.contains("# TYPE podstart_image_pull_bytes counter"))
+        #expect(lines.contains("# TYPE podstart_cri_connection_closes counter"))
+        #expect(lines.contains(#"podstart_cri_connection_closes_total{outcome="retried"} 2"#))
         #expect(lines.contains(#"podstart_image_pull_bytes_total{image="registry.local/app:1"} 5000000"#))
         #expect(lines.contains("# TYPE podstart_pod_starts counter"))
         #expect(lines.contains(#"podstart_pod_start_duration_seconds_bucket{le="3.0"} 1"#))

@@ -1,0 +1,45 @@
+import Foundation
+import PodstartCore
+
+/// The waterfall: one bar per phase on the pod's timeline, with seconds and share of the total.
+public enum TraceTable {
+    public static let barWidth = 48
+
+    public static func render(_ trace: PodStartTrace, run: Int?) -> String {
+        let e2e = max(trace.e2eNanoseconds, 1)
+        var out = ""
+        if let run { out += "run \(run)\n" }
+        out += "pod \(trace.pod.namespace)/\(trace.pod.name)  \(trace.containers.first?.image ?? "")\n"
+        out += "created \(Timestamp.rfc3339(unixNanoseconds: trace.created))  ready after \(format(trace.e2eSeconds)) s\n\n"
+        let top = trace.phases.filter { $0.parent == nil }
+        for span in top {
+            out += line(span, trace: trace, e2e: e2e, indent: "")
+            if span.name == .pull {
+                for part in trace.phases where part.parent == .pull && part.start >= span.start && part.end <= span.end {
+                    out += line(part, trace: trace, e2e: e2e, indent: "  ")
+                }
+            }
+        }
+        out += "\(pad("total", 16)) \(String(repeating: " ", count: barWidth + 2)) \(lpad(format(trace.e2eSeconds), 8)) s  100.0%\n"
+        for container in trace.containers {
+            let bytes = container.accesses.reduce(UInt64(0)) { $0 + $1.bytes }
+            out += "\ncontainer \(container.name): \(container.accesses.count) files read at start, \(bytes) bytes"
+            if let code = container.exitCode { out += ", exited \(code)" }
+            out += "\n"
+        }
+        return out + "\n"
+    }
+
+    static func line(_ span: PhaseSpan, trace: PodStartTrace, e2e: Int64, indent: String) -> String {
+        let offset = Int((Double(span.start - trace.created) / Double(e2e) * Double(barWidth)).rounded(.down))
+        var length = Int((Double(span.nanoseconds) / Double(e2e) * Double(barWidth)).rounded())
+        length = max(1, min(length, barWidth - min(offset, barWidth - 1)))
+        let bar = String(repeating: " ", count: min(offset, barWidth - 1)) + String(repeating: "█", count: length)
+        let share = Double(span.nanoseconds) / Double(e2e) * 100
+        return "\(pad(indent + span.name.rawValue, 16)) |\(pad(bar, barWidth))| \(lpad(format(span.seconds), 8)) s \(lpad(String(format: "%5.1f", share), 6))%  \(span.source.rawValue)\n"
+    }
+
+    public static func format(_ seconds: Double) -> String { String(format: "%.3f", seconds) }
+    public static func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+    public static func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
+}
