@@ -33,11 +33,14 @@ struct AnalyzeCommand: AsyncParsableCommand {
     @Option(help: "Only pods observed running at or after T: RFC 3339 ('2024-11-29T16:00:00Z'), 'YYYY-MM-DD HH:MM:SS' (UTC), or a duration ago ('90m', '2h').")
     var since: String?
 
-    @Option(help: "table, json (one object per pod per line, then a summary object) or csv.")
+    @Option(name: [.short, .long], help: "table, json (one object per pod per line, then a summary object) or csv.")
     var output: Output = .table
 
     @Option(help: "Slowest pods to list in the summary.")
     var top = 10
+
+    @Flag(name: .customLong("fail-on-breach"), help: "Exit with status 2 when the pod startup SLO (p99 of the SLO duration ≤ 5 s) is breached, for CI pipelines.")
+    var failOnBreach = false
 
     func validate() throws {
         if kubeletLog == nil && !journal {
@@ -110,6 +113,11 @@ struct AnalyzeCommand: AsyncParsableCommand {
         let c = scanner.counters
         if c.startupRejected > 0 || c.containerdMalformed > 0 {
             FileHandle.standardError.write(Data("podstart: skipped \(c.startupRejected) damaged startup lines and \(c.containerdMalformed) damaged containerd lines (see summary)\n".utf8))
+        }
+        if failOnBreach, !summary.sloMet {
+            let o = summary.overall
+            FileHandle.standardError.write(Data("podstart: pod startup SLO breached: p99 \(o.sloP99) s over \(StartupSummary.sloThresholdSeconds) s (\(o.sloBreaches) of \(o.count) pods over)\n".utf8))
+            throw ExitCode(2)
         }
     }
 }

@@ -178,7 +178,7 @@ struct ProfilePlanCommand: AsyncParsableCommand {
     @OptionGroup var source: ProfileSourceOptions
     @OptionGroup var plan: PlanOptions
 
-    @Option(help: "table or json.")
+    @Option(name: [.short, .long], help: "table or json.")
     var output: ProfileOutput = .table
 
     func run() async throws {
@@ -238,7 +238,7 @@ struct ProfileEvaluateCommand: AsyncParsableCommand {
     @Option(help: "Trace JSON of the held-out start.")
     var trace: String
 
-    @Option(help: "table or json.")
+    @Option(name: [.short, .long], help: "table or json.")
     var output: ProfileOutput = .table
 
     func run() async throws {

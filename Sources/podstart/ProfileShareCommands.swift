@@ -49,7 +49,7 @@ struct ProfilePushCommand: AsyncParsableCommand {
     @OptionGroup var source: ProfileSourceOptions
     @OptionGroup var registry: RegistryOptions
 
-    @Option(help: "table or json.")
+    @Option(name: [.short, .long], help: "table or json.")
     var output: ProfileOutput = .table
 
     func validate() throws { _ = try RegistryOptions.reference(source.image) }

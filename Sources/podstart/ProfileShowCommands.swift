@@ -24,7 +24,7 @@ struct ProfileListCommand: AsyncParsableCommand {
     @Flag(name: .customLong("skip-malformed"), help: "Use the good traces of a file that also holds malformed lines.")
     var skipMalformed = false
 
-    @Option(help: "table or json (one object per image per line).")
+    @Option(name: [.short, .long], help: "table or json (one object per image per line).")
     var output: ProfileOutput = .table
 
     func validate() throws {
@@ -86,7 +86,7 @@ struct ProfileShowCommand: AsyncParsableCommand {
 
     @OptionGroup var source: ProfileSourceOptions
 
-    @Option(help: "table or json.")
+    @Option(name: [.short, .long], help: "table or json.")
     var output: ProfileOutput = .table
 
     func run() async throws {
