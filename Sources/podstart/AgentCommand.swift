@@ -217,7 +217,7 @@ struct Agent {
         tasks.append(Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(500))
-                await hub.ingest([.tick(now: WallClock.unixNow())])
+                await hub.ingest([.tick(nowUnixNs: WallClock.unixNow())])
             }
         })
         // Ready once every source has had its first look (or 10 s passed: a source whose input is

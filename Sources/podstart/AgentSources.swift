@@ -117,11 +117,11 @@ struct CRIPollSource: Sendable {
                 inputs.append(.preexisting(uid: sandbox.pod.uid))
                 continue
             }
-            inputs.append(.pod(uid: sandbox.pod.uid, namespace: sandbox.pod.namespace, name: sandbox.pod.name,
-                               created: sandbox.createdAtUnixNs, source: .cri))
+            inputs.append(.pod(PodSighting(uid: sandbox.pod.uid, namespace: sandbox.pod.namespace, name: sandbox.pod.name,
+                                           createdUnixNs: sandbox.createdAtUnixNs, source: .cri)))
             // The listing shows a sandbox only once RunPodSandbox is done: its end is a sighting.
-            inputs.append(.sandbox(uid: sandbox.pod.uid, sandboxID: sandbox.id, begin: sandbox.createdAtUnixNs,
-                                   end: max(sandbox.createdAtUnixNs, sightedAt), source: .derived))
+            inputs.append(.sandbox(SandboxCreation(uid: sandbox.pod.uid, sandboxID: sandbox.id, beginUnixNs: sandbox.createdAtUnixNs,
+                                                   endUnixNs: max(sandbox.createdAtUnixNs, sightedAt), source: .derived)))
         }
         let listed = Set(sandboxes.map(\.id))
         for id in known.sandboxes.keys where !listed.contains(id) {
@@ -142,20 +142,20 @@ struct CRIPollSource: Sendable {
             }
             if previous == nil {
                 let image = await image(container, client: client, known: &known)
-                inputs.append(.containerCreated(uid: uid, containerID: container.id, name: container.name, image: image.name,
-                                                imageDigest: image.digest, isInit: false, begin: status.createdAtUnixNs,
-                                                end: status.createdAtUnixNs, source: .cri))
+                inputs.append(.containerCreated(ContainerCreation(uid: uid, containerID: container.id, name: container.name, image: image.name,
+                                                                  imageDigest: image.digest, isInit: false, beginUnixNs: status.createdAtUnixNs,
+                                                                  endUnixNs: status.createdAtUnixNs, source: .cri)))
             }
             if status.startedAtUnixNs > 0 {
                 // StartContainer follows CreateContainer at once in the kubelet's sync: until a
                 // log or the kernel says better, it spans created → started.
-                inputs.append(.containerStarted(containerID: container.id, begin: status.createdAtUnixNs,
-                                                end: max(status.createdAtUnixNs, status.startedAtUnixNs), source: .derived))
+                inputs.append(.containerStarted(ContainerStart(containerID: container.id, beginUnixNs: status.createdAtUnixNs,
+                                                               endUnixNs: max(status.createdAtUnixNs, status.startedAtUnixNs), source: .derived)))
                 if let pid = status.verbose?.pid, pid > 0 {
-                    inputs.append(.containerPid(containerID: container.id, pid: UInt32(pid)))
+                    inputs.append(.containerPid(ContainerInitProcess(containerID: container.id, pid: UInt32(pid))))
                     var st = stat()
                     if stat("/proc/\(pid)/ns/mnt", &st) == 0 {
-                        inputs.append(.containerMountNamespace(containerID: container.id, mountNamespace: UInt32(truncatingIfNeeded: st.st_ino)))
+                        inputs.append(.containerMountNamespace(ContainerMountNamespace(containerID: container.id, mountNamespace: UInt32(truncatingIfNeeded: st.st_ino))))
                     }
                 }
                 if !(await hub.knowsFiles(of: container.id)), let rootfs = OverlayRootfs.find(containerID: container.id) {
@@ -163,7 +163,7 @@ struct CRIPollSource: Sendable {
                 }
             }
             if status.state == .exited, status.finishedAtUnixNs > 0 {
-                inputs.append(.containerExited(containerID: container.id, at: status.finishedAtUnixNs, exitCode: status.exitCode))
+                inputs.append(.containerExited(ContainerExit(containerID: container.id, atUnixNs: status.finishedAtUnixNs, exitCode: status.exitCode)))
             }
         }
         let listedContainers = Set(containers.map(\.id))
@@ -254,26 +254,26 @@ final class ContainerdLogInputs: @unchecked Sendable {
         case .sandboxReady(_, let uid, let sandboxID):
             sandboxPod[sandboxID] = uid
             if let begin = sandboxBegin.removeValue(forKey: uid) {
-                return [.sandbox(uid: uid, sandboxID: sandboxID, begin: begin, end: t, source: .containerd)]
+                return [.sandbox(SandboxCreation(uid: uid, sandboxID: sandboxID, beginUnixNs: begin, endUnixNs: t, source: .containerd))]
             }
         case .pullStarted(let image):
             pullBegin[image] = t
         case .pullFinished(let image, _):
             if let begin = pullBegin.removeValue(forKey: image) {
-                return [.pull(uid: nil, image: image, begin: begin, end: t, source: .containerd)]
+                return [.pull(ImagePull(uid: nil, image: image, beginUnixNs: begin, endUnixNs: t, source: .containerd))]
             }
         case .containerCreateRequested(let sandboxID, let name):
             createBegin["\(sandboxID)/\(name)"] = t
         case .containerCreated(let sandboxID, let name, let containerID):
             if let begin = createBegin.removeValue(forKey: "\(sandboxID)/\(name)"), let uid = sandboxPod[sandboxID] {
-                return [.containerCreated(uid: uid, containerID: containerID, name: name, image: "", imageDigest: nil,
-                                          isInit: false, begin: begin, end: t, source: .containerd)]
+                return [.containerCreated(ContainerCreation(uid: uid, containerID: containerID, name: name, image: "", imageDigest: nil,
+                                                            isInit: false, beginUnixNs: begin, endUnixNs: t, source: .containerd))]
             }
         case .containerStartRequested(let containerID):
             startBegin[containerID] = t
         case .containerStarted(let containerID):
             if let begin = startBegin.removeValue(forKey: containerID) {
-                return [.containerStarted(containerID: containerID, begin: begin, end: t, source: .containerd)]
+                return [.containerStarted(ContainerStart(containerID: containerID, beginUnixNs: begin, endUnixNs: t, source: .containerd))]
             }
         default:
             break
@@ -394,7 +394,7 @@ final class KernelSource: Sendable {
         do {
             let ranges = try session.drainReadRanges(mountNamespaces: exited)
             let counts = try session.openCounts(mountNamespaces: exited, remove: true)
-            await hub.ingest(ranges.map { CorrelatorInput.kernel(.readRange($0)) } + [.aggregates(openCounts: counts, writeTotals: [])])
+            await hub.ingest(ranges.map { CorrelatorInput.kernel(.readRange($0)) } + [.aggregates(KernelAggregates(openCounts: counts, writeTotals: []))])
         } catch {
             metrics.recordSourceError(source: "kernel")
             logger.warning("cannot clear a finished container's kernel aggregates", metadata: ["error": "\(error)"])
@@ -414,7 +414,7 @@ final class KernelSource: Sendable {
                 if open || wasOpen {
                     let ranges = try session.drainReadRanges()
                     if !ranges.isEmpty { await hub.ingest(kernel: ranges.map(KernelEvent.readRange)) }
-                    await hub.ingest([.aggregates(openCounts: try session.openCounts(), writeTotals: try session.writeTotals(remove: true))])
+                    await hub.ingest([.aggregates(KernelAggregates(openCounts: try session.openCounts(), writeTotals: try session.writeTotals(remove: true)))])
                 }
                 wasOpen = open
                 ticks += 1
@@ -507,8 +507,8 @@ struct ContainerdEventSource: Sendable {
               record.labels["io.cri-containerd.kind"] == "container",
               let uid = record.labels["io.kubernetes.pod.uid"] else { return [] }
         let status = try? await CRIClient.withClient(endpoint: endpoint, timeout: .seconds(5)) { try await $0.imageStatus(image) }
-        return [.containerCreated(uid: uid, containerID: id, name: record.labels["io.kubernetes.container.name"] ?? "",
-                                  image: image, imageDigest: status?.manifestDigest, isInit: false, begin: t, end: t, source: .containerd)]
+        return [.containerCreated(ContainerCreation(uid: uid, containerID: id, name: record.labels["io.kubernetes.container.name"] ?? "",
+                                                    image: image, imageDigest: status?.manifestDigest, isInit: false, beginUnixNs: t, endUnixNs: t, source: .containerd))]
     }
 
     static func inputs(_ event: ContainerdEvent, criNamespace: String, pending: inout [String: Pending]) -> [CorrelatorInput] {
@@ -516,29 +516,29 @@ struct ContainerdEventSource: Sendable {
         let cri = event.namespace == criNamespace
         switch event.payload {
         case .taskStart(let id, let pid) where cri:
-            return [.containerPid(containerID: id, pid: pid)]
+            return [.containerPid(ContainerInitProcess(containerID: id, pid: pid))]
         case _ where cri:
             return []
         case .containerCreate(let id, let image, _):
             pending[id] = Pending(createdAt: t)
             if pending.count > 4096 { pending.removeAll() }
-            return [.runtimeContainer(uid: id, containerdNamespace: event.namespace, containerID: id),
-                    .pod(uid: id, namespace: "", name: "", created: t, source: .containerd),
-                    .containerCreated(uid: id, containerID: id, name: id, image: image, imageDigest: nil, isInit: false,
-                                      begin: t, end: t, source: .containerd)]
+            return [.runtimeContainer(RuntimeContainer(uid: id, containerdNamespace: event.namespace, containerID: id)),
+                    .pod(PodSighting(uid: id, namespace: "", name: "", createdUnixNs: t, source: .containerd)),
+                    .containerCreated(ContainerCreation(uid: id, containerID: id, name: id, image: image, imageDigest: nil, isInit: false,
+                                                        beginUnixNs: t, endUnixNs: t, source: .containerd))]
         case .taskCreate(let id, _, _, _):
             guard var p = pending[id] else { return [] }
             p.taskCreatedAt = t
             pending[id] = p
             // create: the container record → runc has created the task
-            return [.containerCreated(uid: id, containerID: id, name: id, image: "", imageDigest: nil, isInit: false,
-                                      begin: p.createdAt, end: t, source: .containerd)]
+            return [.containerCreated(ContainerCreation(uid: id, containerID: id, name: id, image: "", imageDigest: nil, isInit: false,
+                                                        beginUnixNs: p.createdAt, endUnixNs: t, source: .containerd))]
         case .taskStart(let id, let pid):
             guard let p = pending.removeValue(forKey: id) else { return [] }
-            return [.containerStarted(containerID: id, begin: p.taskCreatedAt ?? p.createdAt, end: t, source: .containerd),
-                    .containerPid(containerID: id, pid: pid)]
+            return [.containerStarted(ContainerStart(containerID: id, beginUnixNs: p.taskCreatedAt ?? p.createdAt, endUnixNs: t, source: .containerd)),
+                    .containerPid(ContainerInitProcess(containerID: id, pid: pid))]
         case .taskExit(let id, let execID, _, let status, let exitedAt) where execID.isEmpty || execID == id:
-            return [.containerExited(containerID: id, at: exitedAt, exitCode: Int32(truncatingIfNeeded: status))]
+            return [.containerExited(ContainerExit(containerID: id, atUnixNs: exitedAt, exitCode: Int32(truncatingIfNeeded: status)))]
         case .containerDelete(let id):
             pending.removeValue(forKey: id)
             return []
