@@ -64,18 +64,18 @@ public actor AgentHub {
         for input in inputs {
             recorder?(input)
             switch input {
-            case .containerMountNamespace(let id, let ns): namespaces[id] = ns
-            case .containerCreated(let uid, let id, let name, _, _, _, _, _, _):
-                startContainers[uid, default: []].insert(id)
-                if !name.isEmpty { containerNames[id] = name }
+            case .containerMountNamespace(let m): namespaces[m.containerID] = m.mountNamespace
+            case .containerCreated(let c):
+                startContainers[c.uid, default: []].insert(c.containerID)
+                if !c.name.isEmpty { containerNames[c.containerID] = c.name }
             // What a start waits for, in the debug log: a start that is never recorded shows
             // which of its inputs came.
-            case .pod(let uid, let namespace, let name, _, let source):
-                logger.debug("pod seen", metadata: ["pod": "\(namespace)/\(name)", "uid": "\(uid)", "source": "\(source)"])
+            case .pod(let p):
+                logger.debug("pod seen", metadata: ["pod": "\(p.namespace)/\(p.name)", "uid": "\(p.uid)", "source": "\(p.source)"])
             case .kubeletStartup(let line):
                 logger.debug("kubelet startup line", metadata: ["pod": "\(line.pod)"])
-            case .ready(let uid, _, let source):
-                logger.debug("pod ready", metadata: ["uid": "\(uid)", "source": "\(source)"])
+            case .ready(let r):
+                logger.debug("pod ready", metadata: ["uid": "\(r.uid)", "source": "\(r.source)"])
             default: break
             }
             done += correlator.ingest(input, resolve: resolve)
@@ -188,7 +188,7 @@ public actor AgentHub {
             let ns = e.task.mountNamespace
             guard !linkedNamespaces.contains(ns), let id = processes.containerID(Int32(bitPattern: e.task.pid)) else { continue }
             linkedNamespaces.insert(ns)
-            inputs.append(.containerMountNamespace(containerID: id, mountNamespace: ns))
+            inputs.append(.containerMountNamespace(.init(containerID: id, mountNamespace: ns)))
         }
         return inputs
     }

@@ -53,11 +53,11 @@ public struct CRIListingAdapter: Sendable {
                 inputs.append(.preexisting(uid: sandbox.pod.uid))
                 continue
             }
-            inputs.append(.pod(uid: sandbox.pod.uid, namespace: sandbox.pod.namespace, name: sandbox.pod.name,
-                               created: sandbox.createdAtUnixNs, source: .cri))
+            inputs.append(.pod(PodSighting(uid: sandbox.pod.uid, namespace: sandbox.pod.namespace, name: sandbox.pod.name,
+                               createdUnixNs: sandbox.createdAtUnixNs, source: .cri)))
             // The listing shows a sandbox only once RunPodSandbox is done: its end is a sighting.
-            inputs.append(.sandbox(uid: sandbox.pod.uid, sandboxID: sandbox.id, begin: sandbox.createdAtUnixNs,
-                                   end: max(sandbox.createdAtUnixNs, sightedAt), source: .derived))
+            inputs.append(.sandbox(SandboxCreation(uid: sandbox.pod.uid, sandboxID: sandbox.id, beginUnixNs: sandbox.createdAtUnixNs,
+                                   endUnixNs: max(sandbox.createdAtUnixNs, sightedAt), source: .derived)))
         }
         let listed = Set(sandboxList.map(\.id))
         for id in sandboxes.keys where !listed.contains(id) {
@@ -78,25 +78,25 @@ public struct CRIListingAdapter: Sendable {
             }
             if previous == nil {
                 let image = await image(container, listing: listing)
-                inputs.append(.containerCreated(uid: uid, containerID: container.id, name: container.name, image: image.name,
-                                                imageDigest: image.digest, isInit: false, begin: status.createdAtUnixNs,
-                                                end: status.createdAtUnixNs, source: .cri))
+                inputs.append(.containerCreated(ContainerCreation(uid: uid, containerID: container.id, name: container.name, image: image.name,
+                                                imageDigest: image.digest, isInit: false, beginUnixNs: status.createdAtUnixNs,
+                                                endUnixNs: status.createdAtUnixNs, source: .cri)))
             }
             if status.startedAtUnixNs > 0 {
                 // StartContainer follows CreateContainer at once in the kubelet's sync: until a
                 // log or the kernel says better, it spans created → started.
-                inputs.append(.containerStarted(containerID: container.id, begin: status.createdAtUnixNs,
-                                                end: max(status.createdAtUnixNs, status.startedAtUnixNs), source: .derived))
+                inputs.append(.containerStarted(ContainerStart(containerID: container.id, beginUnixNs: status.createdAtUnixNs,
+                                                endUnixNs: max(status.createdAtUnixNs, status.startedAtUnixNs), source: .derived)))
                 if let pid = status.verbose?.pid, pid > 0 {
-                    inputs.append(.containerPid(containerID: container.id, pid: UInt32(pid)))
+                    inputs.append(.containerPid(ContainerInitProcess(containerID: container.id, pid: UInt32(pid))))
                     if let ns = processes.mountNamespace(pid) {
-                        inputs.append(.containerMountNamespace(containerID: container.id, mountNamespace: UInt32(truncatingIfNeeded: ns)))
+                        inputs.append(.containerMountNamespace(ContainerMountNamespace(containerID: container.id, mountNamespace: UInt32(truncatingIfNeeded: ns))))
                     }
                 }
                 startedContainers.append(container.id)
             }
             if status.state == .exited, status.finishedAtUnixNs > 0 {
-                inputs.append(.containerExited(containerID: container.id, at: status.finishedAtUnixNs, exitCode: status.exitCode))
+                inputs.append(.containerExited(ContainerExit(containerID: container.id, atUnixNs: status.finishedAtUnixNs, exitCode: status.exitCode)))
             }
         }
         let listedContainers = Set(containerList.map(\.id))

@@ -16,29 +16,29 @@ public struct ContainerdEventAdapter: Sendable {
         let cri = event.namespace == criNamespace
         switch event.payload {
         case .taskStart(let id, let pid) where cri:
-            return [.containerPid(containerID: id, pid: pid)]
+            return [.containerPid(ContainerInitProcess(containerID: id, pid: pid))]
         case _ where cri:
             return []
         case .containerCreate(let id, let image, _):
             pending[id] = Pending(createdAt: t)
             if pending.count > 4096 { pending.removeAll() }
-            return [.runtimeContainer(uid: id, containerdNamespace: event.namespace, containerID: id),
-                    .pod(uid: id, namespace: "", name: "", created: t, source: .containerd),
-                    .containerCreated(uid: id, containerID: id, name: id, image: image, imageDigest: nil, isInit: false,
-                                      begin: t, end: t, source: .containerd)]
+            return [.runtimeContainer(RuntimeContainer(uid: id, containerdNamespace: event.namespace, containerID: id)),
+                    .pod(PodSighting(uid: id, namespace: "", name: "", createdUnixNs: t, source: .containerd)),
+                    .containerCreated(ContainerCreation(uid: id, containerID: id, name: id, image: image, imageDigest: nil, isInit: false,
+                                      beginUnixNs: t, endUnixNs: t, source: .containerd))]
         case .taskCreate(let id, _, _, _):
             guard var p = pending[id] else { return [] }
             p.taskCreatedAt = t
             pending[id] = p
             // create: the container record → runc has created the task
-            return [.containerCreated(uid: id, containerID: id, name: id, image: "", imageDigest: nil, isInit: false,
-                                      begin: p.createdAt, end: t, source: .containerd)]
+            return [.containerCreated(ContainerCreation(uid: id, containerID: id, name: id, image: "", imageDigest: nil, isInit: false,
+                                      beginUnixNs: p.createdAt, endUnixNs: t, source: .containerd))]
         case .taskStart(let id, let pid):
             guard let p = pending.removeValue(forKey: id) else { return [] }
-            return [.containerStarted(containerID: id, begin: p.taskCreatedAt ?? p.createdAt, end: t, source: .containerd),
-                    .containerPid(containerID: id, pid: pid)]
+            return [.containerStarted(ContainerStart(containerID: id, beginUnixNs: p.taskCreatedAt ?? p.createdAt, endUnixNs: t, source: .containerd)),
+                    .containerPid(ContainerInitProcess(containerID: id, pid: pid))]
         case .taskExit(let id, let execID, _, let status, let exitedAt) where execID.isEmpty || execID == id:
-            return [.containerExited(containerID: id, at: exitedAt, exitCode: Int32(truncatingIfNeeded: status))]
+            return [.containerExited(ContainerExit(containerID: id, atUnixNs: exitedAt, exitCode: Int32(truncatingIfNeeded: status)))]
         case .containerDelete(let id):
             pending.removeValue(forKey: id)
             return []
@@ -53,7 +53,7 @@ public struct ContainerdEventAdapter: Sendable {
                                     digest: @Sendable () async -> String?) async -> [CorrelatorInput] {
         guard record.labels["io.cri-containerd.kind"] == "container",
               let uid = record.labels["io.kubernetes.pod.uid"] else { return [] }
-        return [.containerCreated(uid: uid, containerID: record.id, name: record.labels["io.kubernetes.container.name"] ?? "",
-                                  image: image, imageDigest: await digest(), isInit: false, begin: t, end: t, source: .containerd)]
+        return [.containerCreated(ContainerCreation(uid: uid, containerID: record.id, name: record.labels["io.kubernetes.container.name"] ?? "",
+                                  image: image, imageDigest: await digest(), isInit: false, beginUnixNs: t, endUnixNs: t, source: .containerd))]
     }
 }

@@ -34,26 +34,26 @@ public final class ContainerdLogInputs: Sendable {
         case .sandboxReady(_, let uid, let sandboxID):
             p.sandboxPod[sandboxID] = uid
             if let begin = p.sandboxBegin.removeValue(forKey: uid) {
-                return [.sandbox(uid: uid, sandboxID: sandboxID, begin: begin, end: t, source: .containerd)]
+                return [.sandbox(SandboxCreation(uid: uid, sandboxID: sandboxID, beginUnixNs: begin, endUnixNs: t, source: .containerd))]
             }
         case .pullStarted(let image):
             p.pullBegin[image] = t
         case .pullFinished(let image, _):
             if let begin = p.pullBegin.removeValue(forKey: image) {
-                return [.pull(uid: nil, image: image, begin: begin, end: t, source: .containerd)]
+                return [.pull(ImagePull(uid: nil, image: image, beginUnixNs: begin, endUnixNs: t, source: .containerd))]
             }
         case .containerCreateRequested(let sandboxID, let name):
             p.createBegin["\(sandboxID)/\(name)"] = t
         case .containerCreated(let sandboxID, let name, let containerID):
             if let begin = p.createBegin.removeValue(forKey: "\(sandboxID)/\(name)"), let uid = p.sandboxPod[sandboxID] {
-                return [.containerCreated(uid: uid, containerID: containerID, name: name, image: "", imageDigest: nil,
-                                          isInit: false, begin: begin, end: t, source: .containerd)]
+                return [.containerCreated(ContainerCreation(uid: uid, containerID: containerID, name: name, image: "", imageDigest: nil,
+                                          isInit: false, beginUnixNs: begin, endUnixNs: t, source: .containerd))]
             }
         case .containerStartRequested(let containerID):
             p.startBegin[containerID] = t
         case .containerStarted(let containerID):
             if let begin = p.startBegin.removeValue(forKey: containerID) {
-                return [.containerStarted(containerID: containerID, begin: begin, end: t, source: .containerd)]
+                return [.containerStarted(ContainerStart(containerID: containerID, beginUnixNs: begin, endUnixNs: t, source: .containerd))]
             }
         default:
             break

@@ -12,7 +12,7 @@ public struct CorrelatorClock: Service {
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 try await Task.sleep(for: interval)
-                await hub.ingest([.tick(now: WallClock.unixNow())])
+                await hub.ingest([.tick(nowUnixNs: WallClock.unixNow())])
             }
         }
     }

@@ -112,7 +112,7 @@ public final class KernelSource: Service, Sendable {
         do {
             let ranges = try session.drainReadRanges(mountNamespaces: exited)
             let counts = try session.openCounts(mountNamespaces: exited, remove: true)
-            await hub.ingest(ranges.map { CorrelatorInput.kernel(.readRange($0)) } + [.aggregates(openCounts: counts, writeTotals: [])])
+            await hub.ingest(ranges.map { CorrelatorInput.kernel(.readRange($0)) } + [.aggregates(KernelAggregates(openCounts: counts, writeTotals: []))])
         } catch {
             context.failed("cannot clear a finished container's kernel aggregates", error)
         }
@@ -135,7 +135,7 @@ public final class KernelSource: Service, Sendable {
                 if open || wasOpen {
                     let ranges = try session.drainReadRanges()
                     if !ranges.isEmpty { await hub.ingest(kernel: ranges.map(KernelEvent.readRange)) }
-                    await hub.ingest([.aggregates(openCounts: try session.openCounts(), writeTotals: try session.writeTotals(remove: true))])
+                    await hub.ingest([.aggregates(KernelAggregates(openCounts: try session.openCounts(), writeTotals: try session.writeTotals(remove: true)))])
                 }
                 wasOpen = open
                 ticks += 1

@@ -100,28 +100,28 @@ public struct TraceRun: Sendable {
     public static func inputs(_ record: PodStartRecord) -> [CorrelatorInput] {
         let uid = record.pod.uid
         var inputs: [CorrelatorInput] = [
-            .pod(uid: uid, namespace: record.pod.namespace, name: record.pod.name, created: record.created.unixNs, source: .cri),
+            .pod(PodSighting(uid: uid, namespace: record.pod.namespace, name: record.pod.name, createdUnixNs: record.created.unixNs, source: .cri)),
         ]
         if let sandbox = record.call("RunPodSandbox") {
-            inputs.append(.sandbox(uid: uid, sandboxID: record.sandboxID, begin: sandbox.begin.unixNs, end: sandbox.end.unixNs, source: .cri))
+            inputs.append(.sandbox(SandboxCreation(uid: uid, sandboxID: record.sandboxID, beginUnixNs: sandbox.begin.unixNs, endUnixNs: sandbox.end.unixNs, source: .cri)))
         }
         if let pull = record.call("PullImage") {
-            inputs.append(.pull(uid: uid, image: record.image, begin: pull.begin.unixNs, end: pull.end.unixNs, source: .cri))
+            inputs.append(.pull(ImagePull(uid: uid, image: record.image, beginUnixNs: pull.begin.unixNs, endUnixNs: pull.end.unixNs, source: .cri)))
         }
         if let create = record.call("CreateContainer") {
-            inputs.append(.containerCreated(uid: uid, containerID: record.containerID, name: record.containerName,
+            inputs.append(.containerCreated(ContainerCreation(uid: uid, containerID: record.containerID, name: record.containerName,
                                             image: record.image, imageDigest: record.imageDigest, isInit: false,
-                                            begin: create.begin.unixNs, end: create.end.unixNs, source: .cri))
+                                            beginUnixNs: create.begin.unixNs, endUnixNs: create.end.unixNs, source: .cri)))
         }
         if let start = record.call("StartContainer") {
             // Until the first exec is seen, the container counts as started when podstart saw it running.
-            inputs.append(.containerStarted(containerID: record.containerID, begin: start.begin.unixNs,
-                                            end: record.running.unixNs, source: .cri))
+            inputs.append(.containerStarted(ContainerStart(containerID: record.containerID, beginUnixNs: start.begin.unixNs,
+                                            endUnixNs: record.running.unixNs, source: .cri)))
         }
         if let ns = record.mountNamespaceInode {
-            inputs.append(.containerMountNamespace(containerID: record.containerID, mountNamespace: UInt32(truncatingIfNeeded: ns)))
+            inputs.append(.containerMountNamespace(ContainerMountNamespace(containerID: record.containerID, mountNamespace: UInt32(truncatingIfNeeded: ns))))
         }
-        inputs.append(.ready(uid: uid, at: record.ready.unixNs, source: .prober))
+        inputs.append(.ready(PodReadiness(uid: uid, atUnixNs: record.ready.unixNs, source: .prober)))
         return inputs
     }
 }

@@ -1,47 +1,3 @@
-/// What the sources tell the correlator, normalised: every time is Unix nanoseconds (kernel
-/// records arrive with CLOCK_MONOTONIC and are converted with the correlator's `WallClock`).
-/// Sources only report; the correlator alone decides phases.
-public enum CorrelatorInput: Sendable, Hashable {
-    /// A pod exists: identity and creation time (API server, kubelet /pods, CRI sandbox config).
-    case pod(uid: String, namespace: String, name: String, created: Int64?, source: PhaseSource)
-    /// The pod was bound to this node (PodScheduled / Scheduled event).
-    case scheduled(uid: String, at: Int64, source: PhaseSource)
-    /// RunPodSandbox ran from `begin` to `end`.
-    case sandbox(uid: String, sandboxID: String, begin: Int64, end: Int64, source: PhaseSource)
-    /// An image pull for the pod (pod unknown: nil, e.g. from a containerd log line).
-    case pull(uid: String?, image: String, begin: Int64, end: Int64, source: PhaseSource)
-    /// CreateContainer ran; `isInit` for init containers.
-    case containerCreated(uid: String, containerID: String, name: String, image: String, imageDigest: String?,
-                          isInit: Bool, begin: Int64, end: Int64, source: PhaseSource)
-    /// StartContainer ran.
-    case containerStarted(containerID: String, begin: Int64, end: Int64, source: PhaseSource)
-    /// The container's processes live in this mount namespace (from /proc of its pid).
-    case containerMountNamespace(containerID: String, mountNamespace: UInt32)
-    case containerExited(containerID: String, at: Int64, exitCode: Int32)
-    /// The pod became ready (Ready condition, or the prober's first success).
-    case ready(uid: String, at: Int64, source: PhaseSource)
-    /// The start failed for a reason a source knows (image not found, container exited).
-    case failed(uid: String, at: Int64, reason: String)
-    /// Pods or containers that were running before the agent started: never reported as starts.
-    case preexisting(uid: String)
-    /// A start without a pod (a container started straight through containerd: `ctr run`,
-    /// nerdctl): `uid` is the container id, and the timeline names the containerd namespace.
-    case runtimeContainer(uid: String, containerdNamespace: String, containerID: String)
-    /// The container's init process (from the runtime's task-start event). Joined with the kernel's
-    /// exec records, it gives the container's mount namespace even when the process has already
-    /// exited and /proc no longer has it.
-    case containerPid(containerID: String, pid: UInt32)
-    /// The kubelet's "Observed pod startup duration" line: joined by namespace/name, it gives the
-    /// pull window the kubelet measured and when the kubelet saw every container running.
-    case kubeletStartup(KubeletPodStartupObservation)
-    /// A kernel record.
-    case kernel(KernelEvent)
-    /// The kernel's in-map aggregates, read while a start window is open.
-    case aggregates(openCounts: [OpenCount], writeTotals: [WriteTotal])
-    /// Time passes (closes starts that never became ready).
-    case tick(now: Int64)
-}
-
 /// Builds one timeline per pod start from every source's observations. Pure: no I/O, no clock
 /// of its own; deterministic for a given input sequence (record real streams, replay them).
 ///
@@ -155,66 +111,71 @@ public struct Correlator: Sendable {
         default: earliestDue = .min
         }
         switch input {
-        case .pod(let uid, let namespace, let name, let created, _):
-            guard var pod = state(uid) else { break }
-            pod.namespace = namespace
-            pod.name = name
-            if let created { pod.created = min(pod.created ?? created, created) }
-            pods[uid] = pod
-            if !namespace.isEmpty || !name.isEmpty, let line = pendingStartupLines.removeValue(forKey: "\(namespace)/\(name)") {
-                applyStartupLine(line, to: uid)
+        case .pod(let p):
+            guard var pod = state(p.uid) else { break }
+            pod.namespace = p.namespace
+            pod.name = p.name
+            if let created = p.createdUnixNs { pod.created = min(pod.created ?? created, created) }
+            pods[p.uid] = pod
+            if !p.namespace.isEmpty || !p.name.isEmpty, let line = pendingStartupLines.removeValue(forKey: "\(p.namespace)/\(p.name)") {
+                applyStartupLine(line, to: p.uid)
             }
-        case .scheduled(let uid, let at, let source):
-            guard var pod = state(uid) else { break }
-            pod.scheduled = at
-            pod.measurements.append(PhaseMeasurement(phase: .schedule, interval: Interval(start: pod.created ?? at, end: at), source: source))
-            pods[uid] = pod
-        case .sandbox(let uid, _, let begin, let end, let source):
-            guard var pod = state(uid, at: begin) else { break }
-            pod.measurements.append(PhaseMeasurement(phase: .sandbox, interval: Interval(start: begin, end: end), source: source))
-            pods[uid] = pod
-        case .pull(let uid, let image, let begin, let end, let source):
-            if let uid {
-                guard var pod = state(uid, at: begin) else { break }
-                pod.measurements.append(PhaseMeasurement(phase: .pull, interval: Interval(start: begin, end: end), source: source, subject: image))
+        case .scheduled(let s):
+            guard var pod = state(s.uid) else { break }
+            pod.scheduled = s.atUnixNs
+            pod.measurements.append(PhaseMeasurement(phase: .schedule, interval: Interval(start: pod.created ?? s.atUnixNs, end: s.atUnixNs),
+                                                     source: s.source))
+            pods[s.uid] = pod
+        case .sandbox(let s):
+            guard var pod = state(s.uid, at: s.beginUnixNs) else { break }
+            pod.measurements.append(PhaseMeasurement(phase: .sandbox, interval: Interval(start: s.beginUnixNs, end: s.endUnixNs), source: s.source))
+            pods[s.uid] = pod
+        case .pull(let p):
+            let interval = Interval(start: p.beginUnixNs, end: p.endUnixNs)
+            if let uid = p.uid {
+                guard var pod = state(uid, at: p.beginUnixNs) else { break }
+                pod.measurements.append(PhaseMeasurement(phase: .pull, interval: interval, source: p.source, subject: p.image))
                 pods[uid] = pod
             } else {
-                unassignedPulls.append((image, ImageReference.canonical(image), Interval(start: begin, end: end), source))
+                unassignedPulls.append((p.image, ImageReference.canonical(p.image), interval, p.source))
             }
-        case .containerCreated(let uid, let id, let name, let image, let digest, let isInit, let begin, let end, let source):
-            guard var pod = state(uid, at: begin) else { break }
-            containerToPod[id] = uid
-            let created = Interval(start: begin, end: end)
+        case .containerCreated(let c):
+            let id = c.containerID
+            guard var pod = state(c.uid, at: c.beginUnixNs) else { break }
+            containerToPod[id] = c.uid
+            let created = Interval(start: c.beginUnixNs, end: c.endUnixNs)
             if var known = pod.containers[id] {
                 // Several sources name the same container (the runtime's listing, its log): keep
                 // every identity field some source knew, and the better interval.
-                if known.name.isEmpty { known.name = name }
-                if known.image.isEmpty { known.image = image }
-                if known.imageDigest == nil { known.imageDigest = digest }
-                known.isInit = known.isInit || isInit
-                if Self.better(created, source, than: known.created, known.createSource) {
+                if known.name.isEmpty { known.name = c.name }
+                if known.image.isEmpty { known.image = c.image }
+                if known.imageDigest == nil { known.imageDigest = c.imageDigest }
+                known.isInit = known.isInit || c.isInit
+                if Self.better(created, c.source, than: known.created, known.createSource) {
                     known.created = created
-                    known.createSource = source
+                    known.createSource = c.source
                 }
                 pod.containers[id] = known
             } else {
-                pod.containers[id] = ContainerState(id: id, name: name, image: image, imageDigest: digest, isInit: isInit,
-                                                    created: created, createSource: source)
+                pod.containers[id] = ContainerState(id: id, name: c.name, image: c.image, imageDigest: c.imageDigest, isInit: c.isInit,
+                                                    created: created, createSource: c.source)
             }
-            pods[uid] = pod
+            pods[c.uid] = pod
             for early in pendingByContainer.removeValue(forKey: id) ?? [] { _ = ingest(early, resolve: resolve) }
-        case .containerStarted(let id, let begin, let end, let source):
+        case .containerStarted(let s):
+            let id = s.containerID
             guard let uid = containerToPod[id] else { holdUntilCreated(input, container: id); break }
             guard var pod = pods[uid], var c = pod.containers[id] else { break }
-            let started = Interval(start: begin, end: end)
-            if c.started.map({ Self.better(started, source, than: $0, c.startSource) }) ?? true {
+            let started = Interval(start: s.beginUnixNs, end: s.endUnixNs)
+            if c.started.map({ Self.better(started, s.source, than: $0, c.startSource) }) ?? true {
                 c.started = started
-                c.startSource = source
+                c.startSource = s.source
             }
             pod.containers[id] = c
             pods[uid] = pod
 
-        case .containerMountNamespace(let id, let ns):
+        case .containerMountNamespace(let m):
+            let (id, ns) = (m.containerID, m.mountNamespace)
             namespaceToContainer[ns] = id
             if trackers[ns] == nil { trackers[ns] = AccessTracker(mountNamespace: ns) }
             if containerToPod[id] == nil { holdUntilCreated(input, container: id) }
@@ -226,29 +187,32 @@ public struct Correlator: Sendable {
                 }
                 pods[uid] = pod
             }
-        case .containerExited(let id, let at, let code):
+        case .containerExited(let e):
+            let id = e.containerID
             guard let uid = containerToPod[id] else { holdUntilCreated(input, container: id); break }
             guard var pod = pods[uid] else { break }
-            pod.containers[id]?.exited = (at, code)
+            pod.containers[id]?.exited = (e.atUnixNs, e.exitCode)
             pods[uid] = pod
-        case .ready(let uid, let at, let source):
-            guard var pod = state(uid, at: at) else { break }
-            if pod.ready == nil || source > pod.ready!.source { pod.ready = (at, source) }
-            pods[uid] = pod
-        case .failed(let uid, let at, let reason):
-            guard var pod = state(uid, at: at) else { break }
-            pod.failure = (at, reason)
-            pods[uid] = pod
+        case .ready(let r):
+            guard var pod = state(r.uid, at: r.atUnixNs) else { break }
+            if pod.ready == nil || r.source > pod.ready!.source { pod.ready = (r.atUnixNs, r.source) }
+            pods[r.uid] = pod
+        case .failed(let f):
+            guard var pod = state(f.uid, at: f.atUnixNs) else { break }
+            pod.failure = (f.atUnixNs, f.reason)
+            pods[f.uid] = pod
         case .preexisting(let uid):
             ignored.insert(uid)
             pods.removeValue(forKey: uid)
-        case .runtimeContainer(let uid, let containerdNamespace, let containerID):
-            guard var pod = state(uid) else { break }
-            pod.runtime = .init(containerdNamespace: containerdNamespace, containerID: containerID)
-            pods[uid] = pod
-        case .containerPid(let id, let pid):
-            pidToContainer[pid] = id
-            if let seen = execNamespaces[pid] { _ = ingest(.containerMountNamespace(containerID: id, mountNamespace: seen.ns), resolve: resolve) }
+        case .runtimeContainer(let r):
+            guard var pod = state(r.uid) else { break }
+            pod.runtime = .init(containerdNamespace: r.containerdNamespace, containerID: r.containerID)
+            pods[r.uid] = pod
+        case .containerPid(let p):
+            pidToContainer[p.pid] = p.containerID
+            if let seen = execNamespaces[p.pid] {
+                _ = ingest(.containerMountNamespace(.init(containerID: p.containerID, mountNamespace: seen.ns)), resolve: resolve)
+            }
         case .kubeletStartup(let line):
             if let uid = pods.values.first(where: { $0.namespace == line.namespace && $0.name == line.name })?.uid {
                 applyStartupLine(line, to: uid)
@@ -257,8 +221,8 @@ public struct Correlator: Sendable {
             }
         case .kernel(let event):
             ingestKernel(event)
-        case .aggregates(let openCounts, let writeTotals):
-            addAggregates(openCounts: openCounts, writeTotals: writeTotals)
+        case .aggregates(let a):
+            addAggregates(openCounts: a.openCounts, writeTotals: a.writeTotals)
         case .tick(let t):
             now = max(now, t)
         }

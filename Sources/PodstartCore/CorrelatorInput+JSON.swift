@@ -26,50 +26,53 @@ public enum CorrelatorInputCodec {
     public static func encode(_ input: CorrelatorInput) -> JSON {
         func src(_ s: PhaseSource) -> (String, JSON) { ("source", .string(s.rawValue)) }
         switch input {
-        case .pod(let uid, let namespace, let name, let created, let source):
-            return .object([("input", .string("pod")), ("uid", .string(uid)), ("namespace", .string(namespace)), ("name", .string(name)),
-                            ("created", created.map(JSON.int) ?? .null), src(source)])
-        case .scheduled(let uid, let at, let source):
-            return .object([("input", .string("scheduled")), ("uid", .string(uid)), ("at", .int(at)), src(source)])
-        case .sandbox(let uid, let sandboxID, let begin, let end, let source):
-            return .object([("input", .string("sandbox")), ("uid", .string(uid)), ("sandboxId", .string(sandboxID)),
-                            ("begin", .int(begin)), ("end", .int(end)), src(source)])
-        case .pull(let uid, let image, let begin, let end, let source):
-            return .object([("input", .string("pull")), ("uid", uid.map(JSON.string) ?? .null), ("image", .string(image)),
-                            ("begin", .int(begin)), ("end", .int(end)), src(source)])
-        case .containerCreated(let uid, let id, let name, let image, let digest, let isInit, let begin, let end, let source):
-            return .object([("input", .string("containerCreated")), ("uid", .string(uid)), ("containerId", .string(id)), ("name", .string(name)),
-                            ("image", .string(image)), ("imageDigest", digest.map(JSON.string) ?? .null), ("isInit", .bool(isInit)),
-                            ("begin", .int(begin)), ("end", .int(end)), src(source)])
-        case .containerStarted(let id, let begin, let end, let source):
-            return .object([("input", .string("containerStarted")), ("containerId", .string(id)), ("begin", .int(begin)), ("end", .int(end)), src(source)])
-        case .containerMountNamespace(let id, let ns):
-            return .object([("input", .string("containerMountNamespace")), ("containerId", .string(id)), ("mntns", .uint(UInt64(ns)))])
-        case .containerExited(let id, let at, let code):
-            return .object([("input", .string("containerExited")), ("containerId", .string(id)), ("at", .int(at)), ("exitCode", .int(Int64(code)))])
-        case .ready(let uid, let at, let source):
-            return .object([("input", .string("ready")), ("uid", .string(uid)), ("at", .int(at)), src(source)])
-        case .failed(let uid, let at, let reason):
-            return .object([("input", .string("failed")), ("uid", .string(uid)), ("at", .int(at)), ("reason", .string(reason))])
+        case .pod(let p):
+            return .object([("input", .string("pod")), ("uid", .string(p.uid)), ("namespace", .string(p.namespace)), ("name", .string(p.name)),
+                            ("created", p.createdUnixNs.map(JSON.int) ?? .null), src(p.source)])
+        case .scheduled(let s):
+            return .object([("input", .string("scheduled")), ("uid", .string(s.uid)), ("at", .int(s.atUnixNs)), src(s.source)])
+        case .sandbox(let s):
+            return .object([("input", .string("sandbox")), ("uid", .string(s.uid)), ("sandboxId", .string(s.sandboxID)),
+                            ("begin", .int(s.beginUnixNs)), ("end", .int(s.endUnixNs)), src(s.source)])
+        case .pull(let p):
+            return .object([("input", .string("pull")), ("uid", p.uid.map(JSON.string) ?? .null), ("image", .string(p.image)),
+                            ("begin", .int(p.beginUnixNs)), ("end", .int(p.endUnixNs)), src(p.source)])
+        case .containerCreated(let c):
+            return .object([("input", .string("containerCreated")), ("uid", .string(c.uid)), ("containerId", .string(c.containerID)),
+                            ("name", .string(c.name)), ("image", .string(c.image)), ("imageDigest", c.imageDigest.map(JSON.string) ?? .null),
+                            ("isInit", .bool(c.isInit)), ("begin", .int(c.beginUnixNs)), ("end", .int(c.endUnixNs)), src(c.source)])
+        case .containerStarted(let c):
+            return .object([("input", .string("containerStarted")), ("containerId", .string(c.containerID)), ("begin", .int(c.beginUnixNs)),
+                            ("end", .int(c.endUnixNs)), src(c.source)])
+        case .containerMountNamespace(let m):
+            return .object([("input", .string("containerMountNamespace")), ("containerId", .string(m.containerID)),
+                            ("mntns", .uint(UInt64(m.mountNamespace)))])
+        case .containerExited(let e):
+            return .object([("input", .string("containerExited")), ("containerId", .string(e.containerID)), ("at", .int(e.atUnixNs)),
+                            ("exitCode", .int(Int64(e.exitCode)))])
+        case .ready(let r):
+            return .object([("input", .string("ready")), ("uid", .string(r.uid)), ("at", .int(r.atUnixNs)), src(r.source)])
+        case .failed(let f):
+            return .object([("input", .string("failed")), ("uid", .string(f.uid)), ("at", .int(f.atUnixNs)), ("reason", .string(f.reason))])
         case .preexisting(let uid):
             return .object([("input", .string("preexisting")), ("uid", .string(uid))])
-        case .runtimeContainer(let uid, let containerdNamespace, let containerID):
-            return .object([("input", .string("runtimeContainer")), ("uid", .string(uid)), ("containerdNamespace", .string(containerdNamespace)),
-                            ("containerId", .string(containerID))])
-        case .containerPid(let id, let pid):
-            return .object([("input", .string("containerPid")), ("containerId", .string(id)), ("pid", .uint(UInt64(pid)))])
+        case .runtimeContainer(let r):
+            return .object([("input", .string("runtimeContainer")), ("uid", .string(r.uid)), ("containerdNamespace", .string(r.containerdNamespace)),
+                            ("containerId", .string(r.containerID))])
+        case .containerPid(let p):
+            return .object([("input", .string("containerPid")), ("containerId", .string(p.containerID)), ("pid", .uint(UInt64(p.pid)))])
         case .kubeletStartup(let o):
             return .object([("input", .string("kubeletStartup"))] + startupFields(o))
         case .kernel(let event):
             return .object([("input", .string("kernel"))] + kernelFields(event))
-        case .aggregates(let openCounts, let writeTotals):
+        case .aggregates(let a):
             return .object([
                 ("input", .string("aggregates")),
-                ("openCounts", .array(openCounts.map { c in
+                ("openCounts", .array(a.openCounts.map { c in
                     .object([("mntns", .uint(UInt64(c.mountNamespace))), ("file", c.file.map(fileKey) ?? .null),
                              ("pathHash", c.pathHash.map(JSON.uint) ?? .null), ("count", .uint(c.count)), ("firstNs", .uint(c.firstNs))])
                 })),
-                ("writeTotals", .array(writeTotals.map { w in
+                ("writeTotals", .array(a.writeTotals.map { w in
                     .object([("pid", .uint(UInt64(w.pid))), ("file", fileKey(w.file)), ("mntns", .uint(UInt64(w.mountNamespace))),
                              ("firstNs", .uint(w.firstNs)), ("lastNs", .uint(w.lastNs)), ("bytes", .uint(w.bytes)),
                              ("writes", .uint(w.writes)), ("runtime", .bool(w.isRuntimeProcess))])
@@ -219,38 +222,40 @@ public enum CorrelatorInputCodec {
         let kind = try o.string("input")
         switch kind {
         case "pod":
-            return .pod(uid: try o.string("uid"), namespace: try o.string("namespace"), name: try o.string("name"),
-                        created: try o.optional("created") { try $0.int64("created") }, source: try o.source())
+            return .pod(PodSighting(uid: try o.string("uid"), namespace: try o.string("namespace"), name: try o.string("name"),
+                                    createdUnixNs: try o.optional("created") { try $0.int64("created") }, source: try o.source()))
         case "scheduled":
-            return .scheduled(uid: try o.string("uid"), at: try o.int64("at"), source: try o.source())
+            return .scheduled(PodScheduling(uid: try o.string("uid"), atUnixNs: try o.int64("at"), source: try o.source()))
         case "sandbox":
-            return .sandbox(uid: try o.string("uid"), sandboxID: try o.string("sandboxId"), begin: try o.int64("begin"),
-                            end: try o.int64("end"), source: try o.source())
+            return .sandbox(SandboxCreation(uid: try o.string("uid"), sandboxID: try o.string("sandboxId"), beginUnixNs: try o.int64("begin"),
+                                            endUnixNs: try o.int64("end"), source: try o.source()))
         case "pull":
-            return .pull(uid: try o.optional("uid") { try $0.string("uid") }, image: try o.string("image"),
-                         begin: try o.int64("begin"), end: try o.int64("end"), source: try o.source())
+            return .pull(ImagePull(uid: try o.optional("uid") { try $0.string("uid") }, image: try o.string("image"),
+                                   beginUnixNs: try o.int64("begin"), endUnixNs: try o.int64("end"), source: try o.source()))
         case "containerCreated":
-            return .containerCreated(uid: try o.string("uid"), containerID: try o.string("containerId"), name: try o.string("name"),
-                                     image: try o.string("image"), imageDigest: try o.optional("imageDigest") { try $0.string("imageDigest") },
-                                     isInit: try o.bool("isInit"), begin: try o.int64("begin"), end: try o.int64("end"), source: try o.source())
+            return .containerCreated(ContainerCreation(
+                uid: try o.string("uid"), containerID: try o.string("containerId"), name: try o.string("name"),
+                image: try o.string("image"), imageDigest: try o.optional("imageDigest") { try $0.string("imageDigest") },
+                isInit: try o.bool("isInit"), beginUnixNs: try o.int64("begin"), endUnixNs: try o.int64("end"), source: try o.source()))
         case "containerStarted":
-            return .containerStarted(containerID: try o.string("containerId"), begin: try o.int64("begin"), end: try o.int64("end"),
-                                     source: try o.source())
+            return .containerStarted(ContainerStart(containerID: try o.string("containerId"), beginUnixNs: try o.int64("begin"),
+                                                    endUnixNs: try o.int64("end"), source: try o.source()))
         case "containerMountNamespace":
-            return .containerMountNamespace(containerID: try o.string("containerId"), mountNamespace: try o.uint32("mntns"))
+            return .containerMountNamespace(ContainerMountNamespace(containerID: try o.string("containerId"), mountNamespace: try o.uint32("mntns")))
         case "containerExited":
-            return .containerExited(containerID: try o.string("containerId"), at: try o.int64("at"), exitCode: try o.int32("exitCode"))
+            return .containerExited(ContainerExit(containerID: try o.string("containerId"), atUnixNs: try o.int64("at"),
+                                                  exitCode: try o.int32("exitCode")))
         case "ready":
-            return .ready(uid: try o.string("uid"), at: try o.int64("at"), source: try o.source())
+            return .ready(PodReadiness(uid: try o.string("uid"), atUnixNs: try o.int64("at"), source: try o.source()))
         case "failed":
-            return .failed(uid: try o.string("uid"), at: try o.int64("at"), reason: try o.string("reason"))
+            return .failed(PodFailure(uid: try o.string("uid"), atUnixNs: try o.int64("at"), reason: try o.string("reason")))
         case "preexisting":
             return .preexisting(uid: try o.string("uid"))
         case "runtimeContainer":
-            return .runtimeContainer(uid: try o.string("uid"), containerdNamespace: try o.string("containerdNamespace"),
-                                     containerID: try o.string("containerId"))
+            return .runtimeContainer(RuntimeContainer(uid: try o.string("uid"), containerdNamespace: try o.string("containerdNamespace"),
+                                                      containerID: try o.string("containerId")))
         case "containerPid":
-            return .containerPid(containerID: try o.string("containerId"), pid: try o.uint32("pid"))
+            return .containerPid(ContainerInitProcess(containerID: try o.string("containerId"), pid: try o.uint32("pid")))
         case "kubeletStartup":
             return .kubeletStartup(try startup(o))
         case "kernel":
@@ -268,9 +273,9 @@ public enum CorrelatorInputCodec {
                                   firstNs: try w.uint64("firstNs"), lastNs: try w.uint64("lastNs"), bytes: try w.uint64("bytes"),
                                   writes: try w.uint64("writes"), isRuntimeProcess: try w.bool("runtime"))
             }
-            return .aggregates(openCounts: counts, writeTotals: totals)
+            return .aggregates(KernelAggregates(openCounts: counts, writeTotals: totals))
         case "tick":
-            return .tick(now: try o.int64("now"))
+            return .tick(nowUnixNs: try o.int64("now"))
         default:
             throw DecodeError(field: "input", message: "unknown kind '\(kind)'")
         }

@@ -22,33 +22,63 @@ public struct InputRelabeling: Sendable, Hashable {
         let s = suffix
         func t(_ v: Int64) -> Int64 { v &+ shiftNs }
         switch input {
-        case .pod(let uid, let namespace, let name, let created, let source):
-            return .pod(uid: uid + s, namespace: namespace, name: name.isEmpty ? name : name + s, created: created.map(t), source: source)
-        case .scheduled(let uid, let at, let source):
-            return .scheduled(uid: uid + s, at: t(at), source: source)
-        case .sandbox(let uid, let sandboxID, let begin, let end, let source):
-            return .sandbox(uid: uid + s, sandboxID: sandboxID + s, begin: t(begin), end: t(end), source: source)
-        case .pull(let uid, let image, let begin, let end, let source):
-            return .pull(uid: uid.map { $0 + s }, image: image, begin: t(begin), end: t(end), source: source)
-        case .containerCreated(let uid, let id, let name, let image, let digest, let isInit, let begin, let end, let source):
-            return .containerCreated(uid: uid + s, containerID: id + s, name: name, image: image, imageDigest: digest, isInit: isInit,
-                                     begin: t(begin), end: t(end), source: source)
-        case .containerStarted(let id, let begin, let end, let source):
-            return .containerStarted(containerID: id + s, begin: t(begin), end: t(end), source: source)
-        case .containerMountNamespace(let id, let ns):
-            return .containerMountNamespace(containerID: id + s, mountNamespace: ns &+ namespaceOffset)
-        case .containerExited(let id, let at, let code):
-            return .containerExited(containerID: id + s, at: t(at), exitCode: code)
-        case .ready(let uid, let at, let source):
-            return .ready(uid: uid + s, at: t(at), source: source)
-        case .failed(let uid, let at, let reason):
-            return .failed(uid: uid + s, at: t(at), reason: reason)
+        case .pod(var p):
+            p.uid += s
+            if !p.name.isEmpty { p.name += s }
+            p.createdUnixNs = p.createdUnixNs.map(t)
+            return .pod(p)
+        case .scheduled(var e):
+            e.uid += s
+            e.atUnixNs = t(e.atUnixNs)
+            return .scheduled(e)
+        case .sandbox(var e):
+            e.uid += s
+            e.sandboxID += s
+            e.beginUnixNs = t(e.beginUnixNs)
+            e.endUnixNs = t(e.endUnixNs)
+            return .sandbox(e)
+        case .pull(var e):
+            e.uid = e.uid.map { $0 + s }
+            e.beginUnixNs = t(e.beginUnixNs)
+            e.endUnixNs = t(e.endUnixNs)
+            return .pull(e)
+        case .containerCreated(var e):
+            e.uid += s
+            e.containerID += s
+            e.beginUnixNs = t(e.beginUnixNs)
+            e.endUnixNs = t(e.endUnixNs)
+            return .containerCreated(e)
+        case .containerStarted(var e):
+            e.containerID += s
+            e.beginUnixNs = t(e.beginUnixNs)
+            e.endUnixNs = t(e.endUnixNs)
+            return .containerStarted(e)
+        case .containerMountNamespace(var e):
+            e.containerID += s
+            e.mountNamespace &+= namespaceOffset
+            return .containerMountNamespace(e)
+        case .containerExited(var e):
+            e.containerID += s
+            e.atUnixNs = t(e.atUnixNs)
+            return .containerExited(e)
+        case .ready(var e):
+            e.uid += s
+            e.atUnixNs = t(e.atUnixNs)
+            return .ready(e)
+        case .failed(var e):
+            e.uid += s
+            e.atUnixNs = t(e.atUnixNs)
+            return .failed(e)
         case .preexisting(let uid):
             return .preexisting(uid: uid + s)
-        case .runtimeContainer(let uid, let containerdNamespace, let containerID):
-            return .runtimeContainer(uid: uid + s, containerdNamespace: containerdNamespace, containerID: containerID + s)
-        case .containerPid(let id, let pid):
-            return .containerPid(containerID: id + s, pid: pid &+ pidOffset)
+        case .runtimeContainer(var e):
+            e.uid += s
+            e.containerID += s
+            return .runtimeContainer(e)
+        case .containerPid(var e):
+            e.containerID += s
+            e.pid &+= pidOffset
+            return .containerPid(e)
         case .kubeletStartup(var o):
             o.name += s
             func ts(_ k: KubeletTimestamp?) -> KubeletTimestamp? {
@@ -62,24 +92,24 @@ public struct InputRelabeling: Sendable, Hashable {
             return .kubeletStartup(o)
         case .kernel(let event):
             return .kernel(apply(event))
-        case .aggregates(let openCounts, let writeTotals):
-            return .aggregates(
-                openCounts: openCounts.map {
+        case .aggregates(let a):
+            return .aggregates(KernelAggregates(
+                openCounts: a.openCounts.map {
                     var c = $0
                     c.mountNamespace &+= namespaceOffset
                     c.firstNs = mono(c.firstNs)
                     return c
                 },
-                writeTotals: writeTotals.map {
+                writeTotals: a.writeTotals.map {
                     var w = $0
                     w.pid &+= pidOffset
                     w.mountNamespace &+= namespaceOffset
                     w.firstNs = mono(w.firstNs)
                     w.lastNs = mono(w.lastNs)
                     return w
-                })
+                }))
         case .tick(let now):
-            return .tick(now: t(now))
+            return .tick(nowUnixNs: t(now))
         }
     }
 

@@ -9,18 +9,18 @@ public enum RecordingTrim {
         var pids: Set<UInt32> = [], namespaces: Set<UInt32> = []
         for input in inputs {
             switch input {
-            case .pod(let uid, let ns, let name, _, _) where uids.contains(uid): names.insert("\(ns)/\(name)")
-            case .containerCreated(let uid, let id, _, let image, _, _, _, _, _) where uids.contains(uid):
-                containers.insert(id)
-                images.insert(ImageReference.canonical(image))
-            case .runtimeContainer(let uid, _, let id) where uids.contains(uid): containers.insert(id)
+            case .pod(let p) where uids.contains(p.uid): names.insert("\(p.namespace)/\(p.name)")
+            case .containerCreated(let c) where uids.contains(c.uid):
+                containers.insert(c.containerID)
+                images.insert(ImageReference.canonical(c.image))
+            case .runtimeContainer(let r) where uids.contains(r.uid): containers.insert(r.containerID)
             default: break
             }
         }
         for input in inputs {
             switch input {
-            case .containerPid(let id, let pid) where containers.contains(id): pids.insert(pid)
-            case .containerMountNamespace(let id, let ns) where containers.contains(id): namespaces.insert(ns)
+            case .containerPid(let p) where containers.contains(p.containerID): pids.insert(p.pid)
+            case .containerMountNamespace(let m) where containers.contains(m.containerID): namespaces.insert(m.mountNamespace)
             default: break
             }
         }
@@ -38,15 +38,12 @@ public enum RecordingTrim {
         var kept: [CorrelatorInput] = []
         for input in inputs {
             switch input {
-            case .pod(let uid, _, _, _, _), .scheduled(let uid, _, _), .sandbox(let uid, _, _, _, _), .ready(let uid, _, _),
-                 .failed(let uid, _, _), .preexisting(let uid), .containerCreated(let uid, _, _, _, _, _, _, _, _),
-                 .runtimeContainer(let uid, _, _):
-                if uids.contains(uid) { kept.append(input) }
-            case .pull(let uid, let image, _, _, _):
-                if uid.map(uids.contains) ?? images.contains(ImageReference.canonical(image)) { kept.append(input) }
-            case .containerStarted(let id, _, _, _), .containerMountNamespace(let id, _), .containerExited(let id, _, _),
-                 .containerPid(let id, _):
-                if containers.contains(id) { kept.append(input) }
+            case .pull(let p):
+                if p.uid.map(uids.contains) ?? images.contains(ImageReference.canonical(p.image)) { kept.append(input) }
+            case .pod, .scheduled, .sandbox, .ready, .failed, .preexisting, .containerCreated, .runtimeContainer:
+                if let uid = input.podUID, uids.contains(uid) { kept.append(input) }
+            case .containerStarted, .containerMountNamespace, .containerExited, .containerPid:
+                if let id = input.containerID, containers.contains(id) { kept.append(input) }
             case .kubeletStartup(let o):
                 if names.contains(o.pod) { kept.append(input) }
             case .kernel(let event):
@@ -58,10 +55,10 @@ public enum RecordingTrim {
                     if pullWrites.contains(.init(w)) { kept.append(input) }
                 case .fork, .exit, .blockIO: break  // the correlator does not use them
                 }
-            case .aggregates(let openCounts, let writeTotals):
-                let counts = openCounts.filter { namespaces.contains($0.mountNamespace) }
-                let totals = writeTotals.filter { pullWrites.contains(.init($0)) }
-                if !counts.isEmpty || !totals.isEmpty { kept.append(.aggregates(openCounts: counts, writeTotals: totals)) }
+            case .aggregates(let a):
+                let counts = a.openCounts.filter { namespaces.contains($0.mountNamespace) }
+                let totals = a.writeTotals.filter { pullWrites.contains(.init($0)) }
+                if !counts.isEmpty || !totals.isEmpty { kept.append(.aggregates(KernelAggregates(openCounts: counts, writeTotals: totals))) }
             case .tick:
                 kept.append(input)
             }

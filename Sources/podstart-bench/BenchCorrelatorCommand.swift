@@ -141,8 +141,8 @@ struct ReplayTemplate {
         periodNs = span + configuration.graceNs + 1_000_000_000
         // what is still open at the end of the recording closes once time passes
         let end = (times.max() ?? 0) + configuration.graceNs + 1
-        inputs = recording.inputs + [.tick(now: end)]
-        count += check.ingest(.tick(now: end)).count
+        inputs = recording.inputs + [.tick(nowUnixNs: end)]
+        count += check.ingest(.tick(nowUnixNs: end)).count
         guard count >= 1 else { throw ValidationError("\(source): the recording holds no complete pod start") }
         startsPerCopy = count
     }
@@ -159,10 +159,15 @@ extension CorrelatorInput {
     /// When it happened, Unix nanoseconds (nil for inputs without a time).
     func time(clock: WallClock) -> Int64? {
         switch self {
-        case .pod(_, _, _, let created, _): created
-        case .scheduled(_, let at, _), .ready(_, let at, _), .failed(_, let at, _), .containerExited(_, let at, _): at
-        case .sandbox(_, _, _, let end, _), .pull(_, _, _, let end, _), .containerStarted(_, _, let end, _): end
-        case .containerCreated(_, _, _, _, _, _, _, let end, _): end
+        case .pod(let p): p.createdUnixNs
+        case .scheduled(let s): s.atUnixNs
+        case .ready(let r): r.atUnixNs
+        case .failed(let f): f.atUnixNs
+        case .containerExited(let e): e.atUnixNs
+        case .sandbox(let s): s.endUnixNs
+        case .pull(let p): p.endUnixNs
+        case .containerStarted(let s): s.endUnixNs
+        case .containerCreated(let c): c.endUnixNs
         case .kubeletStartup(let o): o.watchObservedRunning?.nanosecondsSinceEpoch
         case .kernel(let e): clock.unixNanoseconds(monotonic: e.timestampNs)
         case .tick(let now): now

@@ -100,13 +100,13 @@ final class RecordedListing: CRIListing {
         let second = try await adapter.poll(listing, sightedAt: sighted)
         let created = Recordings.unixNs("2026-12-06T03:01:59.257363087")
         #expect(second.map(\.line) == [
-            CorrelatorInput.pod(uid: Self.podD.uid, namespace: "default", name: "pod-d-init", created: Recordings.unixNs("2026-12-06T03:01:58.861765600"), source: .cri),
-            .sandbox(uid: Self.podD.uid, sandboxID: Self.sandboxD, begin: Recordings.unixNs("2026-12-06T03:01:58.861765600"), end: sighted, source: .derived),
-            .containerCreated(uid: Self.podD.uid, containerID: Self.initD, name: "init", image: "127.0.0.1:35000/podstart-test/small-files:latest",
-                              imageDigest: nil, isInit: false, begin: created, end: created, source: .cri),
-            .containerStarted(containerID: Self.initD, begin: created, end: Recordings.unixNs("2026-12-06T03:01:59.331630685"), source: .derived),
-            .containerPid(containerID: Self.initD, pid: 19996),
-            .containerMountNamespace(containerID: Self.initD, mountNamespace: 4_026_532_701),
+            CorrelatorInput.pod(PodSighting(uid: Self.podD.uid, namespace: "default", name: "pod-d-init", createdUnixNs: Recordings.unixNs("2026-12-06T03:01:58.861765600"), source: .cri)),
+            .sandbox(SandboxCreation(uid: Self.podD.uid, sandboxID: Self.sandboxD, beginUnixNs: Recordings.unixNs("2026-12-06T03:01:58.861765600"), endUnixNs: sighted, source: .derived)),
+            .containerCreated(ContainerCreation(uid: Self.podD.uid, containerID: Self.initD, name: "init", image: "127.0.0.1:35000/podstart-test/small-files:latest",
+                              imageDigest: nil, isInit: false, beginUnixNs: created, endUnixNs: created, source: .cri)),
+            .containerStarted(ContainerStart(containerID: Self.initD, beginUnixNs: created, endUnixNs: Recordings.unixNs("2026-12-06T03:01:59.331630685"), source: .derived)),
+            .containerPid(ContainerInitProcess(containerID: Self.initD, pid: 19996)),
+            .containerMountNamespace(ContainerMountNamespace(containerID: Self.initD, mountNamespace: 4_026_532_701)),
         ].map(\.line))
         #expect(adapter.startedContainers == [Self.initD])
 
@@ -127,14 +127,14 @@ final class RecordedListing: CRIListing {
         let third = try await adapter.poll(listing, sightedAt: Recordings.unixNs("2026-12-06T03:02:01.100000000"))
         let readerCreated = Recordings.unixNs("2026-12-06T03:02:00.953932586")
         #expect(third.map(\.line) == [
-            CorrelatorInput.containerStarted(containerID: Self.initD, begin: created, end: Recordings.unixNs("2026-12-06T03:01:59.331630685"), source: .derived),
-            .containerExited(containerID: Self.initD, at: Recordings.unixNs("2026-12-06T03:02:00.753827198"), exitCode: 0),
+            CorrelatorInput.containerStarted(ContainerStart(containerID: Self.initD, beginUnixNs: created, endUnixNs: Recordings.unixNs("2026-12-06T03:01:59.331630685"), source: .derived)),
+            .containerExited(ContainerExit(containerID: Self.initD, atUnixNs: Recordings.unixNs("2026-12-06T03:02:00.753827198"), exitCode: 0)),
             // the image by its tag and manifest digest (ImageStatus), not the image id the kubelet passed
-            .containerCreated(uid: Self.podD.uid, containerID: Self.readerD, name: "reader", image: "127.0.0.1:35000/podstart-test/reader:latest",
+            .containerCreated(ContainerCreation(uid: Self.podD.uid, containerID: Self.readerD, name: "reader", image: "127.0.0.1:35000/podstart-test/reader:latest",
                               imageDigest: "sha256:c19a65d4df3d5c37bbca6b3a8f1612fd01145c0df3753f44f1ee3f110fca6b1a",
-                              isInit: false, begin: readerCreated, end: readerCreated, source: .cri),
-            .containerStarted(containerID: Self.readerD, begin: readerCreated, end: Recordings.unixNs("2026-12-06T03:02:01.012035466"), source: .derived),
-            .containerPid(containerID: Self.readerD, pid: 20112),
+                              isInit: false, beginUnixNs: readerCreated, endUnixNs: readerCreated, source: .cri)),
+            .containerStarted(ContainerStart(containerID: Self.readerD, beginUnixNs: readerCreated, endUnixNs: Recordings.unixNs("2026-12-06T03:02:01.012035466"), source: .derived)),
+            .containerPid(ContainerInitProcess(containerID: Self.readerD, pid: 20112)),
         ].map(\.line))
         #expect(listing.imageStatusCalls == [Self.smallFilesImageID, Self.readerImageID])
 

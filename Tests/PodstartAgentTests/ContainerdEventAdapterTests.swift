@@ -51,15 +51,15 @@ import Testing
             lines += adapter.inputs(event).map(\.line)
         }
         #expect(lines == [
-            CorrelatorInput.runtimeContainer(uid: id, containerdNamespace: "default", containerID: id),
-            .pod(uid: id, namespace: "", name: "", created: t0, source: .containerd),
-            .containerCreated(uid: id, containerID: id, name: id, image: "127.0.0.1:35000/podstart-test/reader:latest", imageDigest: nil,
-                              isInit: false, begin: t0, end: t0, source: .containerd),
-            .containerCreated(uid: id, containerID: id, name: id, image: "", imageDigest: nil, isInit: false,
-                              begin: t0, end: t0 + 40_000_000, source: .containerd),
-            .containerStarted(containerID: id, begin: t0 + 40_000_000, end: t0 + 55_000_000, source: .containerd),
-            .containerPid(containerID: id, pid: 31_337),
-            .containerExited(containerID: id, at: t0 + 900_000_123, exitCode: 3),
+            CorrelatorInput.runtimeContainer(RuntimeContainer(uid: id, containerdNamespace: "default", containerID: id)),
+            .pod(PodSighting(uid: id, namespace: "", name: "", createdUnixNs: t0, source: .containerd)),
+            .containerCreated(ContainerCreation(uid: id, containerID: id, name: id, image: "127.0.0.1:35000/podstart-test/reader:latest", imageDigest: nil,
+                              isInit: false, beginUnixNs: t0, endUnixNs: t0, source: .containerd)),
+            .containerCreated(ContainerCreation(uid: id, containerID: id, name: id, image: "", imageDigest: nil, isInit: false,
+                              beginUnixNs: t0, endUnixNs: t0 + 40_000_000, source: .containerd)),
+            .containerStarted(ContainerStart(containerID: id, beginUnixNs: t0 + 40_000_000, endUnixNs: t0 + 55_000_000, source: .containerd)),
+            .containerPid(ContainerInitProcess(containerID: id, pid: 31_337)),
+            .containerExited(ContainerExit(containerID: id, atUnixNs: t0 + 900_000_123, exitCode: 3)),
         ].map(\.line))
     }
 
@@ -81,7 +81,7 @@ import Testing
         var adapter = ContainerdEventAdapter()
         #expect(adapter.inputs(try Self.event("k8s.io", "ContainerCreate", at: 1, create)).isEmpty)
         #expect(adapter.inputs(try Self.event("k8s.io", "TaskStart", at: 2, start)).map(\.line)
-                == [CorrelatorInput.containerPid(containerID: id, pid: 18_950).line])
+                == [CorrelatorInput.containerPid(ContainerInitProcess(containerID: id, pid: 18_950)).line])
         #expect(adapter.inputs(try Self.event("default", "TaskExit", at: 3, execExit)).isEmpty)
         // a task that started before the agent subscribed is not a start
         var lateStart = Containerd_Events_TaskStart()
@@ -101,10 +101,10 @@ import Testing
         let got = await ContainerdEventAdapter.criContainer(record, image: record.image, at: t) {
             "sha256:c19a65d4df3d5c37bbca6b3a8f1612fd01145c0df3753f44f1ee3f110fca6b1a"
         }
-        #expect(got.map(\.line) == [CorrelatorInput.containerCreated(
+        #expect(got.map(\.line) == [CorrelatorInput.containerCreated(ContainerCreation(
             uid: "e36c87c9-3d49-40a3-a06a-70616177371e", containerID: record.id, name: "reader", image: record.image,
             imageDigest: "sha256:c19a65d4df3d5c37bbca6b3a8f1612fd01145c0df3753f44f1ee3f110fca6b1a", isInit: false,
-            begin: t, end: t, source: .containerd).line])
+            beginUnixNs: t, endUnixNs: t, source: .containerd)).line])
         var sandbox = record
         sandbox.labels["io.cri-containerd.kind"] = "sandbox"
         #expect(await ContainerdEventAdapter.criContainer(sandbox, image: "", at: t) { nil }.isEmpty)

@@ -36,15 +36,15 @@ import Testing
         let sandbox = "fb69da6826bb40e41dabf2e1f5aad408a7afc52d5e5bcfb786ae95a68753ca68"
         let container = "0a1c20773e5db248bda464a8f761835fe409219b3210ac7289be34a62434289e"
         let expected: [CorrelatorInput] = [
-            .sandbox(uid: uid, sandboxID: sandbox, begin: Recordings.unixNs("2026-12-06T03:01:08.836629805"),
-                     end: Recordings.unixNs("2026-12-06T03:01:08.973695005"), source: .containerd),
-            .pull(uid: nil, image: "127.0.0.1:35000/podstart-test/reader:latest", begin: Recordings.unixNs("2026-12-06T03:01:08.979195649"),
-                  end: Recordings.unixNs("2026-12-06T03:01:09.106676817"), source: .containerd),
-            .containerCreated(uid: uid, containerID: container, name: "reader", image: "", imageDigest: nil, isInit: false,
-                              begin: Recordings.unixNs("2026-12-06T03:01:09.109527024"), end: Recordings.unixNs("2026-12-06T03:01:09.122874571"),
-                              source: .containerd),
-            .containerStarted(containerID: container, begin: Recordings.unixNs("2026-12-06T03:01:09.124360271"),
-                              end: Recordings.unixNs("2026-12-06T03:01:09.180850872"), source: .containerd),
+            .sandbox(SandboxCreation(uid: uid, sandboxID: sandbox, beginUnixNs: Recordings.unixNs("2026-12-06T03:01:08.836629805"),
+                     endUnixNs: Recordings.unixNs("2026-12-06T03:01:08.973695005"), source: .containerd)),
+            .pull(ImagePull(uid: nil, image: "127.0.0.1:35000/podstart-test/reader:latest", beginUnixNs: Recordings.unixNs("2026-12-06T03:01:08.979195649"),
+                  endUnixNs: Recordings.unixNs("2026-12-06T03:01:09.106676817"), source: .containerd)),
+            .containerCreated(ContainerCreation(uid: uid, containerID: container, name: "reader", image: "", imageDigest: nil, isInit: false,
+                              beginUnixNs: Recordings.unixNs("2026-12-06T03:01:09.109527024"), endUnixNs: Recordings.unixNs("2026-12-06T03:01:09.122874571"),
+                              source: .containerd)),
+            .containerStarted(ContainerStart(containerID: container, beginUnixNs: Recordings.unixNs("2026-12-06T03:01:09.124360271"),
+                              endUnixNs: Recordings.unixNs("2026-12-06T03:01:09.180850872"), source: .containerd)),
         ]
         #expect(Array(inputs.prefix(4)).map(\.line) == expected.map(\.line))
         #expect(Recordings.unixNs("2026-12-06T03:01:08.836629805") == 1_796_526_068_836_629_805)

@@ -26,14 +26,14 @@ struct CorrelatorAgentInputTests {
 
     @Test func aContainerStartedThroughContainerdIsAStartOfItsOwnWithItsRuntimeIdentity() throws {
         let out = Self.run([
-            .runtimeContainer(uid: "web-1", containerdNamespace: "default", containerID: "web-1"),
-            .pod(uid: "web-1", namespace: "", name: "", created: T.ms(0), source: .containerd),
-            .containerCreated(uid: "web-1", containerID: "web-1", name: "web-1", image: "busybox:1", imageDigest: nil,
-                              isInit: false, begin: T.ms(0), end: T.ms(20), source: .containerd),
-            .containerStarted(containerID: "web-1", begin: T.ms(20), end: T.ms(60), source: .containerd),
-            .containerPid(containerID: "web-1", pid: 700),
+            .runtimeContainer(RuntimeContainer(uid: "web-1", containerdNamespace: "default", containerID: "web-1")),
+            .pod(PodSighting(uid: "web-1", namespace: "", name: "", createdUnixNs: T.ms(0), source: .containerd)),
+            .containerCreated(ContainerCreation(uid: "web-1", containerID: "web-1", name: "web-1", image: "busybox:1", imageDigest: nil,
+                                                isInit: false, beginUnixNs: T.ms(0), endUnixNs: T.ms(20), source: .containerd)),
+            .containerStarted(ContainerStart(containerID: "web-1", beginUnixNs: T.ms(20), endUnixNs: T.ms(60), source: .containerd)),
+            .containerPid(ContainerInitProcess(containerID: "web-1", pid: 700)),
             Self.exec(pid: 700, ns: 4026532111, at: 55),
-            .tick(now: T.ms(3000)),
+            .tick(nowUnixNs: T.ms(3000)),
         ], configuration: Self.readyWhenRunning)
         let trace = try #require(out.first)
         #expect(trace.runtime == .init(containerdNamespace: "default", containerID: "web-1"))
@@ -47,14 +47,14 @@ struct CorrelatorAgentInputTests {
     @Test func aTaskPidArrivingAfterItsProcessExitedStillGivesTheMountNamespace() throws {
         // exec first (the kernel is faster than the runtime's event), pid later, process long gone
         let out = Self.run([
-            .pod(uid: "u", namespace: "ns", name: "p", created: T.ms(0), source: .cri),
-            .containerCreated(uid: "u", containerID: "c", name: "main", image: "i", imageDigest: nil,
-                              isInit: false, begin: T.ms(10), end: T.ms(20), source: .cri),
+            .pod(PodSighting(uid: "u", namespace: "ns", name: "p", createdUnixNs: T.ms(0), source: .cri)),
+            .containerCreated(ContainerCreation(uid: "u", containerID: "c", name: "main", image: "i", imageDigest: nil,
+                                                isInit: false, beginUnixNs: T.ms(10), endUnixNs: T.ms(20), source: .cri)),
             Self.exec(pid: 801, ns: 4026532222, at: 40),
-            .containerStarted(containerID: "c", begin: T.ms(20), end: T.ms(45), source: .cri),
-            .containerPid(containerID: "c", pid: 801),
-            .containerExited(containerID: "c", at: T.ms(50), exitCode: 3),
-            .tick(now: T.ms(3000)),
+            .containerStarted(ContainerStart(containerID: "c", beginUnixNs: T.ms(20), endUnixNs: T.ms(45), source: .cri)),
+            .containerPid(ContainerInitProcess(containerID: "c", pid: 801)),
+            .containerExited(ContainerExit(containerID: "c", atUnixNs: T.ms(50), exitCode: 3)),
+            .tick(nowUnixNs: T.ms(3000)),
         ], configuration: Self.readyWhenRunning)
         let trace = try #require(out.first)
         #expect(trace.ready == T.ms(40))
@@ -71,13 +71,13 @@ struct CorrelatorAgentInputTests {
             lastFinishedPulling: KubeletTimestamp(nanosecondsSinceEpoch: T.ms(1300)),
             watchObservedRunning: KubeletTimestamp(nanosecondsSinceEpoch: T.ms(2000)))
         let pod: [CorrelatorInput] = [
-            .pod(uid: "u", namespace: "shop", name: "web", created: T.ms(0), source: .cri),
-            .containerCreated(uid: "u", containerID: "c", name: "web", image: "i", imageDigest: nil,
-                              isInit: false, begin: T.ms(1400), end: T.ms(1500), source: .cri),
-            .containerStarted(containerID: "c", begin: T.ms(1500), end: T.ms(1600), source: .cri),
+            .pod(PodSighting(uid: "u", namespace: "shop", name: "web", createdUnixNs: T.ms(0), source: .cri)),
+            .containerCreated(ContainerCreation(uid: "u", containerID: "c", name: "web", image: "i", imageDigest: nil,
+                                                isInit: false, beginUnixNs: T.ms(1400), endUnixNs: T.ms(1500), source: .cri)),
+            .containerStarted(ContainerStart(containerID: "c", beginUnixNs: T.ms(1500), endUnixNs: T.ms(1600), source: .cri)),
         ]
         for inputs in [pod + [.kubeletStartup(line)], [.kubeletStartup(line)] + pod] {
-            let out = Self.run(inputs + [.tick(now: T.ms(4500))])
+            let out = Self.run(inputs + [.tick(nowUnixNs: T.ms(4500))])
             let trace = try #require(out.first)
             #expect(trace.ready == T.ms(2000))
             let pull = try #require(trace.phases.first { $0.name == .pull })
@@ -88,11 +88,11 @@ struct CorrelatorAgentInputTests {
 
     @Test func withoutAReadinessSourceAPodIsNotReadyUnlessConfiguredSo() {
         let inputs: [CorrelatorInput] = [
-            .pod(uid: "u", namespace: "ns", name: "p", created: T.ms(0), source: .cri),
-            .containerCreated(uid: "u", containerID: "c", name: "main", image: "i", imageDigest: nil,
-                              isInit: false, begin: T.ms(10), end: T.ms(20), source: .cri),
-            .containerStarted(containerID: "c", begin: T.ms(20), end: T.ms(45), source: .cri),
-            .tick(now: T.ms(10_000)),
+            .pod(PodSighting(uid: "u", namespace: "ns", name: "p", createdUnixNs: T.ms(0), source: .cri)),
+            .containerCreated(ContainerCreation(uid: "u", containerID: "c", name: "main", image: "i", imageDigest: nil,
+                                                isInit: false, beginUnixNs: T.ms(10), endUnixNs: T.ms(20), source: .cri)),
+            .containerStarted(ContainerStart(containerID: "c", beginUnixNs: T.ms(20), endUnixNs: T.ms(45), source: .cri)),
+            .tick(nowUnixNs: T.ms(10_000)),
         ]
         #expect(Self.run(inputs).isEmpty, "the default waits for a readiness source")
         let ready = Self.run(inputs, configuration: Self.readyWhenRunning)
@@ -103,18 +103,18 @@ struct CorrelatorAgentInputTests {
     @Test func aLogsMeasuredCallBeatsAListingsInstantAndAListingNeverOverwritesIt() throws {
         for order in [false, true] {
             let listing: [CorrelatorInput] = [
-                .containerCreated(uid: "u", containerID: "c", name: "main", image: "reg/app:1", imageDigest: "sha256:x",
-                                  isInit: false, begin: T.ms(500), end: T.ms(500), source: .cri),
-                .containerStarted(containerID: "c", begin: T.ms(500), end: T.ms(700), source: .derived),
+                .containerCreated(ContainerCreation(uid: "u", containerID: "c", name: "main", image: "reg/app:1", imageDigest: "sha256:x",
+                                                    isInit: false, beginUnixNs: T.ms(500), endUnixNs: T.ms(500), source: .cri)),
+                .containerStarted(ContainerStart(containerID: "c", beginUnixNs: T.ms(500), endUnixNs: T.ms(700), source: .derived)),
             ]
             let log: [CorrelatorInput] = [
-                .containerCreated(uid: "u", containerID: "c", name: "main", image: "", imageDigest: nil,
-                                  isInit: false, begin: T.ms(400), end: T.ms(490), source: .containerd),
-                .containerStarted(containerID: "c", begin: T.ms(520), end: T.ms(690), source: .containerd),
+                .containerCreated(ContainerCreation(uid: "u", containerID: "c", name: "main", image: "", imageDigest: nil,
+                                                    isInit: false, beginUnixNs: T.ms(400), endUnixNs: T.ms(490), source: .containerd)),
+                .containerStarted(ContainerStart(containerID: "c", beginUnixNs: T.ms(520), endUnixNs: T.ms(690), source: .containerd)),
             ]
-            let out = Self.run([.pod(uid: "u", namespace: "ns", name: "p", created: T.ms(0), source: .cri)]
+            let out = Self.run([.pod(PodSighting(uid: "u", namespace: "ns", name: "p", createdUnixNs: T.ms(0), source: .cri))]
                                + (order ? listing + log : log + listing)
-                               + [.ready(uid: "u", at: T.ms(800), source: .prober), .tick(now: T.ms(3000))])
+                               + [.ready(PodReadiness(uid: "u", atUnixNs: T.ms(800), source: .prober)), .tick(nowUnixNs: T.ms(3000))])
             let trace = try #require(out.first)
             let create = try #require(trace.phases.first { $0.name == .create })
             #expect(create.start == T.ms(400) && create.end == T.ms(490) && create.source == .containerd)

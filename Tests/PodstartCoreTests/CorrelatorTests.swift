@@ -17,23 +17,23 @@ struct CorrelatorTests {
     /// A pod start as the sources report it, in the order they deliver it (logs late).
     static var stream: [CorrelatorInput] {
         [
-            .pod(uid: "u1", namespace: "shop", name: "web", created: ms(0), source: .podStatus),
-            .sandbox(uid: "u1", sandboxID: "sb", begin: ms(100), end: ms(180), source: .cri),
+            .pod(PodSighting(uid: "u1", namespace: "shop", name: "web", createdUnixNs: ms(0), source: .podStatus)),
+            .sandbox(SandboxCreation(uid: "u1", sandboxID: "sb", beginUnixNs: ms(100), endUnixNs: ms(180), source: .cri)),
             .kernel(.writeBegin(WriteBeginEvent(timestampNs: mono(250), task: runtimeTask, file: file(900),
                                                 path: ResolvedPath(path: "/var/lib/containerd/io.containerd.content.v1.content/ingest/x/data", truncated: false),
                                                 isRuntimeProcess: true))),
-            .containerCreated(uid: "u1", containerID: "c1", name: "web", image: "nginx:1", imageDigest: "sha256:d",
-                              isInit: false, begin: ms(1500), end: ms(1550), source: .cri),
-            .containerStarted(containerID: "c1", begin: ms(1550), end: ms(1600), source: .cri),
+            .containerCreated(ContainerCreation(uid: "u1", containerID: "c1", name: "web", image: "nginx:1", imageDigest: "sha256:d",
+                                                isInit: false, beginUnixNs: ms(1500), endUnixNs: ms(1550), source: .cri)),
+            .containerStarted(ContainerStart(containerID: "c1", beginUnixNs: ms(1550), endUnixNs: ms(1600), source: .cri)),
             .kernel(.exec(ExecEvent(timestampNs: mono(1620), task: task, file: file(1), path: ResolvedPath(path: "/bin/app", truncated: false),
                                     filename: "/bin/app", arguments: ["/bin/app"], argumentsTruncated: false, isRuntimeProcess: false, oldPid: 50))),
-            .containerMountNamespace(containerID: "c1", mountNamespace: ns),
+            .containerMountNamespace(ContainerMountNamespace(containerID: "c1", mountNamespace: ns)),
             .kernel(.open(OpenEvent(timestampNs: mono(1700), task: task, syscall: .openat, result: 3, directoryFD: -100, openFlags: 0,
                                     rawPath: "conf", rawPathTruncated: false, path: ResolvedPath(path: "/etc/conf", truncated: false),
                                     file: file(2, 300), isRuntimeProcess: false))),
-            .pull(uid: nil, image: "nginx:1", begin: ms(200), end: ms(1450), source: .containerd),  // log line, late
-            .ready(uid: "u1", at: ms(3000), source: .prober),
-            .tick(now: ms(4000)),
+            .pull(ImagePull(uid: nil, image: "nginx:1", beginUnixNs: ms(200), endUnixNs: ms(1450), source: .containerd)),  // log line, late
+            .ready(PodReadiness(uid: "u1", atUnixNs: ms(3000), source: .prober)),
+            .tick(nowUnixNs: ms(4000)),
         ]
     }
 
@@ -47,7 +47,7 @@ struct CorrelatorTests {
                            bytes: 5_000_000, writes: 300, isRuntimeProcess: true)]) }
         }
         #expect(out.isEmpty, "ready at 3.0 s, grace 2 s: not yet")
-        out += c.ingest(.tick(now: Self.ms(5001)))
+        out += c.ingest(.tick(nowUnixNs: Self.ms(5001)))
         let trace = try #require(out.first)
         #expect(out.count == 1)
         #expect(trace.pod == .init(namespace: "shop", name: "web", uid: "u1"))
@@ -72,7 +72,7 @@ struct CorrelatorTests {
         var reference = Correlator(clock: Self.clock)
         var expected: [PodStartTrace] = []
         for input in Self.stream { expected += reference.ingest(input) }
-        expected += reference.ingest(.tick(now: Self.ms(6000)))
+        expected += reference.ingest(.tick(nowUnixNs: Self.ms(6000)))
         #expect(expected.count == 1)
         let inputs = Array(Self.stream.dropLast())
         func group(_ i: CorrelatorInput) -> String {
@@ -93,7 +93,7 @@ struct CorrelatorTests {
             var c = Correlator(clock: Self.clock)
             var got: [PodStartTrace] = []
             for input in merged { got += c.ingest(input) }
-            got += c.ingest(.tick(now: Self.ms(6000)))
+            got += c.ingest(.tick(nowUnixNs: Self.ms(6000)))
             #expect(got.count == 1)
             #expect(got.first?.phases == expected.first?.phases)
         }
@@ -120,11 +120,11 @@ struct CorrelatorTests {
         config.readyWhenRunning = true
         var r = Correlator(configuration: config, clock: Self.clock)
         inputs = [
-            .pod(uid: "u1", namespace: "shop", name: "web", created: Self.ms(0), source: .cri),
-            .containerCreated(uid: "u1", containerID: "c1", name: "web", image: "nginx:1", imageDigest: nil,
-                              isInit: false, begin: Self.ms(1500), end: Self.ms(1550), source: .cri),
-            .containerStarted(containerID: "c1", begin: Self.ms(1550), end: Self.ms(4000), source: .derived),
-            .containerMountNamespace(containerID: "c1", mountNamespace: Self.ns),
+            .pod(PodSighting(uid: "u1", namespace: "shop", name: "web", createdUnixNs: Self.ms(0), source: .cri)),
+            .containerCreated(ContainerCreation(uid: "u1", containerID: "c1", name: "web", image: "nginx:1", imageDigest: nil,
+                                                isInit: false, beginUnixNs: Self.ms(1500), endUnixNs: Self.ms(1550), source: .cri)),
+            .containerStarted(ContainerStart(containerID: "c1", beginUnixNs: Self.ms(1550), endUnixNs: Self.ms(4000), source: .derived)),
+            .containerMountNamespace(ContainerMountNamespace(containerID: "c1", mountNamespace: Self.ns)),
         ]
         for input in inputs { #expect(r.ingest(input).isEmpty) }
         #expect(r.ingest(open(1700)).isEmpty)
@@ -151,14 +151,17 @@ struct CorrelatorTests {
             var out: [PodStartTrace] = []
             for input in Self.stream {
                 switch input {
-                case .pull(_, _, let begin, let end, let source): out += c.ingest(.pull(uid: nil, image: logged, begin: begin, end: end, source: source))
-                case .containerCreated(let uid, let id, let name, _, let digest, let isInit, let begin, let end, let source):
-                    out += c.ingest(.containerCreated(uid: uid, containerID: id, name: name, image: created, imageDigest: digest,
-                                                      isInit: isInit, begin: begin, end: end, source: source))
+                case .pull(var pull):
+                    pull.uid = nil
+                    pull.image = logged
+                    out += c.ingest(.pull(pull))
+                case .containerCreated(var creation):
+                    creation.image = created
+                    out += c.ingest(.containerCreated(creation))
                 default: out += c.ingest(input)
                 }
             }
-            out += c.ingest(.tick(now: Self.ms(6000)))
+            out += c.ingest(.tick(nowUnixNs: Self.ms(6000)))
             let pull = try #require(out.first?.phases.first { $0.name == .pull }, "\(logged) vs \(created)")
             #expect(pull.start == Self.ms(200) && pull.end == Self.ms(1450))
         }
@@ -168,10 +171,10 @@ struct CorrelatorTests {
         var config = Correlator.Configuration()
         config.startTimeoutNs = 10_000_000_000
         var c = Correlator(configuration: config, clock: Self.clock)
-        _ = c.ingest(.pod(uid: "u2", namespace: "ns", name: "stuck", created: Self.ms(0), source: .podStatus))
-        _ = c.ingest(.sandbox(uid: "u2", sandboxID: "s", begin: Self.ms(10), end: Self.ms(90), source: .cri))
-        #expect(c.ingest(.tick(now: Self.ms(9_000))).isEmpty)
-        let out = c.ingest(.tick(now: Self.ms(10_001)))
+        _ = c.ingest(.pod(PodSighting(uid: "u2", namespace: "ns", name: "stuck", createdUnixNs: Self.ms(0), source: .podStatus)))
+        _ = c.ingest(.sandbox(SandboxCreation(uid: "u2", sandboxID: "s", beginUnixNs: Self.ms(10), endUnixNs: Self.ms(90), source: .cri)))
+        #expect(c.ingest(.tick(nowUnixNs: Self.ms(9_000))).isEmpty)
+        let out = c.ingest(.tick(nowUnixNs: Self.ms(10_001)))
         #expect(out.first?.outcome == .failed)
         #expect(out.first?.failureReason?.contains("not ready within 10 s") == true)
         #expect(out.first?.ready == nil)
@@ -180,20 +183,20 @@ struct CorrelatorTests {
     @Test func preexistingPodsAndRestartsAreNotStarts() {
         var c = Correlator(clock: Self.clock)
         _ = c.ingest(.preexisting(uid: "old"))
-        _ = c.ingest(.containerCreated(uid: "old", containerID: "x", name: "a", image: "i", imageDigest: nil, isInit: false,
-                                       begin: Self.ms(0), end: Self.ms(1), source: .cri))
-        _ = c.ingest(.ready(uid: "old", at: Self.ms(2), source: .podStatus))
-        #expect(c.ingest(.tick(now: Self.ms(100_000))).isEmpty)
+        _ = c.ingest(.containerCreated(ContainerCreation(uid: "old", containerID: "x", name: "a", image: "i", imageDigest: nil, isInit: false,
+                                                         beginUnixNs: Self.ms(0), endUnixNs: Self.ms(1), source: .cri)))
+        _ = c.ingest(.ready(PodReadiness(uid: "old", atUnixNs: Self.ms(2), source: .podStatus)))
+        #expect(c.ingest(.tick(nowUnixNs: Self.ms(100_000))).isEmpty)
         #expect(c.openStarts == 0)
 
         var reported: [PodStartTrace] = []
         for input in Self.stream { reported += c.ingest(input) }
-        reported += c.ingest(.tick(now: Self.ms(6000)))
+        reported += c.ingest(.tick(nowUnixNs: Self.ms(6000)))
         #expect(reported.count == 1)
         // the container restarts inside the running pod: no second start
-        _ = c.ingest(.containerCreated(uid: "u1", containerID: "c1-restart", name: "web", image: "nginx:1", imageDigest: nil,
-                                       isInit: false, begin: Self.ms(7000), end: Self.ms(7050), source: .cri))
-        _ = c.ingest(.ready(uid: "u1", at: Self.ms(7100), source: .prober))
-        #expect(c.ingest(.tick(now: Self.ms(20_000))).isEmpty)
+        _ = c.ingest(.containerCreated(ContainerCreation(uid: "u1", containerID: "c1-restart", name: "web", image: "nginx:1", imageDigest: nil,
+                                                         isInit: false, beginUnixNs: Self.ms(7000), endUnixNs: Self.ms(7050), source: .cri)))
+        _ = c.ingest(.ready(PodReadiness(uid: "u1", atUnixNs: Self.ms(7100), source: .prober)))
+        #expect(c.ingest(.tick(nowUnixNs: Self.ms(20_000))).isEmpty)
     }
 }

@@ -153,10 +153,13 @@ struct RecordedStreamTests {
 
     static func source(of input: CorrelatorInput) -> PhaseSource? {
         switch input {
-        case .pod(_, _, _, _, let s), .scheduled(_, _, let s), .sandbox(_, _, _, _, let s), .pull(_, _, _, _, let s),
-             .containerStarted(_, _, _, let s), .ready(_, _, let s):
-            s
-        case .containerCreated(_, _, _, _, _, _, _, _, let s): s
+        case .pod(let p): p.source
+        case .scheduled(let s): s.source
+        case .sandbox(let s): s.source
+        case .pull(let p): p.source
+        case .containerStarted(let s): s.source
+        case .ready(let r): r.source
+        case .containerCreated(let c): c.source
         default: nil
         }
     }
