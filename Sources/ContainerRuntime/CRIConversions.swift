@@ -1,4 +1,5 @@
 import Foundation
+import PodstartCore
 
 // Mapping between the generated runtime.v1 messages (internal) and ContainerRuntime's public
 // value types.
@@ -165,25 +166,20 @@ extension ContainerEvent {
 }
 
 // containerd's verbose `info` JSON (FORMATS.md §4.2): a JSON document in the "info" key.
-private func parseInfo(_ text: String?) -> [String: Any]? {
-    guard let text, let data = text.data(using: .utf8),
-          let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+private func parseInfo(_ text: String?) -> JSON? {
+    guard let text, let object = try? JSON.parse(text), object.objectValue != nil else { return nil }
     return object
 }
 
-private func int32(_ value: Any?) -> Int32? {
-    switch value {
-    case let n as NSNumber: Int32(truncatingIfNeeded: n.int64Value)
-    case let i as Int: Int32(truncatingIfNeeded: i)
-    default: nil
-    }
+private func int32(_ value: JSON?) -> Int32? {
+    value?.int64Value.map { Int32(truncatingIfNeeded: $0) }
 }
 
 extension ContainerVerboseInfo {
     init?(infoJSON: String?) {
         guard let info = parseInfo(infoJSON) else { return nil }
-        self.init(sandboxID: info["sandboxID"] as? String, pid: int32(info["pid"]),
-                  snapshotKey: info["snapshotKey"] as? String, snapshotter: info["snapshotter"] as? String)
+        self.init(sandboxID: info["sandboxID"]?.stringValue, pid: int32(info["pid"]),
+                  snapshotKey: info["snapshotKey"]?.stringValue, snapshotter: info["snapshotter"]?.stringValue)
     }
 }
 
@@ -191,11 +187,10 @@ extension SandboxVerboseInfo {
     init?(infoJSON: String?) {
         guard let info = parseInfo(infoJSON) else { return nil }
         var netns: String?
-        if let spec = info["runtimeSpec"] as? [String: Any], let linux = spec["linux"] as? [String: Any],
-           let namespaces = linux["namespaces"] as? [[String: Any]] {
-            netns = namespaces.first { $0["type"] as? String == "network" }?["path"] as? String
+        if let namespaces = info["runtimeSpec"]?["linux"]?["namespaces"]?.arrayValue {
+            netns = namespaces.first { $0["type"]?.stringValue == "network" }?["path"]?.stringValue
         }
         self.init(pid: int32(info["pid"]), networkNamespacePath: netns,
-                  snapshotKey: info["snapshotKey"] as? String, snapshotter: info["snapshotter"] as? String)
+                  snapshotKey: info["snapshotKey"]?.stringValue, snapshotter: info["snapshotter"]?.stringValue)
     }
 }

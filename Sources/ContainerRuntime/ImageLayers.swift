@@ -1,4 +1,5 @@
 import Foundation
+import PodstartCore
 
 /// One layer of an image, as its manifest lists it.
 public struct ImageLayer: Sendable, Hashable {
@@ -36,28 +37,29 @@ public struct ImageLayers: Sendable, Hashable {
                             os: String = "linux", architecture: String = hostArchitecture) throws -> ImageLayers {
         var manifestDigest = digest
         var manifest = try blobJSON(root, digest)
-        if let manifests = manifest["manifests"] as? [[String: Any]] {
+        if let manifests = manifest["manifests"]?.arrayValue, manifests.allSatisfy({ $0.objectValue != nil }) {
             let chosen = manifests.first {
-                let platform = $0["platform"] as? [String: Any]
-                return platform?["os"] as? String == os && platform?["architecture"] as? String == architecture
+                let platform = $0["platform"]
+                return platform?["os"]?.stringValue == os && platform?["architecture"]?.stringValue == architecture
             } ?? (manifests.count == 1 ? manifests[0] : nil)
-            guard let chosen, let next = chosen["digest"] as? String else {
+            guard let chosen, let next = chosen["digest"]?.stringValue else {
                 throw LoadError.noManifestForPlatform(index: digest, platform: "\(os)/\(architecture)")
             }
             manifestDigest = next
             manifest = try blobJSON(root, next)
         }
-        guard let layerEntries = manifest["layers"] as? [[String: Any]],
-              let config = manifest["config"] as? [String: Any], let configDigest = config["digest"] as? String else {
+        guard let layerEntries = manifest["layers"]?.arrayValue, layerEntries.allSatisfy({ $0.objectValue != nil }),
+              let configDigest = manifest["config"]?["digest"]?.stringValue else {
             throw LoadError.malformed(digest: manifestDigest, detail: "no layers or config")
         }
         let configJSON = try? blobJSON(root, configDigest)
-        let diffIDs = ((configJSON?["rootfs"] as? [String: Any])?["diff_ids"] as? [String]) ?? []
+        let diffIDEntries = configJSON?["rootfs"]?["diff_ids"]?.arrayValue?.map(\.stringValue) ?? []
+        let diffIDs = diffIDEntries.contains(nil) ? [] : diffIDEntries.compactMap { $0 }
         let layers = layerEntries.enumerated().map { index, entry in
-            ImageLayer(digest: entry["digest"] as? String ?? "",
+            ImageLayer(digest: entry["digest"]?.stringValue ?? "",
                        diffID: index < diffIDs.count ? diffIDs[index] : nil,
-                       sizeBytes: (entry["size"] as? NSNumber)?.int64Value ?? 0,
-                       mediaType: entry["mediaType"] as? String ?? "")
+                       sizeBytes: entry["size"]?.int64Value ?? 0,
+                       mediaType: entry["mediaType"]?.stringValue ?? "")
         }
         return ImageLayers(manifestDigest: manifestDigest, configDigest: configDigest, layers: layers)
     }
@@ -79,12 +81,14 @@ public struct ImageLayers: Sendable, Hashable {
         return "\(root)/io.containerd.content.v1.content/blobs/\(algorithm)/\(hex)"
     }
 
-    private static func blobJSON(_ root: String, _ digest: String) throws -> [String: Any] {
+    private static func blobJSON(_ root: String, _ digest: String) throws -> JSON {
         let path = blobPath(root, digest)
         guard let data = FileManager.default.contents(atPath: path) else { throw LoadError.blobMissing(path: path) }
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw LoadError.malformed(digest: digest, detail: "not a JSON object")
+        let object: JSON
+        do { object = try JSON.parse(Array(data)) } catch {
+            throw LoadError.malformed(digest: digest, detail: "not JSON (\(error))")
         }
+        guard object.objectValue != nil else { throw LoadError.malformed(digest: digest, detail: "not a JSON object") }
         return object
     }
 }

@@ -15,24 +15,23 @@ public struct JournalRecord: Sendable, Equatable {
     /// Parses one line of `journalctl -o json`. Nil when it is not a record with a cursor and a
     /// message.
     public static func parse(_ line: [UInt8]) -> JournalRecord? {
-        guard let obj = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any],
-              let cursor = obj["__CURSOR"] as? String
-        else { return nil }
+        guard let obj = try? JSON.parse(line), let cursor = obj["__CURSOR"]?.stringValue else { return nil }
         let message: [UInt8]
-        if let s = obj["MESSAGE"] as? String {
+        if let s = obj["MESSAGE"]?.stringValue {
             message = Array(s.utf8)
-        } else if let a = obj["MESSAGE"] as? [Any] {
+        } else if let a = obj["MESSAGE"]?.arrayValue {
             var bytes: [UInt8] = []
+            bytes.reserveCapacity(a.count)
             for v in a {
-                guard let n = v as? Int, (0...255).contains(n) else { return nil }
-                bytes.append(UInt8(n))
+                guard let n = v.int64Value, let byte = UInt8(exactly: n) else { return nil }
+                bytes.append(byte)
             }
             message = bytes
         } else {
             return nil
         }
-        let unit = (obj["_SYSTEMD_UNIT"] as? String) ?? (obj["SYSLOG_IDENTIFIER"] as? String)
-        let rt = (obj["__REALTIME_TIMESTAMP"] as? String).flatMap { Int64($0) }
+        let unit = obj["_SYSTEMD_UNIT"]?.stringValue ?? obj["SYSLOG_IDENTIFIER"]?.stringValue
+        let rt = obj["__REALTIME_TIMESTAMP"]?.stringValue.flatMap { Int64($0) }
         return JournalRecord(cursor: cursor, unit: unit, realtimeMicroseconds: rt, message: message)
     }
 }

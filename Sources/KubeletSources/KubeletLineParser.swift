@@ -30,9 +30,9 @@ public enum KubeletLineParser {
         if at > 0, line[at - 1] == UInt8(ascii: ":") {
             // JSON logging format.
             guard let open = findByte(line, UInt8(ascii: "{"), from: 0),
-                  let obj = (try? JSONSerialization.jsonObject(with: Data(buffer: UnsafeBufferPointer(rebasing: line[open...])))) as? [String: Any],
-                  let ts = obj["ts"] as? Double, ts.isFinite, ts > 0, ts < 1e14,
-                  let pod = obj["pod"] as? [String: Any], let n = pod["name"] as? String, let ns = pod["namespace"] as? String,
+                  let obj = try? JSON.parse(Array(line[open...])),
+                  let ts = obj["ts"]?.doubleValue, ts.isFinite, ts > 0, ts < 1e14,
+                  let pod = obj["pod"], let n = pod["name"]?.stringValue, let ns = pod["namespace"]?.stringValue,
                   StartupLineParser.splitPod(Array("\(ns)/\(n)".utf8)) != nil
             else { return .failure(.badJSON) }
             return .success(KubeletSandboxNeeded(pod: "\(ns)/\(n)", time: .utc(KubeletTimestamp(nanosecondsSinceEpoch: Int64((ts * 1000).rounded()) * 1000))))

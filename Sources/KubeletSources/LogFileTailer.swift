@@ -4,12 +4,13 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import PodstartCore
 
 /// Where a tailer stands in a log file: which file (device + inode, so a rotated file is still
 /// found under its new name), how far its complete lines were consumed, and a fingerprint of the
 /// file's first bytes (so a file truncated and rewritten past the offset is not mistaken for the
 /// old one).
-public struct TailPosition: Codable, Sendable, Equatable {
+public struct TailPosition: Sendable, Equatable {
     public var device: UInt64
     public var inode: UInt64
     /// Bytes of complete lines consumed.
@@ -18,16 +19,32 @@ public struct TailPosition: Codable, Sendable, Equatable {
     public var fingerprint: UInt64
     public var fingerprintLength: Int
 
+    /// The saved form: one JSON object whose keys are the property names (what `JSONEncoder`
+    /// wrote before, so positions saved by older versions still load).
+    var json: JSON {
+        .object([("device", .uint(device)), ("inode", .uint(inode)), ("offset", .int(offset)),
+                 ("fingerprint", .uint(fingerprint)), ("fingerprintLength", .int(Int64(fingerprintLength)))])
+    }
+
     public func save(to path: String) throws {
-        let data = try JSONEncoder().encode(self)
         let tmp = path + ".tmp"
-        try data.write(to: URL(fileURLWithPath: tmp))
+        try Data(json.rendered().utf8).write(to: URL(fileURLWithPath: tmp))
         guard rename(tmp, path) == 0 else { throw TailError.io(path: path, errno: errno) }
     }
 
     public static func load(from path: String) -> TailPosition? {
-        guard let d = FileManager.default.contents(atPath: path) else { return nil }
-        return try? JSONDecoder().decode(TailPosition.self, from: d)
+        guard let d = FileManager.default.contents(atPath: path), let o = try? JSON.parse(Array(d)) else { return nil }
+        func unsigned(_ key: String) -> UInt64? {
+            switch o[key] {
+            case .int(let i)?: UInt64(exactly: i)
+            case .uint(let u)?: u
+            default: nil
+            }
+        }
+        guard let device = unsigned("device"), let inode = unsigned("inode"), let offset = o["offset"]?.int64Value,
+              let fingerprint = unsigned("fingerprint"), let length = o["fingerprintLength"]?.int64Value.flatMap({ Int(exactly: $0) })
+        else { return nil }
+        return TailPosition(device: device, inode: inode, offset: offset, fingerprint: fingerprint, fingerprintLength: length)
     }
 }
 

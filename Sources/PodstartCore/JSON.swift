@@ -97,6 +97,9 @@ extension JSON {
     }
 
     public var stringValue: String? { if case .string(let s) = self { s } else { nil } }
+    public var boolValue: Bool? { if case .bool(let b) = self { b } else { nil } }
+    /// The object's fields in document order, nil when not an object.
+    public var objectValue: [(String, JSON)]? { if case .object(let fields) = self { fields } else { nil } }
     public var arrayValue: [JSON]? { if case .array(let a) = self { a } else { nil } }
     public var isNull: Bool { if case .null = self { true } else { false } }
     public var doubleValue: Double? {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PodstartBenchKit
 import KubeletSources
+import PodstartCore
 
 /// `podstart-bench analyze`: `podstart analyze` against `grep -c 'Observed pod startup duration'`
 /// on the same generated journal, in the same run. Reports the throughput ratio and analyze's
@@ -69,10 +70,9 @@ struct BenchAnalyzeCommand: AsyncParsableCommand {
         analyze.status = analyzeRuns.map(\.status).max()!
         let grepCount = Int((try String(contentsOfFile: dir.appendingPathComponent("grep.out").path, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
         let summaryLine = try lastLine(of: outPath)
-        let summary = (try? JSONSerialization.jsonObject(with: Data(summaryLine.utf8))) as? [String: Any]
-        let analyzedPods = summary?["pods"] as? Int ?? -1
-        let lines = summary?["lines"] as? [String: Any]
-        let startupLines = lines?["startupLines"] as? Int ?? -1
+        let summary = try? JSON.parse(summaryLine)
+        let analyzedPods = summary?["pods"]?.int64Value ?? -1
+        let startupLines = summary?["lines"]?["startupLines"]?.int64Value ?? -1
 
         let mib = Double(size) / 1_048_576
         let grepThroughput = mib / grep.seconds

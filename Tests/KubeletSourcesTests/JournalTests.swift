@@ -72,6 +72,8 @@ import Testing
         #expect(r.message == [73, 49, 50, 10, 255])
         #expect(JournalRecord.parse(Array(#"{"MESSAGE":"no cursor"}"#.utf8)) == nil)
         #expect(JournalRecord.parse(Array("not json".utf8)) == nil)
+        #expect(JournalRecord.parse(Array(#"{"__CURSOR":"c","MESSAGE":[73,256]}"#.utf8)) == nil, "a message byte above 255")
+        #expect(JournalRecord.parse(Array(#"{"__CURSOR":"c","MESSAGE":"x"} trailing"#.utf8)) == nil)
     }
 
     @Test func readsBothUnitsThroughJournalctlAndAnalyses() throws {

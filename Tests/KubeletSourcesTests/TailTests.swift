@@ -14,6 +14,20 @@ import Testing
         var log: String { path + "/kubelet.log" }
     }
 
+    @Test func aPositionSavedByEarlierVersionsStillLoadsAndAGarbledOneDoesNot() throws {
+        let d = try Dir()
+        let saved = d.path + "/position.json"
+        // what JSONEncoder wrote before the position was saved through the JSON enum
+        try Data(#"{"offset":4096,"fingerprint":18446744073709551615,"inode":1234,"device":66306,"fingerprintLength":64}"#.utf8)
+            .write(to: URL(fileURLWithPath: saved))
+        let old = try #require(TailPosition.load(from: saved))
+        #expect(old == TailPosition(device: 66306, inode: 1234, offset: 4096, fingerprint: .max, fingerprintLength: 64))
+        try old.save(to: saved)
+        #expect(TailPosition.load(from: saved) == old)
+        try Data(#"{"offset":-1,"device":"x"}"#.utf8).write(to: URL(fileURLWithPath: saved))
+        #expect(TailPosition.load(from: saved) == nil)
+    }
+
     /// Appends through its own descriptor, like a logger that keeps the file open.
     final class Writer {
         let fd: Int32
