@@ -145,7 +145,7 @@ let package = Package(
         ),
         // What integration tests of several modules share: the local containerd + registry
         // (scripts/localenv.sh) and the built `podstart` binary.
-        .target(name: "PodstartTestSupport", dependencies: ["ContainerRuntime", "PodstartCore"], path: "Tests/Support"),
+        .target(name: "PodstartTestSupport", dependencies: ["ContainerRuntime", "HTTPTransport", "PodstartCore"], path: "Tests/Support"),
         .testTarget(
             name: "AccessProfilesTests",
             dependencies: ["AccessProfiles", "HTTPTransport", "PodstartCore", "PodstartTestSupport", "StateStore"],
