@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // Pure Swift: event types, phase model, correlator, attribution. No I/O.
@@ -47,16 +48,21 @@ let package = Package(
             plugins: ["BPFObjectBuilder"]
         ),
 
+        // The one HTTP(S) client of the sources and sinks that talk to servers (kubelet, API
+        // server, OCI registries), on async-http-client: CA bundle, client certificate, bearer
+        // token file, size caps, timeouts, and no credentials to another host on a redirect.
         .target(
-            name: "KubeletSources",
+            name: "HTTPTransport",
             dependencies: [
-                "PodstartCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+
+        .target(name: "KubeletSources", dependencies: ["PodstartCore", "HTTPTransport"]),
 
         // CRI client (gRPC over the runtime's unix socket; generated code under Generated/, see
         // scripts/gen-proto.sh), kubelet-like pod starts, pid → container → pod resolution.
@@ -92,8 +98,9 @@ let package = Package(
         // Per-image access profiles merged over many starts, prefetch plans, the lazy-pull
         // formats' lists (eStargz, Nydus, overlaybd) and their checkers. Pure, apart from
         // reading trace files and writing lists atomically, and sharing profiles through OCI
-        // registries (OCIRegistry, ProfileArtifact; SHA-256 digests from swift-crypto).
-        .target(name: "AccessProfiles", dependencies: ["PodstartCore", .product(name: "Crypto", package: "swift-crypto")]),
+        // registries (OCIRegistryClient over HTTPTransport, ProfileArtifact; SHA-256 digests from
+        // swift-crypto).
+        .target(name: "AccessProfiles", dependencies: ["PodstartCore", "HTTPTransport", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "StateStore",
             dependencies: [
@@ -189,10 +196,10 @@ let package = Package(
         ),
         // What integration tests of several modules share: the local containerd + registry
         // (scripts/localenv.sh) and the built `podstart` binary.
-        .target(name: "PodstartTestSupport", dependencies: ["ContainerRuntime", "PodstartCore"], path: "Tests/Support"),
+        .target(name: "PodstartTestSupport", dependencies: ["ContainerRuntime", "HTTPTransport", "PodstartCore"], path: "Tests/Support"),
         .testTarget(
             name: "AccessProfilesTests",
-            dependencies: ["AccessProfiles", "PodstartCore", "PodstartTestSupport", "StateStore"],
+            dependencies: ["AccessProfiles", "HTTPTransport", "PodstartCore", "PodstartTestSupport", "StateStore"],
             exclude: ["Fixtures"]  // recorded `podstart trace --output json` runs, read through #filePath
         ),
         .testTarget(
@@ -236,6 +243,7 @@ let package = Package(
             dependencies: [
                 "KubeletSources",
                 "PodstartBenchKit",  // the large journal `podstart-bench analyze` reads
+                "HTTPTransport",
                 "PodstartCore",
                 "PodstartTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,11 +1,12 @@
 import Foundation
+import HTTPTransport
 import PodstartCore
 
 /// The kubelet's own HTTP endpoints: `/metrics` and `/pods`.
 public struct KubeletEndpoints: Sendable {
-    public let client: KubeHTTPClient
+    public let client: HTTPTransport
 
-    public init(_ endpoint: KubeEndpoint) throws { client = try KubeHTTPClient(endpoint) }
+    public init(_ endpoint: KubeEndpoint) throws { client = try HTTPTransport(endpoint) }
 
     /// Scrapes `/metrics` (text format or OpenMetrics) and extracts the pod-start metrics.
     public func scrapeMetrics() async throws -> (KubeletPodStartMetrics, PrometheusText.Exposition) {
@@ -40,11 +41,11 @@ public struct KubeletMetricsPoller: Sendable {
 /// Pods of one node and their events from the API server: list, then watch from the list's
 /// resourceVersion, relisting when the server says the version is gone (410).
 public struct APIServerPodSource: Sendable {
-    public let client: KubeHTTPClient
+    public let client: HTTPTransport
     public let nodeName: String
 
     public init(_ endpoint: KubeEndpoint, nodeName: String) throws {
-        client = try KubeHTTPClient(endpoint)
+        client = try HTTPTransport(endpoint)
         self.nodeName = nodeName
     }
 

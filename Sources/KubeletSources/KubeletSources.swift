@@ -13,4 +13,4 @@
 //            KubeletMetrics        pod-start metrics (FORMATS.md §2), per-interval percentiles
 //  status    PodStatus             Pod / Event subset, PodStatusTimeline (schedule, probe)
 //            KubeStatusSources     kubelet /metrics and /pods, API-server list + watch
-//            KubeHTTPClient        HTTP(S) on swift-nio: bearer token, CA, timeouts, streams
+//            KubeEndpoint          service-account endpoints for HTTPTransport (its own module)

@@ -288,7 +288,7 @@ final class EventCounter: @unchecked Sendable {
 
 extension Double {
     func rounded(toPlaces places: Int) -> Double {
-        let scale = pow(10, Double(places))
+        let scale = Foundation.pow(10, Double(places))  // qualified: swift-numerics (via async-http-client) adds a static Double.pow
         return (self * scale).rounded() / scale
     }
 }

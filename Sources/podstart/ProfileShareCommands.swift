@@ -19,7 +19,7 @@ struct RegistryOptions: ParsableArguments {
 
     func sharing(for image: ImageReference) throws -> ProfileSharing {
         let credentials = try RegistryCredentials.fromDockerConfig(host: image.apiHost)
-        let client = OCIRegistryClient(host: image.apiHost, plainHTTP: plainHTTP, credentials: credentials, timeoutSeconds: timeoutSeconds)
+        let client = try OCIRegistryClient(host: image.apiHost, plainHTTP: plainHTTP, credentials: credentials, timeoutSeconds: timeoutSeconds)
         return ProfileSharing(registry: ProfileRegistry(client: client))
     }
 

@@ -85,7 +85,7 @@ struct RegistryArtifactTests {
     /// through its tag, and podstart keeps the referrers tag-schema index itself.
     @Test func artifactOnTheLocalRegistryIsTaggedAndListedInTheReferrersTagIndex() async throws {
         let env = try LocalEnvironment.shared()
-        let client = OCIRegistryClient(host: env.registry)
+        let client = try OCIRegistryClient(host: env.registry)
         let repository = uniqueRepository("artifact")
         let subject = try await pushTestImage(client, repository: repository)
         let image = try ImageReference(parsing: "\(env.registry)/\(repository):latest")
@@ -137,7 +137,7 @@ struct RegistryArtifactTests {
 
     @Test func unknownDigestOrTagIsNamed() async throws {
         let env = try LocalEnvironment.shared()
-        let registry = ProfileRegistry(client: OCIRegistryClient(host: env.registry))
+        let registry = ProfileRegistry(client: try OCIRegistryClient(host: env.registry))
         let zero = "sha256:" + String(repeating: "0", count: 64)
         let byDigest = try ImageReference(parsing: "\(env.registry)/podstart-test/reader@\(zero)")
         let error = await #expect(throws: OCIRegistryError.self) { try await registry.resolve(byDigest) }
@@ -153,7 +153,7 @@ struct RegistryArtifactTests {
     @Test func referrersAPIFindsTheNewestArtifact() async throws {
         let server = try RegistryTestServer(referrersAPI: true)
         defer { server.stop() }
-        let client = OCIRegistryClient(host: server.address)
+        let client = try OCIRegistryClient(host: server.address)
         let subject = try await pushTestImage(client, repository: "app")
         let image = try ImageReference(parsing: "\(server.address)/app:latest")
         let registry = ProfileRegistry(client: client)
@@ -179,7 +179,7 @@ struct RegistryArtifactTests {
     @Test func failedPushLeavesThePreviousTag() async throws {
         let server = try RegistryTestServer(referrersAPI: false)
         defer { server.stop() }
-        let client = OCIRegistryClient(host: server.address)
+        let client = try OCIRegistryClient(host: server.address)
         let subject = try await pushTestImage(client, repository: "app")
         let image = try ImageReference(parsing: "\(server.address)/app:latest")
         let registry = ProfileRegistry(client: client)
@@ -203,14 +203,14 @@ struct RegistryArtifactTests {
         let port = closedLoopbackPort()
         let image = try ImageReference(parsing: "127.0.0.1:\(port)/app:latest")
         let unreachable = await #expect(throws: OCIRegistryError.self) {
-            try await ProfileRegistry(client: OCIRegistryClient(host: "127.0.0.1:\(port)")).resolve(image)
+            try await ProfileRegistry(client: try OCIRegistryClient(host: "127.0.0.1:\(port)")).resolve(image)
         }
         #expect("\(unreachable!)".contains("127.0.0.1:\(port)") && "\(unreachable!)".contains("connection refused"), "\(unreachable!)")
 
         for status in [500, 401, 403] {
             let server = try RegistryTestServer(mode: .refuse(status: status))
             defer { server.stop() }
-            let registry = ProfileRegistry(client: OCIRegistryClient(host: server.address))
+            let registry = ProfileRegistry(client: try OCIRegistryClient(host: server.address))
             let image = try ImageReference(parsing: "\(server.address)/app:latest")
             let error = await #expect(throws: OCIRegistryError.self) { try await registry.resolve(image) }
             let text = "\(error!)"
@@ -227,7 +227,7 @@ struct RegistryArtifactTests {
         let credentials = RegistryCredentials(username: "node", password: "pw")
         let server = try RegistryTestServer(bearerCredentials: credentials)
         defer { server.stop() }
-        let client = OCIRegistryClient(host: server.address, credentials: credentials)
+        let client = try OCIRegistryClient(host: server.address, credentials: credentials)
         let subject = try await pushTestImage(client, repository: "app")
         let image = try ImageReference(parsing: "\(server.address)/app:latest")
         #expect(try await ProfileRegistry(client: client).resolve(image) == subject)
@@ -235,7 +235,7 @@ struct RegistryArtifactTests {
         #expect(!tokenRequests.isEmpty)
         #expect(tokenRequests.allSatisfy { $0.query.contains("service=podstart-test") })
 
-        let anonymous = ProfileRegistry(client: OCIRegistryClient(host: server.address))
+        let anonymous = ProfileRegistry(client: try OCIRegistryClient(host: server.address))
         let error = await #expect(throws: OCIRegistryError.self) { try await anonymous.resolve(image) }
         #expect("\(error!)".contains("401"), "\(error!)")
     }
@@ -243,7 +243,7 @@ struct RegistryArtifactTests {
     @Test func malformedArtifactIsRefusedWithItsDigest() async throws {
         let server = try RegistryTestServer(referrersAPI: false)
         defer { server.stop() }
-        let client = OCIRegistryClient(host: server.address)
+        let client = try OCIRegistryClient(host: server.address)
         let subject = try await pushTestImage(client, repository: "app")
         let image = try ImageReference(parsing: "\(server.address)/app:latest")
         // Something else under podstart's tag: a plain image manifest.

@@ -94,7 +94,7 @@ struct RegistryShareTests {
 
         // The artifact is where registries without the referrers API look for it.
         let reference = try ImageReference(parsing: image)
-        let client = OCIRegistryClient(host: env.registry)
+        let client = try OCIRegistryClient(host: env.registry)
         let tagged = try #require(try await client.manifest(repository: reference.repository,
                                                                                 reference: ProfileArtifact.tag(forSubject: pulled.imageDigest)))
         #expect(tagged.descriptor.digest == b["manifestDigest"]?.stringValue)
@@ -138,7 +138,7 @@ struct RegistryShareTests {
         #expect(status != 0)
         #expect(output.contains("no start of image sha256:"), "\(output)")
         let reference = try ImageReference(parsing: other)
-        let client = OCIRegistryClient(host: env.registry)
+        let client = try OCIRegistryClient(host: env.registry)
         let subject = try #require(try await client.manifest(repository: reference.repository, reference: "latest"))
         #expect(try await client.manifest(repository: reference.repository,
                                                             reference: ProfileArtifact.tag(forSubject: subject.descriptor.digest)) == nil)
@@ -179,7 +179,7 @@ struct RegistryShareTests {
         defer { server.stop() }
         let digest = server.seedImage(repository: "app", tag: "1")
         let plain = try #require(server.manifest("app", digest))
-        let client = OCIRegistryClient(host: server.address)
+        let client = try OCIRegistryClient(host: server.address)
         _ = try await client.putManifest(repository: "app", reference: ProfileArtifact.tag(forSubject: digest),
                                                            body: plain, mediaType: OCIMediaType.imageManifest)
         let (s3, o3) = podstart(["profile", "pull", "--image", "\(server.address)/app:1"])

@@ -26,7 +26,9 @@ final class RegistryTestServer: @unchecked Sendable {
     }
 
     let port: UInt16
-    var address: String { "127.0.0.1:\(port)" }
+    /// The loopback address it listens on: 127.0.0.2 is another host to a client of 127.0.0.1.
+    let host: String
+    var address: String { "\(host):\(port)" }
     private let listener: Int32
     private let lock = NSLock()
     private var stopped = false
@@ -41,9 +43,15 @@ final class RegistryTestServer: @unchecked Sendable {
     private var blobs: [String: [UInt8]] = [:]                                  // digest
     private var uploads: Set<String> = []
     private var failing: (@Sendable (Request) -> Int?)?
+    private var redirecting: (@Sendable (Request) -> String?)?
+    /// The token service named in bearer challenges; default: this server's `/token`.
+    private let realm: String?
     private(set) var log: [Request] = []
 
-    init(mode: Mode = .registry, referrersAPI: Bool = true, bearerCredentials: RegistryCredentials? = nil) throws {
+    init(mode: Mode = .registry, referrersAPI: Bool = true, bearerCredentials: RegistryCredentials? = nil,
+         host: String = "127.0.0.1", realm: String? = nil) throws {
+        self.host = host
+        self.realm = realm
         self.mode = mode
         self.referrersAPI = referrersAPI
         self.bearerCredentials = bearerCredentials
@@ -53,12 +61,12 @@ final class RegistryTestServer: @unchecked Sendable {
         setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        address.sin_addr.s_addr = inet_addr(host)
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard bound == 0, listen(listener, 64) == 0 else {
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "bind 127.0.0.1: \(String(cString: strerror(errno)))"])
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "bind \(host): \(String(cString: strerror(errno)))"])
         }
         var actual = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -80,6 +88,10 @@ final class RegistryTestServer: @unchecked Sendable {
 
     /// Requests for which `predicate` returns a status are answered with it instead.
     func fail(when predicate: @escaping @Sendable (Request) -> Int?) { lock.withLock { failing = predicate } }
+
+    /// Requests for which `predicate` returns a URL are answered `307 Temporary Redirect` to it
+    /// (after the auth check), as registries send blobs to object storage.
+    func redirect(when predicate: @escaping @Sendable (Request) -> String?) { lock.withLock { redirecting = predicate } }
 
     var requests: [Request] { lock.withLock { log } }
     func tagged(_ repository: String, _ tag: String) -> String? { lock.withLock { tags["\(repository):\(tag)"] } }
@@ -196,10 +208,13 @@ final class RegistryTestServer: @unchecked Sendable {
                 return (200, ["Content-Type": "application/json"], Array(#"{"token":"\#(Self.token)"}"#.utf8))
             }
             guard request.headers["authorization"] == "Bearer \(Self.token)" else {
-                return (401, ["WWW-Authenticate": #"Bearer realm="http://\#(address)/token",service="podstart-test",scope="repository:x:pull""#,
+                return (401, ["WWW-Authenticate": #"Bearer realm="\#(realm ?? "http://" + address + "/token")",service="podstart-test",scope="repository:x:pull""#,
                               "Content-Type": "application/json"],
                         Array(#"{"errors":[{"code":"UNAUTHORIZED","message":"token required"}]}"#.utf8))
             }
+        }
+        if let redirecting = lock.withLock({ redirecting }), let location = redirecting(request) {
+            return (307, ["Location": location], [])
         }
         if request.path == "/v2/" { return (200, [:], []) }
         guard request.path.hasPrefix("/v2/") else { return error(404, "NOT_FOUND", "no such route") }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTransport
 import NIOCore
 import NIOHTTP1
 import PodstartCore
@@ -116,7 +117,7 @@ import Testing
             await #expect {
                 _ = try await KubeletEndpoints(bad).scrapeMetrics()
             } throws: { e in
-                guard case KubeHTTPError.status(let code, _, _) = e else { return false }
+                guard case HTTPTransportError.status(let code, _, _) = e else { return false }
                 return code == 401
             }
             // The system trust store does not know the test CA.
@@ -124,11 +125,11 @@ import Testing
             await #expect {
                 _ = try await KubeletEndpoints(untrusted).scrapeMetrics()
             } throws: { e in
-                guard case KubeHTTPError.tls = e else { Issue.record("not a TLS error: \(e)"); return false }
+                guard case HTTPTransportError.tls = e else { Issue.record("not a TLS error: \(e)"); return false }
                 return true
             }
             // …unless verification is switched off explicitly.
-            let insecure = try KubeEndpoint(url: "https://127.0.0.1:\(server.port)", bearerToken: Self.token, insecureSkipVerify: true)
+            let insecure = try KubeEndpoint(url: "https://127.0.0.1:\(server.port)", bearerToken: Self.token, insecureSkipTLSVerify: true)
             #expect(try await KubeletEndpoints(insecure).scrapeMetrics().0.sli?.count == 14)
         }
     }
@@ -144,15 +145,15 @@ import Testing
             #expect(second.sli?.count == 0 && second.startedPods == 0)
             let start = Date()
             await #expect {
-                _ = try await KubeHTTPClient(impatient).get("/hang")
+                _ = try await HTTPTransport(impatient).get("/hang")
             } throws: { e in
-                if case KubeHTTPError.timeout = e { return true }
+                if case HTTPTransportError.timeout = e { return true }
                 return false
             }
             #expect(Date().timeIntervalSince(start) < 5)
             // Nothing listens here.
             let closed = try KubeEndpoint(url: "http://127.0.0.1:1", timeout: .milliseconds(300))
-            await #expect(throws: KubeHTTPError.self) { _ = try await KubeHTTPClient(closed).get("/metrics") }
+            await #expect(throws: HTTPTransportError.self) { _ = try await HTTPTransport(closed).get("/metrics") }
         }
     }
 

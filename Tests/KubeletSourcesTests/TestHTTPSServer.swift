@@ -4,23 +4,35 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 
-/// A self-signed CA and a server certificate for 127.0.0.1, made with the openssl CLI at test time.
+/// A self-signed CA with a server certificate for 127.0.0.1/127.0.0.2 and a client certificate
+/// signed by it, made with the openssl CLI at test time; or (`selfSigned`) a lone self-signed
+/// server certificate, as a kubelet makes for itself when no CA signs its serving certificate.
 struct TestPKI {
     let directory: String
     var caFile: String { directory + "/ca.crt" }
     var certFile: String { directory + "/server.crt" }
     var keyFile: String { directory + "/server.key" }
+    var clientCertFile: String { directory + "/client.crt" }
+    var clientKeyFile: String { directory + "/client.key" }
 
-    static func make() throws -> TestPKI {
+    static func make(selfSigned: Bool = false) throws -> TestPKI {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("podstart-pki-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let script = """
+        let script = selfSigned ? """
+            set -e
+            cd "\(dir)"
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout server.key -out server.crt -days 2 -subj "/CN=test-node@1733400000" \\
+              -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" 2>/dev/null
+            """ : """
             set -e
             cd "\(dir)"
             openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj "/CN=podstart-test-ca" 2>/dev/null
             openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=127.0.0.1" 2>/dev/null
-            printf "subjectAltName=IP:127.0.0.1,DNS:localhost\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n" > ext.cnf
+            printf "subjectAltName=IP:127.0.0.1,IP:127.0.0.2,DNS:localhost\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n" > ext.cnf
             openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile ext.cnf 2>/dev/null
+            openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=system:serviceaccount:podstart:agent" 2>/dev/null
+            printf "basicConstraints=CA:FALSE\\nextendedKeyUsage=clientAuth\\n" > client.cnf
+            openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 2 -extfile client.cnf 2>/dev/null
             """
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/sh")
@@ -44,23 +56,34 @@ struct TestRoute: Sendable {
     var contentType = "application/json"
     var chunks: [String]
     var hang = false
+    /// Extra response headers (a redirect's `Location`).
+    var headers: [(String, String)] = []
 }
 
 /// A local HTTPS (or HTTP) server on 127.0.0.1 serving recorded samples, for the scrape and
 /// list/watch tests. It records every request it got.
 final class TestHTTPSServer: @unchecked Sendable {
     let channel: Channel
+    let host: String
     let port: Int
 
-    /// `route` gets the request URI and Authorization header.
-    init(pki: TestPKI?, route: @escaping @Sendable (String, String?) -> TestRoute) async throws {
+    /// `route` gets the request URI and Authorization header. `host` is any loopback address
+    /// (127.0.0.2 is "another host" to a client of 127.0.0.1); `requireClientCertificate` refuses
+    /// clients without a certificate signed by the PKI's CA.
+    init(pki: TestPKI?, host: String = "127.0.0.1", requireClientCertificate: Bool = false,
+         route: @escaping @Sendable (String, String?) -> TestRoute) async throws {
         var ssl: NIOSSLContext?
         if let pki {
-            let tls = TLSConfiguration.makeServerConfiguration(
+            var tls = TLSConfiguration.makeServerConfiguration(
                 certificateChain: try NIOSSLCertificate.fromPEMFile(pki.certFile).map { .certificate($0) },
                 privateKey: .privateKey(try NIOSSLPrivateKey(file: pki.keyFile, format: .pem)))
+            if requireClientCertificate {
+                tls.certificateVerification = .noHostnameVerification
+                tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(pki.caFile))
+            }
             ssl = try NIOSSLContext(configuration: tls)
         }
+        self.host = host
         let box = RequestLog()
         let sslContext = ssl
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -72,7 +95,7 @@ final class TestHTTPSServer: @unchecked Sendable {
                     try ch.pipeline.syncOperations.addHandler(Handler(route: route, log: box))
                 }
             }
-            .bind(host: "127.0.0.1", port: 0).get()
+            .bind(host: host, port: 0).get()
         port = channel.localAddress!.port!
         logBox = box
     }
@@ -116,6 +139,7 @@ final class TestHTTPSServer: @unchecked Sendable {
                 headers.add(name: "Content-Type", value: r.contentType)
                 headers.add(name: "Transfer-Encoding", value: "chunked")
                 headers.add(name: "Connection", value: "close")
+                for (name, value) in r.headers { headers.add(name: name, value: value) }
                 context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: r.status, headers: headers))), promise: nil)
                 context.flush()
                 writeChunks(context: context, r.chunks[...])

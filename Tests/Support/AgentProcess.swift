@@ -1,7 +1,5 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import HTTPTransport
 
 /// A `podstart agent` the test started: the built binary as a child process, its log in a file,
 /// its HTTP API on 127.0.0.1. `start` returns once /readyz answers 200.
@@ -79,11 +77,9 @@ public final class AgentProcess: @unchecked Sendable {
     }
 
     public func get(_ path: String, accept: String? = nil) async throws -> (Int, String) {
-        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
-        request.timeoutInterval = 10
-        if let accept { request.setValue(accept, forHTTPHeaderField: "Accept") }
-        let (data, response) = try await URLSession.shared.data(for: request)
-        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+        let client = try HTTPTransport(HTTPEndpoint(url: "http://127.0.0.1:\(port)", timeout: .seconds(10)))
+        let response = try await client.send(.GET, path, headers: accept.map { ["Accept": $0] } ?? [:])
+        return (response.status, String(decoding: response.body, as: UTF8.self))
     }
 
     /// The value of one series in /metrics (`name{labels}` exactly as rendered), or nil.
