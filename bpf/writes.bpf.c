@@ -6,6 +6,7 @@
  * first write of a pair becomes a record (with the resolved path), the rest are folded.
  */
 #include "common.bpf.h"
+#include "path.bpf.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
