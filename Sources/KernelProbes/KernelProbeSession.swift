@@ -378,14 +378,14 @@ public final class KernelProbeSession: @unchecked Sendable {
         return pending
     }
 
-    /// Write totals per (process, file).
+    /// Write totals per (process, file: device, inode number and generation).
     public func writeTotals(remove: Bool = false) throws -> [WriteTotal] {
         let fd = try objectFD(.writes, "ps_writes")
         return try Self.entries(fd: fd, map: "ps_writes", key: ps_write_key.self, value: ps_write_value.self,
                                 remove: remove, where: { _ in true })
             .map { key, value in
                 WriteTotal(pid: key.pid, file: FileKey(device: DeviceNumber(rawValue: key.dev), inode: key.ino),
-                           mountNamespace: value.mntns, firstNs: value.first_ns, lastNs: value.last_ns,
+                           fileGeneration: key.generation, mountNamespace: value.mntns, firstNs: value.first_ns, lastNs: value.last_ns,
                            bytes: value.bytes, writes: value.writes,
                            isRuntimeProcess: value.flags & UInt32(PS_FLAG_RUNTIME_PROCESS) != 0)
             }
