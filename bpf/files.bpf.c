@@ -7,6 +7,8 @@
  * the path resolved in the kernel from the opened file (relative paths, dirfds, "..", symlinks).
  */
 #include "common.bpf.h"
+#include "path.bpf.h"
+#include "open_record.bpf.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -201,14 +201,15 @@ struct ps_block_event {
 };
 _Static_assert(sizeof(struct ps_block_event) == 80, "ps_block_event size");
 
-/* First write by a process to a regular file; the totals come from the ps_writes map. */
+/* First write by a process to a regular file; the totals come from the ps_writes map under
+ * (pid, file.dev, file.ino, generation). */
 struct ps_write_begin_event {
 	struct ps_event_header header;
 	struct ps_task_context task;
 	struct ps_file_identity file;
 	__u16 flags;
 	__u16 path_len;
-	__u32 _pad;
+	__u32 generation;  /* the inode's i_generation: tells a reused inode number from its last owner */
 	char path[PS_PATH_LEN];
 };
 _Static_assert(sizeof(struct ps_write_begin_event) == 16 + 48 + 40 + 8 + 512, "ps_write_begin_event size");
@@ -269,12 +270,18 @@ struct ps_range_cache_slot {
 };
 _Static_assert(sizeof(struct ps_range_cache_slot) == 48, "ps_range_cache_slot size");
 
+/* A file system hands a freed inode number to the next file it creates (ext4 does so at once:
+ * containerd deletes small ingest files during a pull and the layer files unpacked next get
+ * their numbers). The generation changes with every new inode (random on ext4, xfs, tmpfs), so
+ * an unpacked file's writes never fold into a deleted download's entry. */
 struct ps_write_key {
 	__u32 pid;
 	__u32 dev;
 	__u64 ino;
+	__u32 generation;  /* i_generation */
+	__u32 _pad;
 };
-_Static_assert(sizeof(struct ps_write_key) == 16, "ps_write_key size");
+_Static_assert(sizeof(struct ps_write_key) == 24, "ps_write_key size");
 
 struct ps_write_value {
 	__u64 first_ns;

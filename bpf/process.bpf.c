@@ -6,6 +6,8 @@
  * plugins exec well before a container's first process) and keep the runtime-process set current.
  */
 #include "common.bpf.h"
+#include "path.bpf.h"
+#include "open_record.bpf.h"
 
 /* Copy argv (NUL separated) from the new image's stack; bounded by PS_ARGS_LEN. */
 static __always_inline __u16 ps_read_args(struct task_struct *task, char *out, __u16 *flags)

@@ -69,6 +69,7 @@ struct inode {
 	unsigned long i_ino;
 	struct super_block *i_sb;
 	long long i_size;
+	__u32 i_generation;
 };
 
 struct address_space {

@@ -3,9 +3,11 @@
  * Writes to regular files by the container runtime and its children (containerd's content-store
  * ingest = download; snapshot unpack = decompress) and by tasks of starting containers. Per
  * (process, file) the kernel keeps first write, last write, bytes and count in ps_writes; only the
- * first write of a pair becomes a record (with the resolved path), the rest are folded.
+ * first write of a pair becomes a record (with the resolved path), the rest are folded. A file is
+ * its device, inode number and inode generation: inode numbers are reused (see ps_write_key).
  */
 #include "common.bpf.h"
+#include "path.bpf.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -37,7 +39,10 @@ static __always_inline int ps_handle_write(long ret)
 		return 0; /* pipes, sockets, terminals */
 
 	__u64 now = bpf_ktime_get_ns();
-	struct ps_write_key key = { .pid = tgid, .dev = BPF_CORE_READ(inode, i_sb, s_dev), .ino = BPF_CORE_READ(inode, i_ino) };
+	/* keyed on the inode's generation too: an inode number freed by an unlink comes back for
+	 * the next file created, and that file's writes are not the deleted one's (see ps_write_key) */
+	struct ps_write_key key = { .pid = tgid, .dev = BPF_CORE_READ(inode, i_sb, s_dev), .ino = BPF_CORE_READ(inode, i_ino),
+				    .generation = BPF_CORE_READ(inode, i_generation) };
 	struct ps_write_value *agg = bpf_map_lookup_elem(&ps_writes, &key);
 	if (agg) {
 		agg->last_ns = now;
@@ -58,7 +63,7 @@ static __always_inline int ps_handle_write(long ret)
 	ps_fill_file(&e->file, file);
 	e->path_len = ps_resolve_path(__builtin_preserve_access_index(&file->f_path), task, e->path, &flags);
 	e->flags = flags;
-	e->_pad = 0;
+	e->generation = key.generation;
 	e->header.size = __builtin_offsetof(struct ps_write_begin_event, path) + (e->path_len & (PS_PATH_LEN - 1)) + 1;
 	ps_submit(e, PS_PROG_WRITE);
 	return 0;

@@ -5,6 +5,12 @@ import PackagePlugin
 /// the DWARF (keeping `.BTF`/`.BTF.ext`, which CO-RE needs) and embeds each object as a base64
 /// string in a generated Swift file of the target (a byte-array literal of this size does not
 /// compile in reasonable time; a string does). No compiled object is ever committed.
+///
+/// Next to it, from `bpftool gen skeleton` of the same object, a typed description of it:
+/// `BPFSkeleton.<Name>` with its maps, programs and read-only globals (typed by their C type) as
+/// Swift names, so a map, program or global the object does not have fails the build, not the
+/// load. The skeleton's own C (open/load/attach through an embedded copy of the object) is not
+/// used: KernelProbes keeps driving libbpf itself, it only takes the names and types.
 @main
 struct BPFObjectBuilder: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
@@ -18,6 +24,8 @@ struct BPFObjectBuilder: BuildToolPlugin {
         let headers = entries.filter { $0.pathExtension == "h" }
         let clang = try context.tool(named: "clang").url
         let objcopy = try context.tool(named: "llvm-objcopy").url
+        // Debian's bpftool (package bpftool) is in /usr/sbin, which a build's PATH may lack.
+        let bpftool = (try? context.tool(named: "bpftool").url) ?? URL(filePath: "/usr/sbin/bpftool")
         #if arch(arm64)
         let targetArch = "arm64"
         #else
@@ -27,6 +35,7 @@ struct BPFObjectBuilder: BuildToolPlugin {
         let script = """
             set -eu
             clang="$1"; objcopy="$2"; src="$3"; obj="$4"; out="$5"; name="$6"; inc="$7"; arch="$8"
+            bpftool="$9"; skel="${10}"; awkprog="${11}"
             "$clang" -g -O2 -target bpf -D__TARGET_ARCH_"$arch" -Wall -Werror -I"$inc" -c "$src" -o "$obj"
             "$objcopy" --strip-debug "$obj"
             {
@@ -36,23 +45,86 @@ struct BPFObjectBuilder: BuildToolPlugin {
               printf '"\\n}\\n'
             } > "$out.tmp"
             mv "$out.tmp" "$out"
+            "$bpftool" gen skeleton "$obj" name "${name}_bpf" > "$obj.skel.h"
+            awk -v name="$name" "$awkprog" "$obj.skel.h" > "$skel.tmp"
+            mv "$skel.tmp" "$skel"
             """
 
         return sources.map { source in
             let name = String(source.lastPathComponent.dropLast(".bpf.c".count))
             let object = context.pluginWorkDirectoryURL.appending(path: "\(name).bpf.o")
             let output = context.pluginWorkDirectoryURL.appending(path: "EmbeddedBPF+\(name).swift")
+            let skeleton = context.pluginWorkDirectoryURL.appending(path: "BPFSkeleton+\(name).swift")
             return .buildCommand(
                 displayName: "Compiling eBPF program bpf/\(source.lastPathComponent)",
                 executable: URL(filePath: "/bin/sh"),
                 arguments: [
                     "-c", script, "bpf-build",
                     clang.path, objcopy.path, source.path, object.path, output.path, name,
-                    bpfDirectory.path, targetArch,
+                    bpfDirectory.path, targetArch, bpftool.path, skeleton.path, Self.skeletonToSwift,
                 ],
                 inputFiles: sources + headers,
-                outputFiles: [output]
+                outputFiles: [output, skeleton]
             )
         }
     }
+
+    /// Reads the struct at the top of a `bpftool gen skeleton` header (its `maps`, `progs` and
+    /// `<name>__rodata` members) and writes `BPFSkeleton.<Name>`. A global of a type it does not
+    /// map fails the build. An object with the ring buffer `ps_events` is built on common.bpf.h:
+    /// it is declared a `PodstartObjectSkeleton`, which fails to compile if it lacks any shared
+    /// map or tunable (or has one of another type).
+    static let skeletonToSwift = #"""
+        BEGIN {
+            n = split(name, parts, "_")
+            type = ""
+            for (i = 1; i <= n; i++) type = type toupper(substr(parts[i], 1, 1)) substr(parts[i], 2)
+            swift["__u8"] = "UInt8"; swift["__u16"] = "UInt16"; swift["__u32"] = "UInt32"; swift["__u64"] = "UInt64"
+            swift["__s8"] = "Int8"; swift["__s16"] = "Int16"; swift["__s32"] = "Int32"; swift["__s64"] = "Int64"
+            swift["_Bool"] = "Bool"
+            nm = 0; np = 0; ng = 0; failed = 0; rodata = 0; common = 0
+        }
+        /^\t\tstruct bpf_map \*[A-Za-z_0-9]+;$/ {
+            v = $3; sub(/^\*/, "", v); sub(/;$/, "", v)
+            if (v !~ /^(rodata|data|bss|kconfig)$/) maps[nm++] = v
+            if (v == "ps_events") common = 1
+            next
+        }
+        /^\t\tstruct bpf_program \*[A-Za-z_0-9]+;$/ { v = $3; sub(/^\*/, "", v); sub(/;$/, "", v); progs[np++] = v; next }
+        /^\tstruct [A-Za-z_0-9]+__rodata \{$/ { rodata = 1; next }
+        rodata && /^\t\} \*rodata;$/ { rodata = 0; next }
+        rodata {
+            v = $2; sub(/;$/, "", v)
+            if (NF != 2 || !($1 in swift) || v !~ /^[A-Za-z_0-9]+$/) {
+                print "BPFObjectBuilder: bpf/" name ".bpf.c: read-only global of an unsupported type: " $0 > "/dev/stderr"
+                failed = 1
+            }
+            globals[ng] = v; types[ng++] = swift[$1]
+            next
+        }
+        END {
+            if (failed) exit 1
+            if (np == 0) { print "BPFObjectBuilder: bpf/" name ".bpf.c: no programs in its skeleton" > "/dev/stderr"; exit 1 }
+            print "// Generated by the BPFObjectBuilder plugin from `bpftool gen skeleton` of bpf/" name ".bpf.c. Do not edit."
+            print "extension BPFSkeleton {"
+            print "    /// bpf/" name ".bpf.c: its maps, programs and read-only globals, by the names the object has."
+            print "    enum " type ": " (common ? "PodstartObjectSkeleton" : "BPFObjectSkeleton") " {"
+            print "        static let objectName = \"" name "\""
+            print "        static var embeddedObject: String { EmbeddedBPF." name " }"
+            if (nm == 0) print "        typealias Map = BPFNoMap"
+            else {
+                print "        enum Map: String, " (common ? "CommonMaps" : "BPFMapName") ", CaseIterable {"
+                for (i = 0; i < nm; i++) print "            case `" maps[i] "`"
+                print "        }"
+            }
+            print "        enum Program: String, BPFProgramName, CaseIterable {"
+            for (i = 0; i < np; i++) print "            case `" progs[i] "`"
+            print "        }"
+            print "        enum Global" (common ? ": CommonGlobals" : "") " {"
+            for (i = 0; i < ng; i++) print "            static let `" globals[i] "` = BPFGlobal<" types[i] ">(name: \"" globals[i] "\")"
+            print "        }"
+            print "    }"
+            print "}"
+        }
+        """#
 }

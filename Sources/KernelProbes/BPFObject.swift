@@ -26,6 +26,12 @@ final class BPFObject {
         self.handle = handle
     }
 
+    /// Opens the object a skeleton describes, from its embedded bytes.
+    convenience init<S: BPFObjectSkeleton>(_ skeleton: S.Type) throws {
+        guard let bytes = EmbeddedBPF.object(S.self) else { throw BPFError.open(object: S.objectName, errno: EINVAL) }
+        try self.init(name: S.objectName, bytes: bytes)
+    }
+
     deinit {
         detachAll()
         bpf_object__close(handle)
@@ -46,37 +52,38 @@ final class BPFObject {
         bpf_object__find_program_by_name(handle, name)
     }
 
-    func map(named name: String) -> OpaquePointer? {
-        bpf_object__find_map_by_name(handle, name)
+    func map(_ name: some BPFMapName) -> OpaquePointer? {
+        bpf_object__find_map_by_name(handle, name.rawValue)
     }
 
-    func mapFD(named name: String) throws -> Int32 {
-        guard let map = map(named: name) else { throw BPFError.map(name: name, errno: ENOENT) }
+    func mapFD(_ name: some BPFMapName) throws -> Int32 {
+        guard let map = map(name) else { throw BPFError.map(name: name.rawValue, errno: ENOENT) }
         let fd = bpf_map__fd(map)
-        if fd < 0 { throw BPFError.map(name: name, errno: -fd) }
+        if fd < 0 { throw BPFError.map(name: name.rawValue, errno: -fd) }
         return fd
     }
 
-    /// Switches a program off before load, remembering why.
+    /// Switches a program off before load, remembering why. By name: the empty twins of the
+    /// programs (EmptyProbes) are switched off by the real programs' names.
     func disable(program: String, reason: String) {
         guard let p = self.program(named: program) else { return }
         bpf_program__set_autoload(p, false)
         disabledPrograms[program] = reason
     }
 
-    func setReadOnlyGlobal<T>(_ name: String, _ value: T) throws {
+    func setReadOnlyGlobal<T>(_ global: BPFGlobal<T>, _ value: T) throws {
         var v = value
         let rc = withUnsafeBytes(of: &v) { buf in
-            podstart_object_set_rodata(handle, name, buf.baseAddress, buf.count)
+            podstart_object_set_rodata(handle, global.name, buf.baseAddress, buf.count)
         }
-        if rc != 0 { throw BPFError.map(name: "\(self.name).rodata:\(name)", errno: -rc) }
+        if rc != 0 { throw BPFError.map(name: "\(self.name).rodata:\(global.name)", errno: -rc) }
     }
 
     /// Makes this object use an existing map instead of creating its own (maps shared by name).
-    func reuseMap(named name: String, fd: Int32) throws {
-        guard let map = map(named: name) else { return }
+    func reuseMap(_ name: some BPFMapName, fd: Int32) throws {
+        guard let map = map(name) else { return }
         let rc = bpf_map__reuse_fd(map, fd)
-        if rc != 0 { throw BPFError.map(name: name, errno: -rc) }
+        if rc != 0 { throw BPFError.map(name: name.rawValue, errno: -rc) }
     }
 
     func load() throws {

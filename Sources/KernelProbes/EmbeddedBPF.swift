@@ -1,21 +1,10 @@
 /// The eBPF objects compiled from `bpf/*.bpf.c` by the BPFObjectBuilder plugin at build time, as
-/// base64 strings (see the generated `EmbeddedBPF+<name>.swift` files in the build directory).
+/// base64 strings (see the generated `EmbeddedBPF+<name>.swift` files in the build directory),
+/// reached through their skeletons (`BPFSkeleton.<Name>.embeddedObject`).
 enum EmbeddedBPF {
-    /// Decoded object bytes by name, in load order: `process` first, because it creates the maps
-    /// the other objects share.
-    static func object(named name: String) -> [UInt8]? {
-        let encoded: String
-        switch name {
-        case "process": encoded = process
-        case "files": encoded = files
-        case "files_cast": encoded = files_cast
-        case "filemap": encoded = filemap
-        case "blockio": encoded = blockio
-        case "writes": encoded = writes
-        case "empty": encoded = empty
-        default: return nil
-        }
-        return Base64.decode(encoded)
+    /// An object's decoded bytes.
+    static func object<S: BPFObjectSkeleton>(_ skeleton: S.Type) -> [UInt8]? {
+        Base64.decode(S.embeddedObject)
     }
 }
 

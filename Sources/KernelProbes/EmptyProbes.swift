@@ -5,8 +5,7 @@ public final class EmptyProbes: @unchecked Sendable {
 
     public init() throws {
         try ProbeEnvironment.check()
-        guard let bytes = EmbeddedBPF.object(named: "empty") else { throw BPFError.open(object: "empty", errno: 2) }
-        object = try BPFObject(name: "empty", bytes: bytes)
+        object = try BPFObject(BPFSkeleton.Empty.self)
         KernelProbeSession.switchOffMissingHooks(object)
         try object.load()
     }

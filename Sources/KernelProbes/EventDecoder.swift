@@ -77,7 +77,8 @@ public struct EventDecoder: Sendable {
                 path: ResolvedPath(
                     path: Self.string(record, at: Self.offset(\ps_write_begin_event.path), maxLength: Int(e.path_len)),
                     truncated: flags & UInt32(PS_FLAG_PATH_TRUNCATED) != 0),
-                isRuntimeProcess: flags & UInt32(PS_FLAG_RUNTIME_PROCESS) != 0)))
+                isRuntimeProcess: flags & UInt32(PS_FLAG_RUNTIME_PROCESS) != 0,
+                fileGeneration: e.generation)))
         default:
             return .failure(DecodeFailure(reason: .unknownKind, kind: header.kind))
         }

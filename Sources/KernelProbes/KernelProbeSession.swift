@@ -49,9 +49,12 @@ public final class KernelProbeSession: @unchecked Sendable {
     private var attached: Set<ProbeFamily> = []
     private var reader: RingBufferReader?
     private var closed = false
-    private let sharedMaps = ["ps_events", "ps_stats", "ps_ignored_mntns", "ps_watched_mntns",
-                              "ps_runtime_pids", "ps_scratch_map", "ps_filter_generation", "ps_verdict_cache",
-                              "ps_wake_state"]
+    /// Names of the maps and programs the session reaches (typed: see BPFSkeleton).
+    private typealias Process = BPFSkeleton.Process
+    /// files_cast.bpf.c is files.bpf.c built for newer kernels: the same names.
+    private typealias Files = BPFSkeleton.Files
+    private typealias Filemap = BPFSkeleton.Filemap
+    private typealias Writes = BPFSkeleton.Writes
 
     public init(configuration: Configuration = Configuration()) throws {
         try ProbeEnvironment.check()
@@ -68,28 +71,10 @@ public final class KernelProbeSession: @unchecked Sendable {
         let casts = configuration.useKernelCasts && podstart_kernel_has_kfunc("bpf_rdonly_cast") == 1
         var names: [ProbeFamily: String] = [:]
         for family in ProbeFamily.allCases {
-            let objectName = casts && family == .opens ? "files_cast" : family.objectName
-            names[family] = objectName
-            guard let bytes = EmbeddedBPF.object(named: objectName) else {
-                throw BPFError.open(object: objectName, errno: ENOENT)
-            }
-            let object = try BPFObject(name: objectName, bytes: bytes)
-            try object.setReadOnlyGlobal("ps_host_mntns", host)
-            if case .only = configuration.filter {
-                try object.setReadOnlyGlobal("ps_only_watched", UInt32(1))
-            }
-            try object.setReadOnlyGlobal("ps_wakeup_bytes", min(configuration.wakeupBytes, UInt64(configuration.ringBufferBytes / 4)))
-            try object.setReadOnlyGlobal("ps_trace_runtime", UInt32(configuration.traceRuntime ? 1 : 0))
-            if sharedFDs.isEmpty, let ring = object.map(named: "ps_events") {
-                bpf_map__set_max_entries(ring, configuration.ringBufferBytes)
-            }
-            for (name, fd) in sharedFDs { try object.reuseMap(named: name, fd: fd) }
-            Self.switchOffMissingHooks(object)
-            try object.load()
+            let skeleton = family.skeleton(kernelCasts: casts)
+            names[family] = skeleton.objectName
+            let object = try Self.load(skeleton, host: host, configuration: configuration, sharedFDs: &sharedFDs)
             for (program, reason) in object.disabledPrograms { disabled[program] = reason }
-            if sharedFDs.isEmpty {
-                for name in sharedMaps { sharedFDs[name] = try object.mapFD(named: name) }
-            }
             loaded[family] = object
         }
         objects = loaded
@@ -101,27 +86,56 @@ public final class KernelProbeSession: @unchecked Sendable {
 
     deinit { close() }
 
+    /// Opens an object, sets its tunables, makes it use the shared maps (the first object loaded
+    /// creates them: its descriptors go to `sharedFDs`) and loads it.
+    private static func load<S: PodstartObjectSkeleton>(_ skeleton: S.Type, host: UInt32, configuration: Configuration,
+                                                         sharedFDs: inout [String: Int32]) throws -> BPFObject {
+        let object = try BPFObject(S.self)
+        try object.setReadOnlyGlobal(S.Global.ps_host_mntns, host)
+        if case .only = configuration.filter {
+            try object.setReadOnlyGlobal(S.Global.ps_only_watched, 1)
+        }
+        try object.setReadOnlyGlobal(S.Global.ps_wakeup_bytes, min(configuration.wakeupBytes, UInt64(configuration.ringBufferBytes / 4)))
+        try object.setReadOnlyGlobal(S.Global.ps_trace_runtime, configuration.traceRuntime ? 1 : 0)
+        if sharedFDs.isEmpty, let ring = object.map(S.Map.ps_events) {
+            bpf_map__set_max_entries(ring, configuration.ringBufferBytes)
+        }
+        for map in S.Map.shared {
+            if let fd = sharedFDs[map.rawValue] { try object.reuseMap(map, fd: fd) }
+        }
+        switchOffMissingHooks(object)
+        try object.load()
+        if sharedFDs.isEmpty {
+            for map in S.Map.shared { sharedFDs[map.rawValue] = try object.mapFD(map) }
+        }
+        return object
+    }
+
     /// A hook the running kernel lacks is switched off and reported, not a failed load.
     static func switchOffMissingHooks(_ object: BPFObject) {
+        // By the real programs' names (from their objects' skeletons): the empty twins share them.
+        typealias Opens = BPFSkeleton.Files.Program
+        typealias Filemap = BPFSkeleton.Filemap.Program
+        typealias Block = BPFSkeleton.Blockio.Program
         let tracepoints: [String: (String, String)] = [
-            "tracepoint__syscalls__sys_exit_openat2": ("syscalls", "sys_exit_openat2"),
-            "tracepoint__syscalls__sys_exit_open": ("syscalls", "sys_exit_open"),
-            "tracepoint__filemap__mm_filemap_get_pages": ("filemap", "mm_filemap_get_pages"),
-            "tracepoint__filemap__mm_filemap_map_pages": ("filemap", "mm_filemap_map_pages"),
-            "tracepoint__filemap__mm_filemap_fault": ("filemap", "mm_filemap_fault"),
+            Opens.tracepoint__syscalls__sys_exit_openat2.rawValue: ("syscalls", "sys_exit_openat2"),
+            Opens.tracepoint__syscalls__sys_exit_open.rawValue: ("syscalls", "sys_exit_open"),
+            Filemap.tracepoint__filemap__mm_filemap_get_pages.rawValue: ("filemap", "mm_filemap_get_pages"),
+            Filemap.tracepoint__filemap__mm_filemap_map_pages.rawValue: ("filemap", "mm_filemap_map_pages"),
+            Filemap.tracepoint__filemap__mm_filemap_fault.rawValue: ("filemap", "mm_filemap_fault"),
         ]
         for program in object.programNames {
             if let (category, name) = tracepoints[program], podstart_tracepoint_exists(category, name) == 0 {
                 object.disable(program: program, reason: "the kernel has no tracepoint \(category):\(name)")
             }
         }
-        if object.programNames.contains("tp_btf__block_io_start") {
+        if object.programNames.contains(Block.tp_btf__block_io_start.rawValue) {
             if podstart_tracepoint_exists("block", "block_io_start") != 0 {
-                object.disable(program: "tp_btf__block_rq_issue", reason: "block_io_start is used instead")
-                object.disable(program: "tp_btf__block_rq_complete", reason: "block_io_done is used instead")
+                object.disable(program: Block.tp_btf__block_rq_issue.rawValue, reason: "block_io_start is used instead")
+                object.disable(program: Block.tp_btf__block_rq_complete.rawValue, reason: "block_io_done is used instead")
             } else {
-                object.disable(program: "tp_btf__block_io_start", reason: "the kernel has no block_io_start (before 6.5)")
-                object.disable(program: "tp_btf__block_io_done", reason: "the kernel has no block_io_done (before 6.5)")
+                object.disable(program: Block.tp_btf__block_io_start.rawValue, reason: "the kernel has no block_io_start (before 6.5)")
+                object.disable(program: Block.tp_btf__block_io_done.rawValue, reason: "the kernel has no block_io_done (before 6.5)")
             }
         }
     }
@@ -179,8 +193,8 @@ public final class KernelProbeSession: @unchecked Sendable {
     public func events() throws -> AsyncStream<RawEventBatch> {
         try lock.withLock {
             if let reader { return reader.stream }
-            guard let process = objects[.process] else { throw BPFError.map(name: "ps_events", errno: EBADF) }
-            let fd = try process.mapFD(named: "ps_events")
+            guard let process = objects[.process] else { throw BPFError.map(name: Process.Map.ps_events.rawValue, errno: EBADF) }
+            let fd = try process.mapFD(Process.Map.ps_events)
             let r = try RingBufferReader(ringFD: fd, pollIntervalMs: configuration.pollIntervalMs,
                                          bufferedBatches: configuration.bufferedBatches)
             r.start()
@@ -219,7 +233,7 @@ public final class KernelProbeSession: @unchecked Sendable {
 
     /// Per-program counters from the kernel, summed over CPUs.
     public func statistics() throws -> [ProbeProgram: ProgramStatistics] {
-        let fd = try sharedFD("ps_stats")
+        let fd = try sharedFD(.ps_stats)
         let cpus = Int(libbpf_num_possible_cpus())
         let stride = (MemoryLayout<ps_prog_stats>.size + 7) & ~7
         var result: [ProbeProgram: ProgramStatistics] = [:]
@@ -227,7 +241,7 @@ public final class KernelProbeSession: @unchecked Sendable {
         for (index, program) in ProbeProgram.allCases.enumerated() {
             var key = UInt32(index)
             let rc = buffer.withUnsafeMutableBytes { bpf_map_lookup_elem(fd, &key, $0.baseAddress) }
-            if rc != 0 { throw BPFError.map(name: "ps_stats", errno: -rc) }
+            if rc != 0 { throw BPFError.map(name: Process.Map.ps_stats.rawValue, errno: -rc) }
             var total = ProgramStatistics(events: 0, lost: 0, aggregated: 0)
             buffer.withUnsafeBytes { raw in
                 for cpu in 0..<max(cpus, 1) {
@@ -260,60 +274,61 @@ public final class KernelProbeSession: @unchecked Sendable {
 
     // MARK: filters
 
-    public func ignore(mountNamespace ns: UInt32) throws { try update(map: "ps_ignored_mntns", key: ns) }
-    public func unignore(mountNamespace ns: UInt32) throws { try delete(map: "ps_ignored_mntns", key: ns) }
-    public func watch(mountNamespace ns: UInt32) throws { try update(map: "ps_watched_mntns", key: ns) }
-    public func unwatch(mountNamespace ns: UInt32) throws { try delete(map: "ps_watched_mntns", key: ns) }
-    public func markRuntime(pid: UInt32) throws { try update(map: "ps_runtime_pids", key: pid) }
+    public func ignore(mountNamespace ns: UInt32) throws { try update(map: .ps_ignored_mntns, key: ns) }
+    public func unignore(mountNamespace ns: UInt32) throws { try delete(map: .ps_ignored_mntns, key: ns) }
+    public func watch(mountNamespace ns: UInt32) throws { try update(map: .ps_watched_mntns, key: ns) }
+    public func unwatch(mountNamespace ns: UInt32) throws { try delete(map: .ps_watched_mntns, key: ns) }
+    public func markRuntime(pid: UInt32) throws { try update(map: .ps_runtime_pids, key: pid) }
 
     public func isIgnored(mountNamespace ns: UInt32) throws -> Bool {
-        let fd = try sharedFD("ps_ignored_mntns")
+        let fd = try sharedFD(.ps_ignored_mntns)
         var key = ns
         var value: UInt8 = 0
         return bpf_map_lookup_elem(fd, &key, &value) == 0
     }
 
-    private func sharedFD(_ name: String) throws -> Int32 {
-        try objectFD(.process, name)
+    /// A shared map (the process object created it; see CommonMaps).
+    private func sharedFD(_ map: Process.Map) throws -> Int32 {
+        try objectFD(.process, map)
     }
 
     /// A map's descriptor; after `close()` the maps are gone and this throws (EBADF).
-    private func objectFD(_ family: ProbeFamily, _ name: String) throws -> Int32 {
+    private func objectFD(_ family: ProbeFamily, _ map: some BPFMapName) throws -> Int32 {
         try lock.withLock {
-            guard let object = objects[family] else { throw BPFError.map(name: name, errno: EBADF) }
-            return try object.mapFD(named: name)
+            guard let object = objects[family] else { throw BPFError.map(name: map.rawValue, errno: EBADF) }
+            return try object.mapFD(map)
         }
     }
 
-    private func update(map name: String, key: UInt32) throws {
-        let fd = try sharedFD(name)
+    private func update(map: Process.Map, key: UInt32) throws {
+        let fd = try sharedFD(map)
         var k = key
         var one: UInt8 = 1
         let rc = bpf_map_update_elem(fd, &k, &one, UInt64(BPF_ANY))
-        if rc != 0 { throw BPFError.map(name: name, errno: -rc) }
-        try invalidateVerdicts(after: name)
+        if rc != 0 { throw BPFError.map(name: map.rawValue, errno: -rc) }
+        try invalidateVerdicts(after: map)
     }
 
-    private func delete(map name: String, key: UInt32) throws {
-        let fd = try sharedFD(name)
+    private func delete(map: Process.Map, key: UInt32) throws {
+        let fd = try sharedFD(map)
         var k = key
         let rc = bpf_map_delete_elem(fd, &k)
-        if rc != 0 && rc != -ENOENT { throw BPFError.map(name: name, errno: -rc) }
-        try invalidateVerdicts(after: name)
+        if rc != 0 && rc != -ENOENT { throw BPFError.map(name: map.rawValue, errno: -rc) }
+        try invalidateVerdicts(after: map)
     }
 
     /// The kernel caches its last filter verdict per CPU, tagged with a generation: a change to
     /// the ignored or watched set bumps it so no stale verdict survives the change.
-    private func invalidateVerdicts(after map: String) throws {
-        guard map == "ps_ignored_mntns" || map == "ps_watched_mntns" else { return }
-        let fd = try sharedFD("ps_filter_generation")
+    private func invalidateVerdicts(after map: Process.Map) throws {
+        guard map == .ps_ignored_mntns || map == .ps_watched_mntns else { return }
+        let fd = try sharedFD(.ps_filter_generation)
         try lock.withLock {
             var zero: UInt32 = 0
             var generation: UInt64 = 0
             _ = bpf_map_lookup_elem(fd, &zero, &generation)
             generation &+= 1
             let rc = bpf_map_update_elem(fd, &zero, &generation, UInt64(BPF_ANY))
-            if rc != 0 { throw BPFError.map(name: "ps_filter_generation", errno: -rc) }
+            if rc != 0 { throw BPFError.map(name: Process.Map.ps_filter_generation.rawValue, errno: -rc) }
         }
     }
 
@@ -322,11 +337,11 @@ public final class KernelProbeSession: @unchecked Sendable {
     /// Opens counted in the kernel. With `mountNamespaces`, only those (and, with `remove`,
     /// their entries are deleted: a finished start frees its room).
     public func openCounts(mountNamespaces: Set<UInt32>? = nil, remove: Bool = false) throws -> [OpenCount] {
-        let fd = try objectFD(.opens, "ps_opens")
+        let fd = try objectFD(.opens, Files.Map.ps_opens)
         let include = { (key: ps_open_key) in mountNamespaces?.contains(key.mntns) ?? true }
         // Repeat opens still counted in the per-CPU cache slots belong to the totals too.
         let pending = try pendingCachedOpens(remove: remove, where: include)
-        return try Self.entries(fd: fd, map: "ps_opens", key: ps_open_key.self, value: ps_open_value.self,
+        return try Self.entries(fd: fd, map: Files.Map.ps_opens.rawValue, key: ps_open_key.self, value: ps_open_value.self,
                                 remove: remove, where: include)
             .map { key, value in
                 OpenCount(mountNamespace: key.mntns,
@@ -348,7 +363,7 @@ public final class KernelProbeSession: @unchecked Sendable {
     /// between the read and the write-back loses the opens it counted meanwhile: remove only
     /// what has stopped starting.
     private func pendingCachedOpens(remove: Bool, where include: (ps_open_key) -> Bool) throws -> [OpenKey: UInt64] {
-        let fd = try objectFD(.opens, "ps_open_cache")
+        let fd = try objectFD(.opens, Files.Map.ps_open_cache)
         let cpus = max(Int(libbpf_num_possible_cpus()), 1)
         let stride = (MemoryLayout<ps_open_cache_slot>.size + 7) & ~7
         var buffer = [UInt8](repeating: 0, count: stride * cpus)
@@ -356,7 +371,7 @@ public final class KernelProbeSession: @unchecked Sendable {
         for index in 0..<UInt32(PS_OPEN_CACHE_SLOTS) {
             var key = index
             let rc = buffer.withUnsafeMutableBytes { bpf_map_lookup_elem(fd, &key, $0.baseAddress) }
-            if rc != 0 { throw BPFError.map(name: "ps_open_cache", errno: -rc) }
+            if rc != 0 { throw BPFError.map(name: Files.Map.ps_open_cache.rawValue, errno: -rc) }
             var emptied = false
             buffer.withUnsafeMutableBytes { raw in
                 for cpu in 0..<cpus {
@@ -372,20 +387,20 @@ public final class KernelProbeSession: @unchecked Sendable {
             }
             if emptied {
                 let rc = buffer.withUnsafeMutableBytes { bpf_map_update_elem(fd, &key, $0.baseAddress, UInt64(BPF_ANY)) }
-                if rc != 0 { throw BPFError.map(name: "ps_open_cache", errno: -rc) }
+                if rc != 0 { throw BPFError.map(name: Files.Map.ps_open_cache.rawValue, errno: -rc) }
             }
         }
         return pending
     }
 
-    /// Write totals per (process, file).
+    /// Write totals per (process, file: device, inode number and generation).
     public func writeTotals(remove: Bool = false) throws -> [WriteTotal] {
-        let fd = try objectFD(.writes, "ps_writes")
-        return try Self.entries(fd: fd, map: "ps_writes", key: ps_write_key.self, value: ps_write_value.self,
+        let fd = try objectFD(.writes, Writes.Map.ps_writes)
+        return try Self.entries(fd: fd, map: Writes.Map.ps_writes.rawValue, key: ps_write_key.self, value: ps_write_value.self,
                                 remove: remove, where: { _ in true })
             .map { key, value in
                 WriteTotal(pid: key.pid, file: FileKey(device: DeviceNumber(rawValue: key.dev), inode: key.ino),
-                           mountNamespace: value.mntns, firstNs: value.first_ns, lastNs: value.last_ns,
+                           fileGeneration: key.generation, mountNamespace: value.mntns, firstNs: value.first_ns, lastNs: value.last_ns,
                            bytes: value.bytes, writes: value.writes,
                            isRuntimeProcess: value.flags & UInt32(PS_FLAG_RUNTIME_PROCESS) != 0)
             }
@@ -394,13 +409,13 @@ public final class KernelProbeSession: @unchecked Sendable {
     /// The runs of pages still open in the kernel (each is emitted as a record only when a
     /// non-contiguous access replaces it). Draining removes them, so call it when a start is over.
     public func drainReadRanges(mountNamespaces: Set<UInt32>? = nil) throws -> [ReadRangeEvent] {
-        let fd = try objectFD(.reads, "ps_ranges")
+        let fd = try objectFD(.reads, Filemap.Map.ps_ranges)
         let now = WallClock.monotonicNow()
         // The kernel's per-CPU range cache remembers pages inside runs; runs removed here must
         // not be remembered, so its generation moves before and after the removal.
         try bumpRangeGeneration()
         defer { try? bumpRangeGeneration() }
-        return try Self.entries(fd: fd, map: "ps_ranges", key: ps_range_key.self, value: ps_range_value.self,
+        return try Self.entries(fd: fd, map: Filemap.Map.ps_ranges.rawValue, key: ps_range_key.self, value: ps_range_value.self,
                                 remove: true, where: { mountNamespaces?.contains($0.mntns) ?? true })
             .map { key, value in
                 ReadRangeEvent(timestampNs: now, mountNamespace: key.mntns,
@@ -415,13 +430,13 @@ public final class KernelProbeSession: @unchecked Sendable {
     /// one (atomically) while this read-modify-write runs; adding 2^32 gives a value none of its
     /// concurrent bumps can have produced, so no slot tagged meanwhile survives either.
     private func bumpRangeGeneration() throws {
-        let fd = try objectFD(.reads, "ps_range_generation")
+        let fd = try objectFD(.reads, Filemap.Map.ps_range_generation)
         var zero: UInt32 = 0
         var generation: UInt64 = 0
         _ = bpf_map_lookup_elem(fd, &zero, &generation)
         generation &+= 1 << 32
         let rc = bpf_map_update_elem(fd, &zero, &generation, UInt64(BPF_ANY))
-        if rc != 0 { throw BPFError.map(name: "ps_range_generation", errno: -rc) }
+        if rc != 0 { throw BPFError.map(name: Filemap.Map.ps_range_generation.rawValue, errno: -rc) }
     }
 
     private static func entries<K: BitwiseCopyable, V: BitwiseCopyable>(fd: Int32, map: String, key: K.Type, value: V.Type, remove: Bool,

@@ -15,13 +15,15 @@ public enum ProbeFamily: String, CaseIterable, Hashable, Sendable, Comparable {
     /// while some container is starting.
     public static let startHooks: Set<ProbeFamily> = [.opens, .reads, .block, .writes]
 
-    var objectName: String {
+    /// The object the family's programs are loaded from; `kernelCasts`: the running kernel has
+    /// bpf_rdonly_cast (6.2+) and the opens may use the build that takes it.
+    func skeleton(kernelCasts: Bool) -> any PodstartObjectSkeleton.Type {
         switch self {
-        case .process: "process"
-        case .opens: "files"
-        case .reads: "filemap"
-        case .block: "blockio"
-        case .writes: "writes"
+        case .process: BPFSkeleton.Process.self
+        case .opens: kernelCasts ? BPFSkeleton.FilesCast.self : BPFSkeleton.Files.self
+        case .reads: BPFSkeleton.Filemap.self
+        case .block: BPFSkeleton.Blockio.self
+        case .writes: BPFSkeleton.Writes.self
         }
     }
 

@@ -112,13 +112,17 @@ public enum PullWriteClassifier {
         return path.utf8.withContiguousStorageIfAvailable(kind) ?? Array(path.utf8).withUnsafeBufferPointer(kind)
     }
 
-    /// One process writing one file: what a begin record and a write total share.
+    /// One process writing one file: what a begin record and a write total share. The file is
+    /// its inode number and generation: containerd deletes small ingest files during a pull and
+    /// the file system gives their numbers to the layer files unpacked next, which must not
+    /// inherit "download".
     public struct WriteKey: Hashable, Sendable {
         public var pid: UInt32
         public var file: FileKey
-        public init(pid: UInt32, file: FileKey) { self.pid = pid; self.file = file }
-        public init(_ begin: WriteBeginEvent) { self.init(pid: begin.task.pid, file: begin.file.key) }
-        public init(_ total: WriteTotal) { self.init(pid: total.pid, file: total.file) }
+        public var generation: UInt32
+        public init(pid: UInt32, file: FileKey, generation: UInt32 = 0) { self.pid = pid; self.file = file; self.generation = generation }
+        public init(_ begin: WriteBeginEvent) { self.init(pid: begin.task.pid, file: begin.file.key, generation: begin.fileGeneration) }
+        public init(_ total: WriteTotal) { self.init(pid: total.pid, file: total.file, generation: total.fileGeneration) }
     }
 
     /// Intervals (Unix ns) during which the runtime wrote downloads and unpacked layers.

@@ -73,7 +73,8 @@ public enum CorrelatorInputCodec {
                              ("pathHash", c.pathHash.map(JSON.uint) ?? .null), ("count", .uint(c.count)), ("firstNs", .uint(c.firstNs))])
                 })),
                 ("writeTotals", .array(a.writeTotals.map { w in
-                    .object([("pid", .uint(UInt64(w.pid))), ("file", fileKey(w.file)), ("mntns", .uint(UInt64(w.mountNamespace))),
+                    .object([("pid", .uint(UInt64(w.pid))), ("file", fileKey(w.file)), ("generation", .uint(UInt64(w.fileGeneration))),
+                             ("mntns", .uint(UInt64(w.mountNamespace))),
                              ("firstNs", .uint(w.firstNs)), ("lastNs", .uint(w.lastNs)), ("bytes", .uint(w.bytes)),
                              ("writes", .uint(w.writes)), ("runtime", .bool(w.isRuntimeProcess))])
                 })),
@@ -123,7 +124,8 @@ public enum CorrelatorInputCodec {
                        ("sector", .uint(e.sector)), ("bytes", .uint(UInt64(e.bytes))), ("error", .int(Int64(e.error))),
                        ("issueNs", .uint(e.issueNs)), ("latencyNs", .uint(e.latencyNs))]
         case .writeBegin(let e):
-            fields += [("task", task(e.task)), ("file", file(e.file)), ("path", path(e.path)), ("runtime", .bool(e.isRuntimeProcess))]
+            fields += [("task", task(e.task)), ("file", file(e.file)), ("generation", .uint(UInt64(e.fileGeneration))),
+                       ("path", path(e.path)), ("runtime", .bool(e.isRuntimeProcess))]
         }
         return fields
     }
@@ -269,7 +271,10 @@ public enum CorrelatorInputCodec {
             }
             let totals = try o.array("writeTotals").enumerated().map { i, item in
                 let w = Fields(item, context: "writeTotals[\(i)].")
-                return WriteTotal(pid: try w.uint32("pid"), file: try w.fileKey("file"), mountNamespace: try w.uint32("mntns"),
+                // "generation": absent from inputs recorded before writes were keyed on it
+                return WriteTotal(pid: try w.uint32("pid"), file: try w.fileKey("file"),
+                                  fileGeneration: try w.optional("generation") { try $0.uint32("generation") } ?? 0,
+                                  mountNamespace: try w.uint32("mntns"),
                                   firstNs: try w.uint64("firstNs"), lastNs: try w.uint64("lastNs"), bytes: try w.uint64("bytes"),
                                   writes: try w.uint64("writes"), isRuntimeProcess: try w.bool("runtime"))
             }
@@ -325,7 +330,8 @@ public enum CorrelatorInputCodec {
                                          latencyNs: try o.uint64("latencyNs")))
         case "write":
             return .writeBegin(WriteBeginEvent(timestampNs: ts, task: try o.task("task"), file: try o.file("file"),
-                                               path: try o.path("path"), isRuntimeProcess: try o.bool("runtime")))
+                                               path: try o.path("path"), isRuntimeProcess: try o.bool("runtime"),
+                                               fileGeneration: try o.optional("generation") { try $0.uint32("generation") } ?? 0))
         default:
             throw DecodeError(field: "kind", message: "unknown kernel record kind '\(kind)'")
         }

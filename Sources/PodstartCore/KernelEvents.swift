@@ -272,13 +272,18 @@ public struct WriteBeginEvent: Hashable, Sendable {
     public var file: FileIdentity
     public var path: ResolvedPath
     public var isRuntimeProcess: Bool
+    /// The inode's generation (i_generation): a file system hands a deleted file's inode number
+    /// to the next file it creates, and only the generation tells the two apart.
+    public var fileGeneration: UInt32
 
-    public init(timestampNs: UInt64, task: TaskContext, file: FileIdentity, path: ResolvedPath, isRuntimeProcess: Bool) {
+    public init(timestampNs: UInt64, task: TaskContext, file: FileIdentity, path: ResolvedPath, isRuntimeProcess: Bool,
+                fileGeneration: UInt32 = 0) {
         self.timestampNs = timestampNs
         self.task = task
         self.file = file
         self.path = path
         self.isRuntimeProcess = isRuntimeProcess
+        self.fileGeneration = fileGeneration
     }
 }
 
@@ -339,6 +344,8 @@ public struct OpenCount: Hashable, Sendable {
 public struct WriteTotal: Hashable, Sendable {
     public var pid: UInt32
     public var file: FileKey
+    /// The inode's generation, as in `WriteBeginEvent.fileGeneration`.
+    public var fileGeneration: UInt32
     public var mountNamespace: UInt32
     public var firstNs: UInt64
     public var lastNs: UInt64
@@ -346,9 +353,11 @@ public struct WriteTotal: Hashable, Sendable {
     public var writes: UInt64
     public var isRuntimeProcess: Bool
 
-    public init(pid: UInt32, file: FileKey, mountNamespace: UInt32, firstNs: UInt64, lastNs: UInt64, bytes: UInt64, writes: UInt64, isRuntimeProcess: Bool) {
+    public init(pid: UInt32, file: FileKey, fileGeneration: UInt32 = 0, mountNamespace: UInt32, firstNs: UInt64, lastNs: UInt64,
+                bytes: UInt64, writes: UInt64, isRuntimeProcess: Bool) {
         self.pid = pid
         self.file = file
+        self.fileGeneration = fileGeneration
         self.mountNamespace = mountNamespace
         self.firstNs = firstNs
         self.lastNs = lastNs

@@ -274,6 +274,53 @@ struct KernelProbeTests {
         #expect(!begins.contains { !$0.isRuntimeProcess && $0.task.mountNamespace == session.hostMountNamespace })
     }
 
+    /// containerd 2.x deletes small files of its ingest directory during a pull, and ext4 hands
+    /// their inode numbers to the layer files unpacked right after, by the same process. The
+    /// unpacked file's writes must begin a record of their own (and be decompress), not fold into
+    /// the deleted download's entry (issue #19: whole pulls reported as download).
+    @Test func anUnpackedFileReusingADeletedIngestFilesInodeIsDecompress() async throws {
+        let root = try TestRoot(name: "reuse")
+        // one block group (4 KiB blocks): the next file created gets the lowest free inode number
+        _ = try root.mountLoopFileSystem(bytes: 4096, mkfsOptions: ["-b", "4096"])
+        let fs = "\(root.path)/mnt/loop/containerd"
+        let ingest = "\(fs)/io.containerd.content.v1.content/ingest/0123abcd"
+        let snapshot = "\(fs)/io.containerd.snapshotter.v1.overlayfs/snapshots/7/fs"
+        for dir in [ingest, snapshot] { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        let fakeRuntime = "\(root.path)/containerd-fake"  // a name the kernel takes for the runtime's
+        try FileManager.default.copyItem(atPath: try workloadBinary.get(), toPath: fakeRuntime)
+
+        let session = try openSession()
+        defer { session.close() }
+        try session.attach([.process, .writes])
+        let collector = try EventCollector(session: session)
+        let clock = WallClock.measure()
+        let result = try run([fakeRuntime, "write", "\(ingest)/updatedat", "24", "unlink", "\(ingest)/updatedat",
+                              "write", "\(snapshot)/layer.bin", "70000"])
+        #expect(result.status == 0, "\(result.stderr)")
+        _ = await collector.waitFor { $0.contains { $0.exit?.task.comm == "containerd-fake" } }
+        let totals = try session.writeTotals()
+        session.close()
+        await collector.finish()
+        let begins = collector.snapshot.compactMap(\.writeBegin).filter { $0.task.comm == "containerd-fake" }
+
+        let download = try #require(begins.first { $0.path.path == "\(ingest)/updatedat" }, "ingest write not reported: \(begins)")
+        let unpacked = try root.fileKey("mnt/loop/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/7/fs/layer.bin")
+        // Without the reuse this test proves nothing.
+        try #require(download.file.key == unpacked, "the file system did not reuse the inode number: \(download.file.key) vs \(unpacked)")
+
+        let begin = begins.first { $0.path.path == "\(snapshot)/layer.bin" }
+        #expect(begin != nil, "the unpacked file's first write folded into the deleted ingest file's entry: \(begins)")
+        #expect(begin?.file.key == unpacked && begin?.fileGeneration != download.fileGeneration)
+        let mine = totals.filter { $0.pid == download.task.pid }
+        #expect(mine.first { PullWriteClassifier.WriteKey($0) == .init(download) }?.bytes == 24, "\(mine)")
+        if let begin { #expect(mine.first { PullWriteClassifier.WriteKey($0) == .init(begin) }?.bytes == 70000, "\(mine)") }
+
+        // What the correlator makes of them: one download, one decompress.
+        let split = PullWriteClassifier.intervals(begins: begins, totals: mine, clock: clock)
+        #expect(split.download.count == 1)
+        #expect(split.decompress.count == 1, "the unpack was taken for download: \(split)")
+    }
+
     /// Inside an overlayfs root (how containerd mounts a container), page-cache reads name the
     /// lower layer's file on the host — the same device and inode as stat on the file in the
     /// layer directory — while the open names the overlay's inode. Joining the two goes through

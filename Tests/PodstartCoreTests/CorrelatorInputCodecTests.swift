@@ -69,11 +69,11 @@ struct CorrelatorInputCodecTests {
                                           comm: "", operation: .other, sector: 0, bytes: 0, error: 0, issueNs: 0, latencyNs: 0))),
             .kernel(.writeBegin(WriteBeginEvent(timestampNs: 6, task: task, file: file,
                                                 path: ResolvedPath(path: "/var/lib/containerd/ingest/data", truncated: false),
-                                                isRuntimeProcess: true))),
+                                                isRuntimeProcess: true, fileGeneration: UInt32.max))),
             .aggregates(KernelAggregates(openCounts: [], writeTotals: [])),
             .aggregates(KernelAggregates(openCounts: [OpenCount(mountNamespace: 9, file: file.key, pathHash: nil, count: 3, firstNs: 1),
                                                       OpenCount(mountNamespace: 9, file: nil, pathHash: UInt64.max, count: 1, firstNs: 2)],
-                                         writeTotals: [WriteTotal(pid: 9, file: file.dataKey, mountNamespace: 1, firstNs: 1, lastNs: 2, bytes: 3, writes: 4,
+                                         writeTotals: [WriteTotal(pid: 9, file: file.dataKey, fileGeneration: 7, mountNamespace: 1, firstNs: 1, lastNs: 2, bytes: 3, writes: 4,
                                                                   isRuntimeProcess: true)])),
             .tick(nowUnixNs: Int64.min),
         ]

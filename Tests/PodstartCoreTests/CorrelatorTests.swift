@@ -66,6 +66,37 @@ struct CorrelatorTests {
         #expect(c.openStarts == 0)
     }
 
+    /// The runtime deleted an ingest file and the file system gave its inode number to a layer
+    /// file it unpacked next: the two are told apart by the inode's generation, so the pull is
+    /// split into download and decompress (issue #19), not all download.
+    @Test func anUnpackedFileOnAReusedInodeNumberIsDecompress() throws {
+        var c = Correlator(clock: Self.clock)
+        var out: [PodStartTrace] = []
+        let ingest = WriteBeginEvent(timestampNs: Self.mono(250), task: Self.runtimeTask, file: Self.file(900),
+                                     path: ResolvedPath(path: "/var/lib/containerd/io.containerd.content.v1.content/ingest/x/updatedat", truncated: false),
+                                     isRuntimeProcess: true, fileGeneration: 11)
+        var unpack = ingest
+        unpack.timestampNs = Self.mono(900)
+        unpack.path = ResolvedPath(path: "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/7/fs/bin/app", truncated: false)
+        unpack.fileGeneration = 12
+        var stream = Self.stream
+        stream[2] = .kernel(.writeBegin(ingest))
+        stream.insert(.kernel(.writeBegin(unpack)), at: 3)
+        for (i, input) in stream.enumerated() {
+            out += c.ingest(input)
+            if i == 4 { c.addAggregates(openCounts: [], writeTotals: [
+                WriteTotal(pid: 9, file: Self.file(900).key, fileGeneration: 11, mountNamespace: 1, firstNs: Self.mono(250),
+                           lastNs: Self.mono(800), bytes: 5_000_000, writes: 300, isRuntimeProcess: true),
+                WriteTotal(pid: 9, file: Self.file(900).key, fileGeneration: 12, mountNamespace: 1, firstNs: Self.mono(900),
+                           lastNs: Self.mono(1400), bytes: 9_000_000, writes: 500, isRuntimeProcess: true)]) }
+        }
+        out += c.ingest(.tick(now: Self.ms(5001)))
+        let trace = try #require(out.first)
+        func span(_ p: PhaseName) -> PhaseSpan? { trace.phases.first { $0.name == p } }
+        #expect(span(.download)?.start == Self.ms(250))
+        #expect(span(.decompress)?.start == Self.ms(900), "\(trace.phases)")
+    }
+
     /// Sources are independent streams (kernel ring buffer, CRI, pod status, logs): each is in
     /// order, but they interleave any way. Every interleaving must give the same timeline.
     @Test func anyInterleavingOfTheSourcesGivesTheSameTimeline() throws {

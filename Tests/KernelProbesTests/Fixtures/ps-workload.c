@@ -12,6 +12,7 @@
  *   mmap PATH PAGE...    map the file, touch the given page indices
  *   odirect PATH OFF LEN O_DIRECT pread (aligned buffer)
  *   write PATH BYTES     create/truncate PATH and write BYTES bytes
+ *   unlink PATH          unlink PATH (frees its inode number for the next file created)
  *   exec PATH ARG...     execv (must be last)
  *   loop N PATH LEN      N times: open PATH, read LEN bytes, close (benchmark body)
  *   loopdir N DIR COUNT LEN  N times over DIR/f0..f<COUNT-1>: open, read LEN, close
@@ -114,6 +115,10 @@ int main(int argc, char **argv)
 			if (fd < 0 || write(fd, buf, n) != (ssize_t)n)
 				die("write", path);
 			close(fd);
+		} else if (!strcmp(op, "unlink")) {
+			const char *path = argv[++i];
+			if (unlink(path) != 0)
+				die("unlink", path);
 		} else if (!strcmp(op, "exec")) {
 			execv(argv[i + 1], &argv[i + 1]);
 			die("exec", argv[i + 1]);

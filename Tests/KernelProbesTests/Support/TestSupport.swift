@@ -80,10 +80,10 @@ final class TestRoot {
 
     /// Makes an ext4 file system on a loop device mounted at /mnt/loop inside the root, with a
     /// file `data.bin` of `bytes` bytes; returns the loop device's path.
-    func mountLoopFileSystem(bytes: Int) throws -> String {
+    func mountLoopFileSystem(bytes: Int, mkfsOptions: [String] = []) throws -> String {
         let image = "\(path).img"
         try run(["truncate", "-s", "16M", image])
-        try run(["mkfs.ext4", "-q", "-F", image])
+        try run(["mkfs.ext4", "-q", "-F"] + mkfsOptions + [image])
         let device = try run(["losetup", "--find", "--show", image]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         loopDevice = device
         try run(["mount", device, "\(path)/mnt/loop"])
