@@ -2,7 +2,12 @@
 """Validates deploy/ offline: every kustomization's resources against the Kubernetes schemas
 (kubernetes-validate, strict: unknown fields are errors), the Prometheus Operator's ServiceMonitor
 and PodMonitor against a minimal schema of our own (kubernetes-validate knows only core kinds),
-and the references between them (selectors, port names, probes, config keys, RBAC scope).
+and the references between them (selectors, port names, probes, config keys, RBAC scope, hostPath
+types and mounts, the CRI socket and log files of the config against the mounts).
+
+Kustomizations are resolved here (kustomize is not needed): resources, `images`, and `patches` in
+JSON6902 form (add/remove/replace/test, target by kind and name). Strategic-merge patches and the
+deprecated patchesStrategicMerge/patchesJson6902 keys are rejected with a message, not ignored.
 
     validate-deploy.py [--deploy DIR] [--kubernetes-version 1.31.0] [--podstart BINARY]
 
