@@ -2,7 +2,12 @@
 """Validates deploy/ offline: every kustomization's resources against the Kubernetes schemas
 (kubernetes-validate, strict: unknown fields are errors), the Prometheus Operator's ServiceMonitor
 and PodMonitor against a minimal schema of our own (kubernetes-validate knows only core kinds),
-and the references between them (selectors, port names, probes, config keys, RBAC scope).
+and the references between them (selectors, port names, probes, config keys, RBAC scope, hostPath
+types and mounts, the CRI socket and log files of the config against the mounts).
+
+Kustomizations are resolved here (kustomize is not needed): resources, `images`, and `patches` in
+JSON6902 form (add/remove/replace/test, target by kind and name). Strategic-merge patches and the
+deprecated patchesStrategicMerge/patchesJson6902 keys are rejected with a message, not ignored.
 
     validate-deploy.py [--deploy DIR] [--kubernetes-version 1.31.0] [--podstart BINARY]
 
@@ -10,6 +15,7 @@ and the references between them (selectors, port names, probes, config keys, RBA
 Prints one line per finding; exits 1 when anything is wrong, 2 when it cannot run.
 """
 import argparse
+import copy
 import os
 import re
 import subprocess
@@ -99,7 +105,9 @@ CRD_SCHEMAS = {
 # --- kustomizations ---
 
 def load_kustomization(directory, seen):
-    """All resources of the kustomization in `directory`, recursively, as (file, document)."""
+    """All resources of the kustomization in `directory`, recursively, as (file, document), with
+    its JSON6902 `patches` and `images` applied in kustomize's order (resources, then patches,
+    then images)."""
     path = os.path.join(directory, "kustomization.yaml")
     if not os.path.exists(path):
         error(directory, "no kustomization.yaml")
@@ -108,7 +116,10 @@ def load_kustomization(directory, seen):
         kustomization = yaml.safe_load(f) or {}
     allowed = {"apiVersion", "kind", "resources", "images", "namespace", "commonLabels", "labels", "patches"}
     for key in kustomization:
-        if key not in allowed:
+        if key in ("patchesStrategicMerge", "patchesJson6902"):
+            error(path, f"{key} is not supported by validate-deploy.py (and deprecated in kustomize): "
+                        f"use `patches` with a JSON6902 patch file and a target")
+        elif key not in allowed:
             error(path, f"unexpected kustomization key {key!r}")
     if kustomization.get("kind") != "Kustomization":
         error(path, "kind must be Kustomization")
@@ -128,12 +139,136 @@ def load_kustomization(directory, seen):
             seen.add(target)
         else:
             error(path, f"resource {resource} does not exist")
+    for number, patch in enumerate(kustomization.get("patches", [])):
+        documents = apply_patch(path, directory, number, patch, documents, seen)
     for image in kustomization.get("images", []):
         used = [d for _, d in documents if d.get("kind") == "DaemonSet"
                 and any(c.get("image") == image.get("name") for c in d["spec"]["template"]["spec"]["containers"])]
         if not used:
             error(path, f"images entry {image.get('name')!r} matches no container image")
     return documents
+
+
+# --- patches: JSON6902 only (RFC 6902 operations on one targeted object) ---
+
+class PatchFailed(Exception):
+    pass
+
+
+def pointer(path):
+    """An RFC 6901 JSON pointer as a list of tokens."""
+    if path == "":
+        return []
+    if not path.startswith("/"):
+        raise PatchFailed(f"path {path!r} is not a JSON pointer (must start with /)")
+    return [t.replace("~1", "/").replace("~0", "~") for t in path[1:].split("/")]
+
+
+def walk(document, tokens, op, path):
+    """The container of the last token, and that token (an int for lists)."""
+    node = document
+    for token in tokens[:-1]:
+        if isinstance(node, list):
+            if not token.isdigit() or int(token) >= len(node):
+                raise PatchFailed(f"{op} {path}: no element {token!r}")
+            node = node[int(token)]
+        elif isinstance(node, dict):
+            if token not in node:
+                raise PatchFailed(f"{op} {path}: no member {token!r}")
+            node = node[token]
+        else:
+            raise PatchFailed(f"{op} {path}: {token!r} is inside a scalar")
+    last = tokens[-1]
+    if isinstance(node, list):
+        if last == "-" and op == "add":
+            return node, len(node)
+        if not last.isdigit() or int(last) > len(node) or (op != "add" and int(last) == len(node)):
+            raise PatchFailed(f"{op} {path}: no element {last!r}")
+        return node, int(last)
+    if not isinstance(node, dict):
+        raise PatchFailed(f"{op} {path}: {last!r} is inside a scalar")
+    if op != "add" and last not in node:
+        raise PatchFailed(f"{op} {path}: no member {last!r}")
+    return node, last
+
+
+def apply_operations(document, operations):
+    for operation in operations:
+        if not isinstance(operation, dict) or "op" not in operation or "path" not in operation:
+            raise PatchFailed(f"{operation!r} is not a JSON6902 operation (op, path)")
+        op, path = operation["op"], operation["path"]
+        if op not in ("add", "remove", "replace", "test"):
+            raise PatchFailed(f"op {op!r} is not supported here (add, remove, replace, test)")
+        if op in ("add", "replace", "test") and "value" not in operation:
+            raise PatchFailed(f"{op} {path}: no value")
+        tokens = pointer(path)
+        if not tokens:
+            raise PatchFailed(f"{op} on the whole object is not supported")
+        parent, key = walk(document, tokens, op, path)
+        if op == "test":
+            if parent[key] != operation["value"]:
+                raise PatchFailed(f"test {path}: is {parent[key]!r}, not {operation['value']!r}")
+        elif op == "remove":
+            del parent[key]
+        elif op == "replace":
+            parent[key] = copy.deepcopy(operation["value"])
+        elif isinstance(parent, list):
+            parent.insert(key, copy.deepcopy(operation["value"]))
+        else:
+            parent[key] = copy.deepcopy(operation["value"])
+
+
+def apply_patch(kustomization, directory, number, patch, documents, seen):
+    where = f"{kustomization} patches[{number}]"
+    if not isinstance(patch, dict) or set(patch) - {"path", "patch", "target"}:
+        error(where, "a patch must have path or patch, and target (options are not supported here)")
+        return documents
+    if "path" in patch:
+        file = os.path.normpath(os.path.join(directory, patch["path"]))
+        if not os.path.isfile(file):
+            error(where, f"patch file {patch['path']} does not exist")
+            return documents
+        if not file.startswith(os.path.normpath(directory) + os.sep):
+            error(where, f"{patch['path']} is outside the kustomization's directory (kustomize refuses it)")
+        seen.add(file)
+        with open(file) as f:
+            text = f.read()
+        where = f"{where} ({os.path.basename(file)})"
+    elif "patch" in patch:
+        text = patch["patch"]
+    else:
+        error(where, "a patch needs path or patch")
+        return documents
+    operations = yaml.safe_load(text)
+    if not isinstance(operations, list):
+        error(where, "strategic merge patches are not supported by validate-deploy.py: write a JSON6902 "
+                     "patch (a list of {op, path, value}) with a target")
+        return documents
+    target = patch.get("target")
+    if not isinstance(target, dict) or not target.get("kind") or not target.get("name"):
+        error(where, "a JSON6902 patch needs a target with kind and name")
+        return documents
+    if set(target) - {"group", "version", "kind", "name", "namespace"}:
+        error(where, f"target selectors beyond group/version/kind/name/namespace are not supported: {sorted(target)}")
+        return documents
+    patched, matched = [], 0
+    for file, document in documents:
+        api = document.get("apiVersion", "")
+        group, _, version = api.rpartition("/")
+        metadata = document.get("metadata", {})
+        if (document.get("kind") == target["kind"] and metadata.get("name") == target["name"]
+                and target.get("namespace", metadata.get("namespace")) == metadata.get("namespace")
+                and target.get("group", group) == group and target.get("version", version) == version):
+            matched += 1
+            document = copy.deepcopy(document)
+            try:
+                apply_operations(document, operations)
+            except PatchFailed as problem:
+                error(where, f"{target['kind']}/{target['name']}: {problem} (kustomize fails the build)")
+        patched.append((file, document))
+    if matched == 0:
+        error(where, f"target {target['kind']}/{target['name']} matches no object: the patch would change nothing")
+    return patched
 
 
 def name_of(document):
@@ -168,6 +303,59 @@ def agent_flags(binary):
 
 
 ALLOWED_CAPABILITIES = {"BPF", "PERFMON", "SYS_PTRACE", "DAC_READ_SEARCH"}
+# hostPaths that DirectoryOrCreate may make on a node: the agent's own state, and the volatile
+# journal's directory (an empty directory on a tmpfs)
+CREATABLE = {"/var/lib/podstart", "/run/log/journal"}
+
+
+def host_mount(pod, container, path):
+    """The hostPath volumeMount of `container` under which the container path `path` lies, as
+    (mount, volume), or None."""
+    best = None
+    for mount in container.get("volumeMounts", []):
+        root = mount["mountPath"].rstrip("/") or "/"
+        if path == root or path.startswith(root + "/"):
+            volume = next((v for v in pod.get("volumes", []) if v["name"] == mount["name"]), None)
+            if volume and "hostPath" in volume and (best is None or len(root) > len(best[0]["mountPath"])):
+                best = (mount, volume)
+    return best
+
+
+def check_host_file(cw, pod, container, key, path):
+    """A host file the agent opens (CRI socket, log) must be visible at that same path."""
+    found = host_mount(pod, container, path)
+    if found is None:
+        error(cw, f"{key} {path} is not under any hostPath mount of the agent")
+        return None
+    mount, volume = found
+    if mount["mountPath"] == path:
+        # a socket or file mounted itself: a restarted containerd (or a rotated log) is a new
+        # inode the bind mount never sees
+        error(cw, f"{key} {path} is mounted as a file: mount its directory")
+    return mount
+
+
+# An overlay that leaves out mountPropagation (nodes whose / is a private mount) says so on the
+# DaemonSet with this annotation; any other DaemonSet must propagate the runtime's mounts.
+NO_PROPAGATION = "podstart.dev/mount-propagation"
+
+
+def check_config_paths(cw, pod, container, values, propagation_optional):
+    """The CRI socket and the log files the config names are where the agent can open them."""
+    endpoint = values.get("cri-endpoint")
+    if not isinstance(endpoint, str) or not endpoint.startswith("unix:///"):
+        error(cw, f"cri-endpoint {endpoint!r} must be set to a unix:/// socket (each distribution has its own)")
+    else:
+        mount = check_host_file(cw, pod, container, "cri-endpoint", endpoint[len("unix://"):])
+        # the socket's directory is containerd's state directory on most distributions, holding
+        # the rootfs mounts; without HostToContainer the agent sees none made after it started
+        if mount is not None and mount.get("mountPropagation") != "HostToContainer" \
+                and not propagation_optional:
+            error(cw, f"the CRI socket's mount {mount['name']} has no mountPropagation: HostToContainer "
+                      f"(only an overlay for nodes without shared mounts may leave it out, annotated {NO_PROPAGATION}: none)")
+    for key in ["kubelet-log", "containerd-log"]:
+        if key in values:
+            check_host_file(cw, pod, container, key, str(values[key]))
 
 
 def check_references(documents, flags):
@@ -195,9 +383,24 @@ def check_references(documents, flags):
     if not any(d["metadata"]["name"] == sa for _, d in by_kind.get("ServiceAccount", [])):
         error(where, f"serviceAccountName {sa!r} is not defined")
     host_paths = {v["hostPath"]["path"]: v["name"] for v in pod.get("volumes", []) if "hostPath" in v}
-    for path in ["/sys/kernel/btf", "/sys/kernel/tracing", "/run/containerd", "/var/lib/podstart", "/var/log"]:
+    for path in ["/sys/kernel/btf", "/sys/kernel/tracing", "/var/lib/podstart"]:
         if path not in host_paths:
             error(where, f"no hostPath volume for {path}")
+    for v in pod.get("volumes", []):
+        if "hostPath" not in v:
+            continue
+        path, kind = v["hostPath"]["path"], v["hostPath"].get("type", "")
+        # a type check that fails fails the whole pod (MountVolume.SetUp failed): only the
+        # kernel's own interfaces, which no type would make appear, may be checked as Directory
+        if kind == "Directory" and not path.startswith("/sys/"):
+            error(where, f"volume {v['name']}: hostPath {path} has type Directory: the pod cannot start on a "
+                         f"node without it (leave the type empty)")
+        elif kind == "DirectoryOrCreate" and path not in CREATABLE:
+            error(where, f"volume {v['name']}: hostPath {path} is DirectoryOrCreate: only {sorted(CREATABLE)} "
+                         f"are harmless to create (leave the type empty)")
+        elif kind not in ("", "Directory", "DirectoryOrCreate"):
+            error(where, f"volume {v['name']}: hostPath {path} has type {kind}: the pod cannot start on a node "
+                         f"without it (leave the type empty)")
     volume_names = {v["name"] for v in pod.get("volumes", [])}
     configmaps = {d["metadata"]["name"]: d for _, d in by_kind.get("ConfigMap", [])}
     for v in pod.get("volumes", []):
@@ -244,6 +447,17 @@ def check_references(documents, flags):
         for mount in c.get("volumeMounts", []):
             if mount["name"] not in volume_names:
                 error(cw, f"volumeMount {mount['name']} has no volume")
+            volume = next((v for v in pod.get("volumes", []) if v["name"] == mount["name"]), {})
+            # the agent opens the host paths the kernel's mount table (overlay lowerdir/upperdir)
+            # and the logs name, as they are: each host directory at its own path
+            if "hostPath" in volume and volume["hostPath"]["path"].rstrip("/") != mount["mountPath"].rstrip("/"):
+                error(cw, f"volumeMount {mount['name']} puts hostPath {volume['hostPath']['path']} at "
+                          f"{mount['mountPath']}: mount host paths at the same path")
+            if "hostPath" in volume and mount.get("readOnly") is not True and volume["hostPath"]["path"] != "/var/lib/podstart":
+                error(cw, f"volumeMount {mount['name']} ({volume['hostPath']['path']}) must be readOnly")
+            if mount.get("mountPropagation") not in (None, "None", "HostToContainer"):
+                error(cw, f"volumeMount {mount['name']}: mountPropagation {mount['mountPropagation']} "
+                          f"(Bidirectional needs a privileged container and the agent mounts nothing)")
         # --config FILE must be a mounted ConfigMap key whose keys are agent flags
         args = c.get("args", [])
         if "--config" in args:
@@ -258,10 +472,13 @@ def check_references(documents, flags):
                 values = yaml.safe_load(config["data"][key]) or {}
                 if not isinstance(values, dict):
                     error(cw, f"{config_path} must be a mapping of flag names to values")
-                elif flags is not None:
-                    for name in values:
-                        if name not in flags:
-                            error(f"ConfigMap/{config['metadata']['name']}", f"{name!r} is not a flag of podstart agent")
+                else:
+                    if flags is not None:
+                        for name in values:
+                            if name not in flags:
+                                error(f"ConfigMap/{config['metadata']['name']}", f"{name!r} is not a flag of podstart agent")
+                    optional = ds["metadata"].get("annotations", {}).get(NO_PROPAGATION) == "none"
+                    check_config_paths(cw, pod, c, values, optional)
     for file, svc in by_kind.get("Service", []):
         sw = f"{file} {name_of(svc)}"
         if not all(pod_labels.get(k) == v for k, v in svc["spec"].get("selector", {}).items()) or not svc["spec"].get("selector"):

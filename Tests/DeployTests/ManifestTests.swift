@@ -21,6 +21,11 @@ import Testing
         #expect(output.contains("checked base: 7 objects"), "\(output)")
         #expect(output.contains("checked podmonitor: 8 objects"), "\(output)")
         #expect(output.contains("ServiceMonitor/podstart-agent") && output.contains("PodMonitor/podstart-agent"))
+        // one overlay per distribution's containerd, and one for nodes without shared mounts,
+        // each resolved (its JSON6902 patches applied) and checked like the base
+        for overlay in ["kubeadm", "k3s", "rke2", "microk8s", "no-propagation"] {
+            #expect(output.contains("checked overlays/\(overlay): 7 objects"), "\(output)")
+        }
     }
 
     /// Each mistake the validator exists to catch, made in a copy of deploy/: it must say so.
@@ -41,6 +46,22 @@ import Testing
         ("podmonitor/podmonitor.yaml", "targetLabel: node", "targetLabel: nodename", "must relabel __meta_kubernetes_pod_node_name to node"),
         ("kustomization.yaml", "  - servicemonitor.yaml", "  - servicemonitor.yaml\n  - podmonitor/podmonitor.yaml", "both a ServiceMonitor and a PodMonitor"),
         ("podmonitor/kustomization.yaml", "  - podmonitor.yaml", "  - podmonitor.yaml\n  - ../servicemonitor.yaml", "outside the kustomization's directory"),
+        // #21: overlays whose socket mount and cri-endpoint disagree, log files not mounted, patches
+        // that no longer fit the base or that the script cannot resolve, type checks that fail a
+        // pod where a path is absent, propagation left out without saying so
+        ("overlays/k3s/config.yaml", "cri-endpoint: unix:///run/k3s/containerd/containerd.sock", "cri-endpoint: unix:///run/containerd/containerd.sock", "cri-endpoint /run/containerd/containerd.sock is not under any hostPath mount"),
+        ("overlays/rke2/config.yaml", "kubelet-log: /var/lib/rancher/rke2/agent/logs/kubelet.log", "kubelet-log: /var/lib/rancher/rke2/agent/log/kubelet.log", "kubelet-log /var/lib/rancher/rke2/agent/log/kubelet.log is not under any hostPath mount"),
+        ("overlays/microk8s/daemonset.yaml", "volumes/5/name, value: containerd-run}", "volumes/5/name, value: containerd-lib}", "test /spec/template/spec/volumes/5/name: is 'containerd-run', not 'containerd-lib'"),
+        ("overlays/k3s/daemonset.yaml", "value: {path: /run/k3s/containerd}}", "value: {path: /run/k3s/containerd, type: Directory}}", "hostPath /run/k3s/containerd has type Directory"),
+        ("overlays/k3s/daemonset.yaml", "mountPath, value: /var/lib/rancher/k3s/agent/containerd}", "mountPath, value: /var/lib/containerd}", "mount host paths at the same path"),
+        ("overlays/kubeadm/kustomization.yaml", "  - ../../base\n", "  - ../../base\npatches:\n  - patch: '{spec: {template: {spec: {hostNetwork: true}}}}'\n    target: {kind: DaemonSet, name: podstart-agent}\n", "strategic merge patches are not supported"),
+        ("overlays/kubeadm/kustomization.yaml", "  - ../../base\n", "  - ../../base\npatchesStrategicMerge:\n  - patch.yaml\n", "patchesStrategicMerge is not supported"),
+        ("overlays/no-propagation/daemonset.yaml", "podstart.dev/mount-propagation: none", "podstart.dev/mount-propagation: unknown", "has no mountPropagation: HostToContainer"),
+        ("overlays/k3s/kustomization.yaml", "{kind: ConfigMap, name: podstart-agent}", "{kind: ConfigMap, name: podstart}", "matches no object"),
+        ("base/daemonset.yaml", "mountPropagation: HostToContainer", "mountPropagation: Bidirectional", "mountPropagation Bidirectional"),
+        ("base/daemonset.yaml", "hostPath: {path: /var/lib/containerd}", "hostPath: {path: /var/lib/containerd, type: Directory}", "hostPath /var/lib/containerd has type Directory"),
+        ("base/daemonset.yaml", "hostPath: {path: /run/log/journal, type: DirectoryOrCreate}", "hostPath: {path: /run/log/journal, type: Socket}", "has type Socket"),
+        ("base/daemonset.yaml", "{name: logs, mountPath: /var/log, readOnly: true}", "{name: logs, mountPath: /var/log}", "(/var/log) must be readOnly"),
     ])
     func validatorRejects(file: String, find: String, replace: String, expected: String) throws {
         let copy = try DeployFiles.copy(DeployFiles.deploy)
