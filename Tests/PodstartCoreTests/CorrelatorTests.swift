@@ -90,7 +90,7 @@ struct CorrelatorTests {
                 WriteTotal(pid: 9, file: Self.file(900).key, fileGeneration: 12, mountNamespace: 1, firstNs: Self.mono(900),
                            lastNs: Self.mono(1400), bytes: 9_000_000, writes: 500, isRuntimeProcess: true)]) }
         }
-        out += c.ingest(.tick(now: Self.ms(5001)))
+        out += c.ingest(.tick(nowUnixNs: Self.ms(5001)))
         let trace = try #require(out.first)
         func span(_ p: PhaseName) -> PhaseSpan? { trace.phases.first { $0.name == p } }
         #expect(span(.download)?.start == Self.ms(250))
