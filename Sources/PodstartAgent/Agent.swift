@@ -27,6 +27,9 @@ public struct Agent: Sendable {
         let logger = logger
         let metrics = MetricsRegistry(configuration: options.metrics)
         metrics.register(probePrograms: ProbeProgram.allCases.map(\.rawValue), sources: options.sourceNames)
+        // connections to the runtime that closed under a call (the runtime still up): counted by outcome
+        let closeObserver = CRIConnection.addObserver { metrics.recordCRIConnectionClose(retried: $0.retried) }
+        defer { CRIConnection.removeObserver(closeObserver) }
 
         try FileManager.default.createDirectory(atPath: options.stateDirectory, withIntermediateDirectories: true)
         let store = try TimelineStore(directory: options.stateDirectory, configuration: options.store, logger: logger)

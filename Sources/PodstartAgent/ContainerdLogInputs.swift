@@ -19,12 +19,20 @@ public final class ContainerdLogInputs: Sendable {
     /// The inputs one line completes; nil when the line is a CRI line that does not parse (a
     /// source error), empty when it completes nothing.
     public func inputs(line: [UInt8]) -> [CorrelatorInput]? {
-        guard let outcome = ContainerdLineParser.parse(String(decoding: line, as: UTF8.self)) else { return [] }
+        if case .success(let inputs) = outcome(line: line) { return inputs }
+        return nil
+    }
+
+    /// The inputs one line completes, or why a CRI line could not be read.
+    public func outcome(line: [UInt8]) -> Result<[CorrelatorInput], Unreadable> {
+        guard let outcome = ContainerdLineParser.parse(String(decoding: line, as: UTF8.self)) else { return .success([]) }
         switch outcome {
-        case .event(let event): return pending.withLock { Self.inputs(event, &$0) }
-        default: return nil
+        case .event(let event): return .success(pending.withLock { Self.inputs(event, &$0) })
+        case .malformed(let reason): return .failure(Unreadable(reason: reason))
         }
     }
+
+    public struct Unreadable: Error, Equatable { public var reason: String }
 
     private static func inputs(_ event: ContainerdCRIEvent, _ p: inout Pending) -> [CorrelatorInput] {
         let t = event.time.nanosecondsSinceEpoch
@@ -68,7 +76,11 @@ public final class ContainerdLogInputs: Sendable {
 
     /// As a ``LogFileSource`` parser: a CRI line that does not parse is a source error.
     public func parse(line: [UInt8], context: SourceContext) -> [CorrelatorInput] {
-        guard let inputs = inputs(line: line) else { context.count(); return [] }
-        return inputs
+        switch outcome(line: line) {
+        case .success(let inputs): return inputs
+        case .failure(let why):
+            context.malformed(reason: why.reason, sample: String(decoding: line, as: UTF8.self))
+            return []
+        }
     }
 }

@@ -70,6 +70,8 @@ public final class SourceContext: Sendable {
         var down = false
         var healthy = false
         var backoffReset = false
+        /// Reasons of unreadable input already logged (bounded: a reason is logged once).
+        var loggedReasons: Set<String> = []
     }
     private let state = Mutex(State())
 
@@ -103,6 +105,21 @@ public final class SourceContext: Sendable {
 
     /// An error counted but not logged (a malformed line among good ones).
     public func count() { metrics.recordSourceError(source: name) }
+
+    /// A malformed record: counted always, logged the first time its reason is seen (at most 64
+    /// reasons), so a source error never goes without a line saying why.
+    public func malformed(reason: String, sample: String) {
+        metrics.recordSourceError(source: name)
+        let first = state.withLock { s in
+            guard s.loggedReasons.count < 64, !s.loggedReasons.contains(reason) else { return false }
+            s.loggedReasons.insert(reason)
+            return true
+        }
+        if first {
+            logger.warning("unreadable input skipped (counted in podstart_source_errors_total; logged once per reason)",
+                           metadata: metadata.merging(["source": "\(name)", "reason": "\(reason)", "line": "\(sample.prefix(300))"]) { $1 })
+        }
+    }
 
     /// Marks an outage; true when it is a new one (to be logged).
     func outage() -> Bool {
