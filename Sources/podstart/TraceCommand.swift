@@ -113,7 +113,10 @@ struct TraceCommand: AsyncParsableCommand {
             for run in 0..<runs {
                 let trace: PodStartTrace
                 do {
-                    trace = try await TraceRun(options: options, endpoint: endpoint, kernel: !noKernel).trace()
+                    // every run is a pod of its own, as the kubelet would start it (a new UID and name)
+                    var fresh = options
+                    fresh.pod = PodStartOptions.newPod()
+                    trace = try await TraceRun(options: fresh, endpoint: endpoint, kernel: !noKernel).trace()
                 } catch {
                     if error is CancellationError || interrupted.value { throw TraceError.interrupted }
                     throw TraceError.failed(run: run + 1, of: runs, error: "\(error)")
