@@ -104,11 +104,11 @@ struct TraceCommand: AsyncParsableCommand {
             return
         }
         let endpoint = try criEndpoint.map { try CRIEndpoint(parsing: $0) } ?? CRIEndpoint.fromEnvironment()
-        let sink = try OutputSink(path: output == .html && runs > 1 ? nil : out)  // pages of --runs go to numbered files
+        let writer = try TraceWriter(output: output, out: out, many: runs > 1)
         let traces = TraceList()
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
         let interrupted = Interrupted()
-        let runs = runs, output = output, out = out, noKernel = noKernel, options = startOptions()
+        let runs = runs, noKernel = noKernel, options = startOptions()
         let work = Task {
             for run in 0..<runs {
                 let trace: PodStartTrace
@@ -122,17 +122,7 @@ struct TraceCommand: AsyncParsableCommand {
                     throw TraceError.failed(run: run + 1, of: runs, error: "\(error)")
                 }
                 traces.append(trace)
-                switch output {
-                case .json: sink.write(trace.json().rendered() + "\n")
-                case .table: sink.write(TraceTable.render(trace, run: runs > 1 ? run + 1 : nil))
-                case .html:
-                    if runs > 1, let out {
-                        try OutputSink(path: Self.numbered(out, run + 1)).write(TracePage.render(trace))
-                    } else {
-                        sink.write(TracePage.render(trace))
-                    }
-                case .chrome: break
-                }
+                try writer.write(trace, index: run)
             }
         }
         // Ctrl-C / SIGTERM cancel the start; PodStarter tears the pod down before returning.
@@ -145,7 +135,7 @@ struct TraceCommand: AsyncParsableCommand {
         }
         defer { watcher.cancel() }
         try await work.value
-        if output == .chrome { sink.write(ChromeTrace.render(traces.all).rendered() + "\n") }
+        writer.finish(traces.all)
     }
 
     /// Recorded starts in the chosen output, as a traced start would be (one HTML page per start).
@@ -154,25 +144,9 @@ struct TraceCommand: AsyncParsableCommand {
         if output == .html, traces.count > 1, out == nil {
             throw ValidationError("--from holds \(traces.count) starts: --output html needs --out FILE.html (pages go to FILE-1.html, …)")
         }
-        let sink = try OutputSink(path: output == .html && traces.count > 1 ? nil : out)
-        for (n, trace) in traces.enumerated() {
-            switch output {
-            case .json: sink.write(trace.json().rendered() + "\n")
-            case .table: sink.write(TraceTable.render(trace, run: traces.count > 1 ? n + 1 : nil))
-            case .html:
-                if traces.count > 1, let out { try OutputSink(path: Self.numbered(out, n + 1)).write(TracePage.render(trace)) } else { sink.write(TracePage.render(trace)) }
-            case .chrome: break
-            }
-        }
-        if output == .chrome { sink.write(ChromeTrace.render(traces).rendered() + "\n") }
-    }
-
-    /// `page.html`, 2 → `page-2.html`: one page per start with --runs.
-    static func numbered(_ path: String, _ run: Int) -> String {
-        let url = URL(fileURLWithPath: path)
-        let ext = url.pathExtension
-        let stem = url.deletingPathExtension().lastPathComponent
-        return url.deletingLastPathComponent().appendingPathComponent(ext.isEmpty ? "\(stem)-\(run)" : "\(stem)-\(run).\(ext)").path
+        let writer = try TraceWriter(output: output, out: out, many: traces.count > 1)
+        for (n, trace) in traces.enumerated() { try writer.write(trace, index: n) }
+        writer.finish(traces)
     }
 
     func startOptions() -> PodStartOptions {
@@ -195,6 +169,49 @@ struct TraceCommand: AsyncParsableCommand {
 
 enum TraceOutputFormat: String, ExpressibleByArgument, CaseIterable {
     case table, json, chrome, html
+}
+
+/// Writes starts in the chosen output, whether they were just traced or read back: a JSON line or
+/// a table each, an HTML page each (numbered files `FILE-1.html`, … when there are several), and
+/// the Chrome trace of all of them at the end.
+struct TraceWriter {
+    let output: TraceOutputFormat
+    let out: String?
+    let many: Bool
+    let sink: OutputSink
+
+    init(output: TraceOutputFormat, out: String?, many: Bool) throws {
+        self.output = output
+        self.out = out
+        self.many = many
+        sink = try OutputSink(path: output == .html && many ? nil : out)
+    }
+
+    func write(_ trace: PodStartTrace, index: Int) throws {
+        switch output {
+        case .json: sink.write(trace.json().rendered() + "\n")
+        case .table: sink.write(TraceTable.render(trace, run: many ? index + 1 : nil))
+        case .html:
+            if many, let out {
+                try OutputSink(path: Self.numbered(out, index + 1)).write(TracePage.render(trace))
+            } else {
+                sink.write(TracePage.render(trace))
+            }
+        case .chrome: break
+        }
+    }
+
+    func finish(_ traces: [PodStartTrace]) {
+        if output == .chrome { sink.write(ChromeTrace.render(traces).rendered() + "\n") }
+    }
+
+    /// `page.html`, 2 → `page-2.html`.
+    static func numbered(_ path: String, _ n: Int) -> String {
+        let url = URL(fileURLWithPath: path)
+        let ext = url.pathExtension
+        let stem = url.deletingPathExtension().lastPathComponent
+        return url.deletingLastPathComponent().appendingPathComponent(ext.isEmpty ? "\(stem)-\(n)" : "\(stem)-\(n).\(ext)").path
+    }
 }
 
 /// Standard output or a file.
