@@ -33,7 +33,7 @@ public enum TracePage {
             y += rowHeight
             if span.name == .pull {
                 // the parts on one row under their pull: a pull can have thousands of them
-                let parts = trace.phases.filter { $0.parent == .pull && $0.start >= span.start && $0.end <= span.end }
+                let parts = trace.parts(of: span)
                 guard !parts.isEmpty else { continue }
                 let totals = PhaseName.pullParts.compactMap { kind -> String? in
                     let ns = parts.filter { $0.name == kind }.reduce(Int64(0)) { $0 + $1.nanoseconds }
@@ -158,7 +158,7 @@ public enum TracePage {
         for span in trace.phases where span.parent == nil {
             rows += row(span.name.rawValue, from: Double(span.start - trace.created) / 1e9, ns: span.nanoseconds, source: span.source.rawValue)
             guard span.name == .pull else { continue }
-            let parts = trace.phases.filter { $0.parent == .pull && $0.start >= span.start && $0.end <= span.end }
+            let parts = trace.parts(of: span)
             for kind in PhaseName.pullParts {
                 let mine = parts.filter { $0.name == kind }
                 guard !mine.isEmpty else { continue }

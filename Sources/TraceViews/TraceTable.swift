@@ -15,7 +15,7 @@ public enum TraceTable {
         for span in top {
             out += line(span, trace: trace, e2e: e2e, indent: "")
             if span.name == .pull {
-                for part in trace.phases where part.parent == .pull && part.start >= span.start && part.end <= span.end {
+                for part in trace.parts(of: span) {
                     out += line(part, trace: trace, e2e: e2e, indent: "  ")
                 }
             }
