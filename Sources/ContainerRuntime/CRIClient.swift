@@ -225,6 +225,15 @@ public final class CRIClient: Sendable {
         return result
     }
 
+    /// Where the runtime keeps its files (containerd's root, state and snapshotter), from the
+    /// configuration a verbose `Status` reports; nil when the runtime does not report it.
+    public func runtimeLayout() async throws -> RuntimeLayout? {
+        let response = try await call("Status") { options in
+            try await self.runtime.status(.with { $0.verbose = true }, options: options)
+        }
+        return RuntimeLayout(configJSON: response.info["config"])
+    }
+
     /// Streams container events until the runtime ends the stream or the task is cancelled.
     /// containerd 1.6 does not implement it: that throws a ``CRIError/call(method:socket:code:message:)``
     /// whose ``CRIError/isUnimplemented`` is true — poll ``listContainers(sandboxID:state:labelSelector:)`` then.

@@ -194,3 +194,21 @@ extension SandboxVerboseInfo {
                   snapshotKey: info["snapshotKey"]?.stringValue, snapshotter: info["snapshotter"]?.stringValue)
     }
 }
+
+extension RuntimeLayout {
+    /// From the `config` document of a verbose `Status` (containerd 1.6 and 2.x write the same
+    /// keys): `containerdRootDir`, and `stateDir`, the CRI plugin's own directory inside
+    /// containerd's state (`<state>/io.containerd.grpc.v1.cri`).
+    public init?(configJSON: String?) {
+        guard let config = parseInfo(configJSON) else { return nil }
+        let criState = config["stateDir"]?.stringValue
+        var state: String?
+        if let criState, let slash = criState.lastIndex(of: "/"), criState[criState.index(after: slash)...].hasPrefix("io.containerd.") {
+            state = String(criState[..<slash])
+        }
+        let snapshotter = config["containerd"]?["snapshotter"]?.stringValue
+        self.init(containerdRoot: config["containerdRootDir"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 },
+                  containerdState: state, snapshotter: snapshotter.flatMap { $0.isEmpty ? nil : $0 })
+    }
+}
+

@@ -250,3 +250,25 @@ public struct ExecResult: Sendable, Hashable {
     public var stdout: [UInt8]
     public var stderr: [UInt8]
 }
+
+/// Where the runtime keeps its files, as containerd's CRI plugin reports its configuration in a
+/// verbose `Status` (the `config` document): learned from the runtime, never assumed, since k3s,
+/// RKE2, MicroK8s and nodes with a non-default root put them elsewhere.
+public struct RuntimeLayout: Sendable, Hashable {
+    /// containerd's `root` (`/var/lib/containerd`): content store and snapshots.
+    public var containerdRoot: String?
+    /// containerd's `state` (`/run/containerd`): tasks, and the containers' rootfs mounts under
+    /// `io.containerd.runtime.v2.task/<namespace>/<id>/rootfs`.
+    public var containerdState: String?
+    /// The snapshotter the CRI plugin unpacks images with (`overlayfs`, `stargz`, …).
+    public var snapshotter: String?
+
+    public init(containerdRoot: String?, containerdState: String?, snapshotter: String?) {
+        self.containerdRoot = containerdRoot
+        self.containerdState = containerdState
+        self.snapshotter = snapshotter
+    }
+
+    /// Where the runtime mounts the containers' root file systems (nil when the state is unknown).
+    public var taskDirectory: String? { containerdState.map { $0 + "/io.containerd.runtime.v2.task" } }
+}

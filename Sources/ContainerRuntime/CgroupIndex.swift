@@ -20,26 +20,20 @@ public struct CgroupMounts: Sendable, Hashable {
     /// The filesystem type decides (`cgroup2` / `cgroup`), not the source field, which can be anything.
     public static func parse(mountinfo text: String) -> CgroupMounts {
         var result = CgroupMounts(unified: nil, unifiedRoot: nil, v1: [:])
-        for line in text.split(separator: "\n") {
-            let halves = line.components(separatedBy: " - ")
-            guard halves.count == 2 else { continue }
-            let left = halves[0].split(separator: " ")
-            let right = halves[1].split(separator: " ", maxSplits: 2)
-            guard left.count >= 5, right.count >= 1 else { continue }
-            let mountPoint = OverlayRootfs.unescape(String(left[4]))
-            switch right[0] {
+        for e in MountInfoEntry.parse(text) {
+            switch e.fileSystemType {
             case "cgroup2":
                 // The first cgroup2 mount is the host's; later ones are bind mounts (e.g. into containers).
                 if result.unified == nil {
-                    result.unified = mountPoint
-                    result.unifiedRoot = OverlayRootfs.unescape(String(left[3]))
+                    result.unified = e.mountPoint
+                    result.unifiedRoot = e.root
                 }
-            case "cgroup" where right.count == 3:
+            case "cgroup":
                 let known = ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "net_cls",
                              "net_prio", "perf_event", "hugetlb", "rdma", "misc"]
-                for option in right[2].split(separator: ",") {
+                for option in e.superOptions.split(separator: ",") {
                     if option.hasPrefix("name=") || known.contains(String(option)) {
-                        if result.v1[String(option)] == nil { result.v1[String(option)] = mountPoint }
+                        if result.v1[String(option)] == nil { result.v1[String(option)] = e.mountPoint }
                     }
                 }
             default:

@@ -42,15 +42,8 @@ public struct OverlayRootfs: Sendable, Hashable {
 
     static func parse(mountInfo: String, mountPoint matches: (String) -> Bool) -> OverlayRootfs? {
         for line in mountInfo.split(separator: "\n") {
-            // id parent major:minor root mountpoint options [optional…] - fstype source superoptions
-            let halves = line.components(separatedBy: " - ")
-            guard halves.count == 2 else { continue }
-            let left = halves[0].split(separator: " ")
-            let right = halves[1].split(separator: " ", maxSplits: 2)
-            guard left.count >= 5, right.count == 3, right[0] == "overlay" else { continue }
-            let mountPoint = unescape(String(left[4]))
-            guard matches(mountPoint) else { continue }
-            return OverlayRootfs(mountPoint: mountPoint, options: splitOptions(String(right[2])).map { unescape(String($0)) })
+            guard let e = MountInfoEntry.parse(line: line), e.fileSystemType == "overlay", matches(e.mountPoint) else { continue }
+            return OverlayRootfs(mountPoint: e.mountPoint, options: e.superOptions.split(separator: ",").map(String.init))
         }
         return nil
     }
@@ -146,29 +139,6 @@ public struct OverlayRootfs: Sendable, Hashable {
         guard lstat(dir + path, &st) == 0 else { return nil }
         if st.st_mode & S_IFMT == S_IFCHR && st.st_rdev == 0 { return .whiteout }
         return .present
-    }
-
-    private static func splitOptions(_ text: String) -> [Substring] {
-        text.split(separator: ",")
-    }
-
-    /// mountinfo escapes space, tab, newline and backslash as \ooo octal.
-    static func unescape(_ text: String) -> String {
-        guard text.contains("\\") else { return text }
-        var out: [UInt8] = []
-        let bytes = Array(text.utf8)
-        var i = 0
-        while i < bytes.count {
-            if bytes[i] == UInt8(ascii: "\\"), i + 3 < bytes.count + 0,
-               let value = UInt8(String(decoding: bytes[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
-                out.append(value)
-                i += 4
-            } else {
-                out.append(bytes[i])
-                i += 1
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }
 

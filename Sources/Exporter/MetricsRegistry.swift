@@ -158,6 +158,15 @@ public final class MetricsRegistry: Sendable {
         state.withLock { s in s.probesEnabled = enabled }
     }
 
+    /// `podstart_runtime_info`: the runtime's root, state and snapshotter ("unknown" when not
+    /// reported) and the propagation of its state directory's mount.
+    public func setRuntimeInfo(containerdRoot: String?, containerdState: String?, snapshotter: String?, mountPropagation: String) {
+        let labels = [("containerd_root", containerdRoot), ("containerd_state", containerdState),
+                      ("mount_propagation", mountPropagation), ("snapshotter", snapshotter)]
+            .map { "\($0.0)=\"\(Exposition.escapeLabelValue($0.1 ?? "unknown"))\"" }.joined(separator: ",")
+        state.withLock { s in s.runtimeInfoLine = "podstart_runtime_info{\(labels)} 1\n" }
+    }
+
     // MARK: rendering
 
     /// The whole exposition. Families are sorted by name and series by label value, as the
@@ -238,6 +247,12 @@ public final class MetricsRegistry: Sendable {
                "1 while the kernel probes are loaded, 0 when podstart runs on logs and the runtime alone.", om)
         out += "podstart_probes_enabled "
         out += s.probesEnabled ? "1\n" : "0\n"
+
+        if let line = s.runtimeInfoLine {
+            family(&out, om ? "podstart_runtime" : "podstart_runtime_info", om ? "info" : "gauge",
+                   "Where the container runtime keeps its files, as it reported them, and whether its new rootfs mounts reach the agent's mount table (mount_propagation private: they do not); the value is always 1.", om)
+            out += line
+        }
 
         if !s.sourceErrors.series.isEmpty {
             family(&out, om ? "podstart_source_errors" : "podstart_source_errors_total", "counter",
@@ -443,6 +458,7 @@ struct State: Sendable {
     var probeLost = BoundedCounters(sampleName: "podstart_probe_events_lost_total", labelName: "program")
     var sourceErrors = BoundedCounters(sampleName: "podstart_source_errors_total", labelName: "source")
     var probesEnabled = false
+    var runtimeInfoLine: String?
     let buildInfoLine: String
 
     init(configuration: MetricsRegistry.Configuration) {

@@ -71,6 +71,10 @@ public struct Agent: Sendable {
         var sources: [any AgentSource] = [
             CRIPollSource(endpoint: options.criEndpoint, interval: options.criPollInterval, pacer: pacer, gate: gate, hub: hub),
         ]
+        sources.append(RuntimeLayoutSource(endpoint: options.criEndpoint) { layout, visibility in
+            metrics.setRuntimeInfo(containerdRoot: layout.containerdRoot, containerdState: layout.containerdState,
+                                   snapshotter: layout.snapshotter, mountPropagation: visibility.label)
+        })
         if options.containerdEvents {
             sources.append(ContainerdEventSource(endpoint: options.criEndpoint, pacer: pacer, gate: gate, hub: hub))
         }

@@ -36,7 +36,7 @@ public struct AgentConfiguration: Sendable {
 
     /// The `source` label values of `podstart_source_errors_total` this configuration runs.
     public var sourceNames: [String] {
-        ["cri", "kernel", "state"] + (containerdEvents ? ["containerd-events"] : []) + (containerdLog != nil ? ["containerd-log"] : [])
+        ["cri", "kernel", "runtime-layout", "state"] + (containerdEvents ? ["containerd-events"] : []) + (containerdLog != nil ? ["containerd-log"] : [])
             + (kubeletLog != nil ? ["kubelet-log"] : []) + (kubeletMetricsURL != nil ? ["kubelet-metrics"] : [])
     }
 }

@@ -322,3 +322,37 @@ import Testing
         #expect(output.contains("no-such-flag"), "the error should name the unknown key: \(output)")
     }
 }
+
+extension AgentIntegrationTests {
+    /// The agent learns containerd's directories from CRI's verbose Status, and checks that the
+    /// rootfs mounts the runtime makes later reach its own mount table: in a mount namespace whose
+    /// mounts are private (as on a node whose / is not shared) it says so in a warning and in
+    /// `podstart_runtime_info`; in one that receives the host's mounts (what HostToContainer
+    /// gives) it says nothing.
+    @Test(arguments: ["private", "slave"])
+    func theRuntimesLayoutIsLearnedAndAPrivateMountTableIsNamed(propagation: String) async throws {
+        let unshare = try #require(Command.which("unshare"), "unshare (util-linux) is missing")
+        let containerd = "\(env.directory)/containerd"
+        // A slave mount needs a shared master: this machine's / is private (no systemd), as on the
+        // nodes the warning is for, so the slave case first makes / shared in a namespace of its
+        // own, kept alive beside the agent (a namespace with no process left goes, and its slaves
+        // become private).
+        let prefix = propagation == "private" ? [unshare, "--mount", "--propagation", "private"]
+            : [unshare, "--mount", "--propagation", "unchanged", "/bin/sh", "-c",
+               "mount --make-rshared / && { (while kill -0 $$ 2>/dev/null; do sleep 1; done) & } && exec \"$0\" --mount --propagation slave \"$@\"",
+               unshare]
+        let agent = try await startAgent(["--no-kernel"], prefix: prefix)
+        let series = "podstart_runtime_info{containerd_root=\"\(containerd)/root\",containerd_state=\"\(containerd)/state\","
+            + "mount_propagation=\"\(propagation)\",snapshotter=\"overlayfs\"}"
+        let value = try await agent.waitFor(series) { try await agent.metric(series) }
+        #expect(value == 1)
+        let warnings = agent.logLines(message: "the runtime's new rootfs mounts will not reach the agent's mount table (private mount)")
+        #expect(warnings.count == (propagation == "private" ? 1 : 0), "\(agent.log.suffix(3000))")
+        if let warning = warnings.first {
+            #expect((warning["fix"] as? String)?.contains("mountPropagation: HostToContainer") == true)
+        }
+        #expect(try await agent.metric("podstart_source_errors_total{source=\"runtime-layout\"}") == 0)
+        try await promtoolCheck(agent)
+        #expect(try await agent.stop() == 0)
+    }
+}
