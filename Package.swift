@@ -164,6 +164,7 @@ let package = Package(
                 "ContainerRuntime",
                 "Exporter",
                 "StateStore",
+                "TraceViews",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -8,11 +8,16 @@ public struct TraceRun: Sendable {
     public var options: PodStartOptions
     public var endpoint: CRIEndpoint
     public var kernel: Bool
+    /// Called about four times a second while the pod starts with the bytes the runtime has
+    /// downloaded and unpacked so far (kernel probes only; nil: not measured).
+    public var progress: (@Sendable (PullProgress) -> Void)?
 
-    public init(options: PodStartOptions, endpoint: CRIEndpoint, kernel: Bool) {
+    public init(options: PodStartOptions, endpoint: CRIEndpoint, kernel: Bool,
+                progress: (@Sendable (PullProgress) -> Void)? = nil) {
         self.options = options
         self.endpoint = endpoint
         self.kernel = kernel
+        self.progress = progress
     }
 
     /// Kernel records collected while the pod starts, kept raw: decoding waits until the pod
@@ -24,6 +29,13 @@ public struct TraceRun: Sendable {
         func append(_ batch: RawEventBatch) {
             let copy = batch.detached()
             lock.withLock { batches.append(copy) }
+        }
+        /// The batches appended since `next` (an index this call advances), still kept for `take`.
+        func batches(from next: inout Int) -> [RawEventBatch] {
+            let start = next
+            let new = lock.withLock { Array(batches[min(start, batches.count)...]) }
+            next = start + new.count
+            return new
         }
         func take() -> [KernelEvent] {
             let taken = lock.withLock { let b = batches; batches = []; return b }
@@ -49,6 +61,8 @@ public struct TraceRun: Sendable {
             }
         }
         defer { session?.close() }
+        let ticker = session.flatMap { s in progress.map { Self.reportProgress(session: s, collected: collected, to: $0) } }
+        defer { ticker?.cancel() }
 
         var trace: PodStartTrace?
         _ = try await PodStarter(endpoint: endpoint).run(options, whileReady: { record in
@@ -57,6 +71,8 @@ public struct TraceRun: Sendable {
             var openCounts: [OpenCount] = []
             var writeTotals: [WriteTotal] = []
             var readRanges: [ReadRangeEvent] = []
+            ticker?.cancel()
+            await ticker?.value
             if let session {
                 session.detach(families)
                 readRanges = (try? session.drainReadRanges()) ?? []
@@ -94,6 +110,30 @@ public struct TraceRun: Sendable {
         })
         guard let trace else { throw TraceError.failed(run: 1, of: 1, error: "no timeline was built for the pod") }
         return trace
+    }
+
+    /// Reports the pull's bytes as the kernel sees the runtime write them: begins classified as
+    /// they arrive (the few records that name a file), totals read from the kernel's write map.
+    static func reportProgress(session: KernelProbeSession, collected: Collected,
+                               to report: @escaping @Sendable (PullProgress) -> Void) -> Task<Void, Never> {
+        Task {
+            var kinds: [PullWriteClassifier.WriteKey: PullWriteClassifier.Kind] = [:]
+            var next = 0
+            var last = PullProgress()
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(250))
+                if Task.isCancelled { return }
+                for batch in collected.batches(from: &next) {
+                    for case .writeBegin(let b) in batch.decode() where b.isRuntimeProcess {
+                        if let kind = PullWriteClassifier.classify(path: b.path.path) { kinds[.init(b)] = kind }
+                    }
+                }
+                guard !kinds.isEmpty, let totals = try? session.writeTotals() else { continue }
+                let now = PullWriteClassifier.progress(totals: totals) { kinds[$0] }
+                if now != last { report(now) }
+                last = now
+            }
+        }
     }
 
     /// The CRI timings of a start as the correlator's inputs.

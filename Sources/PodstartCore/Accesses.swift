@@ -151,6 +151,32 @@ public enum PullWriteClassifier {
     }
 }
 
+/// How far a pull has got, in bytes the runtime wrote: into the content store (downloaded) and
+/// into snapshots (unpacked).
+public struct PullProgress: Hashable, Sendable {
+    public var downloadedBytes: UInt64 = 0
+    public var unpackedBytes: UInt64 = 0
+    public init(downloadedBytes: UInt64 = 0, unpackedBytes: UInt64 = 0) {
+        self.downloadedBytes = downloadedBytes
+        self.unpackedBytes = unpackedBytes
+    }
+}
+
+extension PullWriteClassifier {
+    /// The bytes written so far by kind, from write totals whose begins were classified.
+    public static func progress(totals: [WriteTotal], kind: (WriteKey) -> Kind?) -> PullProgress {
+        var p = PullProgress()
+        for t in totals {
+            switch kind(WriteKey(t)) {
+            case .download?: p.downloadedBytes &+= t.bytes
+            case .decompress?: p.unpackedBytes &+= t.bytes
+            case nil: break
+            }
+        }
+        return p
+    }
+}
+
 extension UnsafeBufferPointer where Element == UInt8 {
     /// Whether the bytes hold `needle`'s UTF-8 bytes somewhere.
     func contains(bytes needle: StaticString) -> Bool {

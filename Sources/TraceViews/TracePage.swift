@@ -192,9 +192,7 @@ public enum TracePage {
         return digest.hasPrefix("sha256:") ? String(digest.prefix(19)) : digest
     }
 
-    static func byteText(_ bytes: UInt64) -> String {
-        bytes >= 1 << 20 ? "\(fixed(Double(bytes) / 1048576, 1)) MiB" : bytes >= 1 << 10 ? "\(fixed(Double(bytes) / 1024, 1)) KiB" : "\(bytes) B"
-    }
+    static func byteText(_ bytes: UInt64) -> String { TerminalProgress.byteText(bytes) }
 
     static func fixed(_ value: Double, _ digits: Int) -> String {
         value.isFinite ? String(format: "%.\(digits)f", value) : "0"

@@ -3,6 +3,7 @@ import ContainerRuntime
 import Foundation
 import KernelProbes
 import PodstartCore
+import TraceViews
 
 /// `podstart-bench agent`: what the running agent costs the node. (a) Idle CPU: the agent's own
 /// CPU time (/proc/PID/stat) over a quiet period on a node with no pods (the baseline) and then
@@ -44,8 +45,7 @@ struct BenchAgentCommand: AsyncParsableCommand {
     @Flag(name: .customLong("skip-workload"), help: "Only the idle measurement.")
     var skipWorkload = false
 
-    @Flag(help: "Print one JSON object with the figures.")
-    var json = false
+    @OptionGroup var format: FigureOutput
 
     func validate() throws {
         guard containers >= 0, idleSeconds >= 1, rounds >= 1, iterations >= 1000 else {
@@ -112,7 +112,7 @@ struct BenchAgentCommand: AsyncParsableCommand {
             lines.append(String(format: "  agent running, container starting         startingRatio %.4f  (target >= %.4f = 0.95 x limit)", w.starting, 0.95 * w.limit))
             lines.append(String(format: "  agent stopped, empty programs on its hooks limitRatio    %.4f", w.limit))
         }
-        if json {
+        if format.json {
             print(JSON.object(figures).rendered())
         } else {
             lines.forEach { print($0) }
@@ -152,9 +152,12 @@ struct BenchAgentCommand: AsyncParsableCommand {
         // whose start is over; one that waits 0.3 s (the agent attaching) runs in a starting one.
         let window = 10.0
         var opsPerSecond: [Mode: [Double]] = [:]
+        let progress = TerminalProgress.standardError(forPeople: !format.json)
+        defer { progress.clear() }
         for round in 0..<rounds {
             let modes = Mode.allCases.indices.map { Mode.allCases[($0 + round) % Mode.allCases.count] }
             for mode in modes {
+                progress.show("workload round \(round + 1) of \(rounds): \(mode.rawValue)")
                 var agent: AgentProcess?
                 switch mode {
                 case .baseline: break

@@ -22,8 +22,7 @@ struct BenchAnalyzeCommand: AsyncParsableCommand {
     @Option(help: "Folder with kubelet-journal-sample.log (../shared/reference by default).")
     var reference = "../shared/reference"
 
-    @Flag(help: "Print the figures as one JSON object.")
-    var json = false
+    @OptionGroup var format: FigureOutput
 
     @Flag(help: "Keep the generated journal (its path is printed).")
     var keep = false
@@ -79,7 +78,7 @@ struct BenchAnalyzeCommand: AsyncParsableCommand {
         let analyzeThroughput = mib / analyze.seconds
         let ratio = analyzeThroughput / grepThroughput
         let rssMiB = Double(analyze.maxRSSKiB) / 1024
-        if json {
+        if format.json {
             print("{\"bytes\":\(size),\"podStarts\":\(pods),\"generateSeconds\":\(genSeconds),"
                 + "\"grepSeconds\":\(grep.seconds),\"grepCount\":\(grepCount),"
                 + "\"analyzeSeconds\":\(analyze.seconds),\"analyzePods\":\(analyzedPods),\"analyzeStartupLines\":\(startupLines),"

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PodstartCore
+import TraceViews
 
 /// `podstart-bench correlator`: replays a recorded stream (`podstart agent --record-inputs`),
 /// repeated with fresh ids and shifted times into N pod starts, through one `Correlator` in this
@@ -27,8 +28,7 @@ struct BenchCorrelatorCommand: ParsableCommand {
     @Option(help: "Rounds (each replays --pods fresh starts; memory is read after each).")
     var rounds = 2
 
-    @Flag(help: "Print one JSON object with the figures.")
-    var json = false
+    @OptionGroup var format: FigureOutput
 
     func validate() throws {
         guard pods >= 1, rounds >= 1 else { throw ValidationError("--pods and --rounds must be at least 1") }
@@ -49,7 +49,9 @@ struct BenchCorrelatorCommand: ParsableCommand {
         var afterRound: [ResidentMemory] = []
         let chunk = 100
         var copy = 0
-        for _ in 0..<rounds {
+        let progress = TerminalProgress.standardError(forPeople: !format.json)
+        for round in 0..<rounds {
+            progress.show("replay round \(round + 1) of \(rounds)")
             var done = 0
             while done < pods {
                 let n = min(chunk, pods - done)
@@ -66,6 +68,7 @@ struct BenchCorrelatorCommand: ParsableCommand {
             }
             afterRound.append(ResidentMemory.read())
         }
+        progress.clear()
         let expected = rounds * pods * template.startsPerCopy
         guard produced == expected else {
             throw ValidationError("the replay produced \(produced) timelines, expected \(expected): the copies do not replay like the recording")
@@ -74,7 +77,7 @@ struct BenchCorrelatorCommand: ParsableCommand {
         let mib = { (kb: Int) in (Double(kb) / 1024).rounded(toPlaces: 1) }
         let last = afterRound.last!, first = afterRound.first!
         let growth = last.rssKiB - first.rssKiB
-        if json {
+        if format.json {
             print(JSON.object([
                 ("eventsPerSecond", .double(perSecond.rounded())),
                 ("events", .int(Int64(events))),

@@ -23,8 +23,7 @@ struct BenchMetricsCommand: ParsableCommand {
     @Option(help: "Renders to time per case (the median is reported).")
     var repeats = 200
 
-    @Flag(help: "Print the figures as one JSON object.")
-    var json = false
+    @OptionGroup var format: FigureOutput
 
     func validate() throws {
         guard pods > 0, images > 0, repeats > 0 else { throw ValidationError("--pods, --images and --repeats must be positive") }
@@ -46,7 +45,7 @@ struct BenchMetricsCommand: ParsableCommand {
         // comparison is the time per rendered byte: it stays flat when no cost grows per pod.
         let ratio = figures[1].1 / figures[0].1
         let perByteRatio = (figures[1].1 / Double(figures[1].2)) / (figures[0].1 / Double(figures[0].2))
-        if json {
+        if format.json {
             let fields = figures.map { "\"\($0.0)Milliseconds\":\($0.1 * 1000),\"\($0.0)Bytes\":\($0.2)" }
             print("{\"pods\":\(pods),\"images\":\(images),\"repeats\":\(repeats)," + fields.joined(separator: ",")
                 + ",\"textRatio\":\(ratio),\"textPerByteRatio\":\(perByteRatio)}")

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KernelProbes
 import PodstartCore
+import TraceViews
 
 /// `podstart-bench probes`: what the kernel probes cost a workload, as ratios to an untraced run
 /// measured in the same run, alternating modes round by round so drift hits all of them alike.
@@ -19,8 +20,7 @@ struct BenchProbesCommand: AsyncParsableCommand {
             """
     )
 
-    @Flag(help: "Print one JSON object with the figures.")
-    var json = false
+    @OptionGroup var format: FigureOutput
 
     @Option(help: "Rounds per mode (modes alternate within each round).")
     var rounds = 7
@@ -59,7 +59,9 @@ struct BenchProbesCommand: AsyncParsableCommand {
         let consumer = Task { await counter.consume(stream) }
 
         var opsPerSecond: [Mode: [Double]] = [:]
+        let progress = TerminalProgress.standardError(forPeople: !format.json)
         for round in 0..<rounds {
+            progress.show("loop round \(round + 1) of \(rounds)")
             // rotate the order so no mode always runs first or after the same neighbour
             let modes = Mode.allCases.indices.map { Mode.allCases[($0 + round) % Mode.allCases.count] }
             for mode in modes {
@@ -115,7 +117,8 @@ struct BenchProbesCommand: AsyncParsableCommand {
         // namespace, so every one is a record. The kernel's aggregates are cleared between
         // bursts: the next namespace may get the same number, and its opens would be repeats.
         var bursts: [Burst] = []
-        for _ in 0..<rounds {
+        for burst in 0..<rounds {
+            progress.show("reader burst \(burst + 1) of \(rounds)")
             _ = try session.openCounts(remove: true)
             _ = try session.drainReadRanges()
             try session.attach(Set(ProbeFamily.allCases))
@@ -130,6 +133,7 @@ struct BenchProbesCommand: AsyncParsableCommand {
             bursts.append(Burst(records: counter.records - recordsBefore, before: before, after: after,
                                 seconds: Double(burstEnd - burstStart) / 1e9))
         }
+        progress.clear()
         let stats = try session.statistics()
         session.close()
         await consumer.value
@@ -171,7 +175,7 @@ struct BenchProbesCommand: AsyncParsableCommand {
                 ("readerNsPerEvent", .bool(readerNs <= 100)),
             ])),
         ]
-        if json {
+        if format.json {
             print(JSON.object(figures).rendered())
         } else {
             print("open+read loop, \(iterations) iterations x \(rounds) rounds, medians vs no tracer (\(Int(base)) ops per CPU-second):")

@@ -3,6 +3,7 @@ import ContainerRuntime
 import Foundation
 import PodstartAgent
 import PodstartCore
+import TraceViews
 
 /// `podstart-bench starts`: what the kernel probes cost a container start. Pods are started
 /// through CRI exactly as `podstart trace` starts them, alternately with the probes attached
@@ -28,8 +29,7 @@ struct BenchStartsCommand: AsyncParsableCommand {
     @Option(name: .customLong("cri-endpoint"), help: "CRI socket (default: $PODSTART_CRI_ENDPOINT or the containerd default).")
     var criEndpoint: String?
 
-    @Flag(help: "Print one JSON object with the figures.")
-    var json = false
+    @OptionGroup var format: FigureOutput
 
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
@@ -55,14 +55,17 @@ struct BenchStartsCommand: AsyncParsableCommand {
         _ = try await startSeconds(kernel: true)
 
         var with: [Double] = [], without: [Double] = []
+        let progress = TerminalProgress.standardError(forPeople: !format.json)
         for run in 0..<runs {
+            progress.show("start pair \(run + 1) of \(runs)")
             for kernel in run % 2 == 0 ? [false, true] : [true, false] {
                 let s = try await startSeconds(kernel: kernel)
                 if kernel { with.append(s) } else { without.append(s) }
             }
         }
+        progress.clear()
         let ratio = median(with) / median(without)
-        if json {
+        if format.json {
             print(JSON.object([
                 ("ratio", .double(ratio.rounded(toPlaces: 4))),
                 ("withProbesMedianSeconds", .double(median(with).rounded(toPlaces: 6))),

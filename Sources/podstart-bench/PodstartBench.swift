@@ -22,3 +22,15 @@ struct PodstartBench: AsyncParsableCommand {
         ]
     )
 }
+
+/// The figures' format, as every command of podstart takes it: `--output table|json` (`-o`).
+enum FigureFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, json
+}
+
+struct FigureOutput: ParsableArguments {
+    @Option(name: [.short, .long], help: "table (for people) or json (one object with the figures, for programs).")
+    var output: FigureFormat = .table
+
+    var json: Bool { output == .json }
+}

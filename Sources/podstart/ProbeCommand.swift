@@ -18,8 +18,12 @@ struct ProbeCommand: AsyncParsableCommand {
             """
     )
 
-    @Flag(help: "One JSON object per line.")
-    var json = false
+    enum Output: String, ExpressibleByArgument, CaseIterable {
+        case table, json
+    }
+
+    @Option(name: [.short, .long], help: "table (one row per event) or json (one object per event per line).")
+    var output: Output = .table
 
     @Option(help: "Stop after this many seconds (default: until Ctrl-C).")
     var duration: Double?
@@ -64,7 +68,7 @@ struct ProbeCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("podstart: \(program) off: \(reason)\n".utf8))
         }
         let clock = WallClock.measure()
-        let printer = EventPrinter(json: json, clock: clock, showProcessEvents: showExec)
+        let printer = EventPrinter(json: output == .json, clock: clock, showProcessEvents: showExec)
         let stream = try session.events()
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
 

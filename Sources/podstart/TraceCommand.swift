@@ -109,6 +109,16 @@ struct TraceCommand: AsyncParsableCommand {
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
         let interrupted = Interrupted()
         let runs = runs, noKernel = noKernel, options = startOptions()
+        // a cold pull can take minutes: show its bytes as the kernel sees them arrive and unpack
+        let terminal = TerminalProgress.standardError(forPeople: output == .table || output == .html)
+        var progress: (@Sendable (PullProgress) -> Void)?
+        if terminal.isEnabled {
+            progress = { @Sendable (p: PullProgress) -> Void in
+                let downloaded = TerminalProgress.byteText(p.downloadedBytes), unpacked = TerminalProgress.byteText(p.unpackedBytes)
+                terminal.show("pulling: \(downloaded) downloaded, \(unpacked) unpacked")
+            }
+        }
+        let report = progress
         let work = Task {
             for run in 0..<runs {
                 let trace: PodStartTrace
@@ -116,8 +126,10 @@ struct TraceCommand: AsyncParsableCommand {
                     // every run is a pod of its own, as the kubelet would start it (a new UID and name)
                     var fresh = options
                     fresh.pod = PodStartOptions.newPod()
-                    trace = try await TraceRun(options: fresh, endpoint: endpoint, kernel: !noKernel).trace()
+                    trace = try await TraceRun(options: fresh, endpoint: endpoint, kernel: !noKernel, progress: report).trace()
+                    terminal.clear()
                 } catch {
+                    terminal.clear()
                     if error is CancellationError || interrupted.value { throw TraceError.interrupted }
                     throw TraceError.failed(run: run + 1, of: runs, error: "\(error)")
                 }

@@ -25,6 +25,7 @@ extension ContainerRuntimeIntegration {
             guard status == 0 else {
                 throw LocalEnvironment.StartFailure(description: "podstart trace failed (\(status)): \(output)")
             }
+            #expect(!output.contains("pulling: "), "progress written where standard error is not a terminal")
             let line = output.split(separator: "\n").first { $0.hasPrefix("{") } ?? ""
             let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
             #expect(object["schemaVersion"] as? String == "podstart.dev/v1")
@@ -113,6 +114,52 @@ extension ContainerRuntimeIntegration {
             #expect(download > decompress && download > other,
                     "download \(download) s, decompress \(decompress) s, pull_other \(other) s")
             #expect(seconds(phases, "pull") > 2, "the proxy did not slow the pull down")
+        }
+
+        /// On a terminal a cold pull shows the bytes downloaded and unpacked as the kernel sees the
+        /// runtime write them; with `--output json` on the same terminal, nothing.
+        @Test func aColdPullOnATerminalShowsItsBytesArrivingAndUnpacking() async throws {
+            let registryPort = try #require(UInt16(env.registry.split(separator: ":").last ?? ""))
+            // 64 MiB at 24 MiB/s: several progress reports (four a second) while it arrives
+            let proxy = try ThrottlingProxy(upstreamPort: registryPort, bytesPerSecond: 24 * 1024 * 1024)
+            defer { proxy.stop() }
+            let image = "127.0.0.1:\(proxy.port)/podstart-test/large-layer:latest"
+            func onATerminal(_ output: String) async throws -> String {
+                try await CRIClient.withClient(endpoint: env.endpoint) { client in
+                    if let present = try await client.imageStatus(env.image("large-layer:latest")) { try await client.removeImage(present.id) }
+                }
+                let command = [binary, "trace", "--cri-endpoint", env.endpoint.description, "--image", image, "--cold", "--output", output]
+                    .map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+                // script(1) runs the command with a pseudo-terminal as its standard output and error
+                let (status, text) = LocalEnvironment.run(["script", "-qec", command, "/dev/null"])
+                #expect(status == 0, "\(text.suffix(2000))")
+                return text
+            }
+            let table = try await onATerminal("table")
+            let reports = table.split(whereSeparator: { $0 == "\r" || $0 == "\n" }).compactMap { line -> (UInt64, UInt64)? in
+                guard let at = line.range(of: "pulling: ") else { return nil }
+                let parts = line[at.upperBound...].components(separatedBy: ", ")
+                guard parts.count == 2, let d = Self.bytes(parts[0], "downloaded"), let u = Self.bytes(parts[1], "unpacked") else { return nil }
+                return (d, u)
+            }
+            #expect(reports.count >= 2, "fewer than two progress reports in a 3 s pull: \(table.prefix(3000))")
+            for (a, b) in zip(reports, reports.dropFirst()) { #expect(b.0 >= a.0 && b.1 >= a.1, "progress went back: \(a) then \(b)") }
+            let last = try #require(reports.last)
+            #expect(last.0 >= 48 << 20, "64 MiB layer, \(last.0) bytes downloaded reported")
+            #expect(reports.contains { $0.1 > 0 }, "no unpacked bytes reported")
+            #expect(table.contains("\u{1B}[2K"), "the progress line is not erased before the table")
+            #expect(table.contains("download"), "no table after the progress: \(table.suffix(2000))")
+            let json = try await onATerminal("json")
+            #expect(!json.contains("pulling: "), "progress shown with --output json")
+            #expect(json.contains("\"schemaVersion\""))
+        }
+
+        /// `61.0 MiB downloaded` → bytes (to the precision shown).
+        static func bytes(_ text: String, _ what: String) -> UInt64? {
+            let words = text.split(separator: " ")
+            guard words.count == 3, words[2] == what, let value = Double(words[0]) else { return nil }
+            let unit: Double = switch words[1] { case "B": 1; case "KiB": 1024; case "MiB": 1_048_576; case "GiB": 1_073_741_824; default: 0 }
+            return unit == 0 ? nil : UInt64(value * unit)
         }
 
         @Test func accessesListExactlyTheFilesTheEntrypointReadWithTheirLayers() throws {

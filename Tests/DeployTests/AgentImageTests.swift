@@ -84,6 +84,8 @@ import Testing
             try #require(status == 0, "cannot mount tracefs at /sys/kernel/tracing: \(output)")
         }
         let env = env
+        // the agent's own output, for a failure to say what the agent saw
+        let agentLog = "\(options.logDirectory)/\(options.containerName)/0.log"
         let agentRecord = try await PodStarter(endpoint: env.endpoint).run(options, whileReady: { record in
             let agent = AgentEndpoint(port: port)
             _ = try await agent.waitFor("the agent in the container to answer /readyz on 127.0.0.1:\(port)", timeout: 60) {
@@ -96,9 +98,17 @@ import Testing
             var pod = env.options(image: "reader:latest")
             pod.readiness = .file(path: "/tmp/ready")
             let started = try await PodStarter(endpoint: env.endpoint).run(pod)
-            let trace = try await agent.waitFor("the reader pod's start in /v1/pods", timeout: 30) { () -> JSON? in
-                let (status, body) = try await agent.get("/v1/pods/\(started.pod.uid)")
-                return status == 200 ? try JSON.parse(body) : nil
+            let trace: JSON
+            do {
+                trace = try await agent.waitFor("the reader pod's start in /v1/pods", timeout: 30) { () -> JSON? in
+                    let (status, body) = try await agent.get("/v1/pods/\(started.pod.uid)")
+                    return status == 200 ? try JSON.parse(body) : nil
+                }
+            } catch {
+                let log = (try? String(contentsOfFile: agentLog, encoding: .utf8)) ?? "(no log at \(agentLog))"
+                let metrics = (try? await agent.get("/metrics").1) ?? ""
+                let sources = metrics.split(separator: "\n").filter { $0.hasPrefix("podstart_source_errors_total") || $0.hasPrefix("podstart_pod_starts_total") || $0.hasPrefix("podstart_cri_connection_closes_total") }
+                throw LocalEnvironment.StartFailure(description: "\(error)\nreader pod \(started.pod.uid) ready at \(started.ready.unixNs)\n\(sources.joined(separator: "\n"))\nagent log (last 8000 bytes):\n\(log.suffix(8000))")
             }
             #expect(trace["outcome"]?.stringValue == "ready")
             let metrics = try await agent.get("/metrics").1
