@@ -20,8 +20,10 @@ public struct BuildInfo: Sendable, Hashable {
 /// sticky: a counter that moved between label values would look like a reset to `rate()`, so an
 /// image that gets a slot keeps it for the life of the process. Never a pod name or UID.
 ///
-/// Rendering is hand-written: every series' label text is rendered once when the series is made,
-/// so `render` only appends those strings and formats numbers.
+/// This file holds what is measured; MetricsSeries.swift the series that hold it, and
+/// MetricsRegistry+Exposition.swift how it is rendered. Rendering is hand-written: every series'
+/// label text is rendered once when the series is made, so `render` only appends those strings
+/// and formats numbers.
 public final class MetricsRegistry: Sendable {
     /// The kubelet's `podStartupDurationBuckets` (pkg/kubelet/metrics), so podstart's histograms
     /// can be compared bucket for bucket with `kubelet_pod_start_sli_duration_seconds`.
@@ -53,7 +55,8 @@ public final class MetricsRegistry: Sendable {
     }
 
     let configuration: Configuration
-    private let state: Mutex<State>
+    /// What is measured so far; `render` copies it out (MetricsRegistry+Exposition.swift).
+    let state: Mutex<State>
 
     public init(configuration: Configuration) {
         self.configuration = configuration
@@ -158,113 +161,6 @@ public final class MetricsRegistry: Sendable {
         state.withLock { s in s.probesEnabled = enabled }
     }
 
-    // MARK: rendering
-
-    /// The whole exposition. Families are sorted by name and series by label value, as the
-    /// kubelet prints them.
-    public func render(format: ExpositionFormat) -> String {
-        let s = state.withLock { $0 }  // copy out; render without holding the lock
-        var out = ""
-        out.reserveCapacity(s.estimatedBytes)
-        let om = format == .openMetrics
-
-        // podstart_build_info
-        family(&out, om ? "podstart_build" : "podstart_build_info", om ? "info" : "gauge",
-               "Build information about the podstart binary; the value is always 1.", om)
-        out += s.buildInfoLine
-
-        family(&out, om ? "podstart_cri_connection_closes" : "podstart_cri_connection_closes_total", "counter",
-               "Connections to the container runtime that closed under a call while the runtime ran, by outcome (retried: the call was repeated on a new connection; failed: it was not).", om)
-        for c in s.criCloses { c.render(into: &out) }
-
-        // podstart_image_pull_bytes_total
-        if !s.images.isEmpty {
-            family(&out, om ? "podstart_image_pull_bytes" : "podstart_image_pull_bytes_total", "counter",
-                   "Bytes of image content pulled, by image (images without a label slot are summed as other).", om)
-            for image in s.images {
-                out += image.pullBytesPrefix
-                out += String(image.pullBytes)
-                out += "\n"
-            }
-        }
-
-        // podstart_image_startup_read_ratio
-        let ratios = s.images.compactMap { i -> (String, Double)? in
-            guard let size = i.sizeBytes, size > 0, let read = i.lastReadBytes else { return nil }
-            return (i.ratioPrefix, Double(read) / Double(size))
-        }
-        if !ratios.isEmpty {
-            family(&out, "podstart_image_startup_read_ratio", "gauge",
-                   "Share of an image's unpacked bytes its containers read before ready, at the latest start (labelled images of known size only).", om)
-            for (prefix, ratio) in ratios {
-                out += prefix
-                out += Exposition.value(ratio)
-                out += "\n"
-            }
-        }
-
-        // A phase gets its series once a start has had it: eleven series of 28 lines each,
-        // mostly zeros, would triple the scrape for phases (init, schedule) many nodes never see.
-        if s.phases.contains(where: { $0.histogram.count > 0 }) {
-            family(&out, "podstart_phase_duration_seconds", "histogram",
-                   "Seconds a pod start that reached ready spent in each phase; top-level phases add up to the end-to-end time, download, decompress and pull_other add up to pull.", om)
-            for series in s.phases where series.histogram.count > 0 { series.render(into: &out, format) }
-        }
-
-        family(&out, "podstart_pod_start_duration_seconds", "histogram",
-               "Seconds from pod creation to ready, end to end, including image pulls and init containers (compare kubelet_pod_start_total_duration_seconds); starts that reached ready.", om)
-        s.e2e.render(into: &out, format)
-
-        family(&out, "podstart_pod_start_slo_duration_seconds", "histogram",
-               "Seconds from pod creation to ready excluding image pulls and init containers (end to end minus the pull and init phases), as kubelet_pod_start_sli_duration_seconds measures it since its V4 tracker; starts that reached ready.", om)
-        s.slo.render(into: &out, format)
-
-        family(&out, om ? "podstart_pod_starts" : "podstart_pod_starts_total", "counter",
-               "Pod starts recorded, by outcome (ready or failed).", om)
-        for c in s.starts { c.render(into: &out) }
-
-        if !s.probeLost.series.isEmpty {
-            family(&out, om ? "podstart_probe_events_lost" : "podstart_probe_events_lost_total", "counter",
-                   "Kernel probe events lost before podstart read them (ring buffer full), by program.", om)
-            for c in s.probeLost.series { c.render(into: &out) }
-        }
-        if !s.probeEvents.series.isEmpty {
-            family(&out, om ? "podstart_probe_events" : "podstart_probe_events_total", "counter",
-                   "Kernel probe events received, by program.", om)
-            for c in s.probeEvents.series { c.render(into: &out) }
-        }
-
-        family(&out, "podstart_probes_enabled", "gauge",
-               "1 while the kernel probes are loaded, 0 when podstart runs on logs and the runtime alone.", om)
-        out += "podstart_probes_enabled "
-        out += s.probesEnabled ? "1\n" : "0\n"
-
-        if !s.sourceErrors.series.isEmpty {
-            family(&out, om ? "podstart_source_errors" : "podstart_source_errors_total", "counter",
-                   "Errors reading an input source (malformed records, failed scrapes, lost connections), by source.", om)
-            for c in s.sourceErrors.series { c.render(into: &out) }
-        }
-
-        family(&out, "podstart_startup_read_bytes", "histogram",
-               "Bytes a container read from files before its pod was ready (containers whose accesses were recorded).", om)
-        s.readBytes.render(into: &out, format)
-
-        if om { out += "# EOF\n" }
-        return out
-    }
-
-    private func family(_ out: inout String, _ name: String, _ type: String, _ help: String, _ om: Bool) {
-        out += "# HELP "
-        out += name
-        out += " "
-        out += help
-        out += "\n# TYPE "
-        out += name
-        out += " "
-        out += type
-        out += "\n"
-    }
-
     /// How many series each family has now (for tests of the label bounds).
     public func seriesCount(family: String) -> Int {
         state.withLock { s in
@@ -277,192 +173,5 @@ public final class MetricsRegistry: Sendable {
             default: 0
             }
         }
-    }
-}
-
-// MARK: state
-
-/// A histogram's numbers: per-bucket counts (not cumulative; cumulated while rendering).
-struct Histogram: Sendable {
-    let upperBounds: [Double]
-    var bucketCounts: [UInt64]
-    var sum: Double = 0
-    var count: UInt64 = 0
-
-    init(upperBounds: [Double]) {
-        self.upperBounds = upperBounds
-        bucketCounts = Array(repeating: 0, count: upperBounds.count)
-    }
-
-    mutating func observe(_ value: Double) {
-        guard !value.isNaN else { return }
-        // First bound >= value (`le` is inclusive); past the last bound only +Inf counts it.
-        var lo = 0, hi = upperBounds.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if upperBounds[mid] < value { lo = mid + 1 } else { hi = mid }
-        }
-        if lo < bucketCounts.count { bucketCounts[lo] += 1 }
-        sum += value
-        count += 1
-    }
-}
-
-/// A histogram series with its label text rendered once for each format.
-struct HistogramSeries: Sendable {
-    var histogram: Histogram
-    let textBucketPrefixes: [String]
-    let openMetricsBucketPrefixes: [String]
-    let sumPrefix: String
-    let countPrefix: String
-
-    /// `labels` is the rendered label list without braces (`phase="pull"`), or empty.
-    init(name: String, labels: String, upperBounds: [Double]) {
-        histogram = Histogram(upperBounds: upperBounds)
-        func prefixes(_ format: ExpositionFormat) -> [String] {
-            (upperBounds + [.infinity]).map { bound in
-                "\(name)_bucket{\(labels.isEmpty ? "" : labels + ",")le=\"\(Exposition.bound(bound, format))\"} "
-            }
-        }
-        textBucketPrefixes = prefixes(.text)
-        openMetricsBucketPrefixes = prefixes(.openMetrics)
-        sumPrefix = labels.isEmpty ? "\(name)_sum " : "\(name)_sum{\(labels)} "
-        countPrefix = labels.isEmpty ? "\(name)_count " : "\(name)_count{\(labels)} "
-    }
-
-    func render(into out: inout String, _ format: ExpositionFormat) {
-        let prefixes = format == .openMetrics ? openMetricsBucketPrefixes : textBucketPrefixes
-        var cumulative: UInt64 = 0
-        for (i, count) in histogram.bucketCounts.enumerated() {
-            cumulative += count
-            out += prefixes[i]
-            out += String(cumulative)
-            out += "\n"
-        }
-        out += prefixes[prefixes.count - 1]
-        out += String(histogram.count)
-        out += "\n"
-        out += sumPrefix
-        out += Exposition.value(histogram.sum)
-        out += "\n"
-        out += countPrefix
-        out += String(histogram.count)
-        out += "\n"
-    }
-}
-
-struct CounterSeries: Sendable {
-    let label: String
-    let prefix: String
-    var value: UInt64 = 0
-
-    func render(into out: inout String) {
-        out += prefix
-        out += String(value)
-        out += "\n"
-    }
-}
-
-/// A counter family with one label whose values are admitted while slots last.
-struct BoundedCounters: Sendable {
-    let sampleName: String
-    let labelName: String
-    var series: [CounterSeries] = []
-    var index: [String: Int] = [:]
-
-    init(sampleName: String, labelName: String) {
-        self.sampleName = sampleName
-        self.labelName = labelName
-    }
-
-    mutating func slot(for label: String, limit: Int) -> Int {
-        if let i = index[label] { return i }
-        let own = series.count - (index[MetricsRegistry.otherLabel] == nil ? 0 : 1) < limit
-        let name = own ? label : MetricsRegistry.otherLabel
-        if let i = index[name] { return i }
-        let new = CounterSeries(label: name, prefix: "\(sampleName){\(labelName)=\"\(Exposition.escapeLabelValue(name))\"} ")
-        let at = series.firstIndex { $0.label > name } ?? series.count
-        series.insert(new, at: at)
-        index = Dictionary(uniqueKeysWithValues: series.enumerated().map { ($1.label, $0) })
-        return at
-    }
-
-    mutating func add(_ n: UInt64, to label: String, limit: Int) {
-        let i = slot(for: label, limit: limit)
-        series[i].value &+= n
-    }
-
-    mutating func raise(to total: UInt64, for label: String, limit: Int) {
-        let i = slot(for: label, limit: limit)
-        if series[i].label == label { series[i].value = max(series[i].value, total) }
-    }
-}
-
-struct ImageSeries: Sendable {
-    let label: String
-    let pullBytesPrefix: String
-    let ratioPrefix: String
-    var pullBytes: UInt64 = 0
-    var lastReadBytes: UInt64?
-    var sizeBytes: UInt64?
-
-    init(label: String) {
-        self.label = label
-        let escaped = Exposition.escapeLabelValue(label)
-        pullBytesPrefix = "podstart_image_pull_bytes_total{image=\"\(escaped)\"} "
-        ratioPrefix = "podstart_image_startup_read_ratio{image=\"\(escaped)\"} "
-    }
-}
-
-struct State: Sendable {
-    /// Phase series in label order (sorted by phase name).
-    static let phaseOrder: [PhaseName] = PhaseName.allCases.sorted { $0.rawValue < $1.rawValue }
-
-    var e2e = HistogramSeries(name: "podstart_pod_start_duration_seconds", labels: "",
-                              upperBounds: MetricsRegistry.podStartupDurationBuckets)
-    var slo = HistogramSeries(name: "podstart_pod_start_slo_duration_seconds", labels: "",
-                              upperBounds: MetricsRegistry.podStartupDurationBuckets)
-    var phases: [HistogramSeries] = State.phaseOrder.map {
-        HistogramSeries(name: "podstart_phase_duration_seconds", labels: "phase=\"\($0.rawValue)\"",
-                        upperBounds: MetricsRegistry.podStartupDurationBuckets)
-    }
-    var readBytes = HistogramSeries(name: "podstart_startup_read_bytes", labels: "",
-                                    upperBounds: MetricsRegistry.startupReadBytesBuckets)
-    /// Sorted by label value: failed before ready.
-    var starts = [CounterSeries(label: "failed", prefix: "podstart_pod_starts_total{outcome=\"failed\"} "),
-                  CounterSeries(label: "ready", prefix: "podstart_pod_starts_total{outcome=\"ready\"} ")]
-    static let failedIndex = 0, readyIndex = 1
-    /// Sorted by label value: failed before retried.
-    var criCloses = [CounterSeries(label: "failed", prefix: "podstart_cri_connection_closes_total{outcome=\"failed\"} "),
-                     CounterSeries(label: "retried", prefix: "podstart_cri_connection_closes_total{outcome=\"retried\"} ")]
-    static let retriedIndex = 1
-    var images: [ImageSeries] = []
-    var imageIndex: [String: Int] = [:]
-    var ownImageSlots = 0
-    var probeEvents = BoundedCounters(sampleName: "podstart_probe_events_total", labelName: "program")
-    var probeLost = BoundedCounters(sampleName: "podstart_probe_events_lost_total", labelName: "program")
-    var sourceErrors = BoundedCounters(sampleName: "podstart_source_errors_total", labelName: "source")
-    var probesEnabled = false
-    let buildInfoLine: String
-
-    init(configuration: MetricsRegistry.Configuration) {
-        let b = configuration.buildInfo
-        buildInfoLine = "podstart_build_info{revision=\"\(Exposition.escapeLabelValue(b.revision))\",version=\"\(Exposition.escapeLabelValue(b.version))\"} 1\n"
-    }
-
-    /// A generous guess of the rendered size, so rendering appends without regrowing.
-    var estimatedBytes: Int { 96 * (30 * (phases.count + 3) + images.count * 2 + probeEvents.series.count * 2 + sourceErrors.series.count + 20) }
-
-    mutating func imageSlot(for image: String, configuration: MetricsRegistry.Configuration) -> Int {
-        if let i = imageIndex[image] { return i }
-        let own = image != MetricsRegistry.otherLabel
-            && (ownImageSlots < configuration.imageLabelLimit || configuration.imageAllowList.contains(image))
-        if own { ownImageSlots += 1 }
-        let label = own ? image : MetricsRegistry.otherLabel
-        if let i = imageIndex[label] { return i }
-        let at = images.firstIndex { $0.label > label } ?? images.count
-        images.insert(ImageSeries(label: label), at: at)
-        imageIndex = Dictionary(uniqueKeysWithValues: images.enumerated().map { ($1.label, $0) })
-        return at
     }
 }
