@@ -123,18 +123,6 @@ extension OverlayRootfs {
         }
     }
 
-    /// Where a file the container read comes from, as the correlator attributes accesses: the
-    /// image layer that provides `path` (no digest for the writable layer, or when `layers` is
-    /// unknown or does not match), and the host file that holds its data (what page-cache reads
-    /// name), else the file the probes saw.
-    public func location(of path: String, file: FileIdentity, layers: ImageLayers?) -> LayerLocation {
-        let dataFile = dataFile(of: path) ?? file.dataKey
-        guard let layers, case .layer(let layer)? = attribution(of: path, layers: layers) else {
-            return LayerLocation(layerDigest: nil, dataFile: dataFile)
-        }
-        return LayerLocation(layerDigest: layer.digest, dataFile: dataFile)
-    }
-
     /// The layers of the image `digest` names, from containerd's content store under this
     /// root filesystem's containerd root; nil when either is unknown or unreadable.
     public func imageLayers(digest: String?) -> ImageLayers? {
