@@ -31,7 +31,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
-        // Pure Swift: event types, phase model, correlator, attribution. No I/O.
+        // Pure Swift: event types, phase model, correlator, attribution. No I/O but the clocks and
+        // ProcessNamespace (/proc/PID/ns/mnt), the one reader KernelProbes and ContainerRuntime share.
         .target(name: "PodstartCore"),
 
         // C shim over libbpf: the event-struct header shared with bpf/, and small wrappers for
@@ -65,7 +66,8 @@ let package = Package(
         .target(name: "KubeletSources", dependencies: ["PodstartCore", "HTTPTransport"]),
 
         // CRI client (gRPC over the runtime's unix socket; generated code under Generated/, see
-        // scripts/gen-proto.sh), kubelet-like pod starts, pid → container → pod resolution.
+        // scripts/gen-proto.sh), kubelet-like pod starts, and ContainerResolver: the one pid /
+        // mount namespace / cgroup → container → pod path of the agent, `trace` and `probe`.
         .target(
             name: "ContainerRuntime",
             dependencies: [

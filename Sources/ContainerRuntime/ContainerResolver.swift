@@ -50,6 +50,8 @@ public actor ContainerResolver {
     public let endpoint: CRIEndpoint
     public let pollInterval: Duration
     public let retention: Duration
+    /// How live processes are looked at (/proc on a node); every pid lookup goes through it.
+    public nonisolated let processes: Processes
     private var byID: [String: ContainerMetadata] = [:]
     private var byMountNamespace: [UInt64: String] = [:]
     private var byCgroupID: [UInt64: String] = [:]
@@ -65,7 +67,7 @@ public actor ContainerResolver {
     private var kernelRecordHead = 0
     /// The host's and podstart's own mount namespaces (pid 1's may be unreadable in a sandbox):
     /// records in them never bind a container.
-    private let hostMountNamespaces: Set<UInt64> = Set(["1", "self"].compactMap(ContainerResolver.mountNamespace(pid:)))
+    private let hostMountNamespaces: Set<UInt64> = Set(["1", "self"].compactMap(ProcessNamespace.mount(procEntry:)))
     /// Unified-hierarchy index from /proc/self/mountinfo; nil on a v1-only host.
     private let cgroups: CgroupIndex? = try? CgroupIndex()
     /// How the resolver is kept current: "events" or "polling".
@@ -82,10 +84,12 @@ public actor ContainerResolver {
         var cgroupID: UInt64
     }
 
-    public init(endpoint: CRIEndpoint, pollInterval: Duration = .milliseconds(200), retention: Duration = .seconds(120)) {
+    public init(endpoint: CRIEndpoint, pollInterval: Duration = .milliseconds(200), retention: Duration = .seconds(120),
+                processes: Processes = .live) {
         self.endpoint = endpoint
         self.pollInterval = pollInterval
         self.retention = retention
+        self.processes = processes
     }
 
     /// Keeps the cache current until cancelled: one full listing, then the event stream, or
@@ -231,8 +235,8 @@ public actor ContainerResolver {
         if entry.imageDigest == nil { entry.imageDigest = await digest(of: container.imageRef, client: client) }
         if let pid = status.verbose?.pid, pid > 0 {
             entry.pid = pid
-            if let ns = ProcessNamespace.mount(pid: pid) { entry.mountNamespaceInode = ns }
-            if entry.cgroupPath == nil, let text = ProcFile.read("/proc/\(pid)/cgroup") {
+            if let ns = processes.mountNamespace(pid) { entry.mountNamespaceInode = ns }
+            if entry.cgroupPath == nil, let text = processes.cgroups(pid) {
                 entry.cgroupPath = CgroupPaths.unifiedPath(procCgroup: text)
             }
         } else {
@@ -341,11 +345,11 @@ public actor ContainerResolver {
     private func learn(_ container: ContainerdContainer, namespace: String) {
         var entry = byID[container.id] ?? ContainerMetadata(
             containerID: container.id, sandboxID: "",
-            pod: PodIdentity(labels: container.labels),
-            containerName: container.labels[KubeletLabels.containerName] ?? container.id,
+            pod: container.pod,
+            containerName: container.kubeletContainerName ?? container.id,
             image: container.image, imageRef: container.image, imageDigest: nil, state: .created)
         entry.containerdNamespace = namespace
-        if entry.pod == nil { entry.pod = PodIdentity(labels: container.labels) }
+        if entry.pod == nil { entry.pod = container.pod }
         if entry.image.isEmpty { entry.image = container.image }
         byID[container.id] = entry
     }
@@ -364,9 +368,9 @@ public actor ContainerResolver {
         byID[id] = entry
         byPid[hostPid] = id
         // While the process lives /proc answers at once; the kernel record covers it when not.
-        if let ns = Self.mountNamespace(pid: "\(hostPid)"), !hostMountNamespaces.contains(ns) {
+        if let ns = processes.mountNamespace(hostPid), !hostMountNamespaces.contains(ns) {
             var cgroupID: UInt64 = 0
-            if let text = ProcFile.read("/proc/\(hostPid)/cgroup"), let path = CgroupPaths.unifiedPath(procCgroup: text),
+            if let text = processes.cgroups(hostPid), let path = CgroupPaths.unifiedPath(procCgroup: text),
                let found = cgroups?.cgroupID(path: path) {
                 cgroupID = found
             }
@@ -388,8 +392,6 @@ public actor ContainerResolver {
         guard cgroupID > 1, let path = cgroups?.path(cgroupID: cgroupID) else { return nil }
         return CgroupPaths.containerID(inPath: Substring(path), knownIDs: Set(byID.keys)).flatMap { byID[$0] != nil ? $0 : nil }
     }
-
-    static func mountNamespace(pid: String) -> UInt64? { ProcessNamespace.mount(procEntry: pid) }
 
     private func digest(of imageRef: String, client: CRIClient) async -> String? {
         if let known = imageDigests[imageRef] { return known }
@@ -423,8 +425,8 @@ public actor ContainerResolver {
     /// what containerd's task events and the kernel records said about the pid. Refreshes once
     /// when a live process's cgroup names a container id not known yet.
     public func metadata(pid: Int32) async throws -> ContainerMetadata? {
-        let cgroupText = ProcFile.read("/proc/\(pid)/cgroup")
-        let mntns = Self.mountNamespace(pid: "\(pid)")
+        let cgroupText = processes.cgroups(pid)
+        let mntns = processes.mountNamespace(pid)
         func lookup() -> ContainerMetadata? {
             if let text = cgroupText, let id = CgroupPaths.containerID(procCgroup: text, knownIDs: Set(byID.keys)),
                let hit = byID[id] { return hit }

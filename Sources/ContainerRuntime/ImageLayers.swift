@@ -122,4 +122,11 @@ extension OverlayRootfs {
         case nil: return LayerAttribution.none
         }
     }
+
+    /// The layers of the image `digest` names, from containerd's content store under this
+    /// root filesystem's containerd root; nil when either is unknown or unreadable.
+    public func imageLayers(digest: String?) -> ImageLayers? {
+        guard let digest, let root = containerdRoot else { return nil }
+        return try? ImageLayers.load(contentStoreRoot: root, digest: digest)
+    }
 }

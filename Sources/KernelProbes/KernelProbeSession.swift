@@ -143,7 +143,7 @@ public final class KernelProbeSession: @unchecked Sendable {
     /// Runtime processes already running go to the runtime set; mount namespaces already in use
     /// are not starts, so they go to the ignored set (unless every container is wanted).
     private func seedFilters() throws {
-        let own = ProcScanner.namespaceInode(pid: "self")
+        let own = ProcScanner.mountNamespace(procEntry: "self")
         for process in ProcScanner.processes() {
             if ProcScanner.isRuntimeCommand(process.comm), process.mountNamespace == hostMountNamespace {
                 try markRuntime(pid: process.pid)

@@ -1,6 +1,8 @@
 import Foundation
+import PodstartCore
 
-/// Reads what the kernel says about processes from /proc: mount namespace, command, cgroups.
+/// The processes running now, as /proc lists them: command and mount namespace (read through
+/// PodstartCore's ``ProcessNamespace``, the one reader the runtime's resolver uses too).
 public enum ProcScanner {
     public struct Process: Hashable, Sendable {
         public var pid: UInt32
@@ -8,28 +10,19 @@ public enum ProcScanner {
         public var mountNamespace: UInt32?
     }
 
-    /// The inode number of a namespace link such as /proc/PID/ns/mnt ("mnt:[4026531841]").
-    public static func namespaceInode(pid: String, kind: String = "mnt", procRoot: String = "/proc") -> UInt32? {
-        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(procRoot)/\(pid)/ns/\(kind)"),
-              let open = target.firstIndex(of: "["), let close = target.lastIndex(of: "]"), open < close
-        else { return nil }
-        return UInt32(target[target.index(after: open)..<close])
-    }
+    /// The host's mount namespace, as the probes key it (``ProcessNamespace/hostMount()``).
+    public static func hostMountNamespace() -> UInt32? { ProcessNamespace.hostMount().map(probeKey) }
 
-    /// The host's mount namespace: PID 1's (the agent runs with hostPID in a DaemonSet). Where
-    /// PID 1's links cannot be read (a VM init that denies ptrace access), podstart's own mount
-    /// namespace stands in: it then runs on the host, so the two are the same.
-    public static func hostMountNamespace(procRoot: String = "/proc") -> UInt32? {
-        namespaceInode(pid: "1", procRoot: procRoot) ?? namespaceInode(pid: "self", procRoot: procRoot)
-    }
+    /// The mount namespace of a /proc entry (`self`, a pid), as the probes key it.
+    public static func mountNamespace(procEntry: String) -> UInt32? { ProcessNamespace.mount(procEntry: procEntry).map(probeKey) }
 
-    public static func processes(procRoot: String = "/proc") -> [Process] {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: procRoot) else { return [] }
+    public static func processes() -> [Process] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
         return entries.compactMap { name in
             guard let pid = UInt32(name) else { return nil }
-            let comm = (try? String(contentsOfFile: "\(procRoot)/\(name)/comm", encoding: .utf8))?
+            let comm = (try? String(contentsOfFile: "/proc/\(name)/comm", encoding: .utf8))?
                 .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-            return Process(pid: pid, comm: comm, mountNamespace: namespaceInode(pid: name, procRoot: procRoot))
+            return Process(pid: pid, comm: comm, mountNamespace: mountNamespace(procEntry: name))
         }
     }
 
@@ -37,4 +30,7 @@ public enum ProcScanner {
     public static func isRuntimeCommand(_ comm: String) -> Bool {
         comm.hasPrefix("containerd") || comm == "runc" || comm == "crun" || comm == "conmon"
     }
+
+    /// The kernel's namespace inode numbers are 32-bit (proc inums); the probes carry them so.
+    private static func probeKey(_ inode: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: inode) }
 }

@@ -13,8 +13,8 @@ public actor AgentHub {
     private let store: TimelineStore
     private let metrics: MetricsRegistry
     private let logger: Logger
-    /// How live processes are looked at (/proc on a node).
-    private let processes: ContainerProcesses
+    /// How live processes are looked at (/proc on a node): the container resolver's way.
+    private let processes: ContainerResolver.Processes
     /// Where each container's files come from (its overlay layers), learnt while it runs: the
     /// accesses of a finished start name the layer that provides each file.
     private var containerFiles: [String: ContainerFiles] = [:]
@@ -46,7 +46,7 @@ public actor AgentHub {
     private var measuringImages: Set<String> = []
 
     public init(correlator: Correlator, store: TimelineStore, metrics: MetricsRegistry, logger: Logger,
-                processes: ContainerProcesses = .live) {
+                processes: ContainerResolver.Processes = .live) {
         self.processes = processes
         self.correlator = correlator
         self.store = store
@@ -186,7 +186,7 @@ public actor AgentHub {
         var inputs: [CorrelatorInput] = []
         for case .exec(let e) in events where e.task.mountNamespace != hostMountNamespace && !e.isRuntimeProcess {
             let ns = e.task.mountNamespace
-            guard !linkedNamespaces.contains(ns), let id = processes.containerID(Int32(bitPattern: e.task.pid)) else { continue }
+            guard !linkedNamespaces.contains(ns), let id = processes.containerID(ofProcess: Int32(bitPattern: e.task.pid)) else { continue }
             linkedNamespaces.insert(ns)
             inputs.append(.containerMountNamespace(.init(containerID: id, mountNamespace: ns)))
         }
@@ -217,9 +217,9 @@ public actor AgentHub {
     }
 
     private func layers(_ digest: String?, rootfs: OverlayRootfs) -> ImageLayers? {
-        guard let digest, let root = rootfs.containerdRoot else { return nil }
+        guard let digest, rootfs.containerdRoot != nil else { return nil }
         if let known = layersByDigest[digest] { return known }
-        let loaded = try? ImageLayers.load(contentStoreRoot: root, digest: digest)
+        let loaded = rootfs.imageLayers(digest: digest)
         if layersByDigest.count > 256 { layersByDigest.removeAll() }
         layersByDigest[digest] = loaded
         return loaded

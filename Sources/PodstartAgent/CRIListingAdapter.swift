@@ -22,7 +22,7 @@ public struct CRIClientListing: CRIListing {
 
 /// CRI listings as correlator inputs: what changed since the previous listing. The first listing
 /// marks what already runs as pre-existing: those are never reported as starts. Pure but for the
-/// runtime's answers and the process lookups it is given (``ContainerProcesses``).
+/// runtime's answers and the process lookups it is given (ContainerResolver's ``ContainerResolver/Processes``).
 public struct CRIListingAdapter: Sendable {
     /// What the previous listings showed.
     var sandboxes: [String: String] = [:]  // sandbox id → pod uid
@@ -30,11 +30,11 @@ public struct CRIListingAdapter: Sendable {
     var preexistingSandboxes: Set<String> = []
     var images: [String: ImageName] = [:]  // image ref → name, manifest digest
     public private(set) var primed = false
-    let processes: ContainerProcesses
+    let processes: ContainerResolver.Processes
 
     struct ImageName: Sendable { var name: String; var digest: String? }
 
-    public init(processes: ContainerProcesses = .live) { self.processes = processes }
+    public init(processes: ContainerResolver.Processes = .live) { self.processes = processes }
 
     /// Containers whose first process was seen running in the last listing (their overlay can be
     /// looked at while they live).

@@ -47,13 +47,13 @@ public struct ContainerdEventAdapter: Sendable {
         }
     }
 
-    /// A CRI container's record (its kubelet labels) as the container's creation: pod, name,
-    /// image, and the manifest digest `digest` finds. Nil for sandboxes and records without a pod.
+    /// A CRI container's record as the container's creation: pod and name (read from the kubelet's
+    /// labels as ContainerResolver reads them), image, and the manifest digest `digest` finds.
+    /// Nothing for sandboxes and records without a pod.
     public static func criContainer(_ record: ContainerdContainer, image: String, at t: Int64,
                                     digest: @Sendable () async -> String?) async -> [CorrelatorInput] {
-        guard record.labels["io.cri-containerd.kind"] == "container",
-              let uid = record.labels["io.kubernetes.pod.uid"] else { return [] }
-        return [.containerCreated(ContainerCreation(uid: uid, containerID: record.id, name: record.labels["io.kubernetes.container.name"] ?? "",
+        guard record.isCRIContainer, let pod = record.pod else { return [] }
+        return [.containerCreated(ContainerCreation(uid: pod.uid, containerID: record.id, name: record.kubeletContainerName ?? "",
                                   image: image, imageDigest: await digest(), isInit: false, beginUnixNs: t, endUnixNs: t, source: .containerd))]
     }
 }

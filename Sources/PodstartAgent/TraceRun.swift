@@ -81,10 +81,7 @@ public struct TraceRun: Sendable {
                 session.close()
                 await consumer?.value
             }
-            let layers = record.rootfs.flatMap { rootfs -> ImageLayers? in
-                guard let root = rootfs.containerdRoot, let digest = record.imageDigest else { return nil }
-                return try? ImageLayers.load(contentStoreRoot: root, digest: digest)
-            }
+            let layers = record.rootfs?.imageLayers(digest: record.imageDigest)
             var correlator = Correlator(clock: clock)
             for input in Self.inputs(record) { _ = correlator.ingest(input) }
             for event in collected.take() + readRanges.map(KernelEvent.readRange) { _ = correlator.ingest(.kernel(event)) }

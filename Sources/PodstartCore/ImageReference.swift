@@ -81,6 +81,19 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         return digest.isEmpty ? nil : String(digest)
     }
 
+    /// A reference whose digest part, if any, is dropped unchecked: the runtime's repo digests
+    /// (`repo@sha256:…`) and tags of one repository then compare by ``repositoryAndTag``. Nil
+    /// when the rest is no reference.
+    public init?(ignoringDigest text: String) {
+        let name = text.lastIndex(of: "@").map { String(text[..<$0]) } ?? text
+        guard let parsed = try? ImageReference(parsing: name) else { return nil }
+        self = parsed
+    }
+
+    /// `repository:tag` without the registry (`busybox` → `library/busybox:latest`): the same
+    /// repository and tag pulled through another host (a mirror or proxy) compares equal.
+    public var repositoryAndTag: String { "\(repository):\(tag ?? "latest")" }
+
     /// The one spelling of `text` that compares equal to every other spelling of the same image
     /// (`nginx`, `nginx:latest`, `docker.io/library/nginx:latest`): a pull logged as the pod spec
     /// wrote it and the container the runtime created from it name the same image. Text that is

@@ -1,5 +1,6 @@
 import Testing
 @testable import ContainerRuntime
+import PodstartCore
 
 @Suite struct CgroupPathTests {
     static let id = String(repeating: "ab12", count: 16)
@@ -80,6 +81,6 @@ import Testing
         ("registry.k8s.io/pause:3.9@sha256:abc", "pause:3.9"),
     ])
     func theSameRepositoryAndTagOnAnyHostCompareEqual(reference: String, expected: String) {
-        #expect(PodStarter.repositoryPathAndTag(reference) == expected)
+        #expect(ImageReference(ignoringDigest: reference)?.repositoryAndTag == expected)
     }
 }

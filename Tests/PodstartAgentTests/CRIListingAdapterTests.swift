@@ -81,7 +81,7 @@ final class RecordedListing: CRIListing {
         let listing = RecordedListing(.init(sandboxes: [Self.sandbox(Self.sandboxA, Self.podA, created: "2026-12-06T03:01:08.836629805")],
                                             containers: [running], statuses: [:]), images: Self.images)
         // the init container's first process: pid 19996, mount namespace 4026532701 (looked up in /proc on a node)
-        var adapter = CRIListingAdapter(processes: ContainerProcesses(mountNamespace: { $0 == 19996 ? 4_026_532_701 : nil }, containerID: { _ in nil }))
+        var adapter = CRIListingAdapter(processes: .init(mountNamespace: { $0 == 19996 ? 4_026_532_701 : nil }, cgroups: { _ in nil }))
 
         // 1. the agent starts: pod-a runs already
         let first = try await adapter.poll(listing, sightedAt: Recordings.unixNs("2026-12-06T03:01:40.000000000"))

@@ -95,6 +95,7 @@ import Testing
         let record = ContainerdContainer(id: "e0e08e6407ac71968e7d3fc348e08b7b816306ff3cf0ea1cf9f4775c9cefeef3",
                                          image: "127.0.0.1:35000/podstart-test/reader:latest",
                                          labels: ["io.cri-containerd.kind": "container", "io.kubernetes.pod.uid": "e36c87c9-3d49-40a3-a06a-70616177371e",
+                                                  "io.kubernetes.pod.name": "pod-d-init", "io.kubernetes.pod.namespace": "default",
                                                   "io.kubernetes.container.name": "reader"],
                                          runtime: "io.containerd.runc.v2", snapshotter: "overlayfs", snapshotKey: "", createdAt: 0, updatedAt: 0)
         let t = Recordings.unixNs("2026-12-06T03:02:00.953932586")
