@@ -314,9 +314,10 @@ stargz_snapshotter_up() {
   mkdir -p "$SZ_DIR"
   # No background fetch: a lazily pulled layer then holds only what was read or prefetched, so
   # bytes fetched from the registry measure a prefetch list (podstart-bench prefetch) exactly.
-  printf 'no_background_fetch = true
-no_prometheus = true
-' >"$SZ_DIR/config.toml"
+  # Memory caches belong to one resolved layer (image reference + digest): a pull under a new
+  # reference starts cold, where the directory caches would serve chunks earlier pulls fetched.
+  printf '%s\n' 'no_background_fetch = true' 'no_prometheus = true' \
+    'http_cache_type = "memory"' 'filesystem_cache_type = "memory"' >"$SZ_DIR/config.toml"
   pid_alive "$SZ_PID" && return
   [[ -f $SZ_LOG ]] && mv "$SZ_LOG" "$SZ_LOG.prev"
   # The daemon removes a stale socket itself, and refuses one that a live daemon answers on.
