@@ -319,6 +319,13 @@ stargz_snapshotter_up() {
   printf '%s\n' 'no_background_fetch = true' 'no_prometheus = true' \
     'http_cache_type = "memory"' 'filesystem_cache_type = "memory"' >"$SZ_DIR/config.toml"
   pid_alive "$SZ_PID" && return
+  # A daemon that is not running left no usable snapshots (see down): start both sides afresh.
+  if pid_alive "$SZ_CTRD_DIR/containerd.pid"; then
+    SOCK=$SZ_SOCK CTRD_PID=$SZ_CTRD_DIR/containerd.pid remove_pods
+    stop_pid "$SZ_CTRD_DIR/containerd.pid" containerd 20
+  fi
+  unmount_under "$SZ_CTRD_DIR"; unmount_under "$SZ_DIR"
+  rm -rf "$SZ_CTRD_DIR/root" "$SZ_CTRD_DIR/state" "$SZ_DIR/root"
   [[ -f $SZ_LOG ]] && mv "$SZ_LOG" "$SZ_LOG.prev"
   # The daemon removes a stale socket itself, and refuses one that a live daemon answers on.
   setsid "$SZ_BIN" -address "$SZ_SNAP_SOCK" -root "$SZ_DIR/root" -config "$SZ_DIR/config.toml" \
@@ -466,6 +473,10 @@ down() {
     wait_for 20 "stargz exit" bash -c "! kill -0 $(cat "$SZ_PID")" || true
   fi
   stop_pid "$SZ_PID" stargz-snapshotter 5
+  # Closing, the daemon removes its snapshots' contents, committed ones included, while its
+  # metadata and the second containerd's would still list them: the lazy side keeps no state
+  # (its images are in the registry), so both roots go, after the unmounts below.
+  local wipe_stargz=1
   local pid
   kill_pod_processes
   for pid in $(our_shims) $(SOCK=$SZ_SOCK our_shims); do kill -KILL "$pid" 2>/dev/null || true; done
@@ -473,6 +484,7 @@ down() {
   unmount_under "$CTRD_DIR"
   unmount_under "$SZ_CTRD_DIR"
   unmount_under "$SZ_DIR"
+  [[ ${wipe_stargz:-0} == 1 ]] && rm -rf "$SZ_CTRD_DIR/root" "$SZ_CTRD_DIR/state" "$SZ_DIR/root"
   # All pods are gone, so every IP lease of our network is stale.
   local lease
   for lease in "$CNI_IPAM_DIR"/podstart/*; do
