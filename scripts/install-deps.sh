@@ -9,6 +9,9 @@ packages=(
   # runtime under test: containerd + runc + CNI plugins, a registry, image tooling
   containerd runc containernetworking-plugins docker-registry skopeo umoci busybox-static
   debootstrap stargz-snapshotter
+  # the lazy-pull snapshotter daemon (tools/stargz-snapshotter, built below): Debian's Go, the
+  # stargz-snapshotter library with its dependencies, and FUSE
+  golang-go golang-github-containerd-stargz-snapshotter-dev fuse3
   # metrics checks and end-to-end scraping
   prometheus
   # the state store (GRDB links the system SQLite); test certificates for the HTTPS tests
@@ -55,6 +58,35 @@ if [[ ! -x $tools_venv/bin/kubernetes-validate ]]; then
   fi
   /usr/bin/python3 -m venv "$tools_venv"
   "$tools_venv/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate
+fi
+
+# The stargz snapshotter daemon. Debian ships stargz-snapshotter's library but not its daemon, so
+# podstart builds its own (tools/stargz-snapshotter/main.go) in GOPATH mode from /usr/share/gocode.
+# Some files of the library's service packages import what Debian 12 lacks (k8s.io/cri-api in
+# service/resolver/cri.go; the kubeconfig/CRI keychains and the plugin package), so a GOPATH
+# overlay holds the packages the daemon imports without those files; an overlay directory shadows
+# the whole package, hence every kept file is linked into it.
+stargz_tools=/opt/podstart-tools/stargz
+stargz_bin=$stargz_tools/bin/podstart-stargz-snapshotter
+stargz_src=/usr/share/gocode/src/github.com/containerd/stargz-snapshotter
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+stargz_stamp=$(cat "$here/tools/stargz-snapshotter/main.go" "$stargz_src/go.mod" | sha256sum | cut -c1-16)
+if [[ ! -x $stargz_bin || $(cat "$stargz_tools/stamp" 2>/dev/null) != "$stargz_stamp" ]]; then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "install-deps: building $stargz_bin needs root" >&2
+    exit 1
+  fi
+  overlay=$stargz_tools/gopath/src/github.com/containerd/stargz-snapshotter
+  rm -rf "$stargz_tools/gopath"
+  mkdir -p "$overlay/service/resolver" "$stargz_tools/bin"
+  ln -s "$stargz_src"/service/*.go "$overlay/service/"
+  for f in "$stargz_src"/service/resolver/*.go; do
+    [[ ${f##*/} == cri.go ]] || ln -s "$f" "$overlay/service/resolver/"
+  done
+  (cd "$here/tools/stargz-snapshotter" &&
+    GO111MODULE=off GOPATH=$stargz_tools/gopath:/usr/share/gocode GOCACHE=$stargz_tools/gocache \
+      GOFLAGS= go build -o "$stargz_bin" .)
+  echo "$stargz_stamp" >"$stargz_tools/stamp"
 fi
 
 # Tracepoints live in tracefs; mount it where the kernel expects it if nobody has.

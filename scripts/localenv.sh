@@ -8,6 +8,9 @@
 #   scripts/localenv.sh purge    down, then delete the whole directory
 #   scripts/localenv.sh status   what runs, where (exit 0 only if containerd and registry are up)
 #   scripts/localenv.sh env      shell exports for podstart, tests, ctr and crictl
+#   scripts/localenv.sh stargz-up   `up`, then a second containerd whose CRI pulls lazily through
+#                                stargz-snapshotter (a proxy snapshotter, built by install-deps.sh)
+#                                and the eStargz test images; the first containerd stays as it was
 #
 # Directory: $PODSTART_LOCALENV_DIR (default /var/lib/podstart-localenv). Nothing is written
 # outside it except what the kernel and runc need: netns mounts under /var/run/netns, the bridge
@@ -43,6 +46,16 @@ OCI=$ROOT/oci
 BUILD=$ROOT/build
 NS=k8s.io
 IMAGE_PREFIX=podstart-test
+# The lazy-pull side: a second containerd on the stargz snapshotter, next to the default one.
+SZ_CTRD_DIR=$ROOT/containerd-stargz
+SZ_SOCK=$SZ_CTRD_DIR/containerd.sock
+SZ_DIR=$ROOT/stargz
+SZ_SNAP_SOCK=$SZ_DIR/snapshotter.sock
+SZ_PID=$SZ_DIR/snapshotter.pid
+SZ_LOG=$SZ_DIR/snapshotter.log
+SZ_BIN=${PODSTART_STARGZ_SNAPSHOTTER:-/opt/podstart-tools/stargz/bin/podstart-stargz-snapshotter}
+# eStargz copies of these test images, pushed as NAME:estargz
+ESTARGZ_IMAGES=(large-layer:latest)
 
 log() { printf 'localenv: %s\n' "$*" >&2; }
 die() { printf 'localenv: error: %s\n' "$*" >&2; exit 1; }
@@ -181,20 +194,32 @@ write_cni_config() {
 EOF
 }
 
+# write_containerd_config PORT DIR SNAPSHOTTER: a containerd rooted in DIR whose CRI unpacks into
+# SNAPSHOTTER (overlayfs, or stargz: the proxy snapshotter on $SZ_SNAP_SOCK).
 write_containerd_config() {
-  local port=$1
-  cat >"$CTRD_CONFIG" <<EOF
+  local port=$1 dir=$2 snapshotter=$3 proxy_plugins="" annotations=""
+  if [[ $snapshotter == stargz ]]; then
+    proxy_plugins="[proxy_plugins.stargz]
+  type = \"snapshot\"
+  address = \"$SZ_SNAP_SOCK\""
+    # The CRI plugin passes each layer's image reference and digest to the snapshotter as labels;
+    # without them stargz cannot find the layer in the registry and containerd downloads it whole.
+    annotations="disable_snapshot_annotations = false"
+  fi
+  cat >"$dir/config.toml" <<EOF
 # Written by scripts/localenv.sh; rewritten on every \`up\`.
 version = 2
-root = "$CTRD_DIR/root"
-state = "$CTRD_DIR/state"
+root = "$dir/root"
+state = "$dir/state"
 oom_score = 0
 
 [grpc]
-  address = "$SOCK"
+  address = "$dir/containerd.sock"
 
 [ttrpc]
-  address = "$SOCK.ttrpc"
+  address = "$dir/containerd.sock.ttrpc"
+
+$proxy_plugins
 
 [debug]
   level = "info"
@@ -203,7 +228,7 @@ oom_score = 0
   address = ""
 
 [plugins."io.containerd.internal.v1.opt"]
-  path = "$CTRD_DIR/opt"
+  path = "$dir/opt"
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "127.0.0.1:$port/$IMAGE_PREFIX/pause:latest"
@@ -215,7 +240,8 @@ oom_score = 0
   stats_collect_period = 10
 
 [plugins."io.containerd.grpc.v1.cri".containerd]
-  snapshotter = "overlayfs"
+  snapshotter = "$snapshotter"
+  $annotations
   default_runtime_name = "runc"
 
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
@@ -247,7 +273,7 @@ containerd_up() {
   write_cni_config
   local previous=$CTRD_CONFIG.prev
   cp "$CTRD_CONFIG" "$previous" 2>/dev/null || : >"$previous"
-  write_containerd_config "$port"
+  write_containerd_config "$port" "$CTRD_DIR" overlayfs
   if ! pid_alive "$CTRD_PID"; then
     start_containerd
   elif ! cmp -s "$CTRD_CONFIG" "$previous"; then
@@ -262,18 +288,93 @@ containerd_up() {
     die "could not pull the pause image from 127.0.0.1:$port"
 }
 
-start_containerd() {
-  rm -f "$SOCK" "$SOCK.ttrpc"
-  [[ -f $CTRD_LOG ]] && mv "$CTRD_LOG" "$CTRD_LOG.prev"
-  setsid containerd --config "$CTRD_CONFIG" </dev/null 9>&- >>"$CTRD_LOG" 2>&1 &
-  echo $! >"$CTRD_PID"
-  wait_for 30 containerd ctr_ version >/dev/null ||
-    die "containerd did not answer on $SOCK within 30 s; see $CTRD_LOG"
+start_containerd() { # start_containerd [DIR]: the containerd of DIR (default the overlayfs one)
+  local dir=${1:-$CTRD_DIR}
+  local sock=$dir/containerd.sock logf=$dir/containerd.log
+  rm -f "$sock" "$sock.ttrpc"
+  [[ -f $logf ]] && mv "$logf" "$logf.prev"
+  setsid containerd --config "$dir/config.toml" </dev/null 9>&- >>"$logf" 2>&1 &
+  echo $! >"$dir/containerd.pid"
+  wait_for 30 containerd ctr --address "$sock" version >/dev/null ||
+    die "containerd did not answer on $sock within 30 s; see $logf"
   # The CRI plugin initialises after the socket opens (it answers "server is not initialized
   # yet" until then); its streaming server starts last.
-  wait_for 30 cri grep -q 'Start streaming server' "$CTRD_LOG" ||
-    die "containerd's CRI plugin did not start; see $CTRD_LOG"
-  log "containerd on $SOCK (pid $(cat "$CTRD_PID"))"
+  wait_for 30 cri grep -q 'Start streaming server' "$logf" ||
+    die "containerd's CRI plugin did not start; see $logf"
+  log "containerd on $sock (pid $(cat "$dir/containerd.pid"))"
+}
+
+# ---------------------------------------------------------------------------------------------
+# the lazy-pull side: stargz snapshotter daemon, a containerd on it, eStargz test images
+
+stargz_snapshotter_up() {
+  [[ -x $SZ_BIN ]] || die "missing $SZ_BIN (the stargz snapshotter daemon) — run scripts/install-deps.sh"
+  [[ -e /dev/fuse ]] || die "no /dev/fuse: the stargz snapshotter mounts layers with FUSE"
+  command -v fusermount3 >/dev/null || command -v fusermount >/dev/null || die "no fusermount — install fuse3"
+  mkdir -p "$SZ_DIR"
+  # No background fetch: a lazily pulled layer then holds only what was read or prefetched, so
+  # bytes fetched from the registry measure a prefetch list (podstart-bench prefetch) exactly.
+  # Memory caches belong to one resolved layer (image reference + digest): a pull under a new
+  # reference starts cold, where the directory caches would serve chunks earlier pulls fetched.
+  printf '%s\n' 'no_background_fetch = true' 'no_prometheus = true' \
+    'http_cache_type = "memory"' 'filesystem_cache_type = "memory"' >"$SZ_DIR/config.toml"
+  pid_alive "$SZ_PID" && return
+  # A daemon that is not running left no usable snapshots (see down): start both sides afresh.
+  if pid_alive "$SZ_CTRD_DIR/containerd.pid"; then
+    SOCK=$SZ_SOCK CTRD_PID=$SZ_CTRD_DIR/containerd.pid remove_pods
+    stop_pid "$SZ_CTRD_DIR/containerd.pid" containerd 20
+  fi
+  unmount_under "$SZ_CTRD_DIR"; unmount_under "$SZ_DIR"
+  rm -rf "$SZ_CTRD_DIR/root" "$SZ_CTRD_DIR/state" "$SZ_DIR/root"
+  [[ -f $SZ_LOG ]] && mv "$SZ_LOG" "$SZ_LOG.prev"
+  # The daemon removes a stale socket itself, and refuses one that a live daemon answers on.
+  setsid "$SZ_BIN" -address "$SZ_SNAP_SOCK" -root "$SZ_DIR/root" -config "$SZ_DIR/config.toml" \
+    </dev/null 9>&- >>"$SZ_LOG" 2>&1 &
+  echo $! >"$SZ_PID"
+  wait_for 20 stargz test -S "$SZ_SNAP_SOCK" ||
+    die "the stargz snapshotter did not listen on $SZ_SNAP_SOCK within 20 s; see $SZ_LOG"
+  log "stargz snapshotter on $SZ_SNAP_SOCK (pid $(cat "$SZ_PID"))"
+}
+
+stargz_containerd_up() {
+  local port
+  port=$(cat "$REG_PORT_FILE")
+  mkdir -p "$SZ_CTRD_DIR/root" "$SZ_CTRD_DIR/state" "$SZ_CTRD_DIR/opt"
+  local previous=$SZ_CTRD_DIR/config.toml.prev
+  cp "$SZ_CTRD_DIR/config.toml" "$previous" 2>/dev/null || : >"$previous"
+  write_containerd_config "$port" "$SZ_CTRD_DIR" stargz
+  if ! pid_alive "$SZ_CTRD_DIR/containerd.pid"; then
+    start_containerd "$SZ_CTRD_DIR"
+  elif ! cmp -s "$SZ_CTRD_DIR/config.toml" "$previous"; then
+    log "stargz containerd config changed; restarting it"
+    stop_pid "$SZ_CTRD_DIR/containerd.pid" containerd 20
+    start_containerd "$SZ_CTRD_DIR"
+  fi
+  rm -f "$previous"
+  ctr --address "$SZ_SOCK" --namespace "$NS" images pull --snapshotter stargz --plain-http \
+    "127.0.0.1:$port/$IMAGE_PREFIX/pause:latest" >/dev/null ||
+    die "the stargz containerd could not pull the pause image from 127.0.0.1:$port"
+}
+
+# eStargz copies of test images (ctr-remote image convert in the overlayfs containerd), pushed as
+# NAME:estargz; converted again when the source image changes.
+estargz_images_up() {
+  local port image name src dst marker digest
+  port=$(cat "$REG_PORT_FILE")
+  for image in "${ESTARGZ_IMAGES[@]}"; do
+    name=${image%%:*}
+    src=127.0.0.1:$port/$IMAGE_PREFIX/$image dst=127.0.0.1:$port/$IMAGE_PREFIX/$name:estargz
+    marker=$BUILD/$name-estargz.pushed
+    ctr_ images pull --plain-http "$src" >/dev/null || die "could not pull $src"
+    digest=$(ctr_ images ls "name==$src" | awk 'NR==2 {print $3}')
+    [[ -f $marker && $(cat "$marker") == "$digest" ]] && continue
+    log "converting $src to eStargz"
+    ctr-remote --address "$SOCK" --namespace "$NS" image convert --oci --estargz "$src" "$dst" >/dev/null ||
+      die "ctr-remote image convert of $src failed"
+    ctr_ images push --plain-http "$dst" >/dev/null || die "could not push $dst"
+    ctr_ images rm "$dst" >/dev/null
+    echo "$digest" >"$marker"
+  done
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -362,11 +463,28 @@ remove_cgroups() {
 down() {
   remove_pods
   stop_pid "$CTRD_PID" containerd 20
+  if [[ -f $SZ_CTRD_DIR/containerd.pid ]]; then
+    SOCK=$SZ_SOCK CTRD_PID=$SZ_CTRD_DIR/containerd.pid remove_pods
+    stop_pid "$SZ_CTRD_DIR/containerd.pid" containerd 20
+  fi
+  # SIGINT: the daemon unmounts its FUSE filesystems before it exits.
+  if pid_alive "$SZ_PID"; then
+    kill -INT "$(cat "$SZ_PID")" 2>/dev/null || true
+    wait_for 20 "stargz exit" bash -c "! kill -0 $(cat "$SZ_PID")" || true
+  fi
+  stop_pid "$SZ_PID" stargz-snapshotter 5
+  # Closing, the daemon removes its snapshots' contents, committed ones included, while its
+  # metadata and the second containerd's would still list them: the lazy side keeps no state
+  # (its images are in the registry), so both roots go, after the unmounts below.
+  local wipe_stargz=1
   local pid
   kill_pod_processes
-  for pid in $(our_shims); do kill -KILL "$pid" 2>/dev/null || true; done
+  for pid in $(our_shims) $(SOCK=$SZ_SOCK our_shims); do kill -KILL "$pid" 2>/dev/null || true; done
   stop_pid "$REG_PID" registry 10
   unmount_under "$CTRD_DIR"
+  unmount_under "$SZ_CTRD_DIR"
+  unmount_under "$SZ_DIR"
+  [[ ${wipe_stargz:-0} == 1 ]] && rm -rf "$SZ_CTRD_DIR/root" "$SZ_CTRD_DIR/state" "$SZ_DIR/root"
   # All pods are gone, so every IP lease of our network is stale.
   local lease
   for lease in "$CNI_IPAM_DIR"/podstart/*; do
@@ -376,7 +494,7 @@ down() {
   done
   ip link show "$BRIDGE" >/dev/null 2>&1 && ip link delete "$BRIDGE" 2>/dev/null || true
   remove_cgroups
-  rm -f "$SOCK" "$SOCK.ttrpc"
+  rm -f "$SOCK" "$SOCK.ttrpc" "$SZ_SOCK" "$SZ_SOCK.ttrpc" "$SZ_SNAP_SOCK"
   log "down: nothing of the local environment is running"
 }
 
@@ -396,6 +514,9 @@ export CONTAINERD_NAMESPACE=$NS
 export CONTAINER_RUNTIME_ENDPOINT=unix://$SOCK
 export IMAGE_SERVICE_ENDPOINT=unix://$SOCK
 EOF
+  if pid_alive "$SZ_CTRD_DIR/containerd.pid"; then
+    echo "export PODSTART_STARGZ_CRI_ENDPOINT=unix://$SZ_SOCK"
+  fi
 }
 
 status() {
@@ -433,9 +554,13 @@ up() {
 
 case ${1:-} in
   up) up ;;
+  stargz-up)
+    up >/dev/null
+    ( flock 9; stargz_snapshotter_up; stargz_containerd_up; estargz_images_up ) 9>"$ROOT/.lock"
+    print_env ;;
   down) need_root; [[ -d $ROOT ]] || exit 0; ( flock 9; down ) 9>"$ROOT/.lock" ;;
   purge) need_root; if [[ -d $ROOT ]]; then ( flock 9; down ) 9>"$ROOT/.lock"; rm -rf "$ROOT"; fi ;;
   status) status ;;
   env) print_env ;;
-  *) echo "usage: $0 up|down|purge|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|stargz-up|down|purge|status|env" >&2; exit 2 ;;
 esac

@@ -17,6 +17,7 @@ struct PodstartBench: AsyncParsableCommand {
             BenchCorrelatorCommand.self,
             BenchAgentCommand.self,
             BenchLoopCommand.self,
+            BenchPrefetchCommand.self,
             StateWriteLoopCommand.self,
             TrimInputsCommand.self,
         ]

@@ -13,6 +13,10 @@ final class ThrottlingProxy: @unchecked Sendable {
     private let bytesPerSecond: Double
     private let lock = NSLock()
     private var stopped = false
+    private var relayedBytes = 0
+
+    /// Bytes relayed from the registry to clients so far: what a pull through the proxy fetched.
+    var fetchedBytes: Int { lock.withLock { relayedBytes } }
 
     init(upstreamPort: UInt16, bytesPerSecond: Double) throws {
         self.upstreamPort = upstreamPort
@@ -71,13 +75,13 @@ final class ThrottlingProxy: @unchecked Sendable {
             let done = DispatchGroup()
             for (from, to, limit) in [(client, upstream, Double.infinity), (upstream, client, bytesPerSecond)] {
                 done.enter()
-                Thread { Self.relay(from: from, to: to, bytesPerSecond: limit); done.leave() }.start()
+                Thread { [self] in relay(from: from, to: to, bytesPerSecond: limit); done.leave() }.start()
             }
             Thread { done.wait(); close(client); close(upstream) }.start()
         }
     }
 
-    private static func relay(from: Int32, to: Int32, bytesPerSecond: Double) {
+    private func relay(from: Int32, to: Int32, bytesPerSecond: Double) {
         var buffer = [UInt8](repeating: 0, count: 16384)
         let begin = Date()
         var total = 0.0
@@ -86,6 +90,8 @@ final class ThrottlingProxy: @unchecked Sendable {
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
             guard CuttingProxy.sendAll(to, buffer[0..<n]) else { return }
+            // The limited direction is the registry's answers: those are the bytes fetched.
+            if bytesPerSecond.isFinite { lock.withLock { relayedBytes += n } }
             total += Double(n)
             if bytesPerSecond.isFinite {
                 let due = total / bytesPerSecond - Date().timeIntervalSince(begin)

@@ -127,3 +127,28 @@ public struct LocalEnvironment: Sendable {
         return try result.get()
     }
 }
+
+extension LocalEnvironment {
+    private static let stargzStarted: Result<CRIEndpoint, StartFailure> = {
+        do { _ = try shared() } catch let failure as StartFailure { return .failure(failure) } catch {
+            return .failure(StartFailure(description: "\(error)"))
+        }
+        let (status, output) = run(["bash", "\(repositoryRoot)/scripts/localenv.sh", "stargz-up"])
+        guard status == 0 else {
+            return .failure(StartFailure(description: "scripts/localenv.sh stargz-up failed (exit \(status)):\n\(output)"))
+        }
+        let prefix = "export PODSTART_STARGZ_CRI_ENDPOINT="
+        guard let line = output.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }),
+              let endpoint = try? CRIEndpoint(parsing: String(line.dropFirst(prefix.count))) else {
+            return .failure(StartFailure(description: "scripts/localenv.sh stargz-up printed no stargz endpoint:\n\(output)"))
+        }
+        return .success(endpoint)
+    }()
+
+    /// The CRI endpoint of the environment's second containerd, whose CRI pulls lazily through the
+    /// stargz snapshotter (`scripts/localenv.sh stargz-up`), started on first use. The eStargz test
+    /// images are then in the registry as `NAME:estargz`.
+    public func stargzEndpoint() throws -> CRIEndpoint {
+        try Self.stargzStarted.get()
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A TCP relay on 127.0.0.1 in front of a loopback registry: it limits the registry → client
+/// direction to `bytesPerSecond` per connection (a slow network) and counts the bytes it relayed
+/// that way (what the pulls through it fetched).
+final class CountingProxy: @unchecked Sendable {
+    let port: UInt16
+    private let listener: Int32
+    private let upstreamPort: UInt16
+    private let bytesPerSecond: Double
+    private let lock = NSLock()
+    private var stopped = false
+    private var relayed = 0
+
+    /// Bytes sent from the registry to clients so far.
+    var fetchedBytes: Int { lock.withLock { relayed } }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    init(upstreamPort: UInt16, bytesPerSecond: Double) throws {
+        self.upstreamPort = upstreamPort
+        self.bytesPerSecond = bytesPerSecond
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard listener >= 0 else { throw Failure(description: "proxy: socket: \(String(cString: strerror(errno)))") }
+        self.listener = listener
+        var one: Int32 = 1
+        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = Self.loopback(port: 0)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(listener, 64) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(listener)
+            throw Failure(description: "proxy: bind/listen on 127.0.0.1: \(reason)")
+        }
+        var actual = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &actual) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+        }
+        port = UInt16(bigEndian: actual.sin_port)
+        Thread { [self] in acceptLoop() }.start()
+    }
+
+    func stop() {
+        lock.withLock { stopped = true }
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+    }
+
+    private var isStopped: Bool { lock.withLock { stopped } }
+
+    private static func loopback(port: UInt16) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        return address
+    }
+
+    private func acceptLoop() {
+        while !isStopped {
+            let client = accept(listener, nil, nil)
+            if client < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            var address = Self.loopback(port: upstreamPort)
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard connected == 0 else { close(client); close(upstream); continue }
+            let done = DispatchGroup()
+            done.enter()
+            Thread { [self] in relay(from: client, to: upstream, limited: false); done.leave() }.start()
+            done.enter()
+            Thread { [self] in relay(from: upstream, to: client, limited: true); done.leave() }.start()
+            Thread { done.wait(); close(client); close(upstream) }.start()
+        }
+    }
+
+    private func relay(from: Int32, to: Int32, limited: Bool) {
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        let begin = Date()
+        var total = 0.0
+        loop: while true {
+            let n = buffer.withUnsafeMutableBytes { recv(from, $0.baseAddress, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            var sent = 0
+            while sent < n {
+                let m = buffer.withUnsafeBytes { send(to, $0.baseAddress! + sent, n - sent, Int32(MSG_NOSIGNAL)) }
+                if m < 0 && errno == EINTR { continue }
+                if m <= 0 { break loop }
+                sent += m
+            }
+            guard limited else { continue }
+            lock.withLock { relayed += n }
+            total += Double(n)
+            let due = total / bytesPerSecond - Date().timeIntervalSince(begin)
+            if due > 0 { usleep(UInt32(due * 1e6)) }
+        }
+        shutdown(to, Int32(SHUT_WR))
+    }
+}
