@@ -69,7 +69,7 @@ extension ImageProfile {
             throw fail("\"starts\" is \(starts) but \"startKeys\" holds \(keyStrings.count)")
         }
         if let size = json["imageBytes"], !size.isNull {
-            guard let v = size.int64Value, v >= 0 else { throw fail("\"imageBytes\" is not a byte count") }
+            guard let v = size.int64Value, v >= 0, v <= PodStartTrace.maxByteCount else { throw fail("\"imageBytes\" is not a byte count from 0 to 2^53") }
             imageBytes = UInt64(v)
         }
         // Keys are stored sorted; sort them here too and carry the sample indices along.
@@ -86,18 +86,20 @@ extension ImageProfile {
             guard seen.insert(path).inserted else { throw fail("files[\(n)].path \(ProfilePath.quoted(path)) repeats") }
             var size: UInt64?
             if let s = f["sizeBytes"], !s.isNull {
-                guard let v = s.int64Value, v >= 0 else { throw fail("files[\(n)].sizeBytes is not a byte count") }
+                guard let v = s.int64Value, v >= 0, v <= PodStartTrace.maxByteCount else { throw fail("files[\(n)].sizeBytes is not a byte count from 0 to 2^53") }
                 size = UInt64(v)
             }
             let ranges = try (f["ranges"]?.arrayValue ?? []).map { r -> ByteRange in
                 guard let pair = r.arrayValue, pair.count == 2, let o = pair[0].int64Value, let l = pair[1].int64Value,
-                      o >= 0, l > 0 else { throw fail("files[\(n)].ranges holds something other than [offset, length > 0]") }
+                      o >= 0, l > 0, o <= PodStartTrace.maxByteCount, l <= PodStartTrace.maxByteCount - o
+                else { throw fail("files[\(n)].ranges holds something other than [offset, length > 0] ending by 2^53") }
                 return ByteRange(offset: UInt64(o), length: UInt64(l))
             }
             var starts = Set<Int>()
             let samples = try (f["samples"]?.arrayValue ?? []).map { s -> FileProfile.Sample in
                 guard let t = s.arrayValue, t.count == 3, let i = t[0].int64Value, let ms = t[1].doubleValue,
-                      let opens = t[2].int64Value, opens >= 0 else {
+                      ms.magnitude <= PodStartTrace.maxAccessMilliseconds,
+                      let opens = t[2].int64Value, opens >= 0, opens <= PodStartTrace.maxByteCount else {
                     throw fail("files[\(n)].samples holds something other than [start, firstAccessMs, opens]")
                 }
                 guard i >= 0, i < Int64(keyStrings.count), starts.insert(Int(i)).inserted else {

@@ -31,7 +31,7 @@ public struct ImageProfile: Sendable, Hashable {
     public var starts: Int { startKeys.count }
 
     /// Bytes read at start: the union of every file's ranges.
-    public var readBytes: UInt64 { files.reduce(0) { $0 + $1.bytes } }
+    public var readBytes: UInt64 { files.saturatingSum { $0.bytes } }
 
     /// Share of the image read at start (`readBytes / imageBytes`), the figure Slacker measured
     /// at 6.4%; nil when the image's size is unknown.
@@ -90,7 +90,7 @@ public struct ImageProfile: Sendable, Hashable {
             let sample = FileProfile.Sample(start: 0, firstAccessMs: access.firstAccessMs, opens: access.opens)
             if var file = byPath[access.path] {
                 file.samples[0].firstAccessMs = min(file.samples[0].firstAccessMs, access.firstAccessMs)
-                file.samples[0].opens += access.opens
+                file.samples[0].opens = file.samples[0].opens.saturatingAdd(access.opens)
                 file.ranges = ByteRange.union(file.ranges + ranges)
                 file.sizeBytes = [file.sizeBytes, access.sizeBytes].compactMap { $0 }.max()
                 byPath[access.path] = file
@@ -227,9 +227,9 @@ public struct FileProfile: Sendable, Hashable {
     /// In how many starts the file was read before ready.
     public var starts: Int { samples.count }
     /// Bytes read: the size of the ranges' union.
-    public var bytes: UInt64 { ranges.reduce(0) { $0 + $1.length } }
+    public var bytes: UInt64 { ranges.saturatingSum { $0.length } }
     /// Opens over all starts.
-    public var opens: UInt64 { samples.reduce(0) { $0 + $1.opens } }
+    public var opens: UInt64 { samples.saturatingSum { $0.opens } }
     /// Median over the starts that read the file of the first-access time (ms after the first
     /// exec); the mean of the middle two for an even count; +infinity when no start is recorded.
     public var medianFirstAccessMs: Double {
@@ -258,7 +258,8 @@ public struct ByteRange: Sendable, Hashable, Comparable {
         var merged: [ByteRange] = []
         for r in ranges.sorted() where r.length > 0 {
             if let last = merged.last, r.offset <= last.end {
-                merged[merged.count - 1].length = max(last.end, r.end) - last.offset
+                // ends never wrap: offsets and lengths are bounded when decoded (maxByteCount)
+                merged[merged.count - 1].length = max(last.end, r.end) &- last.offset
             } else {
                 merged.append(r)
             }
@@ -272,7 +273,7 @@ public struct ByteRange: Sendable, Hashable, Comparable {
         var total: UInt64 = 0
         while i < a.count, j < b.count {
             let lo = max(a[i].offset, b[j].offset), hi = min(a[i].end, b[j].end)
-            if lo < hi { total += hi - lo }
+            if lo < hi { total = total.saturatingAdd(hi - lo) }
             if a[i].end < b[j].end { i += 1 } else { j += 1 }
         }
         return total

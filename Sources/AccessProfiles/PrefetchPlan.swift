@@ -61,9 +61,10 @@ public struct PrefetchPlan: Sendable, Hashable {
             if isDirectory.contains(file.path) { directories += 1; continue }
             guard file.starts >= needed else { belowShare += 1; continue }
             if let budget = options.budgetBytes {
-                guard used + file.prefetchBytes <= budget else { overBudget += 1; continue }
+                let (next, overflow) = used.addingReportingOverflow(file.prefetchBytes)
+                guard !overflow, next <= budget else { overBudget += 1; continue }
             }
-            used += file.prefetchBytes
+            used = used.saturatingAdd(file.prefetchBytes)
             chosen.append(file)
         }
         files = chosen
@@ -73,9 +74,9 @@ public struct PrefetchPlan: Sendable, Hashable {
     }
 
     /// Bytes a whole-file prefetch of the plan fetches.
-    public var prefetchBytes: UInt64 { files.reduce(0) { $0 + $1.prefetchBytes } }
+    public var prefetchBytes: UInt64 { files.saturatingSum { $0.prefetchBytes } }
     /// Bytes of the planned files that the profiled starts read (what a range format fetches).
-    public var readBytes: UInt64 { files.reduce(0) { $0 + $1.bytes } }
+    public var readBytes: UInt64 { files.saturatingSum { $0.bytes } }
 
     /// The plan as JSON (`profile plan --output json`).
     public func json() -> JSON {

@@ -53,7 +53,7 @@ public struct ProfileEvaluation: Sendable, Hashable {
         var coveredBytes: UInt64 = 0
         var missed: [String] = []
         for file in held.files {
-            if planned.contains(file.path) { coveredBytes += file.bytes } else { missed.append(file.path) }
+            if planned.contains(file.path) { coveredBytes = coveredBytes.saturatingAdd(file.bytes) } else { missed.append(file.path) }
         }
         let heldBytes = held.readBytes
         let hits = held.files.count - missed.count

@@ -97,8 +97,8 @@ public final class MetricsRegistry: Sendable {
     /// which is what kubelet_pod_start_sli_duration_seconds measures since the V4 tracker.
     public static func sloSeconds(of trace: PodStartTrace) -> Double {
         let excluded = trace.phases.filter { $0.parent == nil && ($0.name == .pull || $0.name == .`init`) }
-            .reduce(Int64(0)) { $0 + $1.nanoseconds }
-        return Double(max(0, trace.e2eNanoseconds - excluded)) / 1e9
+            .saturatingSum { $0.nanoseconds }
+        return Double(max(0, trace.e2eNanoseconds.saturatingSubtract(excluded))) / 1e9
     }
 
     /// Adds bytes of image content pulled for `image` (a reference as the pod spec names it).

@@ -89,9 +89,18 @@ public enum ContainerdLineParser {
         guard mayBeCRIMessage(line, bodyAt: bodyStart) else { return nil }
         let first = line[bodyStart]
         var matched = false
-        for p in prefixes where p[0] == first && line.count - bodyStart >= p.count {
-            if memcmpEqual(line, bodyStart, p) { matched = true; break }
+        var truncated = false
+        let rest = line.count - bodyStart
+        for p in prefixes where p[0] == first {
+            if rest >= p.count {
+                if memcmpEqual(line, bodyStart, p) { matched = true; break }
+            } else if memcmpEqual(line, bodyStart, p[..<rest]) {
+                // The line ends inside a tracked message's first words: cut short (a full disk,
+                // a rotated file, a crash), so one CRI step is lost. Counted, not ignored.
+                truncated = true
+            }
         }
+        if truncated { return .malformed(reason: "line ends inside a CRI message") }
         guard matched else { return nil }
         // From here on the line is one we care about: failures are counted, not ignored.
         guard let t = timestamp(line, before: msgAt) else { return .malformed(reason: "no time=\"…\" before msg=") }
@@ -110,6 +119,11 @@ public enum ContainerdLineParser {
     public static func parse(_ line: String) -> Outcome? {
         var line = line
         return line.withUTF8 { parse($0) }
+    }
+
+    private static func memcmpEqual(_ line: UnsafeBufferPointer<UInt8>, _ at: Int, _ p: ArraySlice<UInt8>) -> Bool {
+        for (i, b) in p.enumerated() where line[at + i] != b { return false }
+        return true
     }
 
     private static func memcmpEqual(_ line: UnsafeBufferPointer<UInt8>, _ at: Int, _ p: [UInt8]) -> Bool {

@@ -51,10 +51,18 @@ public enum GoTime {
                 guard let f = c.fraction() else { return nil }
                 frac = f
             }
-            let (w, overflow) = whole.multipliedReportingOverflow(by: 1_000_000_000)
-            guard !overflow, w <= Int64.max - frac else { return nil }
-            let v = w + frac
-            monotonic = msign == UInt8(ascii: "-") ? -v : v
+            // Go prints the whole Int64 range, from m=-9223372036.854775808 to
+            // m=+9223372036.854775807: the magnitude of the minimum exceeds Int64.max.
+            let (w, overflow) = UInt64(whole).multipliedReportingOverflow(by: 1_000_000_000)
+            let (v, overflow2) = w.addingReportingOverflow(UInt64(frac))
+            guard !overflow, !overflow2 else { return nil }
+            if msign == UInt8(ascii: "-") {
+                guard v <= Int64.max.magnitude + 1 else { return nil }
+                monotonic = v == Int64.max.magnitude + 1 ? .min : -Int64(v)
+            } else {
+                guard v <= Int64.max.magnitude else { return nil }
+                monotonic = Int64(v)
+            }
         }
         guard c.atEnd else { return nil }
         guard (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61,
@@ -155,58 +163,74 @@ public enum GoTime {
     }
 
     /// Parses Go `time.Duration.String()` / `time.ParseDuration` input (`1m5.2s`, `180.183041ms`,
-    /// `0s`, `1h2m3s`, `-1.5s`) into nanoseconds, exactly.
+    /// `0s`, `1h2m3s`, `-1.5s`, `.5s`, `-9223372036854775808ns`) into nanoseconds, with Go's own
+    /// algorithm (src/time/format.go): the same accepted inputs (a missing whole or fraction part,
+    /// any number of fraction digits, `us`/`µs`/`μs`), the same float rounding of fractions, and
+    /// nil where Go reports an error (overflow of the Int64 range included). Never traps.
     public static func parseDuration(_ s: UnsafeBufferPointer<UInt8>) -> Int64? {
         var c = ByteCursor(s)
         var negative = false
-        if c.eat(UInt8(ascii: "-")) { negative = true } else { _ = c.eat(UInt8(ascii: "+")) }
+        if let b = c.peek(), b == UInt8(ascii: "-") || b == UInt8(ascii: "+") {
+            negative = b == UInt8(ascii: "-")
+            c.index += 1
+        }
         if c.remaining == 1, c.peek() == UInt8(ascii: "0") { return 0 }
         guard !c.atEnd else { return nil }
-        var total: Int64 = 0
+        let limit: UInt64 = 1 << 63
+        var total: UInt64 = 0
         while !c.atEnd {
-            let start = c.index
-            guard let whole = c.unsignedInteger(maxDigits: 18) else { return nil }
-            var fracValue: Int64 = 0
-            var fracScale: Int64 = 1
-            if c.eat(UInt8(ascii: ".")) {
-                var n = 0
-                while let b = c.peek(), b >= 48, b <= 57 {
-                    if n < 18 { fracValue = fracValue * 10 + Int64(b - 48); fracScale *= 10 }
-                    n += 1
-                    c.index += 1
-                }
-                if n == 0 && c.index - start == 1 { return nil }
+            guard let first = c.peek(), first == UInt8(ascii: ".") || (first >= 48 && first <= 57) else { return nil }
+            // [0-9]*: Go's leadingInt, an error past 1<<63.
+            var whole: UInt64 = 0
+            let wholeStart = c.index
+            while let b = c.peek(), b >= 48, b <= 57 {
+                guard whole <= limit / 10 else { return nil }
+                whole = whole * 10 + UInt64(b - 48)
+                guard whole <= limit else { return nil }
+                c.index += 1
             }
+            let sawWhole = c.index > wholeStart
+            // (\.[0-9]*)?: Go's leadingFraction, which stops gaining precision on overflow.
+            var fraction: UInt64 = 0
+            var scale: Double = 1
+            var sawFraction = false
+            if c.eat(UInt8(ascii: ".")) {
+                let fracStart = c.index
+                var overflow = false
+                while let b = c.peek(), b >= 48, b <= 57 {
+                    c.index += 1
+                    if overflow { continue }
+                    guard fraction <= (limit - 1) / 10 else { overflow = true; continue }
+                    let y = fraction * 10 + UInt64(b - 48)
+                    guard y <= limit else { overflow = true; continue }
+                    fraction = y
+                    scale *= 10
+                }
+                sawFraction = c.index > fracStart
+            }
+            guard sawWhole || sawFraction else { return nil }
             guard let unit = c.durationUnit() else { return nil }
-            let (w, o1) = whole.multipliedReportingOverflow(by: unit)
-            guard !o1 else { return nil }
-            // The fraction times the unit, truncated like Go's ParseDuration.
-            let exactFrac = exactFraction(value: fracValue, scale: fracScale, unit: unit)
-            let (t1, o2) = total.addingReportingOverflow(w)
-            let (t2, o3) = t1.addingReportingOverflow(exactFrac)
-            guard !o2, !o3 else { return nil }
-            total = t2
+            let u = UInt64(unit)
+            guard whole <= limit / u else { return nil }
+            var v = whole * u
+            if fraction > 0 {
+                // float64 keeps fractions of hours nanosecond-accurate (Go's comment); the product
+                // is at most an hour's nanoseconds, so the conversion cannot trap.
+                v += UInt64(Double(fraction) * (Double(u) / scale))
+                guard v <= limit else { return nil }
+            }
+            let (sum, overflow) = total.addingReportingOverflow(v)
+            guard !overflow, sum <= limit else { return nil }
+            total = sum
         }
-        return negative ? -total : total
+        if negative { return total == limit ? .min : -Int64(total) }
+        guard total < limit else { return nil }
+        return Int64(total)
     }
 
     public static func parseDuration(_ s: String) -> Int64? {
         var s = s
         return s.withUTF8 { parseDuration($0) }
-    }
-
-    /// value/scale × unit computed in integers when it fits (it does for every unit ≥ 1 ns with
-    /// at most 9 fractional digits per second).
-    private static func exactFraction(value: Int64, scale: Int64, unit: Int64) -> Int64 {
-        let (p, o) = value.multipliedReportingOverflow(by: unit)
-        if !o { return p / scale }
-        // Reduce: unit and scale share powers of ten.
-        var v = value, sc = scale, u = unit
-        while sc > 1, u % 10 == 0 { u /= 10; sc /= 10 }
-        let (p2, o2) = v.multipliedReportingOverflow(by: u)
-        if !o2 { return p2 / sc }
-        while sc > 1 { v /= 10; sc /= 10 }
-        return v * u
     }
 
     /// Days since 1970-01-01 of a proleptic Gregorian date (PodstartCore's Timestamp has the algorithm).
@@ -392,7 +416,7 @@ struct ByteCursor {
         case UInt8(ascii: "n"):
             return eat(UInt8(ascii: "s")) ? 1 : nil
         case 0xC2, 0xCE: // µs: U+00B5 (C2 B5) or U+03BC (CE BC)
-            guard let b2 = next(), b2 == 0xB5 || b2 == 0xBC, eat(UInt8(ascii: "s")) else { return nil }
+            guard let b2 = next(), b == 0xC2 ? b2 == 0xB5 : b2 == 0xBC, eat(UInt8(ascii: "s")) else { return nil }
             return 1_000
         default:
             return nil

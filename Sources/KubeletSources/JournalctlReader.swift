@@ -80,7 +80,12 @@ public struct JournalctlReader {
     public struct Counters: Sendable, Equatable {
         public var records = 0
         public var malformedRecords = 0
+        /// Records longer than `maxRecordBytes`: skipped (never held), counted.
+        public var oversizeRecords = 0
     }
+
+    /// The longest record read; a longer one is skipped to its newline and counted.
+    public var maxRecordBytes = 1 << 20
 
     public var units: [String]
     public var since: KubeletTimestamp?
@@ -137,7 +142,7 @@ public struct JournalctlReader {
         do { try p.run() } catch { throw JournalError.launch("\(error)") }
         let fd = outPipe.fileHandleForReading.fileDescriptor
         var counters = Counters()
-        var pending: [UInt8] = []
+        var lines = LineSplitter(maxLineBytes: maxRecordBytes)
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         var lastCursor: String?
         var stopped = false
@@ -151,18 +156,14 @@ public struct JournalctlReader {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
             if n < 0 { if errno == EINTR { continue }; break }
             if n == 0 { break }
-            pending.append(contentsOf: chunk[0..<n])
-            var start = 0
-            while let nl = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
-                let line = Array(pending[start..<nl])
-                start = nl + 1
-                guard !line.isEmpty else { continue }
-                guard let r = JournalRecord.parse(line) else { counters.malformedRecords += 1; continue }
+            lines.feed(chunk[0..<n]) { line in
+                guard !line.isEmpty else { return }
+                guard let r = JournalRecord.parse(Array(line)) else { counters.malformedRecords += 1; return }
                 handle(r)
                 counters.records += 1
                 lastCursor = r.cursor
             }
-            pending.removeFirst(start)
+            counters.oversizeRecords = lines.oversizeLines
             if let c = lastCursor, let cursorStore { try cursorStore.save(c) }
         }
         if stopped || p.isRunning {

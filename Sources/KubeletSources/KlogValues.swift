@@ -44,6 +44,13 @@ enum KlogValues {
                 i = end
                 // A quoted value must be followed by a separator or the end.
                 if i < n, s[i] != UInt8(ascii: " "), s[i] != UInt8(ascii: "\r") { throw .missingEquals }
+            } else if i < n, s[i] == UInt8(ascii: "{") || s[i] == UInt8(ascii: "[") {
+                // klog writes maps, slices and structs as JSON (`pods=[{"name":"a",…}]`), with
+                // spaces possible inside strings: the value ends where its brackets balance.
+                let vStart = i
+                i = try jsonValueEnd(s, at: i)
+                if i < n, s[i] != UInt8(ascii: " "), s[i] != UInt8(ascii: "\r") { throw .missingEquals }
+                out.append(Pair(keyRange: key, value: Array(s[vStart..<i]), quoted: false))
             } else {
                 let vStart = i
                 while i < n, s[i] != UInt8(ascii: " "), s[i] != UInt8(ascii: "\r") {
@@ -54,6 +61,36 @@ enum KlogValues {
             }
         }
         return out
+    }
+
+    /// The index just past the JSON object or array that starts at `at`: brackets are counted
+    /// outside strings, strings end at an unescaped quote. Nesting is limited (klog's values are
+    /// shallow) so that a hostile line cannot cost more than one pass.
+    static func jsonValueEnd(_ s: UnsafeBufferPointer<UInt8>, at: Int) throws(ScanError) -> Int {
+        var depth = 0
+        var i = at
+        let n = s.count
+        while i < n {
+            switch s[i] {
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                guard depth <= 64 else { throw .unterminatedQuote }
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                depth -= 1
+                if depth == 0 { return i + 1 }
+            case UInt8(ascii: "\""):
+                i += 1
+                while i < n, s[i] != UInt8(ascii: "\"") {
+                    if s[i] == UInt8(ascii: "\\") { i += 1 }
+                    i += 1
+                }
+                guard i < n else { throw .unterminatedQuote }
+            default:
+                break
+            }
+            i += 1
+        }
+        throw .unterminatedQuote
     }
 
     /// Decodes the Go `%q` string starting at the quote at `at`; returns the bytes and the index

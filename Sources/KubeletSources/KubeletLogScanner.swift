@@ -23,6 +23,8 @@ public struct ScanCounters: Sendable, Equatable {
     public var kubeletMalformed = 0
     /// Lines longer than the scanner's line limit (split, counted).
     public var oversizeLines = 0
+    /// Records of a `journalctl -o json` export that did not parse (damaged, or cut short).
+    public var journalRecordsSkipped = 0
     public init() {}
 }
 
@@ -85,30 +87,28 @@ public final class KubeletLogScanner {
         let looksLikeJournalJSON = firstLine.first == UInt8(ascii: "{")
             && firstLine.withUnsafeBufferPointer { findBytes($0, Self.cursorKey.buffer) != nil }
         guard looksLikeJournalJSON else { return try scan(fd: fd, prefix: head) }
-        var pending = head
+        // Records up to maxLineBytes; a longer one is skipped to its newline and counted. Each
+        // byte is searched for a newline once, so a huge record costs linear time and the
+        // pending buffer never holds more than maxLineBytes.
+        var lines = LineSplitter(maxLineBytes: Self.maxLineBytes)
+        lines.feed(head[...]) { journalRecordLine($0) }
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        var eof = false
         while true {
-            var start = 0
-            while let nl = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
-                journalRecordLine(pending[start..<nl])
-                start = nl + 1
-            }
-            pending.removeFirst(start)
-            if eof { break }
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
             if n < 0 { if errno == EINTR { continue }; throw .read(errno: errno) }
-            if n == 0 { eof = true; pending.append(UInt8(ascii: "\n")); continue }
-            pending.append(contentsOf: chunk[0..<n])
+            if n == 0 { break }
+            lines.feed(chunk[0..<n]) { journalRecordLine($0) }
         }
+        lines.finish { journalRecordLine($0) }
+        counters.oversizeLines += lines.oversizeLines
     }
 
     static let cursorKey = Needle("\"__CURSOR\"")
-    public private(set) var journalRecordsSkipped = 0
+    public var journalRecordsSkipped: Int { counters.journalRecordsSkipped }
 
     private func journalRecordLine(_ line: ArraySlice<UInt8>) {
         guard !line.isEmpty else { return }
-        guard let r = JournalRecord.parse(Array(line)) else { journalRecordsSkipped += 1; return }
+        guard let r = JournalRecord.parse(Array(line)) else { counters.journalRecordsSkipped += 1; return }
         r.message.withUnsafeBufferPointer { processLine($0) }
     }
 

@@ -69,20 +69,34 @@ public final class LogFileTailer {
     private var current: (device: UInt64, inode: UInt64)?
     /// Offset of the first byte not yet returned as part of a complete line.
     private var consumed: Int64 = 0
-    private var pending: [UInt8] = []
+    private var lines: LineSplitter
     private var readOffset: Int64 = 0
     private var fingerprint: (hash: UInt64, length: Int) = (0, 0)
     /// Set while draining a rotated file found at startup; then `path` is opened from 0.
     private var drainingRotated = false
     private var resumeFrom: TailPosition?
+    /// Start at the end of a file that exists at the first poll (without a saved position).
+    private var startAtEnd: Bool
     /// Lines known lost: copytruncate between two polls, or a file rotated away twice while down.
     public private(set) var truncations = 0
     public private(set) var rotations = 0
+    /// Lines longer than `maxLineBytes`: skipped and counted here.
+    public var oversizeLines: Int { lines.oversizeLines }
+    /// Bytes held of an unfinished line (never more than `maxLineBytes`).
+    public var pendingBytes: Int { lines.pendingBytes }
     static let fingerprintBytes = 256
+    /// The default line cap: the kubelet's and containerd's lines are far shorter.
+    public static let defaultMaxLineBytes = 1 << 20
 
-    public init(path: String, resumeFrom: TailPosition? = nil) {
+    /// `startAtEnd`: when there is no saved position, skip what the file holds at the first
+    /// poll (it describes the past) instead of reading it; a file created later, or the next
+    /// file after a rotation, is read from its start.
+    public init(path: String, resumeFrom: TailPosition? = nil, startAtEnd: Bool = false,
+                maxLineBytes: Int = LogFileTailer.defaultMaxLineBytes) {
         self.path = path
         self.resumeFrom = resumeFrom
+        self.startAtEnd = startAtEnd
+        lines = LineSplitter(maxLineBytes: maxLineBytes)
     }
 
     deinit { if fd >= 0 { close(fd) } }
@@ -107,14 +121,14 @@ public final class LogFileTailer {
             lseek(fd, 0, SEEK_SET)
             readOffset = 0
             consumed = 0
-            pending.removeAll()
+            self.lines.reset()
             fingerprint = (0, 0)
         }
         try readAvailable(into: &lines)
         if drainingRotated || pathPointsElsewhere() {
             // Whatever the writer put in the old file before switching is there now.
             try readAvailable(into: &lines)
-            if !pending.isEmpty { lines.append(pending); pending.removeAll() }
+            self.lines.finish { lines.append(Array($0)) }
             close(fd)
             fd = -1
             current = nil
@@ -147,12 +161,17 @@ public final class LogFileTailer {
             }
             truncations += 1 // the old file is gone: whatever it had after `offset` is lost
         }
+        if startAtEnd {
+            startAtEnd = false
+            if try openPath(at: nil) { return }
+        }
         _ = try openPath(at: 0)
     }
 
-    /// Opens `path`; returns false when it does not exist (yet).
+    /// Opens `path` at `offset` (nil: at its end, skipping a last line still being written);
+    /// returns false when it does not exist (yet).
     @discardableResult
-    private func openPath(at offset: Int64, expecting saved: TailPosition? = nil) throws -> Bool {
+    private func openPath(at offset: Int64?, expecting saved: TailPosition? = nil) throws -> Bool {
         let f = open(path, O_RDONLY | O_CLOEXEC)
         if f < 0 {
             if errno == ENOENT { return false }
@@ -162,6 +181,18 @@ public final class LogFileTailer {
         fstat(f, &st)
         fd = f
         current = (UInt64(st.st_dev), UInt64(st.st_ino))
+        guard let offset else {
+            let end = Int64(st.st_size)
+            seek(to: end)
+            var last: UInt8 = UInt8(ascii: "\n")
+            if end > 0, pread(f, &last, 1, off_t(end - 1)) == 1, last != UInt8(ascii: "\n") {
+                // The writer is inside a line: its rest belongs to the past too.
+                lines.skipToNextLine()
+            }
+            let len = Int(min(end, Int64(Self.fingerprintBytes)))
+            fingerprint = (headHash(length: len), len)
+            return true
+        }
         var start = offset
         if let saved, Int64(st.st_size) < saved.offset || headHash(length: saved.fingerprintLength) != saved.fingerprint {
             // Truncated (copytruncate) while we were away.
@@ -177,7 +208,7 @@ public final class LogFileTailer {
         lseek(fd, off_t(offset), SEEK_SET)
         readOffset = offset
         consumed = offset
-        pending.removeAll()
+        lines.reset()
     }
 
     private func readAvailable(into lines: inout [[UInt8]]) throws {
@@ -190,16 +221,8 @@ public final class LogFileTailer {
             }
             if n == 0 { break }
             readOffset += Int64(n)
-            var start = 0
-            let chunk = buf[0..<n]
-            while let nl = chunk[start...].firstIndex(of: UInt8(ascii: "\n")) {
-                pending.append(contentsOf: chunk[start..<nl])
-                lines.append(pending)
-                consumed += Int64(pending.count + 1)
-                pending.removeAll(keepingCapacity: true)
-                start = nl + 1
-            }
-            pending.append(contentsOf: chunk[start...])
+            self.lines.feed(buf[0..<n]) { lines.append(Array($0)) }
+            consumed = readOffset - self.lines.partialLineBytes
         }
         if fingerprint.length < Self.fingerprintBytes, consumed > Int64(fingerprint.length) {
             let len = Int(min(consumed, Int64(Self.fingerprintBytes)))

@@ -110,7 +110,9 @@ public struct PodStartAssembler {
             // timestamps must agree with it (they differ by its bookkeeping, a few ms).
             let measured = e.time.goSub(p.begin)
             if measured < 0 { pull.suspect = true }
-            if let d = pendingDuration.removeValue(forKey: image), abs(measured - d) > 50_000_000 + d / 100 {
+            // Both come from the lines: compared without arithmetic that could leave Int64.
+            if let d = pendingDuration.removeValue(forKey: image),
+               measured.saturatingSubtract(d).magnitude > UInt64(50_000_000) + d.magnitude / 100 {
                 pull.suspect = true
             }
             if pull.suspect { inconsistentPulls += 1 }
@@ -230,7 +232,7 @@ public struct PodStartAssembler {
                 var any = false
                 for id in s.containers.dropLast() {
                     guard let c = containers[id], let st = c.started, let ex = c.exited, ex <= lastCreate else { continue }
-                    total += ex.goSub(st)
+                    total = total.saturatingAdd(ex.goSub(st))
                     any = true
                 }
                 if any { r.containerdInitNanoseconds = total }
@@ -266,14 +268,14 @@ public struct PodStartAssembler {
                 r.quirks.append(.negativeSloAfterFailedPull)
                 // Without a finished pull the kubelet's value is meaningless; subtract what
                 // containerd saw pulling (an upper bound when containerd lines are absent).
-                r.correctedSloNanoseconds = o.e2eNanoseconds - (r.containerdPullNanoseconds ?? 0)
+                r.correctedSloNanoseconds = o.e2eNanoseconds.saturatingSubtract(r.containerdPullNanoseconds ?? 0)
             } else if let window = r.pullNanoseconds, let measured = r.containerdPullNanoseconds, !r.pulls.isEmpty,
-                      window - measured > Self.nonPullToleranceNanoseconds {
+                      window.saturatingSubtract(measured) > Self.nonPullToleranceNanoseconds {
                 r.quirks.append(.pullWindowCoversNonPullTime)
-                r.correctedSloNanoseconds = o.e2eNanoseconds - measured
+                r.correctedSloNanoseconds = o.e2eNanoseconds.saturatingSubtract(measured)
             } else if o.sloSeconds < 0 {
                 r.quirks.append(.negativeSlo)
-                if let measured = r.containerdPullNanoseconds { r.correctedSloNanoseconds = o.e2eNanoseconds - measured }
+                if let measured = r.containerdPullNanoseconds { r.correctedSloNanoseconds = o.e2eNanoseconds.saturatingSubtract(measured) }
             }
         case .v4:
             if o.isStatefulPod == true { r.quirks.append(.statefulPodNotInSli) }
@@ -293,10 +295,10 @@ public func unionNanoseconds(_ intervals: [(KubeletTimestamp, KubeletTimestamp)]
         if let c = cur, b <= c.1 {
             cur = (c.0, max(c.1, e))
         } else {
-            if let c = cur { total += c.1 - c.0 }
+            if let c = cur { total = total.saturatingAdd(c.1.saturatingSubtract(c.0)) }
             cur = (b, e)
         }
     }
-    if let c = cur { total += c.1 - c.0 }
+    if let c = cur { total = total.saturatingAdd(c.1.saturatingSubtract(c.0)) }
     return total
 }

@@ -103,7 +103,10 @@ extension PodStartReport {
             if let ns { appendSecondsText(ns, to: &out) } else { raw("null") }
         }
         raw("{\"pod\":"); appendJSONString(pod, to: &out)
-        raw(",\"sloSeconds\":"); out.append(contentsOf: o.sloSecondsText.utf8)
+        // The kubelet's text as printed when it is a JSON number (Go's %v always is); Go also
+        // parses forms JSON has no room for (`+.5`, `5.`): those are written in Swift's form.
+        raw(",\"sloSeconds\":")
+        if isJSONNumber(o.sloSecondsText.utf8) { out.append(contentsOf: o.sloSecondsText.utf8) } else { out.append(contentsOf: jsonNumber(o.sloSeconds).utf8) }
         raw(",\"e2eSeconds\":"); seconds(o.e2eNanoseconds)
         raw(",\"pullSeconds\":"); seconds(pullNanoseconds)
         raw(",\"initSeconds\":"); seconds(initNanoseconds)
@@ -214,6 +217,33 @@ public func jsonString(_ s: String) -> String {
     var out = ""
     JSON.escape(s, into: &out)
     return out
+}
+
+/// Whether `text` is a number by RFC 8259's grammar: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+func isJSONNumber<S: Collection>(_ text: S) -> Bool where S.Element == UInt8 {
+    var i = text.startIndex
+    func digit(_ at: S.Index) -> Bool { at < text.endIndex && text[at] >= 48 && text[at] <= 57 }
+    func digits() -> Bool {
+        guard digit(i) else { return false }
+        while digit(i) { i = text.index(after: i) }
+        return true
+    }
+    if i < text.endIndex, text[i] == UInt8(ascii: "-") { i = text.index(after: i) }
+    if i < text.endIndex, text[i] == UInt8(ascii: "0") {
+        i = text.index(after: i)
+    } else if !digits() {
+        return false
+    }
+    if i < text.endIndex, text[i] == UInt8(ascii: ".") {
+        i = text.index(after: i)
+        guard digits() else { return false }
+    }
+    if i < text.endIndex, text[i] == UInt8(ascii: "e") || text[i] == UInt8(ascii: "E") {
+        i = text.index(after: i)
+        if i < text.endIndex, text[i] == UInt8(ascii: "+") || text[i] == UInt8(ascii: "-") { i = text.index(after: i) }
+        guard digits() else { return false }
+    }
+    return i == text.endIndex
 }
 
 /// A number for JSON: finite doubles in Swift's shortest round-trip form; others as null.

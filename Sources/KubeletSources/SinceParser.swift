@@ -9,8 +9,10 @@ public enum SinceParser {
         if s.count == 19, let t = GoTime.parseRFC3339(s.replacingOccurrences(of: " ", with: "T") + "Z") { return t }
         if s.count == 10, let t = GoTime.parseRFC3339(s + "T00:00:00Z") { return t }
         if let d = GoTime.parseDuration(s), d >= 0 {
+            // A duration reaching before 1970 (e.g. 2562047h) is not a time a log holds.
             let nowNs = Int64(now.timeIntervalSince1970 * 1e9)
-            return KubeletTimestamp(nanosecondsSinceEpoch: nowNs - d)
+            let t = nowNs.saturatingSubtract(d)
+            return t >= 0 ? KubeletTimestamp(nanosecondsSinceEpoch: t) : nil
         }
         return nil
     }

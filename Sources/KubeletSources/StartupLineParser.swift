@@ -354,9 +354,10 @@ public enum StartupLineParser {
         if let watch = o.watchObservedRunning, let wm = watch.monotonicNanoseconds {
             for t in [o.firstStartedPulling, o.lastFinishedPulling, o.observedRunning] {
                 guard let t, let tm = t.monotonicNanoseconds else { continue }
-                let wallDiff = watch.nanosecondsSinceEpoch &- t.nanosecondsSinceEpoch
-                let monoDiff = wm &- tm
-                if abs(wallDiff &- monoDiff) > clockAgreementNanoseconds { return "wall and monotonic clocks disagree" }
+                // Saturating, as Go's Time.Sub (subMono): a wrapped difference could agree by accident.
+                let wallDiff = watch.nanosecondsSinceEpoch.saturatingSubtract(t.nanosecondsSinceEpoch)
+                let monoDiff = wm.saturatingSubtract(tm)
+                if wallDiff.saturatingSubtract(monoDiff).magnitude > clockAgreementNanoseconds.magnitude { return "wall and monotonic clocks disagree" }
             }
         }
         // The kubelet reads observedRunningTime and watchObservedRunningTime from the clock in
@@ -378,7 +379,7 @@ public enum StartupLineParser {
     public static func runningClockInversionNanoseconds(_ o: KubeletPodStartupObservation) -> Int64? {
         guard let observed = o.observedRunning, let watch = o.watchObservedRunning else { return nil }
         let d = watch.goSub(observed)
-        return d < 0 ? -d : nil
+        return d < 0 ? Int64(0).saturatingSubtract(d) : nil
     }
 
     /// `lastFinishedPulling.Sub(firstStartedPulling)` with Go's zero-time and saturation rules:

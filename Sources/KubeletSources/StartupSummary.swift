@@ -177,6 +177,7 @@ public struct StartupSummary: Sendable {
         out += ",\"containerdGenerations\":{" + counters.containerdGenerations.sorted { $0.key < $1.key }
             .map { "\"\($0.key.rawValue)\":\($0.value)" }.joined(separator: ",") + "}"
         out += ",\"kubeletMalformed\":\(counters.kubeletMalformed),\"oversizeLines\":\(counters.oversizeLines)"
+        out += ",\"journalRecordsSkipped\":\(counters.journalRecordsSkipped)"
         out += ",\"rejections\":{" + counters.rejectionReasons.sorted { $0.key < $1.key }
             .map { "\(jsonString($0.key)):\($0.value)" }.joined(separator: ",") + "}}"
         out += "}"

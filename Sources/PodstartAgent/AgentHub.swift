@@ -114,18 +114,21 @@ public actor AgentHub {
     private func record(_ traces: [PodStartTrace]) async {
         for var trace in traces {
             enrich(&trace)
+            var saved = true
             do {
                 try await store.save(trace)
             } catch {
+                saved = false
                 metrics.recordSourceError(source: "state")
                 logger.error("cannot save a pod start", metadata: ["pod": "\(trace.storageKey)", "error": "\(error)"])
             }
             metrics.observe(trace: trace)
-            recorded += 1
-            logger.info("pod start recorded", metadata: [
+            // A start the store refused is in the metrics but not recorded: never logged as such.
+            if saved { recorded += 1 }
+            if saved { logger.info("pod start recorded", metadata: [
                 "pod": "\(trace.pod.namespace)/\(trace.pod.name)", "uid": "\(trace.storageKey)",
                 "outcome": "\(trace.outcome.rawValue)", "e2eSeconds": "\(trace.e2eSeconds)",
-            ])
+            ]) }
             var finished: [UInt32] = []
             for id in startContainers.removeValue(forKey: trace.storageKey) ?? [] {
                 containerFiles.removeValue(forKey: id)

@@ -337,16 +337,16 @@ public struct Correlator: Sendable {
             guard let pod = pods[uid] else { continue }
             let start = pod.created ?? pod.firstSeen
             let ready = pod.ready ?? runningReadiness(pod)
-            if let ready, now >= ready.at + configuration.graceNs {
+            if let ready, now >= ready.at.saturatingAdd(configuration.graceNs) {
                 done.append(finalize(pod, end: ready.at, outcome: .ready, reason: nil, resolve: resolve))
-            } else if let failure = pod.failure, now >= failure.at + configuration.graceNs {
+            } else if let failure = pod.failure, now >= failure.at.saturatingAdd(configuration.graceNs) {
                 done.append(finalize(pod, end: failure.at, outcome: .failed, reason: failure.reason, resolve: resolve))
-            } else if pod.ready == nil, now - start > configuration.startTimeoutNs {
+            } else if pod.ready == nil, now.saturatingSubtract(start) > configuration.startTimeoutNs {
                 let reason = "not ready within \(configuration.startTimeoutNs / 1_000_000_000) s"
-                done.append(finalize(pod, end: start + configuration.startTimeoutNs, outcome: .failed, reason: reason, resolve: resolve))
+                done.append(finalize(pod, end: start.saturatingAdd(configuration.startTimeoutNs), outcome: .failed, reason: reason, resolve: resolve))
             } else {
-                if let ready { next = min(next, ready.at + configuration.graceNs) }
-                if let failure = pod.failure { next = min(next, failure.at + configuration.graceNs) }
+                if let ready { next = min(next, ready.at.saturatingAdd(configuration.graceNs)) }
+                if let failure = pod.failure { next = min(next, failure.at.saturatingAdd(configuration.graceNs)) }
                 if pod.ready == nil { next = min(next, start &+ configuration.startTimeoutNs &+ 1) }
             }
         }
@@ -372,10 +372,10 @@ public struct Correlator: Sendable {
     /// Keeps only what an open start can still use, so memory stays flat however many starts pass.
     private mutating func prune() {
         let horizon = pods.values.map { $0.created ?? $0.firstSeen }.min() ?? now
-        pendingStartupLines = pendingStartupLines.filter { ($0.value.watchObservedRunning?.nanosecondsSinceEpoch ?? now) > now - configuration.startTimeoutNs }
+        pendingStartupLines = pendingStartupLines.filter { ($0.value.watchObservedRunning?.nanosecondsSinceEpoch ?? now) > now.saturatingSubtract(configuration.startTimeoutNs) }
         pidToContainer = pidToContainer.filter { containerToPod[$0.value] != nil || pendingByContainer[$0.value] != nil }
         unassignedPulls.removeAll { $0.interval.end < horizon }
-        let monotonicHorizon = UInt64(clamping: horizon - clock.offsetNs)
+        let monotonicHorizon = UInt64(clamping: horizon.saturatingSubtract(clock.offsetNs))
         writeTotals.removeAll { $0.lastNs < monotonicHorizon }
         let live = Set(writeTotals.map(PullWriteClassifier.WriteKey.init))
         pullWrites = pullWrites.filter { live.contains($0.key) || $0.value.at >= monotonicHorizon }

@@ -41,7 +41,8 @@ public struct Interval: Hashable, Sendable {
         self.start = start
         self.end = max(start, end)
     }
-    public var duration: Int64 { end - start }
+    /// Clamped to the Int64 range (both ends may come from outside, centuries apart).
+    public var duration: Int64 { end.saturatingSubtract(start) }
     public func clamped(to bounds: Interval) -> Interval? {
         let s = max(start, bounds.start), e = min(end, bounds.end)
         return s < e ? Interval(start: s, end: e) : nil
@@ -77,6 +78,7 @@ public struct PhaseSpan: Hashable, Sendable {
         self.parent = parent
         self.source = source
     }
-    public var nanoseconds: Int64 { end - start }
-    public var seconds: Double { Double(end - start) / 1e9 }
+    /// Clamped to the Int64 range (both ends may come from a trace file, centuries apart).
+    public var nanoseconds: Int64 { end.saturatingSubtract(start) }
+    public var seconds: Double { Double(nanoseconds) / 1e9 }
 }

@@ -108,13 +108,13 @@ public struct PodStartTrace: Hashable, Sendable {
 
     /// End to end: created → ready (or → the end of the last phase for a failed start).
     public var e2eNanoseconds: Int64 {
-        (ready ?? phases.filter { $0.parent == nil }.map(\.end).max() ?? created) - created
+        (ready ?? phases.filter { $0.parent == nil }.map(\.end).max() ?? created).saturatingSubtract(created)
     }
 
     public var e2eSeconds: Double { Double(e2eNanoseconds) / 1e9 }
 
     public func seconds(of phase: PhaseName) -> Double {
-        Double(phases.filter { $0.name == phase }.reduce(Int64(0)) { $0 + $1.nanoseconds }) / 1e9
+        Double(phases.filter { $0.name == phase }.saturatingSum { $0.nanoseconds }) / 1e9
     }
 }
 
@@ -169,6 +169,12 @@ extension PodStartTrace {
         return .object(fields)
     }
 
+    /// The largest byte count, offset or open count a trace file may hold: 2^53, the largest
+    /// integer every JSON reader holds exactly (and 8 PiB, far above any image).
+    public static let maxByteCount: Int64 = 1 << 53
+    /// The largest |firstAccessMs| a trace file may hold: 10^12 ms, about 31 years.
+    public static let maxAccessMilliseconds: Double = 1e12
+
     public struct DecodeError: Error, CustomStringConvertible, Sendable {
         public var field: String
         public var description: String { "not a podstart trace: \(field)" }
@@ -179,6 +185,23 @@ extension PodStartTrace {
         func req<T>(_ value: T?, _ field: String) throws -> T {
             guard let value else { throw DecodeError(field: "missing or invalid \"\(field)\"") }
             return value
+        }
+        // A byte or open count: absent is 0; present, it must be a whole number in 0…maxByteCount
+        // (sums over many files and starts are then far from overflowing).
+        func count(_ value: JSON?, _ field: String) throws -> UInt64 {
+            guard let value else { return 0 }
+            guard let v = value.int64Value, v >= 0, v <= Self.maxByteCount else {
+                throw DecodeError(field: "\"\(field)\" is not a count from 0 to \(Self.maxByteCount)")
+            }
+            return UInt64(v)
+        }
+        // Milliseconds after the first exec: absent is 0; present, within ±maxAccessMilliseconds.
+        func milliseconds(_ value: JSON?, _ field: String) throws -> Double {
+            guard let value else { return 0 }
+            guard let v = value.doubleValue, v.magnitude <= Self.maxAccessMilliseconds else {
+                throw DecodeError(field: "\"\(field)\" is not a number of milliseconds within ±\(Int64(Self.maxAccessMilliseconds))")
+            }
+            return v
         }
         guard let version = json["schemaVersion"]?.stringValue, version == Self.schemaVersion else {
             throw DecodeError(field: "schemaVersion is not \"\(Self.schemaVersion)\"")
@@ -205,20 +228,23 @@ extension PodStartTrace {
                 name: c["name"]?.stringValue ?? "", image: try req(c["image"]?.stringValue, "containers[].image"),
                 imageDigest: c["imageDigest"]?.stringValue,
                 exitCode: c["exitCode"]?.int64Value.map { Int32(truncatingIfNeeded: $0) },
-                imageBytes: c["imageBytes"]?.int64Value.flatMap { $0 >= 0 ? UInt64($0) : nil },
+                imageBytes: try c["imageBytes"].flatMap { $0.isNull ? nil : try count($0, "containers[].imageBytes") },
                 firstExec: c["firstExec"]?.stringValue.flatMap(Timestamp.parseRFC3339),
                 accesses: try (c["accesses"]?.arrayValue ?? []).map { a in
                     Access(path: try req(a["path"]?.stringValue, "accesses[].path"),
                            layerDigest: a["layerDigest"]?.stringValue,
-                           firstAccessMs: a["firstAccessMs"]?.doubleValue ?? 0,
-                           opens: UInt64(max(0, a["opens"]?.int64Value ?? 0)),
-                           bytes: UInt64(max(0, a["bytes"]?.int64Value ?? 0)),
-                           ranges: (a["ranges"]?.arrayValue ?? []).compactMap { r in
+                           firstAccessMs: try milliseconds(a["firstAccessMs"], "accesses[].firstAccessMs"),
+                           opens: try count(a["opens"], "accesses[].opens"),
+                           bytes: try count(a["bytes"], "accesses[].bytes"),
+                           ranges: try (a["ranges"]?.arrayValue ?? []).compactMap { r in
                                guard let pair = r.arrayValue, pair.count == 2,
                                      let o = pair[0].int64Value, let l = pair[1].int64Value, o >= 0, l >= 0 else { return nil }
+                               guard o <= Self.maxByteCount, l <= Self.maxByteCount - o else {
+                                   throw DecodeError(field: "accesses[].ranges ends past \(Self.maxByteCount) bytes")
+                               }
                                return [UInt64(o), UInt64(l)]
                            },
-                           sizeBytes: a["sizeBytes"]?.int64Value.flatMap { $0 >= 0 ? UInt64($0) : nil })
+                           sizeBytes: try a["sizeBytes"].flatMap { $0.isNull ? nil : try count($0, "accesses[].sizeBytes") })
                 })
         }
     }
@@ -279,8 +305,12 @@ public enum Timestamp {
             i += 6
         } else { return nil }
         guard i == b.count else { return nil }
-        let secs = days(fromCivil: y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - offset
-        return secs * 1_000_000_000 + nanos
+        // Four-digit years reach past what Int64 nanoseconds hold (1677-09-21…2262-04-11): nil.
+        var secs = days(fromCivil: y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - offset
+        if secs < 0, nanos > 0 { secs += 1; nanos -= 1_000_000_000 }  // so that Int64.min itself fits
+        let (scaled, o1) = secs.multipliedReportingOverflow(by: 1_000_000_000)
+        let (ns, o2) = scaled.addingReportingOverflow(nanos)
+        return o1 || o2 ? nil : ns
     }
 
     // Howard Hinnant's days_from_civil / civil_from_days.

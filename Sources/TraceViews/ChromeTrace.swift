@@ -17,7 +17,7 @@ public enum ChromeTrace {
                     ("name", .string(span.name.rawValue)),
                     ("cat", .string(span.parent == nil ? "phase" : "pull")),
                     ("ph", .string("X")),
-                    ("ts", .double(Double(span.start - origin) / 1000)),
+                    ("ts", .double(Double(span.start.saturatingSubtract(origin)) / 1000)),
                     ("dur", .double(Double(span.nanoseconds) / 1000)),
                     ("pid", .int(pid)),
                     ("tid", .int(span.parent == nil ? 1 : 2)),

@@ -22,7 +22,7 @@ public enum TracePage {
 
     public static func render(_ trace: PodStartTrace) -> String {
         let e2e = max(trace.e2eNanoseconds, 1)
-        func x(_ t: Int64) -> Double { labelWidth + min(max(Double(t - trace.created) / Double(e2e), 0), 1) * plotWidth }
+        func x(_ t: Int64) -> Double { labelWidth + min(max(Double(t.saturatingSubtract(trace.created)) / Double(e2e), 0), 1) * plotWidth }
 
         var rows: [String] = []
         var y = axisHeight
@@ -36,7 +36,7 @@ public enum TracePage {
                 let parts = trace.parts(of: span)
                 guard !parts.isEmpty else { continue }
                 let totals = PhaseName.pullParts.compactMap { kind -> String? in
-                    let ns = parts.filter { $0.name == kind }.reduce(Int64(0)) { $0 + $1.nanoseconds }
+                    let ns = parts.filter { $0.name == kind }.saturatingSum { $0.nanoseconds }
                     return ns >= 500_000 ? "\(kind == .download ? "download" : kind == .decompress ? "unpack" : "other") \(fixed(Double(ns) / 1e9, 2))" : nil
                 }
                 rows.append("<g class=\"row\">" + label("download / decompress", y: y, indent: true)
@@ -49,14 +49,15 @@ public enum TracePage {
             let origin = accessOrigin(container, trace: trace)
             var marks = ""
             for access in container.accesses {
-                let at = origin + Int64((access.firstAccessMs * 1e6).rounded())
+                // firstAccessMs is bounded on decoding (±10^12 ms), so the product fits Int64.
+                let at = origin.saturatingAdd(Int64((access.firstAccessMs * 1e6).rounded()))
                 let mx = x(at)
                 let tip = "\(access.path)\nlayer \(access.layerDigest ?? "none (not from the image)")\n\(access.bytes) bytes read, \(access.opens) open\(access.opens == 1 ? "" : "s"), first at \(fixed(access.firstAccessMs, 2)) ms after the first exec"
                 marks += """
-                    <g class="access" data-container="\(esc(container.name))" data-path="\(esc(access.path))" data-layer="\(esc(access.layerDigest ?? ""))" data-bytes="\(access.bytes)" data-at-seconds="\(fixed(Double(at - trace.created) / 1e9, 6))"><title>\(esc(tip))</title><rect x="\(fixed(mx - 1, 1))" y="\(fixed(y + 3, 1))" width="2" height="\(fixed(rowHeight - 6, 1))"/></g>
+                    <g class="access" data-container="\(esc(container.name))" data-path="\(esc(access.path))" data-layer="\(esc(access.layerDigest ?? ""))" data-bytes="\(access.bytes)" data-at-seconds="\(fixed(Double(at.saturatingSubtract(trace.created)) / 1e9, 6))"><title>\(esc(tip))</title><rect x="\(fixed(mx - 1, 1))" y="\(fixed(y + 3, 1))" width="2" height="\(fixed(rowHeight - 6, 1))"/></g>
                     """
             }
-            let bytes = container.accesses.reduce(UInt64(0)) { $0 + $1.bytes }
+            let bytes = container.accesses.saturatingSum { $0.bytes }
             rows.append("<g class=\"accesses\">" + label("files: \(container.name)", y: y, indent: false) + marks
                         + value("\(container.accesses.count) files, \(byteText(bytes))", y: y) + "</g>")
             y += rowHeight
@@ -115,7 +116,7 @@ public enum TracePage {
         let x0 = x(span.start), x1 = x(span.end)
         let share = Double(span.nanoseconds) / Double(e2e) * 100
         let name = span.name.rawValue
-        let from = Double(span.start - trace.created) / 1e9
+        let from = Double(span.start.saturatingSubtract(trace.created)) / 1e9
         let tip = "\(name) \(fixed(span.seconds, 3)) s (\(fixed(share, 1))%), \(fixed(from, 3)) → \(fixed(from + span.seconds, 3)) s, measured by \(span.source.rawValue)"
         return """
             <g class="phase" data-name="\(name)" data-parent="\(span.parent?.rawValue ?? "")" data-source="\(span.source.rawValue)" data-seconds="\(fixed(span.seconds, 9))" data-start-seconds="\(fixed(from, 9))"><title>\(esc(tip))</title><rect class="p-\(name)" x="\(fixed(x0, 2))" y="\(fixed(y + 3, 1))" width="\(fixed(max(x1 - x0, 1), 2))" height="\(fixed(rowHeight - 6, 1))"/></g>
@@ -156,7 +157,7 @@ public enum TracePage {
         }
         var rows = ""
         for span in trace.phases where span.parent == nil {
-            rows += row(span.name.rawValue, from: Double(span.start - trace.created) / 1e9, ns: span.nanoseconds, source: span.source.rawValue)
+            rows += row(span.name.rawValue, from: Double(span.start.saturatingSubtract(trace.created)) / 1e9, ns: span.nanoseconds, source: span.source.rawValue)
             guard span.name == .pull else { continue }
             let parts = trace.parts(of: span)
             for kind in PhaseName.pullParts {
@@ -164,7 +165,7 @@ public enum TracePage {
                 guard !mine.isEmpty else { continue }
                 let sources = Set(mine.map(\.source.rawValue)).sorted().joined(separator: ", ")
                 rows += row("&nbsp;&nbsp;\(kind.rawValue)\(mine.count > 1 ? " (\(mine.count) parts)" : "")", from: nil,
-                            ns: mine.reduce(Int64(0)) { $0 + $1.nanoseconds }, source: sources)
+                            ns: mine.saturatingSum { $0.nanoseconds }, source: sources)
             }
         }
         return "<h2>Phases</h2><table class=\"phases\"><thead><tr><th>phase</th><th>from (s)</th><th>seconds</th><th>share</th><th>source</th></tr></thead><tbody>\(rows)</tbody></table>"

@@ -22,7 +22,7 @@ public enum TraceTable {
         }
         out += "\(pad("total", 16)) \(String(repeating: " ", count: barWidth + 2)) \(lpad(format(trace.e2eSeconds), 8)) s  100.0%\n"
         for container in trace.containers {
-            let bytes = container.accesses.reduce(UInt64(0)) { $0 + $1.bytes }
+            let bytes = container.accesses.saturatingSum { $0.bytes }
             out += "\ncontainer \(container.name): \(container.accesses.count) files read at start, \(bytes) bytes"
             if let code = container.exitCode { out += ", exited \(code)" }
             out += "\n"
@@ -31,8 +31,10 @@ public enum TraceTable {
     }
 
     static func line(_ span: PhaseSpan, trace: PodStartTrace, e2e: Int64, indent: String) -> String {
-        let offset = Int((Double(span.start - trace.created) / Double(e2e) * Double(barWidth)).rounded(.down))
-        var length = Int((Double(span.nanoseconds) / Double(e2e) * Double(barWidth)).rounded())
+        // Clamped before converting: a trace read from a file may hold spans far outside its e2e.
+        func columns(_ share: Double) -> Int { share.isFinite ? Int(min(max(share, 0), Double(barWidth))) : 0 }
+        let offset = columns((Double(span.start.saturatingSubtract(trace.created)) / Double(e2e) * Double(barWidth)).rounded(.down))
+        var length = columns((Double(span.nanoseconds) / Double(e2e) * Double(barWidth)).rounded())
         length = max(1, min(length, barWidth - min(offset, barWidth - 1)))
         let bar = String(repeating: " ", count: min(offset, barWidth - 1)) + String(repeating: "█", count: length)
         let share = Double(span.nanoseconds) / Double(e2e) * 100

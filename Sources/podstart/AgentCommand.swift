@@ -79,10 +79,19 @@ struct AgentCommand: AsyncParsableCommand {
 
     func validate() throws {
         if let criEndpoint { _ = try CRIEndpoint(parsing: criEndpoint) }
-        for (flag, text) in [("--cri-poll-interval", criPollInterval), ("--cri-idle-poll-interval", criIdlePollInterval), ("--startup-window", startupWindow), ("--start-timeout", startTimeout)] {
-            guard let d = DurationText.parse(text), d > .zero else { throw ValidationError("\(flag): '\(text)' is not a duration like 200ms, 10s or 5m") }
+        for (flag, text, range) in Self.durationFlags(self) {
+            do { _ = try DurationText.parse(text, flag: flag, in: range) } catch { throw ValidationError(error.message) }
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level '\(logLevel)'") }
+    }
+
+    /// Each duration flag, its value and the range it must be in: long enough not to spin the
+    /// CPU, short enough that a start is still followed while it matters.
+    static func durationFlags(_ c: AgentCommand) -> [(String, String, ClosedRange<Duration>)] {
+        [("--cri-poll-interval", c.criPollInterval, .milliseconds(10) ... .seconds(3600)),
+         ("--cri-idle-poll-interval", c.criIdlePollInterval, .milliseconds(10) ... .seconds(3600)),
+         ("--startup-window", c.startupWindow, .milliseconds(1) ... .seconds(3600)),
+         ("--start-timeout", c.startTimeout, .seconds(1) ... .seconds(7 * 86_400))]
     }
 
     /// The command line with the config file's values in front (so the command line wins).

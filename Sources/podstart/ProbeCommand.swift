@@ -27,6 +27,7 @@ struct ProbeCommand: AsyncParsableCommand {
 
     @Option(help: "Stop after this many seconds (default: until Ctrl-C).")
     var duration: Double?
+    static let maxDurationSeconds: Double = 30 * 86_400
 
     @Option(help: "Only this mount namespace (inode number, as in /proc/PID/ns/mnt).")
     var mntns: [UInt32] = []
@@ -41,7 +42,9 @@ struct ProbeCommand: AsyncParsableCommand {
         if !mntns.isEmpty && allContainers {
             throw ValidationError("--mntns and --all-containers exclude each other")
         }
-        if let duration, duration <= 0 { throw ValidationError("--duration must be positive") }
+        if let duration, !(duration > 0 && duration <= Self.maxDurationSeconds) {
+            throw ValidationError("--duration must be more than 0 and at most \(Int(Self.maxDurationSeconds)) seconds (30 days)")
+        }
         _ = try parsedFamilies()
     }
 

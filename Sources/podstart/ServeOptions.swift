@@ -47,9 +47,19 @@ struct ServeOptions: ParsableArguments {
         default: throw ValidationError("--tls-cert and --tls-key go together")
         }
         if apiTokenFile != nil { _ = try apiToken() }
-        guard retentionHours >= 0, stateMaxMiB >= 0 else { throw ValidationError("--retention-hours and --state-max-mib must be 0 or more") }
+        guard (0...Self.maxRetentionHours).contains(retentionHours) else {
+            throw ValidationError("--retention-hours must be from 0 to \(Self.maxRetentionHours) (10 years; 0 keeps starts regardless of age)")
+        }
+        guard (0...Self.maxStateMiB).contains(stateMaxMiB) else {
+            throw ValidationError("--state-max-mib must be from 0 to \(Self.maxStateMiB) (1 TiB; 0 sets no limit)")
+        }
         guard (0...1000).contains(metricsImageLimit) else { throw ValidationError("--metrics-image-limit must be from 0 to 1000") }
     }
+
+    /// 10 years: the store turns hours into nanoseconds, which must stay far from Int64's end.
+    static let maxRetentionHours = 87_600
+    /// 1 TiB.
+    static let maxStateMiB = 1 << 20
 
     var listenAddress: ListenAddress { (try? ListenAddress(parsing: listen)) ?? ListenAddress(host: "0.0.0.0", port: ListenAddress.defaultPort) }
 

@@ -85,11 +85,12 @@ struct TraceCommand: AsyncParsableCommand {
         for pair in env where !pair.contains("=") || pair.hasPrefix("=") {
             throw ValidationError("--env wants K=V, got '\(pair)'")
         }
-        guard let period = DurationText.parse(probePeriod), period > .zero else {
-            throw ValidationError("--probe-period: '\(probePeriod)' is not a duration like 100ms or 1s")
-        }
-        guard let limit = DurationText.parse(timeout), limit > .zero else {
-            throw ValidationError("--timeout: '\(timeout)' is not a duration like 90s or 5m")
+        let period: Duration, limit: Duration
+        do {
+            period = try DurationText.parse(probePeriod, flag: "--probe-period", in: .milliseconds(1) ... .seconds(3600))
+            limit = try DurationText.parse(timeout, flag: "--timeout", in: .milliseconds(1) ... .seconds(7 * 86_400))
+        } catch {
+            throw ValidationError(error.message)
         }
         if period > limit { throw ValidationError("--probe-period is longer than --timeout") }
         if let criEndpoint { _ = try CRIEndpoint(parsing: criEndpoint) }

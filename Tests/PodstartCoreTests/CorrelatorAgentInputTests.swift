@@ -86,6 +86,25 @@ struct CorrelatorAgentInputTests {
         }
     }
 
+    /// A startup line whose instants lie centuries apart (1700 and 2200, both times a kubelet
+    /// line may hold) used to overflow the correlator's timeout and the trace's end to end
+    /// (exit 132 in the agent's --kubelet-log). Now differences saturate and the start is recorded.
+    @Test func aStartupLineWithCenturiesBetweenItsInstantsDoesNotTrap() throws {
+        let created = Timestamp.parseRFC3339("1700-01-01T00:00:00Z")!, watch = Timestamp.parseRFC3339("2200-01-01T00:00:00Z")!
+        let line = KubeletPodStartupObservation(
+            namespace: "shop", name: "web", variant: .v3, sloSecondsText: "1", sloSeconds: 1, e2eNanoseconds: .max,
+            created: KubeletTimestamp(nanosecondsSinceEpoch: created),
+            watchObservedRunning: KubeletTimestamp(nanosecondsSinceEpoch: watch))
+        let out = Self.run([
+            .pod(PodSighting(uid: "u", namespace: "shop", name: "web", createdUnixNs: nil, source: .cri)),
+            .kubeletStartup(line),
+            .tick(nowUnixNs: watch.saturatingAdd(60_000_000_000)),
+        ])
+        let trace = try #require(out.first)
+        #expect(trace.created == created && trace.ready == watch)
+        #expect(trace.e2eNanoseconds == .max)
+    }
+
     @Test func withoutAReadinessSourceAPodIsNotReadyUnlessConfiguredSo() {
         let inputs: [CorrelatorInput] = [
             .pod(PodSighting(uid: "u", namespace: "ns", name: "p", createdUnixNs: T.ms(0), source: .cri)),
