@@ -170,6 +170,49 @@ import Testing
         #expect(try await agent.stop() == 0)
     }
 
+    /// Issue #15: a burst of pods while the agent's CRI connection keeps closing under its calls
+    /// (a relay between the agent and containerd cuts a call and its repeat, so listings fail
+    /// half-way), with the listing as the only source of pods: every pod is recorded, by name, and
+    /// the closes are counted as cri errors.
+    @Test func aBurstThroughAConnectionThatKeepsClosingLosesNoPod() async throws {
+        let proxy = try CuttingProxy(upstreamPath: env.endpoint.socketPath)
+        defer { proxy.stop() }
+        let agent = try await AgentProcess.start(binary: binary, stateDirectory: try Command.temporaryDirectory("podstart-agent-state"),
+                                                 // the listing alone tells of pods and containers
+                                                 arguments: ["--cri-endpoint", "unix://\(proxy.path)", "--no-containerd-events"])
+        let cutter = Task {
+            var round = 0
+            while !Task.isCancelled {
+                // a listing is ListPodSandbox, ListContainers, then ContainerStatus per new container:
+                // let its first calls through so that cuts land in the middle of it
+                proxy.cutNextRequests(2, after: 1 + round % 9)
+                round += 1
+                try? await Task.sleep(for: .milliseconds(300))
+            }
+        }
+        let env = env
+        let records = try await withThrowingTaskGroup(of: PodStartRecord.self) { group in
+            for i in 0..<6 {
+                group.addTask {
+                    var options = env.options(image: "small-files:latest")
+                    options.pod = PodStartOptions.newPod(name: "burst-\(i)")
+                    options.readiness = .running
+                    return try await PodStarter(endpoint: env.endpoint).run(options, whileReady: { _ in try await Task.sleep(for: .seconds(2)) })
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        cutter.cancel()
+        #expect(proxy.counts.cuts > 2, "the relay cut \(proxy.counts.cuts) requests")
+        for record in records {
+            let trace = try await agent.pod(record.pod.uid, timeout: 60)
+            #expect(trace["outcome"] as? String == "ready", "\(record.pod.name): \(trace["outcome"] ?? "nil") \(trace["failureReason"] ?? "")")
+            #expect((trace["pod"] as? [String: Any])?["name"] as? String == record.pod.name)
+        }
+        #expect(try await agent.metric("podstart_source_errors_total{source=\"cri\"}") ?? 0 > 0)
+        #expect(try await agent.stop() == 0)
+    }
+
     @Test func aColdStartCountsThePulledLayersAndALaterStartTheShareOfTheImageRead() async throws {
         let agent = try await startAgent()
         var options = env.options(image: "reader:latest")
