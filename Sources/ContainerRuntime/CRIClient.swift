@@ -322,4 +322,11 @@ extension CRIError {
         if case let .call(_, _, _, message) = self { return message.contains("not found") }
         return false
     }
+
+    /// A connection closed under the call while the runtime ran (already reported to the
+    /// ``CRIConnection`` observers).
+    public var isConnectionClosed: Bool {
+        if case .connectionClosed = self { return true }
+        return false
+    }
 }

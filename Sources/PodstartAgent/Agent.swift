@@ -27,8 +27,12 @@ public struct Agent: Sendable {
         let logger = logger
         let metrics = MetricsRegistry(configuration: options.metrics)
         metrics.register(probePrograms: ProbeProgram.allCases.map(\.rawValue), sources: options.sourceNames)
-        // connections to the runtime that closed under a call (the runtime still up): counted by outcome
-        let closeObserver = CRIConnection.addObserver { metrics.recordCRIConnectionClose(retried: $0.retried) }
+        // connections to the runtime that closed under a call (the runtime still up): counted by
+        // outcome, and as an error of the source whose call it was (issue #15: 18 closes, 0 errors)
+        let closeObserver = CRIConnection.addObserver { close in
+            metrics.recordCRIConnectionClose(retried: close.retried)
+            metrics.recordSourceError(source: close.method.hasPrefix("containerd ") ? "containerd-events" : "cri")
+        }
         defer { CRIConnection.removeObserver(closeObserver) }
 
         try FileManager.default.createDirectory(atPath: options.stateDirectory, withIntermediateDirectories: true)

@@ -84,8 +84,17 @@ public actor AgentHub {
     }
 
     public func ingest(kernel events: [KernelEvent]) async {
+        // Each container learnt from an exec follows that exec: ahead of it, the link would give
+        // the new container a namespace number whose previous holder's exit and records the
+        // correlator has not seen yet (issue #19, accesses of back-to-back starts swapped).
         let links = learnContainers(from: events)
-        await ingest(links + events.map(CorrelatorInput.kernel))
+        var inputs: [CorrelatorInput] = []
+        inputs.reserveCapacity(events.count + links.count)
+        for (i, event) in events.enumerated() {
+            inputs.append(.kernel(event))
+            if let link = links[i] { inputs.append(link) }
+        }
+        await ingest(inputs)
     }
 
     public func setHostMountNamespace(_ ns: UInt32) { hostMountNamespace = ns }
@@ -183,15 +192,17 @@ public actor AgentHub {
     /// start is finalised.
     /// What a container's first process tells while it lives (looked up as its exec arrives, so
     /// containers gone a few milliseconds later are covered): its container id from its cgroup,
-    /// and the overlay it sees as `/`. Returns the container ids learnt, as correlator inputs.
-    private func learnContainers(from events: [KernelEvent]) -> [CorrelatorInput] {
+    /// and the overlay it sees as `/`.
+    /// Returns the container ids learnt, as correlator inputs, by the index of the exec they come from.
+    private func learnContainers(from events: [KernelEvent]) -> [Int: CorrelatorInput] {
         learnRootfs(from: events)
-        var inputs: [CorrelatorInput] = []
-        for case .exec(let e) in events where e.task.mountNamespace != hostMountNamespace && !e.isRuntimeProcess {
+        var inputs: [Int: CorrelatorInput] = [:]
+        for (i, event) in events.enumerated() {
+            guard case .exec(let e) = event, e.task.mountNamespace != hostMountNamespace, !e.isRuntimeProcess else { continue }
             let ns = e.task.mountNamespace
             guard !linkedNamespaces.contains(ns), let id = processes.containerID(ofProcess: Int32(bitPattern: e.task.pid)) else { continue }
             linkedNamespaces.insert(ns)
-            inputs.append(.containerMountNamespace(.init(containerID: id, mountNamespace: ns)))
+            inputs[i] = .containerMountNamespace(.init(containerID: id, mountNamespace: ns))
         }
         return inputs
     }

@@ -41,7 +41,24 @@ public struct CRIListingAdapter: Sendable {
     public private(set) var startedContainers: [String] = []
 
     /// One listing: sandboxes, containers, and the status of each container that is new or changed.
+    ///
+    /// All or nothing: a listing that fails half-way (the connection closed under a call twice,
+    /// the runtime went away) leaves what the previous listings showed as it was, so the next
+    /// listing reports everything this one would have. Before, the sandboxes and containers it had
+    /// got through were marked as seen and their inputs dropped with the error: their pods were
+    /// never named nor started (issue #15: 5 of 10 burst pods "not ready within 300 s", no name).
     public mutating func poll(_ listing: some CRIListing, sightedAt: Int64) async throws -> [CorrelatorInput] {
+        let before = (sandboxes, containers, preexistingSandboxes, primed)
+        do {
+            return try await pollOnce(listing, sightedAt: sightedAt)
+        } catch {
+            (sandboxes, containers, preexistingSandboxes, primed) = before
+            startedContainers = []
+            throw error
+        }
+    }
+
+    private mutating func pollOnce(_ listing: some CRIListing, sightedAt: Int64) async throws -> [CorrelatorInput] {
         let sandboxList = try await listing.listPodSandboxes()
         let containerList = try await listing.listContainers()
         var inputs: [CorrelatorInput] = []

@@ -1,8 +1,8 @@
 import ContainerRuntime
 import PodstartCore
 
-/// containerd events as correlator inputs (pure): starts of containers made outside CRI, and the
-/// init pid of CRI containers.
+/// containerd events as correlator inputs (pure): starts of containers made outside CRI, the init
+/// pid of CRI containers, and the end of each image the CRI plugin pulled.
 public struct ContainerdEventAdapter: Sendable {
     public let criNamespace: String
     /// What the stream told of a container not yet started.
@@ -17,6 +17,11 @@ public struct ContainerdEventAdapter: Sendable {
         switch event.payload {
         case .taskStart(let id, let pid) where cri:
             return [.containerPid(ContainerInitProcess(containerID: id, pid: pid))]
+        case .imageCreate(let name) where cri && !name.hasPrefix("sha256:"), .imageUpdate(let name) where cri && !name.hasPrefix("sha256:"):
+            // The CRI plugin records a pulled image under its name as PullImage finishes (a pull
+            // of an image already stored under that name records nothing): the end of a pull,
+            // with no pod named; the correlator gives it to the pod that waited for it.
+            return [.pull(ImagePull(uid: nil, image: name, beginUnixNs: t, endUnixNs: t, source: .containerd))]
         case _ where cri:
             return []
         case .containerCreate(let id, let image, _):

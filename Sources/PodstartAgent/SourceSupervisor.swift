@@ -1,3 +1,4 @@
+import ContainerRuntime
 import Exporter
 import Foundation
 import Logging
@@ -193,6 +194,8 @@ public struct SourceSupervisor: Service {
                 if Task.isCancelled { return }  // a call cut short by shutdown is no outage
                 if context.takeBackoffReset() { backoff.reset() }
                 if source.reconnectsAtOnce, context.takeHealthy() {
+                    // counted: a connection that closed under a call was counted as it closed
+                    if !((error as? CRIError)?.isConnectionClosed ?? false) { context.count() }
                     logger.debug("connection closed; reconnecting",
                                  metadata: source.logMetadata.merging(["source": "\(source.name)", "error": "\(error)"]) { $1 })
                     continue

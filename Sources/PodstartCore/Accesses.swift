@@ -24,6 +24,9 @@ public struct AccessTracker: Sendable {
     private var files: [String: FileSeen] = [:]
     private var ranges: [FileKey: [Interval]] = [:]
     public private(set) var firstExecNs: UInt64?
+    /// Processes that executed a program in this namespace (the container's init among them):
+    /// tells an exit of this container's init from a late exit of the previous holder of the number.
+    public private(set) var execPids: Set<UInt32> = []
 
     /// Paths under these prefixes are not image content (pseudo file systems).
     public static let ignoredPrefixes = ["/proc/", "/sys/", "/dev/"]
@@ -34,6 +37,7 @@ public struct AccessTracker: Sendable {
         switch event {
         case .exec(let e) where e.task.mountNamespace == mountNamespace:
             if firstExecNs == nil || e.timestampNs < firstExecNs! { firstExecNs = e.timestampNs }
+            execPids.insert(e.task.pid)
             note(path: e.path.path, file: e.file, at: e.timestampNs, count: 1)
         case .open(let e) where e.task.mountNamespace == mountNamespace:
             if let path = e.path, let file = e.file { note(path: path.path, file: file, at: e.timestampNs, count: 1) }

@@ -30,6 +30,9 @@ public struct Correlator: Sendable {
         var exited: (at: Int64, code: Int32)?
         var createSource: PhaseSource
         var startSource: PhaseSource = .cri
+        /// Another container took `mountNamespace`'s number: this one's records are in
+        /// `retiredTrackers` (or nowhere), never in the tracker now kept under that number.
+        var namespaceRetired = false
     }
 
     struct PodState: Sendable {
@@ -45,6 +48,7 @@ public struct Correlator: Sendable {
         var failure: (at: Int64, reason: String)?
         var reported = false
         var runtime: PodStartTrace.RuntimeIdentity?
+        var sandboxID: String?
     }
 
     /// The container whose file an `AccessResolver` is asked about.
@@ -68,7 +72,15 @@ public struct Correlator: Sendable {
     private var namespaceToContainer: [UInt32: String] = [:]
     private var trackers: [UInt32: AccessTracker] = [:]
     /// Pulls no source tied to a pod, with their image in ImageReference's canonical spelling.
-    private var unassignedPulls: [(image: String, canonicalImage: String, interval: Interval, source: PhaseSource)] = []
+    private var unassignedPulls: [UnassignedPull] = []
+    private var nextPullID = 0
+    struct UnassignedPull: Sendable {
+        var id: Int
+        var image: String
+        var canonicalImage: String
+        var interval: Interval
+        var source: PhaseSource
+    }
     /// The runtime's writes to pull files (downloads, unpacked layers), classified as they begin,
     /// with when they began.
     private var pullWrites: [PullWriteClassifier.WriteKey: (kind: PullWriteClassifier.Kind, at: UInt64)] = [:]
@@ -85,6 +97,17 @@ public struct Correlator: Sendable {
     /// start was finalised; and the namespaces whose container's init has exited.
     private var retiredTrackers: [String: AccessTracker] = [:]
     private var exitedNamespaces: Set<UInt32> = []
+    /// Namespace numbers a new container claimed (from /proc) before its first exec record came:
+    /// an init exit seen there before that exec is the previous holder's.
+    private var claimedBeforeExec: Set<UInt32> = []
+
+    /// `runc create` / `runc start` processes still running: pid → what they do, since when.
+    private var runcRunning: [UInt32: (invocation: RuncInvocation, at: UInt64)] = [:]
+    /// Finished `runc create` / `runc start` runs by container (or sandbox) id, Unix ns: the
+    /// runtime's part of a start, timed by the kernel (the node alone, no log).
+    private var runcSpans: [String: RuncSpans] = [:]
+    private var runcOrder: [String] = []
+    struct RuncSpans: Sendable { var create: Interval?; var start: Interval? }
 
     /// Recent exec records: pid → mount namespace, for runtime task pids that arrive later.
     private var execNamespaces: [UInt32: (ns: UInt32, at: UInt64)] = [:]
@@ -129,6 +152,7 @@ public struct Correlator: Sendable {
         case .sandbox(let s):
             guard var pod = state(s.uid, at: s.beginUnixNs) else { break }
             pod.measurements.append(PhaseMeasurement(phase: .sandbox, interval: Interval(start: s.beginUnixNs, end: s.endUnixNs), source: s.source))
+            if !s.sandboxID.isEmpty { pod.sandboxID = s.sandboxID }
             pods[s.uid] = pod
         case .pull(let p):
             let interval = Interval(start: p.beginUnixNs, end: p.endUnixNs)
@@ -137,7 +161,9 @@ public struct Correlator: Sendable {
                 pod.measurements.append(PhaseMeasurement(phase: .pull, interval: interval, source: p.source, subject: p.image))
                 pods[uid] = pod
             } else {
-                unassignedPulls.append((p.image, ImageReference.canonical(p.image), interval, p.source))
+                nextPullID += 1
+                unassignedPulls.append(UnassignedPull(id: nextPullID, image: p.image, canonicalImage: ImageReference.canonical(p.image),
+                                                      interval: interval, source: p.source))
             }
         case .containerCreated(let c):
             let id = c.containerID
@@ -176,7 +202,7 @@ public struct Correlator: Sendable {
 
         case .containerMountNamespace(let m):
             let (id, ns) = (m.containerID, m.mountNamespace)
-            namespaceToContainer[ns] = id
+            claim(ns, for: id)
             if trackers[ns] == nil { trackers[ns] = AccessTracker(mountNamespace: ns) }
             if containerToPod[id] == nil { holdUntilCreated(input, container: id) }
             if let uid = containerToPod[id], var pod = pods[uid] {
@@ -276,14 +302,22 @@ public struct Correlator: Sendable {
         case .writeBegin(let w) where w.isRuntimeProcess:
             if let kind = PullWriteClassifier.classify(path: w.path.path) { pullWrites[.init(w)] = (kind, w.timestampNs) }
         case .exec(let e):
+            if e.isRuntimeProcess, let runc = RuncInvocation(e) {
+                runcRunning[e.task.pid] = (runc, e.timestampNs)
+                if runcRunning.count > 1024 { runcRunning = runcRunning.filter { $0.value.at + 60_000_000_000 > e.timestampNs } }
+            }
             let ns = e.task.mountNamespace
             if exitedNamespaces.remove(ns) != nil {
                 if let id = namespaceToContainer.removeValue(forKey: ns) {
                     if let tracker = trackers.removeValue(forKey: ns) { retiredTrackers[id] = tracker }
+                    if let uid = containerToPod[id], pods[uid]?.containers[id]?.mountNamespace == ns {
+                        pods[uid]?.containers[id]?.namespaceRetired = true
+                    }
                 } else {
                     trackers.removeValue(forKey: ns)
                 }
             }
+            claimedBeforeExec.remove(ns)
             rememberExec(pid: e.task.pid, mountNamespace: ns, at: e.timestampNs)
             if let id = pidToContainer[e.task.pid], namespaceToContainer[ns] == nil {
                 namespaceToContainer[ns] = id
@@ -295,17 +329,59 @@ public struct Correlator: Sendable {
                 pod.containers[id]?.firstExec = clock.unixNanoseconds(monotonic: e.timestampNs)
                 pods[uid] = pod
             }
+        case .exit(let e) where e.isRuntimeProcess:
+            if let (runc, at) = runcRunning.removeValue(forKey: e.task.pid), e.exitStatus == 0, e.signal == 0 {
+                noteRunc(runc, Interval(start: clock.unixNanoseconds(monotonic: at), end: clock.unixNanoseconds(monotonic: e.timestampNs)))
+            }
         case .exit(let e) where e.task.namespacePid == 1:
             // A container's init exited: its mount namespace's inode number may go to the next
             // container. Records still in flight (ranges drained late) keep arriving under it, so
-            // it is retired only when another container's exec claims the number.
-            exitedNamespaces.insert(e.task.mountNamespace)
+            // it is retired only when another container's exec claims the number. An init that
+            // never executed in the namespace's current records is the previous holder's, exiting
+            // after the next container already claimed the number (a listing ahead of the kernel):
+            // the current holder has not exited.
+            let ns = e.task.mountNamespace
+            if let pids = trackers[ns]?.execPids, pids.isEmpty ? claimedBeforeExec.contains(ns) : !pids.contains(e.task.pid) { break }
+            exitedNamespaces.insert(ns)
         case .open(let o):
             trackers[o.task.mountNamespace]?.add(event)
         case .readRange(let r):
             trackers[r.mountNamespace]?.add(event)
         default:
             break
+        }
+    }
+
+    /// A container's process lives in `ns` (from /proc, or the runtime's pid joined with an exec):
+    /// the number is this container's now. Two live containers never share a mount namespace, so
+    /// a container that held the number before is gone: its records are retired under its id (its
+    /// start may still be open, waiting out its grace) and the number starts clean for the new
+    /// one. Without this, a link that arrives before the exec proving the reuse filed the first
+    /// start's accesses under the second and the second's under the first (issue #19).
+    private mutating func claim(_ ns: UInt32, for id: String) {
+        if let previous = namespaceToContainer[ns], previous != id {
+            if let tracker = trackers.removeValue(forKey: ns), containerToPod[previous] != nil { retiredTrackers[previous] = tracker }
+            exitedNamespaces.remove(ns)
+            claimedBeforeExec.insert(ns)
+            if let uid = containerToPod[previous], pods[uid]?.containers[previous]?.mountNamespace == ns {
+                pods[uid]?.containers[previous]?.namespaceRetired = true
+            }
+        }
+        namespaceToContainer[ns] = id
+    }
+
+    private mutating func noteRunc(_ runc: RuncInvocation, _ span: Interval) {
+        let id = runc.containerID
+        if runcSpans[id] == nil {
+            runcOrder.append(id)
+            if runcOrder.count > 4096 {
+                for old in runcOrder.prefix(1024) { runcSpans.removeValue(forKey: old) }
+                runcOrder.removeFirst(1024)
+            }
+        }
+        switch runc.step {
+        case .create: runcSpans[id, default: RuncSpans()].create = span
+        case .start: runcSpans[id, default: RuncSpans()].start = span
         }
     }
 
@@ -384,6 +460,39 @@ public struct Correlator: Sendable {
         trackers = trackers.filter { ns, t in claimed.contains(ns) || namespaceToContainer[ns] != nil || (t.firstExecNs ?? .max) >= monotonicHorizon }
     }
 
+    /// The pulls no source tied to a pod that are this pod's: per image it runs, the pull that
+    /// ended last after its sandbox was up and before it created a container of that image (the
+    /// kubelet pulls an image for a pod between the two, and creates the container as soon as its
+    /// pull returns); inside the kubelet's own pull window for the pod when its log gave one (the
+    /// window ends as the pod's PullImage returned). One pull, one pod: a pull ending while another
+    /// pod of the same image waited is not that pod's (issue #15: a burst's pods were given 2–3
+    /// times their own pull). Pulls a log timed are preferred over the runtime's image events,
+    /// which mark the end of the same pulls.
+    private func ownPulls(_ pod: PodState, window: Interval, after sandboxEnd: Int64) -> [UnassignedPull] {
+        let slackNs: Int64 = 10_000_000
+        let kubelet = pod.measurements.filter { $0.phase == .pull && $0.source == .kubeletLog }.map(\.interval)
+        var firstCreate: [String: Int64] = [:]
+        for c in pod.containers.values where !c.image.isEmpty {
+            let image = ImageReference.canonical(c.image)
+            // a log times CreateContainer from its call; CRI's createdAt is its end
+            let begins = c.created.duration > 0 ? c.created.start : c.created.end
+            firstCreate[image] = min(firstCreate[image] ?? begins, begins)
+        }
+        var own: [UnassignedPull] = []
+        for (image, createBegin) in firstCreate {
+            var candidates = unassignedPulls.filter {
+                $0.canonicalImage == image && $0.interval.end >= sandboxEnd && $0.interval.end <= createBegin + slackNs
+                    && $0.interval.start >= window.start
+            }
+            if candidates.contains(where: { $0.interval.duration > 0 }) { candidates.removeAll { $0.interval.duration == 0 } }
+            if !kubelet.isEmpty {
+                candidates.removeAll { p in !kubelet.contains { p.interval.end >= $0.start && p.interval.end <= $0.end + slackNs } }
+            }
+            if let last = candidates.max(by: { $0.interval.end < $1.interval.end }) { own.append(last) }
+        }
+        return own
+    }
+
     /// Closes every open start now (shutdown): ready ones as ready, others as failed.
     public mutating func flush(resolve: AccessResolver = Correlator.noResolver) -> [PodStartTrace] {
         pods.keys.sorted().compactMap { uid in
@@ -402,19 +511,53 @@ public struct Correlator: Sendable {
         var measurements = pod.measurements
         let window = Interval(start: created, end: max(created, end))
 
-        // pulls whose pod no source named: the pod's if they fall inside its window and it uses the image
-        let images = Set(pod.containers.values.map { ImageReference.canonical($0.image) })
-        for p in unassignedPulls where images.contains(p.canonicalImage) && p.interval.start >= window.start && p.interval.end <= window.end {
-            measurements.append(PhaseMeasurement(phase: .pull, interval: p.interval, source: p.source, subject: p.image))
+        // The sandbox's pause container started by runc (kernel): where RunPodSandbox ends when
+        // no log timed the call (a listing sees the sandbox only at its next poll).
+        if !measurements.contains(where: { $0.phase == .sandbox && $0.source != .derived }),
+           let sighted = measurements.last(where: { $0.phase == .sandbox }),
+           let pause = pod.sandboxID.flatMap({ runcSpans[$0]?.start }), pause.end >= sighted.interval.start {
+            measurements.append(PhaseMeasurement(phase: .sandbox, interval: Interval(start: sighted.interval.start, end: pause.end), source: .kernel))
+        }
+        // What the node alone tells of some steps is when they ended (an image stored, a
+        // container created): such a step began when the pod's previous step ended, as the
+        // kubelet makes its calls one after the other.
+        var stepEnds = PhaseAttribution.preferPrecise(measurements.filter { $0.phase == .sandbox || $0.phase == .pull })
+            .map(\.interval.end)
+        func previousStepEnd(before t: Int64) -> Int64? {
+            stepEnds.filter { $0 <= t && $0 >= window.start }.max()
+        }
+
+        // pulls whose pod no source named: each to the one pod that asked for it
+        let sandboxEnd = PhaseAttribution.preferPrecise(measurements.filter { $0.phase == .sandbox }).map(\.interval.end).max() ?? window.start
+        let own = ownPulls(pod, window: window, after: sandboxEnd)
+        let claimed = Set(own.map(\.id))
+        unassignedPulls.removeAll { claimed.contains($0.id) }
+        for p in own {
+            var interval = p.interval
+            if interval.duration == 0 {
+                // the runtime's event that the image was stored: the pull began when the pod's previous step ended
+                guard let begin = previousStepEnd(before: interval.end) else { continue }
+                interval.start = begin
+            }
+            measurements.append(PhaseMeasurement(phase: .pull, interval: interval, source: p.source, subject: p.image))
+            stepEnds.append(interval.end)
         }
         var running: Int64?
         for c in pod.containers.values.sorted(by: { $0.created.start < $1.created.start }) {
-            measurements.append(PhaseMeasurement(phase: .create, interval: c.created, source: c.createSource, subject: c.name))
-            if let s = c.started {
-                // start = StartContainer → the first exec in the container's mount namespace
-                let end = c.firstExec.map { max($0, s.start) } ?? s.end
-                measurements.append(PhaseMeasurement(phase: .start, interval: Interval(start: s.start, end: end),
-                                                     source: c.firstExec != nil ? .kernel : c.startSource, subject: c.name))
+            var created = c.created
+            // CRI's createdAt is taken as CreateContainer finishes: the call began where the pod's
+            // previous step ended
+            if created.duration == 0, let begin = previousStepEnd(before: created.end) { created.start = begin }
+            measurements.append(PhaseMeasurement(phase: .create, interval: created, source: c.createSource, subject: c.name))
+            let runc = runcSpans[c.id]
+            let runcStart = runc?.start.map { Interval(start: runc?.create?.start ?? $0.start, end: $0.end) }
+            if let s = c.started ?? runcStart {
+                // start = StartContainer → the first exec in the container's mount namespace; where
+                // no exec was seen, until runc started the container (kernel), else the call's end
+                let end = c.firstExec.map { max($0, s.start) } ?? runcStart.map { max($0.end, s.start) } ?? s.end
+                let source: PhaseSource = c.firstExec != nil || runcStart != nil ? .kernel : (c.started != nil ? c.startSource : .kernel)
+                measurements.append(PhaseMeasurement(phase: .start, interval: Interval(start: s.start, end: end), source: source, subject: c.name))
+                stepEnds.append(end)
                 if c.isInit, let exited = c.exited {
                     measurements.append(PhaseMeasurement(phase: .`init`, interval: Interval(start: end, end: exited.at), source: .cri, subject: c.name))
                 } else if !c.isInit {
@@ -431,15 +574,18 @@ public struct Correlator: Sendable {
                                                 download: writes.download, decompress: writes.decompress)
 
         let containers = pod.containers.values.sorted(by: { $0.created.start < $1.created.start }).map { c in
-            PodStartTrace.Container(
+            // the records of this container: retired with its namespace number, or under the number
+            // it still holds — never those of the container that took the number since
+            let tracker = retiredTrackers[c.id] ?? (c.namespaceRetired ? nil : c.mountNamespace.flatMap { trackers[$0] })
+            let retired = retiredTrackers[c.id] != nil || c.namespaceRetired
+            return PodStartTrace.Container(
                 name: c.name, image: c.image, imageDigest: c.imageDigest, exitCode: c.exited.map { $0.code },
-                firstExec: (retiredTrackers[c.id] ?? c.mountNamespace.flatMap { trackers[$0] })?.firstExecNs
-                    .map { clock.unixNanoseconds(monotonic: $0) } ?? c.firstExec,
-                accesses: (retiredTrackers[c.id] ?? c.mountNamespace.flatMap { trackers[$0] }).map { t in t.accesses { resolve(AccessContainer(id: c.id, mountNamespace: c.mountNamespace, imageDigest: c.imageDigest,
-                                                                       initExited: retiredTrackers[c.id] != nil), $0, $1) } } ?? [])
+                firstExec: tracker?.firstExecNs.map { clock.unixNanoseconds(monotonic: $0) } ?? c.firstExec,
+                accesses: tracker.map { t in t.accesses { resolve(AccessContainer(id: c.id, mountNamespace: c.mountNamespace, imageDigest: c.imageDigest,
+                                                                                    initExited: retired), $0, $1) } } ?? [])
         }
         for c in pod.containers.values {
-            if let ns = c.mountNamespace, namespaceToContainer[ns] == c.id || namespaceToContainer[ns] == nil {
+            if let ns = c.mountNamespace, !c.namespaceRetired, namespaceToContainer[ns] == c.id || namespaceToContainer[ns] == nil {
                 trackers.removeValue(forKey: ns)
                 namespaceToContainer.removeValue(forKey: ns)
                 exitedNamespaces.remove(ns)

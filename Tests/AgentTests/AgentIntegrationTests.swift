@@ -111,6 +111,108 @@ import Testing
         #expect(!agent.log.contains("Bad file descriptor"), "\(agent.log.suffix(3000))")
     }
 
+    /// Issue #18: the agent with the CRI socket and its kernel probes only (no containerd log, no
+    /// kubelet log). A cold start through CRI still has sandbox, pull, create and start, each with
+    /// its source, each inside the CRI call the test timed around it.
+    @Test func withOnlyTheRuntimeAndTheKernelAStartHasSandboxPullCreateAndStart() async throws {
+        let agent = try await AgentProcess.start(binary: binary, stateDirectory: try Command.temporaryDirectory("podstart-agent-state"),
+                                                 arguments: ["--cri-endpoint", env.endpoint.description])
+        var options = env.options(image: "reader:latest")
+        options.readiness = .file(path: "/tmp/ready")
+        options.probePeriod = .milliseconds(20)
+        options.cold = true
+        let record = try await PodStarter(endpoint: env.endpoint).run(options)
+        #expect(record.pulled)
+        let trace = try await agent.pod(record.pod.uid)
+        let top = try phases(trace).filter { $0.parent == nil }.sorted { $0.start < $1.start }
+        let sources = Dictionary(top.map { ($0.name, $0.source) }) { a, _ in a }
+        #expect(sources["sandbox"] == "kernel" && sources["pull"] == "containerd" && sources["create"] == "cri" && sources["start"] == "kernel",
+                "phases \(top.map { "\($0.name) (\($0.source))" })\n\(agent.log.suffix(3000))")
+        for (a, b) in zip(top, top.dropFirst()) { #expect(a.end == b.start, "\(a.name) → \(b.name) leave a gap") }
+        func phase(_ name: String) throws -> Phase { try #require(top.first { $0.name == name }, "no \(name) in \(top.map(\.name))") }
+        let slack: Int64 = 2_000_000  // the call's own return, after the runtime's last step
+        let sandboxCall = try #require(record.call("RunPodSandbox")), pullCall = try #require(record.call("PullImage"))
+        let createCall = try #require(record.call("CreateContainer")), startCall = try #require(record.call("StartContainer"))
+        let sandbox = try phase("sandbox"), pull = try phase("pull"), create = try phase("create"), start = try phase("start")
+        #expect(sandbox.end >= sandboxCall.begin.unixNs && sandbox.end <= sandboxCall.end.unixNs,
+                "sandbox ends \(sandbox.end) outside RunPodSandbox \(sandboxCall.begin.unixNs)…\(sandboxCall.end.unixNs)")
+        #expect(pull.end >= pullCall.begin.unixNs && pull.end <= pullCall.end.unixNs + slack,
+                "pull ends \(pull.end) outside PullImage \(pullCall.begin.unixNs)…\(pullCall.end.unixNs)")
+        #expect(create.end >= createCall.begin.unixNs && create.end <= createCall.end.unixNs + slack,
+                "create ends \(create.end) outside CreateContainer \(createCall.begin.unixNs)…\(createCall.end.unixNs)")
+        #expect(start.end >= startCall.begin.unixNs && start.end <= record.ready.unixNs)
+        #expect(try await agent.stop() == 0)
+    }
+
+    /// Issue #19: two starts back to back under the agent (the second begins as the first is torn
+    /// down, inside the first's grace), each reading files the other does not: each keeps its own
+    /// accesses, each named by its layer. Pairs are repeated so that the kernel hands the first
+    /// container's mount namespace number to the second at least once, as it did on the real node.
+    @Test func backToBackStartsKeepTheirOwnAccesses() async throws {
+        let agent = try await startAgent()
+        var reused = 0
+        for _ in 0..<4 {
+            let first = try await startPod()
+            var options = env.options(image: "small-files:latest")
+            options.command = ["/bin/busybox", "sh", "-c", "/bin/busybox cat /data/small/f0007.txt >/dev/null; exec /bin/busybox sleep 3600"]
+            options.readiness = .running
+            let second = try await PodStarter(endpoint: env.endpoint).run(options, whileReady: { _ in try await Task.sleep(for: .milliseconds(300)) })
+            if first.mountNamespaceInode != nil, first.mountNamespaceInode == second.mountNamespaceInode { reused += 1 }
+            for (record, mine, theirs) in [(first, "/data/one.txt", "/data/small/f0007.txt"), (second, "/data/small/f0007.txt", "/data/one.txt")] {
+                let trace = try await agent.pod(record.pod.uid)
+                let accesses = (trace["containers"] as? [[String: Any]])?.first?["accesses"] as? [[String: Any]] ?? []
+                let paths = accesses.compactMap { $0["path"] as? String }
+                #expect(paths.contains(mine) && !paths.contains(theirs), "\(record.image): \(paths)")
+                #expect(accesses.first { $0["path"] as? String == mine }?["layerDigest"] is String, "\(record.image): \(accesses)")
+            }
+        }
+        #expect(reused > 0, "the kernel never gave the first container's mount namespace number to the second: the case was not exercised")
+        #expect(try await agent.stop() == 0)
+    }
+
+    /// Issue #15: a burst of pods while the agent's CRI connection keeps closing under its calls
+    /// (a relay between the agent and containerd cuts a call and its repeat, so listings fail
+    /// half-way), with the listing as the only source of pods: every pod is recorded, by name, and
+    /// the closes are counted as cri errors.
+    @Test func aBurstThroughAConnectionThatKeepsClosingLosesNoPod() async throws {
+        let proxy = try CuttingProxy(upstreamPath: env.endpoint.socketPath)
+        defer { proxy.stop() }
+        let agent = try await AgentProcess.start(binary: binary, stateDirectory: try Command.temporaryDirectory("podstart-agent-state"),
+                                                 // the listing alone tells of pods and containers
+                                                 arguments: ["--cri-endpoint", "unix://\(proxy.path)", "--no-containerd-events"])
+        let cutter = Task {
+            var round = 0
+            while !Task.isCancelled {
+                // a listing is ListPodSandbox, ListContainers, then ContainerStatus per new container:
+                // let its first calls through so that cuts land in the middle of it
+                proxy.cutNextRequests(2, after: 1 + round % 9)
+                round += 1
+                try? await Task.sleep(for: .milliseconds(300))
+            }
+        }
+        let env = env
+        let records = try await withThrowingTaskGroup(of: PodStartRecord.self) { group in
+            for i in 0..<6 {
+                group.addTask {
+                    var options = env.options(image: "small-files:latest")
+                    options.pod = PodStartOptions.newPod(name: "burst-\(i)")
+                    options.readiness = .running
+                    return try await PodStarter(endpoint: env.endpoint).run(options, whileReady: { _ in try await Task.sleep(for: .seconds(2)) })
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        cutter.cancel()
+        #expect(proxy.counts.cuts > 2, "the relay cut \(proxy.counts.cuts) requests")
+        for record in records {
+            let trace = try await agent.pod(record.pod.uid, timeout: 60)
+            #expect(trace["outcome"] as? String == "ready", "\(record.pod.name): \(trace["outcome"] ?? "nil") \(trace["failureReason"] ?? "")")
+            #expect((trace["pod"] as? [String: Any])?["name"] as? String == record.pod.name)
+        }
+        #expect(try await agent.metric("podstart_source_errors_total{source=\"cri\"}") ?? 0 > 0)
+        #expect(try await agent.stop() == 0)
+    }
+
     @Test func aColdStartCountsThePulledLayersAndALaterStartTheShareOfTheImageRead() async throws {
         let agent = try await startAgent()
         var options = env.options(image: "reader:latest")

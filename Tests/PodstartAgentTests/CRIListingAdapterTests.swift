@@ -21,11 +21,19 @@ final class RecordedListing: CRIListing {
     }
 
     func next(_ listing: Listing) { current.withLock { $0 = listing } }
+    private let statusFailures = Mutex(0)
+    /// The next `count` ContainerStatus calls fail as a connection closed under the call twice
+    /// (the call and its repeat) fails them.
+    func closeUnderNextStatusCalls(_ count: Int) { statusFailures.withLock { $0 = count } }
     var imageStatusCalls: [String] { calls.withLock { $0 } }
 
     func listPodSandboxes() async throws -> [PodSandboxInfo] { current.withLock { $0.sandboxes } }
     func listContainers() async throws -> [ContainerInfo] { current.withLock { $0.containers } }
     func containerStatus(id: String) async throws -> ContainerStatusInfo {
+        if statusFailures.withLock({ n in defer { n = max(0, n - 1) }; return n > 0 }) {
+            throw CRIError.connectionClosed(socket: "/run/containerd/containerd.sock", method: "ContainerStatus",
+                                            detail: "Stream unexpectedly closed.", retried: true)
+        }
         guard let status = current.withLock({ $0.statuses[id] }) else { throw CRIError.notFound(method: "ContainerStatus", id: id, message: "gone") }
         return status
     }
@@ -141,5 +149,30 @@ final class RecordedListing: CRIListing {
         // 4. nothing changed: nothing to say, and ImageStatus is not asked again
         #expect(try await adapter.poll(listing, sightedAt: Recordings.unixNs("2026-12-06T03:02:01.300000000")).isEmpty)
         #expect(listing.imageStatusCalls.count == 2)
+    }
+
+    /// A listing cut short by a closed connection (issue #15: a burst's pods lost, no name): the
+    /// next listing reports every sandbox and container the cut one had got through, once.
+    @Test func aListingCutShortByAClosedConnectionLosesNothing() async throws {
+        let listing = RecordedListing(.init(sandboxes: [], containers: [], statuses: [:]), images: Self.images)
+        var adapter = CRIListingAdapter(processes: ContainerProcesses(mountNamespace: { _ in nil }, containerID: { _ in nil }))
+        #expect(try await adapter.poll(listing, sightedAt: Recordings.unixNs("2026-12-06T03:01:00.000000000")).isEmpty)
+
+        let reader = Self.container(Self.readerA, sandbox: Self.sandboxA, name: "reader", pod: Self.podA,
+                                    image: Self.readerImageID, imageRef: Self.readerImageID, state: .running)
+        listing.next(.init(sandboxes: [Self.sandbox(Self.sandboxA, Self.podA, created: "2026-12-06T03:01:08.836629805")], containers: [reader],
+                           statuses: [Self.readerA: Self.status(Self.readerA, name: "reader", state: .running, created: "2026-12-06T03:01:09.122874571",
+                                                                started: "2026-12-06T03:01:09.180850872", finished: nil, pid: 18950)]))
+        listing.closeUnderNextStatusCalls(1)
+        await #expect(throws: CRIError.self) {
+            try await adapter.poll(listing, sightedAt: Recordings.unixNs("2026-12-06T03:01:09.200000000"))
+        }
+        let sighted = Recordings.unixNs("2026-12-06T03:01:09.400000000")
+        let again = try await adapter.poll(listing, sightedAt: sighted)
+        #expect(again.compactMap(\.podUID).filter { $0 == Self.podA.uid }.count == 3, "pod, sandbox, container: \(again.map(\.line))")
+        #expect(again.first.map(\.line) == CorrelatorInput.pod(PodSighting(uid: Self.podA.uid, namespace: "default", name: "pod-a-reader",
+                                                                          createdUnixNs: Recordings.unixNs("2026-12-06T03:01:08.836629805"), source: .cri)).line)
+        #expect(again.contains { if case .containerStarted(let s) = $0 { return s.containerID == Self.readerA } else { return false } })
+        #expect(try await adapter.poll(listing, sightedAt: sighted + 200_000_000).isEmpty, "reported once")
     }
 }

@@ -90,6 +90,28 @@ import Testing
         #expect(adapter.inputs(try Self.event("default", "TaskStart", at: 4, lateStart)).isEmpty)
     }
 
+    /// The CRI plugin records a pulled image under its tag, its id and its repo digest (pod-a's
+    /// pull in the real node's containerd.log, 03:01:09.104…106): the end of the pull, once, by a
+    /// name a container can be matched with; the id record and other namespaces are no pull.
+    @Test func anImageTheCRIPluginStoredIsTheEndOfAPull() throws {
+        var adapter = ContainerdEventAdapter()
+        var got: [String] = []
+        let names = [(Recordings.unixNs("2026-12-06T03:01:09.104021125"), "127.0.0.1:35000/podstart-test/reader:latest"),
+                     (Recordings.unixNs("2026-12-06T03:01:09.104591170"), "sha256:8fc9f9b1aee1bed77c85340b8bf87e9b96ab9c6251319c5519663b5f1c8fc040"),
+                     (Recordings.unixNs("2026-12-06T03:01:09.106212933"),
+                      "127.0.0.1:35000/podstart-test/reader@sha256:c19a65d4df3d5c37bbca6b3a8f1612fd01145c0df3753f44f1ee3f110fca6b1a")]
+        for (t, name) in names {
+            var create = Containerd_Services_Images_V1_ImageCreate()
+            create.name = name
+            let payload = ContainerdEvent.Payload(typeURL: "containerd.services.images.v1.ImageCreate", value: try create.serializedData())
+            got += adapter.inputs(ContainerdEvent(timestamp: t, namespace: "k8s.io", topic: "/images/create", payload: payload)).map(\.line)
+            #expect(adapter.inputs(ContainerdEvent(timestamp: t, namespace: "default", topic: "/images/create", payload: payload)).isEmpty)
+        }
+        #expect(got == [names[0], names[2]].map { t, name in
+            CorrelatorInput.pull(ImagePull(uid: nil, image: name, beginUnixNs: t, endUnixNs: t, source: .containerd)).line
+        })
+    }
+
     /// The record of a CRI container names its pod through the kubelet's labels.
     @Test func aCRIContainerRecordGivesItsPodNameAndDigest() async {
         let record = ContainerdContainer(id: "e0e08e6407ac71968e7d3fc348e08b7b816306ff3cf0ea1cf9f4775c9cefeef3",

@@ -1,5 +1,4 @@
 import Foundation
-import PodstartTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,21 +7,22 @@ import Glibc
 /// runtime-side close looks to the client: armed with ``cutNextRequest()``, the next bytes a
 /// client sends (the next call's HEADERS) are not forwarded and both sides are shut down.
 /// containerd keeps running and the relay keeps accepting new connections.
-final class CuttingProxy: @unchecked Sendable {
-    let path: String
+public final class CuttingProxy: @unchecked Sendable {
+    public let path: String
     private let upstreamPath: String
     private let listener: Int32
     private let lock = NSLock()
     private var stopped = false
-    private var armed = false
-    private(set) var connections = 0
-    private(set) var cuts = 0
+    private var armed = 0
+    private var passing = 0
+    public private(set) var connections = 0
+    public private(set) var cuts = 0
     /// HTTP/2 connection-level frames seen (PING, GOAWAY, RST_STREAM, SETTINGS) and closes, in
     /// order, when `recordFrames` is set: what each side said before a connection ended.
-    var recordFrames = false
-    private(set) var frames: [String] = []
+    public var recordFrames = false
+    public private(set) var frames: [String] = []
 
-    init(upstreamPath: String) throws {
+    public init(upstreamPath: String) throws {
         self.upstreamPath = upstreamPath
         path = "/tmp/podstart-cut-\(getpid())-\(UInt32.random(in: 0 ... .max)).sock"
         let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -47,11 +47,17 @@ final class CuttingProxy: @unchecked Sendable {
         return address
     }
 
-    func cutNextRequest() { lock.withLock { armed = true } }
+    public func cutNextRequest() { cutNextRequests(1) }
 
-    var counts: (connections: Int, cuts: Int) { lock.withLock { (connections, cuts) } }
+    /// The next `count` requests, each on the connection it arrives on: a call and its repeat on
+    /// a new connection both fail when `count` is 2.
+    /// `after`: let that many client writes through first (a listing's first calls), so that the
+    /// cut lands in the middle of a series of calls.
+    public func cutNextRequests(_ count: Int, after: Int = 0) { lock.withLock { armed = count; passing = after } }
 
-    func stop() {
+    public var counts: (connections: Int, cuts: Int) { lock.withLock { (connections, cuts) } }
+
+    public func stop() {
         lock.withLock { stopped = true }
         shutdown(listener, Int32(SHUT_RDWR))
         close(listener)
@@ -120,8 +126,9 @@ final class CuttingProxy: @unchecked Sendable {
                 }
             }
             if cuttable, lock.withLock({ () -> Bool in
-                guard armed else { return false }
-                armed = false
+                guard armed > 0 else { return false }
+                if passing > 0 { passing -= 1; return false }
+                armed -= 1
                 cuts += 1
                 return true
             }) {
@@ -135,7 +142,7 @@ final class CuttingProxy: @unchecked Sendable {
     }
 
     /// Writes all of `bytes` to `fd`; false when the peer is gone. Shared with ThrottlingProxy.
-    static func sendAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) -> Bool {
+    public static func sendAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) -> Bool {
         var sent = bytes.startIndex
         while sent < bytes.endIndex {
             let m = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
