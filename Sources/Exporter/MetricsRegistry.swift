@@ -90,9 +90,13 @@ public final class MetricsRegistry: Sendable {
         }
     }
 
-    /// The SLO duration of a start: end to end minus the top-level `pull` and `init` phases,
-    /// which is what kubelet_pod_start_sli_duration_seconds measures since the V4 tracker.
+    /// The SLO duration of a start: the kubelet v1.28 SLI (`trace.sli`: creationTimestamp → the
+    /// watch showing every container running, minus the first-pull-to-last-pull window), so it
+    /// falls in the same bucket as kubelet_pod_start_sli_duration_seconds for the same pod. A start
+    /// without those instants (no pod record) falls back to end to end minus the top-level `pull`
+    /// and `init` phases.
     public static func sloSeconds(of trace: PodStartTrace) -> Double {
+        if let sli = trace.sli { return max(0, sli.seconds) }
         let excluded = trace.phases.filter { $0.parent == nil && ($0.name == .pull || $0.name == .`init`) }
             .reduce(Int64(0)) { $0 + $1.nanoseconds }
         return Double(max(0, trace.e2eNanoseconds - excluded)) / 1e9
@@ -154,6 +158,13 @@ public final class MetricsRegistry: Sendable {
         state.withLock { s in s.sourceErrors.add(count, to: source, limit: configuration.otherLabelLimit) }
     }
 
+    /// The kubelet's own `kubelet_pod_start_sli_duration_seconds` as last scraped (cumulative
+    /// `(le, count)` pairs ending with +Inf), re-exported as
+    /// `podstart_kubelet_pod_start_sli_duration_seconds` so one panel shows both histograms.
+    public func setKubeletSLI(buckets: [(upperBound: Double, cumulativeCount: Double)], sum: Double, count: Double) {
+        state.withLock { s in s.kubeletSLI = KubeletSLI(buckets: buckets, sum: sum, count: count) }
+    }
+
     public func setProbesEnabled(_ enabled: Bool) {
         state.withLock { s in s.probesEnabled = enabled }
     }
@@ -211,12 +222,29 @@ public final class MetricsRegistry: Sendable {
             for series in s.phases where series.histogram.count > 0 { series.render(into: &out, format) }
         }
 
+        if let k = s.kubeletSLI {
+            family(&out, "podstart_kubelet_pod_start_sli_duration_seconds", "histogram",
+                   "The kubelet's kubelet_pod_start_sli_duration_seconds as podstart last scraped it from the node's kubelet, beside podstart_pod_start_slo_duration_seconds.", om)
+            for b in k.buckets {
+                out += "podstart_kubelet_pod_start_sli_duration_seconds_bucket{le=\""
+                out += Exposition.bound(b.upperBound, format)
+                out += "\"} "
+                out += Exposition.value(b.cumulativeCount)
+                out += "\n"
+            }
+            out += "podstart_kubelet_pod_start_sli_duration_seconds_sum "
+            out += Exposition.value(k.sum)
+            out += "\npodstart_kubelet_pod_start_sli_duration_seconds_count "
+            out += Exposition.value(k.count)
+            out += "\n"
+        }
+
         family(&out, "podstart_pod_start_duration_seconds", "histogram",
                "Seconds from pod creation to ready, end to end, including image pulls and init containers (compare kubelet_pod_start_total_duration_seconds); starts that reached ready.", om)
         s.e2e.render(into: &out, format)
 
         family(&out, "podstart_pod_start_slo_duration_seconds", "histogram",
-               "Seconds from pod creation to ready excluding image pulls and init containers (end to end minus the pull and init phases), as kubelet_pod_start_sli_duration_seconds measures it since its V4 tracker; starts that reached ready.", om)
+               "Seconds from pod creation (creationTimestamp) to the pod watch showing every container running, minus the window from the first image pull started to the last finished, as kubelet v1.28 measures kubelet_pod_start_sli_duration_seconds; starts that reached ready.", om)
         s.slo.render(into: &out, format)
 
         family(&out, om ? "podstart_pod_starts" : "podstart_pod_starts_total", "counter",
@@ -351,6 +379,13 @@ struct HistogramSeries: Sendable {
     }
 }
 
+/// The kubelet's SLI histogram as scraped (cumulative counts).
+struct KubeletSLI: Sendable {
+    var buckets: [(upperBound: Double, cumulativeCount: Double)]
+    var sum: Double
+    var count: Double
+}
+
 struct CounterSeries: Sendable {
     let label: String
     let prefix: String
@@ -443,6 +478,7 @@ struct State: Sendable {
     var probeLost = BoundedCounters(sampleName: "podstart_probe_events_lost_total", labelName: "program")
     var sourceErrors = BoundedCounters(sampleName: "podstart_source_errors_total", labelName: "source")
     var probesEnabled = false
+    var kubeletSLI: KubeletSLI?
     let buildInfoLine: String
 
     init(configuration: MetricsRegistry.Configuration) {
