@@ -78,10 +78,11 @@ public struct AgentConfiguration: Sendable {
         return try KubeEndpoint.inCluster(directory: serviceAccountDirectory, environment: environment)
     }
 
-    /// The kubelet's HTTPS endpoint with its credential: `kubeletTokenFile`, else the service
-    /// account's token when one is mounted.
+    /// The kubelet's HTTPS endpoint (`kubeletURL`; a metrics URL alone does not turn on the /pods
+    /// fallback) with its credential: `kubeletTokenFile`, else the service account's token when
+    /// one is mounted.
     public func kubeletEndpoint() throws -> HTTPEndpoint? {
-        guard let url = kubeletURL ?? kubeletMetricsURL else { return nil }
+        guard let url = kubeletURL else { return nil }
         return try HTTPEndpoint(url: url, tokenFile: kubeletCredentialFile, caFile: kubeletCAFile, insecureSkipTLSVerify: kubeletInsecureSkipTLSVerify)
     }
 
