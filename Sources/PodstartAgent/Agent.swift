@@ -41,6 +41,9 @@ public struct Agent: Sendable {
         let api = try options.apiServerEndpoint()
         let kubelet = try options.kubeletEndpoint()
         correlation.readyWhenRunning = api == nil && kubelet == nil
+        // The kubelet's startup line gives its own SLI instants; it comes at the kubelet's next pod
+        // watch event (26 s after Ready on the real node): a start waits for it this long.
+        if options.kubeletLog != nil { correlation.kubeletLineWaitNs = 60_000_000_000 }
         let hub = AgentHub(correlator: Correlator(configuration: correlation, clock: WallClock.measure()),
                            store: store, metrics: metrics, logger: logger)
         if let path = options.recordInputs { await hub.record(inputsTo: try InputRecorder(path: path, clock: WallClock.measure()).record) }

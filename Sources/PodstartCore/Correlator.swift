@@ -14,6 +14,11 @@ public struct Correlator: Sendable {
         /// With no readiness source (no kubelet status, log or prober), a pod counts as ready once
         /// every regular container runs its first process (kernel exec, else the runtime's start).
         public var readyWhenRunning = false
+        /// With the kubelet's log read: how long after ready a start whose pod record is known
+        /// waits for the kubelet's "Observed pod startup duration" line, so its SLI is the kubelet's
+        /// own (the line comes at the kubelet's next pod watch event, seconds later on a quiet
+        /// node). 0: not waited for.
+        public var kubeletLineWaitNs: Int64 = 0
         public init() {}
     }
 
@@ -399,7 +404,8 @@ public struct Correlator: Sendable {
             guard let pod = pods[uid] else { continue }
             let start = Self.createdInstant(pod)
             let ready = pod.ready ?? runningReadiness(pod)
-            if let ready, now >= ready.at + configuration.graceNs {
+            let lineWait = pod.kubeletLine == nil && pod.creationSecond != nil && pod.ready != nil ? configuration.kubeletLineWaitNs : 0
+            if let ready, now >= ready.at + max(configuration.graceNs, lineWait) {
                 done.append(finalize(pod, end: ready.at, outcome: .ready, reason: nil, resolve: resolve))
             } else if let failure = pod.failure, now >= failure.at + configuration.graceNs {
                 done.append(finalize(pod, end: failure.at, outcome: .failed, reason: failure.reason, resolve: resolve))
@@ -407,7 +413,7 @@ public struct Correlator: Sendable {
                 let reason = "not ready within \(configuration.startTimeoutNs / 1_000_000_000) s"
                 done.append(finalize(pod, end: start + configuration.startTimeoutNs, outcome: .failed, reason: reason, resolve: resolve))
             } else {
-                if let ready { next = min(next, ready.at + configuration.graceNs) }
+                if let ready { next = min(next, ready.at + max(configuration.graceNs, lineWait)) }
                 if let failure = pod.failure { next = min(next, failure.at + configuration.graceNs) }
                 if pod.ready == nil { next = min(next, start &+ configuration.startTimeoutNs &+ 1) }
             }

@@ -62,6 +62,36 @@ struct CorrelatorPodRecordTests {
         #expect(sli.watchObservedRunningUnixNs == Self.t("2026-12-06T03:01:36.882421Z") && sli.source == .podStatus)
     }
 
+    @Test func withTheKubeletsLogAStartWaitsForItsLateStartupLine() throws {
+        // pod-a: Ready at 03:01:09.83, the kubelet's line at 03:01:36.19 (its next pod watch event)
+        var configuration = Correlator.Configuration()
+        configuration.kubeletLineWaitNs = 60_000_000_000
+        var c = Correlator(configuration: configuration, clock: Self.clock)
+        var out: [PodStartTrace] = []
+        for input in [
+            Self.report("a", "pod-a-reader", created: "2026-12-06T03:01:08Z", scheduled: "2026-12-06T03:01:08Z", probe: false,
+                        running: "2026-12-06T03:01:09Z", ready: "2026-12-06T03:01:09Z", observed: "2026-12-06T03:01:09.830509Z"),
+            .tick(nowUnixNs: Self.t("2026-12-06T03:01:30Z")),
+        ] { out += c.ingest(input) }
+        #expect(out.isEmpty, "20 s after Ready, still waiting for the kubelet's line")
+        let line = KubeletPodStartupObservation(
+            namespace: "default", name: "pod-a-reader", variant: .v2, sloSecondsText: "28.062170183", sloSeconds: 28.062170183,
+            e2eNanoseconds: 0, created: KubeletTimestamp(nanosecondsSinceEpoch: Self.t("2026-12-06T03:01:08Z")),
+            firstStartedPulling: KubeletTimestamp(nanosecondsSinceEpoch: Self.t("2026-12-06T03:01:08.975994255Z")),
+            lastFinishedPulling: KubeletTimestamp(nanosecondsSinceEpoch: Self.t("2026-12-06T03:01:09.107001741Z")),
+            watchObservedRunning: KubeletTimestamp(nanosecondsSinceEpoch: Self.t("2026-12-06T03:01:36.193177683Z")))
+        out += c.ingest(.kubeletStartup(line))
+        let trace = try #require(out.first)
+        #expect(trace.ready == Self.t("2026-12-06T03:01:09.830509Z"), "ready stays the Ready write")
+        #expect(abs((trace.sli?.seconds ?? 0) - 28.062170183) < 1e-6 && trace.sli?.source == .kubeletLog)
+        // a pod whose line never comes is recorded when the wait is over, with podstart's own SLI
+        var quiet = Correlator(configuration: configuration, clock: Self.clock)
+        _ = quiet.ingest(Self.report("q", "quiet", created: "2026-12-06T03:01:08Z", scheduled: "2026-12-06T03:01:08Z", probe: false,
+                                     running: "2026-12-06T03:01:09Z", ready: "2026-12-06T03:01:09Z", observed: "2026-12-06T03:01:09.830509Z"))
+        let late = quiet.ingest(.tick(nowUnixNs: Self.t("2026-12-06T03:02:10Z")))
+        #expect(late.first?.sli?.source == .podStatus)
+    }
+
     @Test func anInitContainerIsItsOwnPhaseOutsideTheKubeletsPullWindow() throws {
         // pod-d-init: the kubelet's first pull → last pull spans the init container's run
         let line = KubeletPodStartupObservation(
