@@ -63,7 +63,7 @@ let package = Package(
             ]
         ),
 
-        .target(name: "KubeletSources", dependencies: ["PodstartCore", "HTTPTransport"]),
+        .target(name: "KubeletSources", dependencies: ["PodstartCore", "HTTPTransport", .product(name: "Yams", package: "Yams")]),
 
         // CRI client (gRPC over the runtime's unix socket; generated code under Generated/, see
         // scripts/gen-proto.sh), kubelet-like pod starts, and ContainerResolver: the one pid /
@@ -123,6 +123,7 @@ let package = Package(
                 "PodstartCore",
                 "KernelProbes",
                 "KubeletSources",
+                "HTTPTransport",
                 "ContainerRuntime",
                 "Exporter",
                 "StateStore",
@@ -199,7 +200,12 @@ let package = Package(
         ),
         // What integration tests of several modules share: the local containerd + registry
         // (scripts/localenv.sh) and the built `podstart` binary.
-        .target(name: "PodstartTestSupport", dependencies: ["ContainerRuntime", "HTTPTransport", "PodstartCore"], path: "Tests/Support"),
+        // …and the TLS test server that plays a kubelet or an API server on loopback (NIO, a test CA).
+        .target(name: "PodstartTestSupport", dependencies: [
+            "ContainerRuntime", "HTTPTransport", "PodstartCore",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ], path: "Tests/Support"),
         .testTarget(
             name: "AccessProfilesTests",
             dependencies: ["AccessProfiles", "HTTPTransport", "PodstartCore", "PodstartTestSupport", "StateStore"],
@@ -218,6 +224,7 @@ let package = Package(
             name: "PodstartAgentTests",
             dependencies: [
                 "PodstartAgent", "PodstartCore", "ContainerRuntime", "KubeletSources", "Exporter", "StateStore", "KernelProbes",
+                "HTTPTransport", "PodstartTestSupport",  // the test API server and kubelet replaying the real node's recordings
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),

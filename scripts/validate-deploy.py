@@ -432,6 +432,8 @@ def check_references(documents, flags):
         env = {e["name"]: e for e in c.get("env", [])}
         if env.get("NODE_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "spec.nodeName":
             error(cw, "NODE_NAME must come from the downward API (fieldRef spec.nodeName)")
+        if env.get("HOST_IP", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "status.hostIP":
+            error(cw, "HOST_IP (the kubelet's address) must come from the downward API (fieldRef status.hostIP)")
         resources = c.get("resources", {})
         # the schemas allow any string for a quantity; the API server does not
         quantity = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?$")
@@ -515,10 +517,13 @@ def check_references(documents, flags):
         error("kustomization", "both a ServiceMonitor and a PodMonitor: every series would be scraped twice")
     for file, role in by_kind.get("ClusterRole", []) + by_kind.get("Role", []):
         for rule in role.get("rules", []):
-            if set(rule.get("resources", [])) - {"pods", "events"}:
-                error(f"{file} {name_of(role)}", f"resources beyond pods and events: {rule.get('resources')}")
-            if set(rule.get("verbs", [])) - {"get", "list", "watch"}:
-                error(f"{file} {name_of(role)}", f"verbs beyond get/list/watch: {rule.get('verbs')}")
+            # what the agent calls: list + watch of pods; GET on the kubelet (/metrics, /pods)
+            resources = set(rule.get("resources", []))
+            if resources - {"pods", "nodes/metrics", "nodes/proxy"}:
+                error(f"{file} {name_of(role)}", f"resources beyond pods and the kubelet's nodes/metrics, nodes/proxy: {rule.get('resources')}")
+            allowed = {"list", "watch"} if resources <= {"pods"} else {"get"}
+            if set(rule.get("verbs", [])) - allowed:
+                error(f"{file} {name_of(role)}", f"verbs beyond {'/'.join(sorted(allowed))} for {sorted(resources)}: {rule.get('verbs')}")
     for file, binding in by_kind.get("ClusterRoleBinding", []):
         for subject in binding.get("subjects", []):
             if subject.get("kind") == "ServiceAccount" and subject.get("name") != sa:

@@ -53,12 +53,29 @@ extension MetricsRegistry {
             for series in s.phases where series.histogram.count > 0 { series.render(into: &out, format) }
         }
 
+        if let k = s.kubeletSLI {
+            family(&out, "podstart_kubelet_pod_start_sli_duration_seconds", "histogram",
+                   "The kubelet's kubelet_pod_start_sli_duration_seconds as podstart last scraped it from the node's kubelet, beside podstart_pod_start_slo_duration_seconds.", om)
+            for b in k.buckets {
+                out += "podstart_kubelet_pod_start_sli_duration_seconds_bucket{le=\""
+                out += Exposition.bound(b.upperBound, format)
+                out += "\"} "
+                out += Exposition.value(b.cumulativeCount)
+                out += "\n"
+            }
+            out += "podstart_kubelet_pod_start_sli_duration_seconds_sum "
+            out += Exposition.value(k.sum)
+            out += "\npodstart_kubelet_pod_start_sli_duration_seconds_count "
+            out += Exposition.value(k.count)
+            out += "\n"
+        }
+
         family(&out, "podstart_pod_start_duration_seconds", "histogram",
                "Seconds from pod creation to ready, end to end, including image pulls and init containers (compare kubelet_pod_start_total_duration_seconds); starts that reached ready.", om)
         s.e2e.render(into: &out, format)
 
         family(&out, "podstart_pod_start_slo_duration_seconds", "histogram",
-               "Seconds from pod creation to ready excluding image pulls and init containers (end to end minus the pull and init phases), as kubelet_pod_start_sli_duration_seconds measures it since its V4 tracker; starts that reached ready.", om)
+               "Seconds from pod creation (creationTimestamp) to the pod watch showing every container running, minus the window from the first image pull started to the last finished, as kubelet v1.28 measures kubelet_pod_start_sli_duration_seconds; starts that reached ready.", om)
         s.slo.render(into: &out, format)
 
         counters(&out, "podstart_pod_starts",

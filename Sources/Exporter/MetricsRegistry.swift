@@ -93,9 +93,13 @@ public final class MetricsRegistry: Sendable {
         }
     }
 
-    /// The SLO duration of a start: end to end minus the top-level `pull` and `init` phases,
-    /// which is what kubelet_pod_start_sli_duration_seconds measures since the V4 tracker.
+    /// The SLO duration of a start: the kubelet v1.28 SLI (`trace.sli`: creationTimestamp → the
+    /// watch showing every container running, minus the first-pull-to-last-pull window), so it
+    /// falls in the same bucket as kubelet_pod_start_sli_duration_seconds for the same pod. A start
+    /// without those instants (no pod record) falls back to end to end minus the top-level `pull`
+    /// and `init` phases.
     public static func sloSeconds(of trace: PodStartTrace) -> Double {
+        if let sli = trace.sli { return max(0, sli.seconds) }
         let excluded = trace.phases.filter { $0.parent == nil && ($0.name == .pull || $0.name == .`init`) }
             .saturatingSum { $0.nanoseconds }
         return Double(max(0, trace.e2eNanoseconds.saturatingSubtract(excluded))) / 1e9
@@ -155,6 +159,13 @@ public final class MetricsRegistry: Sendable {
 
     public func recordSourceError(source: String, count: UInt64 = 1) {
         state.withLock { s in s.sourceErrors.add(count, to: source, limit: configuration.otherLabelLimit) }
+    }
+
+    /// The kubelet's own `kubelet_pod_start_sli_duration_seconds` as last scraped (cumulative
+    /// `(le, count)` pairs ending with +Inf), re-exported as
+    /// `podstart_kubelet_pod_start_sli_duration_seconds` so one panel shows both histograms.
+    public func setKubeletSLI(buckets: [(upperBound: Double, cumulativeCount: Double)], sum: Double, count: Double) {
+        state.withLock { s in s.kubeletSLI = KubeletSLI(buckets: buckets, sum: sum, count: count) }
     }
 
     public func setProbesEnabled(_ enabled: Bool) {

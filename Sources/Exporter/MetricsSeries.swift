@@ -139,6 +139,7 @@ struct State: Sendable {
     var sourceErrors = BoundedCounters(sampleName: "podstart_source_errors_total", labelName: "source")
     var probesEnabled = false
     var runtimeInfoLine: String?
+    var kubeletSLI: KubeletSLI?
     let buildInfoLine: String
 
     init(configuration: MetricsRegistry.Configuration) {
@@ -161,4 +162,11 @@ struct State: Sendable {
         imageIndex = Dictionary(uniqueKeysWithValues: images.enumerated().map { ($1.label, $0) })
         return at
     }
+}
+
+/// The kubelet's SLI histogram as scraped (cumulative counts).
+struct KubeletSLI: Sendable {
+    var buckets: [(upperBound: Double, cumulativeCount: Double)]
+    var sum: Double
+    var count: Double
 }

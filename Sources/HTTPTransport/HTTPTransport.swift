@@ -121,7 +121,7 @@ public final class HTTPTransport: Sendable {
     /// GETs `target` and hands each non-empty line of a 2xx body to `onLine` until it returns
     /// false or the server ends the response (a watch). The deadline covers the response head
     /// only; a line longer than the body cap is an error. Non-2xx is `HTTPTransportError.status`.
-    public func streamLines(_ target: String, accept: String = "application/json", onLine: ([UInt8]) throws -> Bool) async throws {
+    public func streamLines(_ target: String, accept: String = "application/json", onLine: ([UInt8]) async throws -> Bool) async throws {
         let deadline = NIODeadline.now() + TimeAmount(endpoint.timeout)
         let (response, url) = try await exchange(.GET, absolute(target), headers: ["Accept": accept], body: nil,
                                                  authorization: nil, deadline: deadline)
@@ -142,12 +142,12 @@ public final class HTTPTransport: Sendable {
             while let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
                 let line = Array(pending[start..<newline])
                 start = newline + 1
-                if !line.isEmpty, try !onLine(line) { return }
+                if !line.isEmpty, try await !onLine(line) { return }
             }
             pending.removeFirst(start)
             if pending.count > cap { throw HTTPTransportError.bodyTooLarge(url: url, limitBytes: cap) }
         }
-        if !pending.isEmpty { _ = try onLine(pending) }
+        if !pending.isEmpty { _ = try await onLine(pending) }
     }
 
     // MARK: one exchange, redirects included

@@ -11,8 +11,8 @@ extension HTTPEndpoint {
 
     /// The API server as seen from a pod: `KUBERNETES_SERVICE_HOST`/`_PORT`, with the service
     /// account's token and CA.
-    public static func inCluster(directory: String = serviceAccountDirectory) throws -> HTTPEndpoint {
-        let env = ProcessInfo.processInfo.environment
+    public static func inCluster(directory: String = serviceAccountDirectory,
+                                 environment env: [String: String] = ProcessInfo.processInfo.environment) throws -> HTTPEndpoint {
         guard let host = env["KUBERNETES_SERVICE_HOST"], let port = env["KUBERNETES_SERVICE_PORT"] else {
             throw KubeHTTPError.notInCluster
         }

@@ -82,13 +82,13 @@ public struct APIServerPodSource: Sendable {
     }
 
     /// Watches pods from `resourceVersion`; `onEvent` returns false to stop.
-    public func watchPods(resourceVersion: String?, onEvent: (String, KubeAPI.Pod) throws -> Bool) async throws -> WatchOutcome {
+    public func watchPods(resourceVersion: String?, onEvent: (String, KubeAPI.Pod) async throws -> Bool) async throws -> WatchOutcome {
         var path = "/api/v1/pods?watch=true&allowWatchBookmarks=true&" + podSelector
         if let rv = resourceVersion { path += "&resourceVersion=" + Self.escape(rv) }
         return try await watch(path, onEvent: onEvent)
     }
 
-    public func watchEvents(namespace: String? = nil, resourceVersion: String?, onEvent: (String, KubeAPI.Event) throws -> Bool) async throws -> WatchOutcome {
+    public func watchEvents(namespace: String? = nil, resourceVersion: String?, onEvent: (String, KubeAPI.Event) async throws -> Bool) async throws -> WatchOutcome {
         var path = (namespace.map { "/api/v1/namespaces/\(Self.escape($0))/events" } ?? "/api/v1/events")
             + "?watch=true&fieldSelector=" + Self.escape("involvedObject.kind=Pod")
         if let rv = resourceVersion { path += "&resourceVersion=" + Self.escape(rv) }
@@ -98,7 +98,7 @@ public struct APIServerPodSource: Sendable {
     struct Envelope: Decodable { var type: String }
     struct MetaOnly: Decodable { var metadata: KubeAPI.ListMeta? }
 
-    func watch<Object: Decodable & Sendable>(_ path: String, onEvent: (String, Object) throws -> Bool) async throws -> WatchOutcome {
+    func watch<Object: Decodable & Sendable>(_ path: String, onEvent: (String, Object) async throws -> Bool) async throws -> WatchOutcome {
         var lastVersion: String?
         var outcome: WatchOutcome?
         let decoder = JSONDecoder()
@@ -128,7 +128,7 @@ public struct APIServerPodSource: Sendable {
                 if let meta = try? decoder.decode(KubeAPI.WatchEvent<MetaOnly>.self, from: data) {
                     lastVersion = meta.object.metadata?.resourceVersion ?? lastVersion
                 }
-                if try !onEvent(env.type, ev.object) { outcome = .stopped; return false }
+                if try await !onEvent(env.type, ev.object) { outcome = .stopped; return false }
                 return true
             }
         }

@@ -19,6 +19,14 @@ public enum KubeAPI {
     public struct Container: Decodable, Sendable, Hashable {
         public var name: String
         public var image: String?
+        /// Present when the container has a readiness probe (its settings are not read).
+        public var readinessProbe: Probe?
+    }
+
+    /// A probe's presence; podstart reads none of its settings.
+    public struct Probe: Decodable, Sendable, Hashable {
+        public var periodSeconds: Int?
+        public var initialDelaySeconds: Int?
     }
 
     public struct PodSpec: Decodable, Sendable, Hashable {
@@ -282,5 +290,31 @@ public struct PodStatusTimeline: Sendable, Hashable {
             return f.goSub(s)
         }
         return runs.isEmpty ? nil : runs.reduce(0, +)
+    }
+}
+
+extension PodStatusReport {
+    /// The pod's record as the correlator reads it. `observedUnixNs`: when it reached the agent.
+    public init?(pod p: KubeAPI.Pod, observedUnixNs: Int64, fromInitialList: Bool = false, source: PhaseSource = .podStatus) {
+        guard let uid = p.metadata.uid else { return nil }
+        func time(_ text: String?) -> Int64? { text.flatMap(GoTime.parseRFC3339)?.nanosecondsSinceEpoch }
+        func condition(_ type: String) -> Int64? {
+            guard let c = p.status?.conditions?.first(where: { $0.type == type }), c.status == "True" else { return nil }
+            return time(c.lastTransitionTime)
+        }
+        let statuses = p.status?.containerStatuses ?? []
+        let starts = statuses.map { time($0.state?.running?.startedAt) }
+        let expected = p.spec?.containers?.count ?? statuses.count
+        let allRunning = !starts.isEmpty && starts.count >= expected && starts.allSatisfy { $0 != nil } ? starts.compactMap { $0 }.max() : nil
+        self.init(uid: uid, namespace: p.metadata.namespace ?? "default", name: p.metadata.name,
+                  createdUnixNs: time(p.metadata.creationTimestamp), scheduledUnixNs: condition("PodScheduled"),
+                  hasReadinessProbe: p.spec?.containers.map { $0.contains { $0.readinessProbe != nil } },
+                  initContainers: (p.status?.initContainerStatuses ?? []).map { s in
+                      let t = s.state?.terminated
+                      return InitContainerRun(name: s.name, startedUnixNs: time(t?.startedAt ?? s.state?.running?.startedAt),
+                                              finishedUnixNs: time(t?.finishedAt))
+                  },
+                  allRunningUnixNs: allRunning, readyUnixNs: condition("Ready"), observedUnixNs: observedUnixNs,
+                  fromInitialList: fromInitialList, source: source)
     }
 }

@@ -40,9 +40,14 @@ public struct Agent: Sendable {
 
         var correlation = Correlator.Configuration()
         correlation.startTimeoutNs = options.startTimeout.nanoseconds
-        // Without the kubelet's log, nothing here knows readiness: a pod counts as ready when its
-        // containers run (documented in the README).
-        correlation.readyWhenRunning = options.kubeletLog == nil
+        // Readiness comes from the pods' own records (API server, else the kubelet's /pods); without
+        // them a pod counts as ready when its containers run (docs/agent.md).
+        let api = try options.apiServerEndpoint()
+        let kubelet = try options.kubeletEndpoint()
+        correlation.readyWhenRunning = api == nil && kubelet == nil
+        // The kubelet's startup line gives its own SLI instants; it comes at the kubelet's next pod
+        // watch event (26 s after Ready on the real node): a start waits for it this long.
+        if options.kubeletLog != nil { correlation.kubeletLineWaitNs = 60_000_000_000 }
         let hub = AgentHub(correlator: Correlator(configuration: correlation, clock: WallClock.measure()),
                            store: store, metrics: metrics, logger: logger)
         if let path = options.recordInputs { await hub.record(inputsTo: try InputRecorder(path: path, clock: WallClock.measure()).record) }
@@ -90,8 +95,15 @@ public struct Agent: Sendable {
         if let path = options.kubeletLog {
             sources.append(LogFileSource(name: "kubelet-log", path: path, gate: gate, hub: hub, parse: KubeletLogInputs.parse))
         }
-        if let url = options.kubeletMetricsURL {
-            sources.append(KubeletMetricsSource(url: url, tokenFile: options.kubeletTokenFile, caFile: options.kubeletCAFile))
+        if let url = options.effectiveKubeletMetricsURL {
+            sources.append(KubeletMetricsSource(url: url, tokenFile: options.kubeletCredentialFile, caFile: options.kubeletCAFile,
+                insecureSkipTLSVerify: options.kubeletInsecureSkipTLSVerify, metrics: metrics))
+        }
+        if api != nil || kubelet != nil {
+            guard let node = options.nodeName, !node.isEmpty else { throw PodRecordError.noNodeName }
+            sources.append(PodRecordSource(api: api, kubelet: kubelet, nodeName: node, hub: hub))
+            logger.notice("following this node's pods", metadata: ["apiserver": "\(api.map { "\($0.origin)" } ?? "none")",
+                                                                 "kubelet": "\(kubelet.map { "\($0.origin)" } ?? "none")", "node": "\(node)"])
         }
 
         let probesOn = kernel != nil

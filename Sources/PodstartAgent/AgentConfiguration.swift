@@ -1,5 +1,8 @@
 import ContainerRuntime
 import Exporter
+import Foundation
+import HTTPTransport
+import KubeletSources
 import PodstartCore
 import StateStore
 
@@ -13,6 +16,20 @@ public struct AgentConfiguration: Sendable {
     public var kubeletMetricsURL: String?
     public var kubeletTokenFile: String?
     public var kubeletCAFile: String?
+    /// The kubelet's address (`https://<status.hostIP>:10250`): its /pods when the API server
+    /// cannot be reached; its /metrics when `kubeletMetricsURL` is not given.
+    public var kubeletURL: String?
+    /// Accept the kubelet's serving certificate without verifying it (most kubelets' is
+    /// self-signed): `--kubelet-insecure-skip-tls-verify`.
+    public var kubeletInsecureSkipTLSVerify = false
+    /// Outside a cluster: the kubeconfig whose current context reaches the API server.
+    public var kubeconfig: String?
+    /// In a cluster: where the service account's token and CA are mounted.
+    public var serviceAccountDirectory = KubeEndpoint.serviceAccountDirectory
+    /// The environment read for `KUBERNETES_SERVICE_HOST`/`_PORT` (replaced in tests).
+    public var environment: [String: String] = ProcessInfo.processInfo.environment
+    /// This node's name, as `spec.nodeName` says it.
+    public var nodeName: String?
     public var startupWindow: Duration = .seconds(10)
     public var startTimeout: Duration = .seconds(300)
     public var recordInputs: String?
@@ -22,7 +39,7 @@ public struct AgentConfiguration: Sendable {
     public var store = TimelineStore.Configuration()
     public var metrics: MetricsRegistry.Configuration
     public var listen: ListenAddress
-    public var tls: TLSFiles?
+    public var tls: Exporter.TLSFiles?
     public var apiToken: String?
     /// How long a source may take to stop at shutdown before the agent goes on without it.
     public var sourceStopLimit: Duration = .seconds(5)
@@ -37,6 +54,41 @@ public struct AgentConfiguration: Sendable {
     /// The `source` label values of `podstart_source_errors_total` this configuration runs.
     public var sourceNames: [String] {
         ["cri", "kernel", "runtime-layout", "state"] + (containerdEvents ? ["containerd-events"] : []) + (containerdLog != nil ? ["containerd-log"] : [])
-            + (kubeletLog != nil ? ["kubelet-log"] : []) + (kubeletMetricsURL != nil ? ["kubelet-metrics"] : [])
+            + (kubeletLog != nil ? ["kubelet-log"] : []) + (effectiveKubeletMetricsURL != nil ? ["kubelet-metrics"] : [])
+            + (followsPodRecords ? ["apiserver"] : [])
+    }
+
+    /// The kubelet's /metrics: given, else under `kubeletURL`.
+    public var effectiveKubeletMetricsURL: String? {
+        kubeletMetricsURL ?? kubeletURL.flatMap { HTTPOrigin(url: $0).map { "\($0)/metrics" } }
+    }
+
+    /// Whether the pods' own records are read (an API server or a kubelet to ask).
+    public var followsPodRecords: Bool {
+        kubeconfig != nil || environment["KUBERNETES_SERVICE_HOST"] != nil || kubeletURL != nil
+    }
+
+    /// The API server: from `kubeconfig`, else in-cluster (service account, `KUBERNETES_SERVICE_*`),
+    /// else none. Inline kubeconfig credentials are written under `stateDirectory`.
+    public func apiServerEndpoint() throws -> HTTPEndpoint? {
+        if let kubeconfig {
+            return try Kubeconfig.load(path: kubeconfig).endpoint(materializeIn: stateDirectory + "/kubeconfig-credentials")
+        }
+        guard environment["KUBERNETES_SERVICE_HOST"] != nil else { return nil }
+        return try KubeEndpoint.inCluster(directory: serviceAccountDirectory, environment: environment)
+    }
+
+    /// The kubelet's HTTPS endpoint (`kubeletURL`; a metrics URL alone does not turn on the /pods
+    /// fallback) with its credential: `kubeletTokenFile`, else the service account's token when
+    /// one is mounted.
+    public func kubeletEndpoint() throws -> HTTPEndpoint? {
+        guard let url = kubeletURL else { return nil }
+        return try HTTPEndpoint(url: url, tokenFile: kubeletCredentialFile, caFile: kubeletCAFile, insecureSkipTLSVerify: kubeletInsecureSkipTLSVerify)
+    }
+
+    /// The kubelet's bearer token file: given, else the service account's when mounted.
+    public var kubeletCredentialFile: String? {
+        let saToken = serviceAccountDirectory + "/token"
+        return kubeletTokenFile ?? (FileManager.default.fileExists(atPath: saToken) ? saToken : nil)
     }
 }

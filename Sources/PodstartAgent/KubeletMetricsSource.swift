@@ -1,21 +1,30 @@
+import Exporter
 import Foundation
 import KubeletSources
 import Logging
 
-/// The kubelet's /metrics, scraped so an unreachable kubelet shows up as source errors (and the
-/// scrape's pod-start histogram stays comparable with podstart's own).
+/// The kubelet's /metrics, scraped so an unreachable kubelet shows up as source errors, and its
+/// `kubelet_pod_start_sli_duration_seconds` is exported beside podstart's own SLO histogram
+/// (`podstart_kubelet_pod_start_sli_duration_seconds`).
 public struct KubeletMetricsSource: AgentSource {
     public let name = "kubelet-metrics"
     public var url: String
     public var tokenFile: String?
     public var caFile: String?
+    /// Accept the kubelet's serving certificate unverified (a self-signed one, as most kubelets
+    /// have): `--kubelet-insecure-skip-tls-verify`.
+    public var insecureSkipTLSVerify: Bool
     public var interval: Duration
+    public var metrics: MetricsRegistry?
 
-    public init(url: String, tokenFile: String?, caFile: String?, interval: Duration = .seconds(30)) {
+    public init(url: String, tokenFile: String?, caFile: String?, insecureSkipTLSVerify: Bool = false, interval: Duration = .seconds(30),
+                metrics: MetricsRegistry? = nil) {
         self.url = url
         self.tokenFile = tokenFile
         self.caFile = caFile
+        self.insecureSkipTLSVerify = insecureSkipTLSVerify
         self.interval = interval
+        self.metrics = metrics
     }
 
     public var logMetadata: Logger.Metadata { ["url": "\(url)"] }
@@ -31,9 +40,12 @@ public struct KubeletMetricsSource: AgentSource {
         }
     }
 
-    /// One scrape (the token file is read each time: the kubelet's tokens rotate).
-    func scrape() async throws {
-        let token = try tokenFile.map { try String(contentsOfFile: $0, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) }
-        _ = try await KubeletEndpoints(KubeEndpoint(url: url, bearerToken: token, caFile: caFile)).scrapeMetrics()
+    /// One scrape (the token file is read again when it changes: tokens rotate).
+    public func scrape() async throws {
+        let endpoint = try KubeEndpoint(url: url, tokenFile: tokenFile, caFile: caFile, insecureSkipTLSVerify: insecureSkipTLSVerify)
+        let (podStart, _) = try await KubeletEndpoints(endpoint).scrapeMetrics()
+        if let sli = podStart.sli, let metrics {
+            metrics.setKubeletSLI(buckets: sli.buckets.map { ($0.upperBound, $0.count) }, sum: sli.sum, count: sli.count)
+        }
     }
 }

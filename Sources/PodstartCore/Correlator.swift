@@ -14,6 +14,11 @@ public struct Correlator: Sendable {
         /// With no readiness source (no kubelet status, log or prober), a pod counts as ready once
         /// every regular container runs its first process (kernel exec, else the runtime's start).
         public var readyWhenRunning = false
+        /// With the kubelet's log read: how long after ready a start whose pod record is known
+        /// waits for the kubelet's "Observed pod startup duration" line, so its SLI is the kubelet's
+        /// own (the line comes at the kubelet's next pod watch event, seconds later on a quiet
+        /// node). 0: not waited for.
+        public var kubeletLineWaitNs: Int64 = 0
         public init() {}
     }
 
@@ -41,7 +46,23 @@ public struct Correlator: Sendable {
         var name = ""
         var created: Int64?
         var firstSeen: Int64
-        var scheduled: Int64?
+        /// When the pod was bound to the node, and who said so (`.scheduled` input).
+        var scheduled: (at: Int64, source: PhaseSource)?
+        /// From the pod's own record (second resolution): creation, PodScheduled, every container
+        /// running; init runs; whether a readiness probe exists.
+        var creationSecond: Int64?
+        var scheduledSecond: Int64?
+        var runningSecond: Int64?
+        var statusInits: [PodStatusReport.InitContainerRun] = []
+        var hasReadinessProbe: Bool?
+        var statusSource: PhaseSource = .podStatus
+        /// The first instant this node knew of the pod (the watch delivering it, its sandbox).
+        var firstNodeInstant: Int64?
+        /// When the pod record first arrived showing every container running (podstart's own
+        /// `watchObservedRunningTime`).
+        var runningObserved: Int64?
+        /// The kubelet's own view of the start, from its "Observed pod startup duration" line.
+        var kubeletLine: KubeletPodStartupObservation?
         var measurements: [PhaseMeasurement] = []
         var containers: [String: ContainerState] = [:]
         var ready: (at: Int64, source: PhaseSource)?
@@ -138,19 +159,23 @@ public struct Correlator: Sendable {
             guard var pod = state(p.uid) else { break }
             pod.namespace = p.namespace
             pod.name = p.name
-            if let created = p.createdUnixNs { pod.created = min(pod.created ?? created, created) }
+            if let created = p.createdUnixNs {
+                pod.created = min(pod.created ?? created, created)
+                if p.source == .cri || p.source == .containerd { pod.firstNodeInstant = min(pod.firstNodeInstant ?? created, created) }
+            }
             pods[p.uid] = pod
             if !p.namespace.isEmpty || !p.name.isEmpty, let line = pendingStartupLines.removeValue(forKey: "\(p.namespace)/\(p.name)") {
                 applyStartupLine(line, to: p.uid)
             }
         case .scheduled(let s):
             guard var pod = state(s.uid) else { break }
-            pod.scheduled = s.atUnixNs
-            pod.measurements.append(PhaseMeasurement(phase: .schedule, interval: Interval(start: pod.created ?? s.atUnixNs, end: s.atUnixNs),
-                                                     source: s.source))
+            pod.scheduled = (s.atUnixNs, s.source)
             pods[s.uid] = pod
+        case .podStatus(let r):
+            ingestStatus(r)
         case .sandbox(let s):
             guard var pod = state(s.uid, at: s.beginUnixNs) else { break }
+            pod.firstNodeInstant = min(pod.firstNodeInstant ?? s.beginUnixNs, s.beginUnixNs)
             pod.measurements.append(PhaseMeasurement(phase: .sandbox, interval: Interval(start: s.beginUnixNs, end: s.endUnixNs), source: s.source))
             if !s.sandboxID.isEmpty { pod.sandboxID = s.sandboxID }
             pods[s.uid] = pod
@@ -255,19 +280,61 @@ public struct Correlator: Sendable {
         return finalizeDue(resolve: resolve)
     }
 
-    /// The kubelet's own view of a start: its pull window and when it saw every container running
-    /// (its "watchObservedRunningTime" is the end of the kubelet's SLI, so it stands for ready).
+    /// The kubelet's own view of a start: its pull window and the instants of its SLI. Never a
+    /// readiness time: the kubelet writes the line at the first pod watch event after it saw the
+    /// pod running, which can be many seconds after the pod was Ready (DESIGN.md).
     private mutating func applyStartupLine(_ line: KubeletPodStartupObservation, to uid: String) {
         guard var pod = state(uid) else { return }
-        if let created = line.created?.nanosecondsSinceEpoch, pod.created == nil { pod.created = created }
+        if let created = line.created?.nanosecondsSinceEpoch, pod.creationSecond == nil { pod.creationSecond = created }
         if let begin = line.firstStartedPulling?.nanosecondsSinceEpoch, let end = line.lastFinishedPulling?.nanosecondsSinceEpoch, end >= begin {
             pod.measurements.append(PhaseMeasurement(phase: .pull, interval: Interval(start: begin, end: end), source: .kubeletLog))
         }
-        if let running = line.watchObservedRunning?.nanosecondsSinceEpoch, pod.ready == nil || PhaseSource.kubeletLog > pod.ready!.source {
-            pod.ready = (running, .kubeletLog)
-        }
+        pod.kubeletLine = line
         now = max(now, line.watchObservedRunning?.nanosecondsSinceEpoch ?? now)
         pods[uid] = pod
+    }
+
+    /// How far after the whole second an API time names a node instant may lie and still be taken
+    /// for the same moment (the second's own fraction, plus the watch's delivery).
+    static let subSecondWindowNs: Int64 = 2_000_000_000
+
+    /// A second-resolution API time made sub-second by a node instant that follows it closely:
+    /// `observed` when it lies within `subSecondWindowNs` after `second`, else `second` (a
+    /// listing or a replay long after the change says only the second).
+    static func subSecond(_ second: Int64, observed: Int64?) -> Int64 {
+        guard let observed, observed >= second, observed - second < subSecondWindowNs else { return second }
+        return observed
+    }
+
+    /// The pod's own record (API server watch, the kubelet's /pods).
+    private mutating func ingestStatus(_ r: PodStatusReport) {
+        // A pod first seen Ready in the agent's first listing started before the agent: not a start.
+        if r.fromInitialList, r.readyUnixNs != nil, pods[r.uid] == nil {
+            if !reportedUIDs.contains(r.uid) { ignored.insert(r.uid) }
+            return
+        }
+        guard var pod = state(r.uid) else { return }
+        if !r.namespace.isEmpty { pod.namespace = r.namespace }
+        if !r.name.isEmpty { pod.name = r.name }
+        pod.statusSource = r.source
+        if let c = r.createdUnixNs { pod.creationSecond = c }
+        if let s = r.scheduledUnixNs { pod.scheduledSecond = s }
+        if let p = r.hasReadinessProbe { pod.hasReadinessProbe = p }
+        if !r.initContainers.isEmpty { pod.statusInits = r.initContainers }
+        if let first = pod.firstNodeInstant, !r.fromInitialList { pod.firstNodeInstant = min(first, r.observedUnixNs) } else if pod.firstNodeInstant == nil, !r.fromInitialList {
+            pod.firstNodeInstant = r.observedUnixNs
+        }
+        if let running = r.allRunningUnixNs {
+            pod.runningSecond = running
+            if pod.runningObserved == nil { pod.runningObserved = Self.subSecond(running, observed: r.observedUnixNs) }
+        }
+        if let ready = r.readyUnixNs, pod.ready == nil || r.source > pod.ready!.source {
+            pod.ready = (Self.subSecond(ready, observed: r.observedUnixNs), r.source)
+        }
+        pods[r.uid] = pod
+        if !pod.namespace.isEmpty || !pod.name.isEmpty, let line = pendingStartupLines.removeValue(forKey: "\(pod.namespace)/\(pod.name)") {
+            applyStartupLine(line, to: r.uid)
+        }
     }
 
     /// Whether a measured interval should replace the one known: a measured span beats an
@@ -411,9 +478,10 @@ public struct Correlator: Sendable {
         var next = Int64.max
         for uid in pods.keys.sorted() {
             guard let pod = pods[uid] else { continue }
-            let start = pod.created ?? pod.firstSeen
+            let start = Self.createdInstant(pod)
             let ready = pod.ready ?? runningReadiness(pod)
-            if let ready, now >= ready.at.saturatingAdd(configuration.graceNs) {
+            let lineWait = pod.kubeletLine == nil && pod.creationSecond != nil && pod.ready != nil ? configuration.kubeletLineWaitNs : 0
+            if let ready, now >= ready.at.saturatingAdd(max(configuration.graceNs, lineWait)) {
                 done.append(finalize(pod, end: ready.at, outcome: .ready, reason: nil, resolve: resolve))
             } else if let failure = pod.failure, now >= failure.at.saturatingAdd(configuration.graceNs) {
                 done.append(finalize(pod, end: failure.at, outcome: .failed, reason: failure.reason, resolve: resolve))
@@ -421,7 +489,7 @@ public struct Correlator: Sendable {
                 let reason = "not ready within \(configuration.startTimeoutNs / 1_000_000_000) s"
                 done.append(finalize(pod, end: start.saturatingAdd(configuration.startTimeoutNs), outcome: .failed, reason: reason, resolve: resolve))
             } else {
-                if let ready { next = min(next, ready.at.saturatingAdd(configuration.graceNs)) }
+                if let ready { next = min(next, ready.at.saturatingAdd(max(configuration.graceNs, lineWait))) }
                 if let failure = pod.failure { next = min(next, failure.at.saturatingAdd(configuration.graceNs)) }
                 if pod.ready == nil { next = min(next, start &+ configuration.startTimeoutNs &+ 1) }
             }
@@ -447,7 +515,7 @@ public struct Correlator: Sendable {
 
     /// Keeps only what an open start can still use, so memory stays flat however many starts pass.
     private mutating func prune() {
-        let horizon = pods.values.map { $0.created ?? $0.firstSeen }.min() ?? now
+        let horizon = pods.values.map { Self.createdInstant($0) }.min() ?? now
         pendingStartupLines = pendingStartupLines.filter { ($0.value.watchObservedRunning?.nanosecondsSinceEpoch ?? now) > now.saturatingSubtract(configuration.startTimeoutNs) }
         pidToContainer = pidToContainer.filter { containerToPod[$0.value] != nil || pendingByContainer[$0.value] != nil }
         unassignedPulls.removeAll { $0.interval.end < horizon }
@@ -507,9 +575,23 @@ public struct Correlator: Sendable {
                                    resolve: AccessResolver) -> PodStartTrace {
         pods.removeValue(forKey: pod.uid)
         reportedUIDs.insert(pod.uid)
-        let created = pod.created ?? pod.firstSeen
+        let created = Self.createdInstant(pod)
         var measurements = pod.measurements
         let window = Interval(start: created, end: max(created, end))
+
+        // schedule: created → bound to the node (zero for a pod created with its node name)
+        var scheduleSource: PhaseSource?
+        if let scheduled = Self.scheduledInstant(pod) {
+            scheduleSource = scheduled.source
+            measurements.append(PhaseMeasurement(phase: .schedule, interval: Interval(start: created, end: max(created, scheduled.at)),
+                                                 source: scheduled.source))
+        }
+        // init containers as their status tells (the runtime's measurement, when there is one, wins)
+        for run in pod.statusInits {
+            guard let started = run.startedUnixNs, let finished = run.finishedUnixNs else { continue }
+            measurements.append(PhaseMeasurement(phase: .`init`, interval: Interval(start: started, end: finished), source: pod.statusSource,
+                                                 subject: run.name))
+        }
 
         // The sandbox's pause container started by runc (kernel): where RunPodSandbox ends when
         // no log timed the call (a listing sees the sandbox only at its next poll).
@@ -565,13 +647,32 @@ public struct Correlator: Sendable {
                 }
             }
         }
-        if let running, outcome == .ready, pod.ready != nil {
-            measurements.append(PhaseMeasurement(phase: .probe, interval: Interval(start: running, end: end),
-                                                 source: pod.ready?.source ?? .derived))
+        if running == nil, let second = pod.runningSecond {
+            running = second
+        }
+        // An init container runs before any pull of the regular containers' images: a pull window
+        // that spans init runs (the kubelet's first pull → last pull) does not claim them.
+        let initRuns = PhaseAttribution.union(measurements.filter { $0.phase == .`init` }.map(\.interval))
+        if !initRuns.isEmpty {
+            measurements = measurements.flatMap { m -> [PhaseMeasurement] in
+                guard m.phase == .pull else { return [m] }
+                return Self.subtract(initRuns, from: m.interval).map { var part = m; part.interval = $0; return part }
+            }
+        }
+        // running → Ready: `probe` when a readiness probe decides it, else the kubelet reporting it
+        if let running, outcome == .ready, let ready = pod.ready {
+            let phase: PhaseName = pod.hasReadinessProbe.map { $0 ? .probe : .readyReport } ?? (ready.source == .prober ? .probe : .readyReport)
+            measurements.append(PhaseMeasurement(phase: phase, interval: Interval(start: running, end: end),
+                                                 source: ready.source))
         }
         let writes = PullWriteClassifier.intervals(totals: writeTotals, clock: clock) { pullWrites[$0]?.kind }
-        let phases = PhaseAttribution.attribute(window: window, measurements: measurements,
+        var phases = PhaseAttribution.attribute(window: window, measurements: measurements,
                                                 download: writes.download, decompress: writes.decompress)
+        if let scheduleSource, !phases.contains(where: { $0.name == .schedule }) {
+            // bound as it was created: scheduling took no time, and says so
+            phases.insert(PhaseSpan(name: .schedule, start: created, end: created, parent: nil, source: scheduleSource), at: 0)
+        }
+        let sli = Self.startSLI(pod, measurements: measurements)
 
         let containers = pod.containers.values.sorted(by: { $0.created.start < $1.created.start }).map { c in
             // the records of this container: retired with its namespace number, or under the number
@@ -597,6 +698,55 @@ public struct Correlator: Sendable {
         prune()
         return PodStartTrace(pod: .init(namespace: pod.namespace, name: pod.name, uid: pod.uid), runtime: pod.runtime,
                              created: created, ready: outcome == .ready ? end : nil, outcome: outcome,
-                             failureReason: reason, phases: phases, containers: containers)
+                             failureReason: reason, phases: phases, containers: containers, sli: sli)
+    }
+
+    /// When the pod was created, as precisely as the sources allow: the API's creationTimestamp
+    /// is a whole second, so the first instant the node knew of the pod (the watch delivering it,
+    /// else its sandbox) stands for it when it lies within that second; else the second itself.
+    /// Without the pod's record: the earliest creation a source gave, else the first sighting.
+    static func createdInstant(_ pod: PodState) -> Int64 {
+        guard let second = pod.creationSecond else { return pod.created ?? pod.firstSeen }
+        if let first = pod.firstNodeInstant, first >= second, first < second + 1_000_000_000 { return first }
+        return second
+    }
+
+    /// When the pod was bound to this node: PodScheduled's second made sub-second by the node
+    /// learning of the pod (its watch only shows bound pods), else a `.scheduled` input's time.
+    static func scheduledInstant(_ pod: PodState) -> (at: Int64, source: PhaseSource)? {
+        if let second = pod.scheduledSecond {
+            if let first = pod.firstNodeInstant, first >= second, first < second + 1_000_000_000 { return (first, pod.statusSource) }
+            return (second, pod.statusSource)
+        }
+        return pod.scheduled
+    }
+
+    /// `interval` without the parts `holes` (sorted, disjoint) cover.
+    static func subtract(_ holes: [Interval], from interval: Interval) -> [Interval] {
+        var parts: [Interval] = []
+        var start = interval.start
+        for h in holes where h.end > start && h.start < interval.end {
+            if h.start > start { parts.append(Interval(start: start, end: h.start)) }
+            start = max(start, h.end)
+        }
+        if start < interval.end { parts.append(Interval(start: start, end: interval.end)) }
+        return parts
+    }
+
+    /// The kubelet v1.28 SLI of the start: the kubelet's own instants when its startup line was
+    /// read; else podstart's: creationTimestamp, its pulls' first start and last end (the pull
+    /// measurements before init runs were cut out of them, as the kubelet's window spans them),
+    /// and the pod record's first arrival showing every container running.
+    static func startSLI(_ pod: PodState, measurements: [PhaseMeasurement]) -> PodStartTrace.StartSLI? {
+        if let line = pod.kubeletLine, let created = line.created?.nanosecondsSinceEpoch,
+           let running = line.watchObservedRunning?.nanosecondsSinceEpoch {
+            return .init(createdUnixNs: created, firstStartedPullingUnixNs: line.firstStartedPulling?.nanosecondsSinceEpoch,
+                         lastFinishedPullingUnixNs: line.lastFinishedPulling?.nanosecondsSinceEpoch,
+                         watchObservedRunningUnixNs: running, source: .kubeletLog)
+        }
+        guard let created = pod.creationSecond, let running = pod.runningObserved else { return nil }
+        let pulls = measurements.filter { $0.phase == .pull }.map(\.interval)
+        return .init(createdUnixNs: created, firstStartedPullingUnixNs: pulls.map(\.start).min(), lastFinishedPullingUnixNs: pulls.map(\.end).max(),
+                     watchObservedRunningUnixNs: running, source: pod.statusSource)
     }
 }

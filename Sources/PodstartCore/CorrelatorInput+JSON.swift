@@ -31,6 +31,15 @@ public enum CorrelatorInputCodec {
                             ("created", p.createdUnixNs.map(JSON.int) ?? .null), src(p.source)])
         case .scheduled(let s):
             return .object([("input", .string("scheduled")), ("uid", .string(s.uid)), ("at", .int(s.atUnixNs)), src(s.source)])
+        case .podStatus(let p):
+            func opt(_ v: Int64?) -> JSON { v.map(JSON.int) ?? .null }
+            return .object([("input", .string("podStatus")), ("uid", .string(p.uid)), ("namespace", .string(p.namespace)),
+                            ("name", .string(p.name)), ("created", opt(p.createdUnixNs)), ("scheduled", opt(p.scheduledUnixNs)),
+                            ("readinessProbe", p.hasReadinessProbe.map(JSON.bool) ?? .null),
+                            ("initContainers", .array(p.initContainers.map { .object([("name", .string($0.name)), ("started", opt($0.startedUnixNs)),
+                                                                                      ("finished", opt($0.finishedUnixNs))]) })),
+                            ("allRunning", opt(p.allRunningUnixNs)), ("ready", opt(p.readyUnixNs)), ("observed", .int(p.observedUnixNs)),
+                            ("initialList", .bool(p.fromInitialList)), src(p.source)])
         case .sandbox(let s):
             return .object([("input", .string("sandbox")), ("uid", .string(s.uid)), ("sandboxId", .string(s.sandboxID)),
                             ("begin", .int(s.beginUnixNs)), ("end", .int(s.endUnixNs)), src(s.source)])
@@ -228,6 +237,19 @@ public enum CorrelatorInputCodec {
                                     createdUnixNs: try o.optional("created") { try $0.int64("created") }, source: try o.source()))
         case "scheduled":
             return .scheduled(PodScheduling(uid: try o.string("uid"), atUnixNs: try o.int64("at"), source: try o.source()))
+        case "podStatus":
+            func opt(_ f: Fields, _ key: String) throws -> Int64? { try f.optional(key) { try $0.int64(key) } }
+            let inits = try o.array("initContainers").enumerated().map { i, item in
+                let c = Fields(item, context: "initContainers[\(i)].")
+                return PodStatusReport.InitContainerRun(name: try c.string("name"), startedUnixNs: try opt(c, "started"),
+                                                        finishedUnixNs: try opt(c, "finished"))
+            }
+            return .podStatus(PodStatusReport(
+                uid: try o.string("uid"), namespace: try o.string("namespace"), name: try o.string("name"),
+                createdUnixNs: try opt(o, "created"), scheduledUnixNs: try opt(o, "scheduled"),
+                hasReadinessProbe: try o.optional("readinessProbe") { try $0.bool("readinessProbe") }, initContainers: inits,
+                allRunningUnixNs: try opt(o, "allRunning"), readyUnixNs: try opt(o, "ready"), observedUnixNs: try o.int64("observed"),
+                fromInitialList: try o.optional("initialList") { try $0.bool("initialList") } ?? false, source: try o.source()))
         case "sandbox":
             return .sandbox(SandboxCreation(uid: try o.string("uid"), sandboxID: try o.string("sandboxId"), beginUnixNs: try o.int64("begin"),
                                             endUnixNs: try o.int64("end"), source: try o.source()))

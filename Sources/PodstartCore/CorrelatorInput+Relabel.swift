@@ -31,6 +31,16 @@ public struct InputRelabeling: Sendable, Hashable {
             e.uid += s
             e.atUnixNs = t(e.atUnixNs)
             return .scheduled(e)
+        case .podStatus(var e):
+            e.uid += s
+            if !e.name.isEmpty { e.name += s }
+            e.createdUnixNs = e.createdUnixNs.map(t)
+            e.scheduledUnixNs = e.scheduledUnixNs.map(t)
+            e.allRunningUnixNs = e.allRunningUnixNs.map(t)
+            e.readyUnixNs = e.readyUnixNs.map(t)
+            e.observedUnixNs = t(e.observedUnixNs)
+            e.initContainers = e.initContainers.map { .init(name: $0.name, startedUnixNs: $0.startedUnixNs.map(t), finishedUnixNs: $0.finishedUnixNs.map(t)) }
+            return .podStatus(e)
         case .sandbox(var e):
             e.uid += s
             e.sandboxID += s

@@ -10,6 +10,7 @@ public enum RecordingTrim {
         for input in inputs {
             switch input {
             case .pod(let p) where uids.contains(p.uid): names.insert("\(p.namespace)/\(p.name)")
+            case .podStatus(let p) where uids.contains(p.uid): names.insert("\(p.namespace)/\(p.name)")
             case .containerCreated(let c) where uids.contains(c.uid):
                 containers.insert(c.containerID)
                 images.insert(ImageReference.canonical(c.image))
@@ -40,7 +41,7 @@ public enum RecordingTrim {
             switch input {
             case .pull(let p):
                 if p.uid.map(uids.contains) ?? images.contains(ImageReference.canonical(p.image)) { kept.append(input) }
-            case .pod, .scheduled, .sandbox, .ready, .failed, .preexisting, .containerCreated, .runtimeContainer:
+            case .pod, .scheduled, .podStatus, .sandbox, .ready, .failed, .preexisting, .containerCreated, .runtimeContainer:
                 if let uid = input.podUID, uids.contains(uid) { kept.append(input) }
             case .containerStarted, .containerMountNamespace, .containerExited, .containerPid:
                 if let id = input.containerID, containers.contains(id) { kept.append(input) }

@@ -14,6 +14,9 @@ public enum CorrelatorInput: Sendable, Hashable {
     case pod(PodSighting)
     /// The pod was bound to this node (PodScheduled / Scheduled event).
     case scheduled(PodScheduling)
+    /// The pod's own record as the API server's watch (or the kubelet's /pods) delivered it:
+    /// creation, scheduling, init container runs, containers running, Ready, readiness probes.
+    case podStatus(PodStatusReport)
     /// RunPodSandbox ran.
     case sandbox(SandboxCreation)
     /// An image pull, for a known pod or not (e.g. from a containerd log line).
@@ -75,6 +78,63 @@ public struct PodScheduling: Sendable, Hashable {
     public init(uid: String, atUnixNs: Int64, source: PhaseSource) {
         self.uid = uid
         self.atUnixNs = atUnixNs
+        self.source = source
+    }
+}
+
+/// The pod's own record at one moment (API server watch or list, the kubelet's /pods). The API has
+/// second resolution: every `…UnixNs` from it is a whole second (the instant truncated), except
+/// `observedUnixNs`, the node's own clock when the record arrived, which makes them sub-second
+/// (docs/agent.md "Where the instants come from").
+public struct PodStatusReport: Sendable, Hashable {
+    /// One init container's run as its status says (terminated.startedAt → finishedAt; running:
+    /// no end yet).
+    public struct InitContainerRun: Sendable, Hashable {
+        public var name: String
+        public var startedUnixNs: Int64?
+        public var finishedUnixNs: Int64?
+        public init(name: String, startedUnixNs: Int64?, finishedUnixNs: Int64?) {
+            self.name = name
+            self.startedUnixNs = startedUnixNs
+            self.finishedUnixNs = finishedUnixNs
+        }
+    }
+
+    public var uid: String
+    public var namespace: String
+    public var name: String
+    /// `metadata.creationTimestamp` (a whole second).
+    public var createdUnixNs: Int64?
+    /// PodScheduled=True's `lastTransitionTime` (a whole second).
+    public var scheduledUnixNs: Int64?
+    /// Whether any regular container of the spec has a readiness probe; nil when the source does
+    /// not carry the spec.
+    public var hasReadinessProbe: Bool?
+    public var initContainers: [InitContainerRun]
+    /// Every regular container is running: the latest `state.running.startedAt` (a whole second).
+    public var allRunningUnixNs: Int64?
+    /// Ready=True's `lastTransitionTime` (a whole second); nil while the pod is not ready.
+    public var readyUnixNs: Int64?
+    /// When this record reached the agent (the node's wall clock, nanoseconds).
+    public var observedUnixNs: Int64
+    /// The record came from the agent's first listing of the node's pods (not from a change).
+    public var fromInitialList: Bool
+    public var source: PhaseSource
+
+    public init(uid: String, namespace: String, name: String, createdUnixNs: Int64?, scheduledUnixNs: Int64?,
+                hasReadinessProbe: Bool?, initContainers: [InitContainerRun] = [], allRunningUnixNs: Int64?,
+                readyUnixNs: Int64?, observedUnixNs: Int64, fromInitialList: Bool = false, source: PhaseSource) {
+        self.uid = uid
+        self.namespace = namespace
+        self.name = name
+        self.createdUnixNs = createdUnixNs
+        self.scheduledUnixNs = scheduledUnixNs
+        self.hasReadinessProbe = hasReadinessProbe
+        self.initContainers = initContainers
+        self.allRunningUnixNs = allRunningUnixNs
+        self.readyUnixNs = readyUnixNs
+        self.observedUnixNs = observedUnixNs
+        self.fromInitialList = fromInitialList
         self.source = source
     }
 }
@@ -239,6 +299,7 @@ extension CorrelatorInput {
         switch self {
         case .pod(let p): p.uid
         case .scheduled(let s): s.uid
+        case .podStatus(let s): s.uid
         case .sandbox(let s): s.uid
         case .pull(let p): p.uid
         case .containerCreated(let c): c.uid
@@ -259,7 +320,7 @@ extension CorrelatorInput {
         case .containerExited(let e): e.containerID
         case .containerPid(let p): p.containerID
         case .runtimeContainer(let r): r.containerID
-        case .pod, .scheduled, .sandbox, .pull, .ready, .failed, .preexisting, .kubeletStartup, .kernel, .aggregates, .tick: nil
+        case .pod, .scheduled, .podStatus, .sandbox, .pull, .ready, .failed, .preexisting, .kubeletStartup, .kernel, .aggregates, .tick: nil
         }
     }
 }

@@ -1,12 +1,15 @@
 /// The vocabulary of every output: the phases a pod start is split into (DESIGN.md).
 public enum PhaseName: String, CaseIterable, Hashable, Sendable, Codable {
     case schedule, sandbox, pull, `init`, create, start, probe
+    /// The last container running → Ready, for a pod with no readiness probe: the kubelet noticing
+    /// its containers run (its PLEG relist) and writing the Ready condition. Not a probe.
+    case readyReport = "ready_report"
     /// Time no phase claims (kubelet queueing, sync loops): keeps the parts adding up.
     case unattributed
     /// Parts of `pull`.
     case download, decompress, pullOther = "pull_other"
 
-    public static let topLevel: [PhaseName] = [.schedule, .sandbox, .pull, .`init`, .create, .start, .probe, .unattributed]
+    public static let topLevel: [PhaseName] = [.schedule, .sandbox, .pull, .`init`, .create, .start, .probe, .readyReport, .unattributed]
     public static let pullParts: [PhaseName] = [.download, .decompress, .pullOther]
 
     public var isTopLevel: Bool { Self.topLevel.contains(self) }

@@ -83,6 +83,38 @@ public struct PodStartTrace: Hashable, Sendable {
         }
     }
 
+    /// The kubelet's pod start SLI for this start, as kubelet v1.28's pod_startup_latency_tracker
+    /// measures it: `creationTimestamp` → the watch showing every container running, minus the
+    /// pull window (first pull started → last pull finished, init containers that ran between
+    /// included). Each instant is the kubelet's own where its "Observed pod startup duration" line
+    /// was read, else podstart's (docs/metrics.md).
+    public struct StartSLI: Hashable, Sendable {
+        /// `metadata.creationTimestamp`, a whole second (as the kubelet subtracts it).
+        public var createdUnixNs: Int64
+        public var firstStartedPullingUnixNs: Int64?
+        public var lastFinishedPullingUnixNs: Int64?
+        /// When a pod watch showed every container running (the kubelet's `watchObservedRunningTime`).
+        public var watchObservedRunningUnixNs: Int64
+        /// `kubelet-log`: every instant from the kubelet's line; `pod-status`: podstart's own.
+        public var source: PhaseSource
+        public init(createdUnixNs: Int64, firstStartedPullingUnixNs: Int64?, lastFinishedPullingUnixNs: Int64?,
+                    watchObservedRunningUnixNs: Int64, source: PhaseSource) {
+            self.createdUnixNs = createdUnixNs
+            self.firstStartedPullingUnixNs = firstStartedPullingUnixNs
+            self.lastFinishedPullingUnixNs = lastFinishedPullingUnixNs
+            self.watchObservedRunningUnixNs = watchObservedRunningUnixNs
+            self.source = source
+        }
+
+        /// `podStartSLOduration`: (watchObservedRunning − created) − (lastFinishedPulling −
+        /// firstStartedPulling), seconds; the pull term is 0 when nothing was pulled.
+        public var seconds: Double {
+            var pulling: Int64 = 0
+            if let first = firstStartedPullingUnixNs, let last = lastFinishedPullingUnixNs { pulling = last - first }
+            return Double((watchObservedRunningUnixNs - createdUnixNs) - pulling) / 1e9
+        }
+    }
+
     public var pod: Pod
     public var runtime: RuntimeIdentity?
     /// Unix nanoseconds.
@@ -93,9 +125,12 @@ public struct PodStartTrace: Hashable, Sendable {
     public var failureReason: String?
     public var phases: [PhaseSpan]
     public var containers: [Container]
+    /// The kubelet's SLI for this start (nil when no source gave its instants).
+    public var sli: StartSLI?
 
     public init(pod: Pod, runtime: RuntimeIdentity? = nil, created: Int64, ready: Int64?, outcome: Outcome,
-                failureReason: String? = nil, phases: [PhaseSpan], containers: [Container]) {
+                failureReason: String? = nil, phases: [PhaseSpan], containers: [Container], sli: StartSLI? = nil) {
+        self.sli = sli
         self.pod = pod
         self.runtime = runtime
         self.created = created
@@ -166,6 +201,14 @@ extension PodStartTrace {
                 return .object(cf)
             })),
         ]
+        if let sli {
+            func t(_ v: Int64?) -> JSON { v.map { .string(Timestamp.rfc3339(unixNanoseconds: $0)) } ?? .null }
+            fields.append(("sli", .object([("seconds", .double(sli.seconds)), ("created", t(sli.createdUnixNs)),
+                                           ("firstStartedPulling", t(sli.firstStartedPullingUnixNs)),
+                                           ("lastFinishedPulling", t(sli.lastFinishedPullingUnixNs)),
+                                           ("watchObservedRunning", t(sli.watchObservedRunningUnixNs)),
+                                           ("source", .string(sli.source.rawValue))])))
+        }
         return .object(fields)
     }
 
@@ -222,6 +265,13 @@ extension PodStartTrace {
                       end: try req(p["end"]?.stringValue.flatMap(Timestamp.parseRFC3339), "phases[].end"),
                       parent: p["parent"]?.stringValue.flatMap(PhaseName.init(rawValue:)),
                       source: p["source"]?.stringValue.flatMap(PhaseSource.init(rawValue:)) ?? .derived)
+        }
+        if let o = json["sli"], let created = o["created"]?.stringValue.flatMap(Timestamp.parseRFC3339),
+           let running = o["watchObservedRunning"]?.stringValue.flatMap(Timestamp.parseRFC3339) {
+            sli = StartSLI(createdUnixNs: created, firstStartedPullingUnixNs: o["firstStartedPulling"]?.stringValue.flatMap(Timestamp.parseRFC3339),
+                           lastFinishedPullingUnixNs: o["lastFinishedPulling"]?.stringValue.flatMap(Timestamp.parseRFC3339),
+                           watchObservedRunningUnixNs: running,
+                           source: o["source"]?.stringValue.flatMap(PhaseSource.init(rawValue:)) ?? .derived)
         }
         containers = try (json["containers"]?.arrayValue ?? []).map { c in
             Container(

@@ -233,7 +233,7 @@ public enum TracePage {
         .ready{stroke:#2a7;stroke-width:2;stroke-dasharray:4 3}
         .p-schedule{fill:#8d99ae}.p-sandbox{fill:#4e79a7}.p-pull{fill:#f28e2b}.p-download{fill:#edc948}
         .p-decompress{fill:#e15759}.p-pull_other{fill:#ff9da7}.p-init{fill:#76b7b2}.p-create{fill:#59a14f}
-        .p-start{fill:#b07aa1}.p-probe{fill:#9c755f}.p-unattributed{fill:#cfcfcf}
+        .p-start{fill:#b07aa1}.p-probe{fill:#9c755f}.p-ready_report{fill:#d4a6c8}.p-unattributed{fill:#cfcfcf}
         .legend{color:#666;font-size:12px;max-width:1040px}
         table{border-collapse:collapse;font-size:12px}th,td{padding:2px 8px;border-bottom:1px solid #eee;text-align:left}
         td.n{text-align:right;font-variant-numeric:tabular-nums}

@@ -164,6 +164,7 @@ extension CorrelatorInput {
         switch self {
         case .pod(let p): p.createdUnixNs
         case .scheduled(let s): s.atUnixNs
+        case .podStatus(let s): s.observedUnixNs
         case .ready(let r): r.atUnixNs
         case .failed(let f): f.atUnixNs
         case .containerExited(let e): e.atUnixNs

@@ -56,6 +56,15 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .customLong("node-name"), help: "This node's name (default: $NODE_NAME, else the host name).")
     var nodeName: String?
 
+    @Option(name: .customLong("kubeconfig"), help: "Outside a cluster: a kubeconfig whose current context reaches the API server (in a pod, the service account is used).")
+    var kubeconfig: String?
+
+    @Option(name: .customLong("kubelet-url"), help: "The kubelet (e.g. https://$HOST_IP:10250): its /pods while the API server is unreachable, and its /metrics.")
+    var kubeletURL: String?
+
+    @Flag(name: .customLong("kubelet-insecure-skip-tls-verify"), help: "Do not verify the kubelet's serving certificate (most kubelets' is self-signed); the connection is still encrypted.")
+    var kubeletInsecureSkipTLSVerify = false
+
     @Option(name: .customLong("startup-window"), help: "Trace a container's files for this long after its first exec when its readiness is not known (e.g. 10s).")
     var startupWindow = "10s"
 
@@ -157,6 +166,10 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.kubeletMetricsURL = kubeletMetricsURL
         configuration.kubeletTokenFile = kubeletTokenFile
         configuration.kubeletCAFile = kubeletCAFile
+        configuration.kubeletURL = kubeletURL
+        configuration.kubeletInsecureSkipTLSVerify = kubeletInsecureSkipTLSVerify
+        configuration.kubeconfig = kubeconfig
+        configuration.nodeName = nodeName ?? ProcessInfo.processInfo.environment["NODE_NAME"] ?? ProcessInfo.processInfo.hostName
         configuration.startupWindow = DurationText.parse(startupWindow) ?? .seconds(10)
         configuration.startTimeout = DurationText.parse(startTimeout) ?? .seconds(300)
         configuration.recordInputs = recordInputs

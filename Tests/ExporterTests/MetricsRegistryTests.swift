@@ -159,7 +159,7 @@ podstart_pod_start_duration_seconds_bucket{le="3600"} 1
 podstart_pod_start_duration_seconds_bucket{le="+Inf"} 1
 podstart_pod_start_duration_seconds_sum 3
 podstart_pod_start_duration_seconds_count 1
-# HELP podstart_pod_start_slo_duration_seconds Seconds from pod creation to ready excluding image pulls and init containers (end to end minus the pull and init phases), as kubelet_pod_start_sli_duration_seconds measures it since its V4 tracker; starts that reached ready.
+# HELP podstart_pod_start_slo_duration_seconds Seconds from pod creation (creationTimestamp) to the pod watch showing every container running, minus the window from the first image pull started to the last finished, as kubelet v1.28 measures kubelet_pod_start_sli_duration_seconds; starts that reached ready.
 # TYPE podstart_pod_start_slo_duration_seconds histogram
 podstart_pod_start_slo_duration_seconds_bucket{le="0.5"} 1
 podstart_pod_start_slo_duration_seconds_bucket{le="1"} 1

@@ -3,6 +3,7 @@ import HTTPTransport
 import NIOCore
 import NIOHTTP1
 import PodstartCore
+import PodstartTestSupport
 import Testing
 @testable import KubeletSources
 

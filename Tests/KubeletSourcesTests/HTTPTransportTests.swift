@@ -2,6 +2,7 @@ import Foundation
 import HTTPTransport
 import NIOHTTP1
 import PodstartCore
+import PodstartTestSupport
 import Testing
 @testable import KubeletSources
 

@@ -76,13 +76,17 @@ struct CorrelatorAgentInputTests {
                                                 isInit: false, beginUnixNs: T.ms(1400), endUnixNs: T.ms(1500), source: .cri)),
             .containerStarted(ContainerStart(containerID: "c", beginUnixNs: T.ms(1500), endUnixNs: T.ms(1600), source: .cri)),
         ]
-        for inputs in [pod + [.kubeletStartup(line)], [.kubeletStartup(line)] + pod] {
+        let ready: CorrelatorInput = .ready(PodReadiness(uid: "u", atUnixNs: T.ms(1700), source: .prober))
+        for inputs in [pod + [.kubeletStartup(line), ready], [.kubeletStartup(line)] + pod + [ready]] {
             let out = Self.run(inputs + [.tick(nowUnixNs: T.ms(4500))])
             let trace = try #require(out.first)
-            #expect(trace.ready == T.ms(2000))
+            #expect(trace.ready == T.ms(1700), "the line's watchObservedRunningTime is never a readiness time")
             let pull = try #require(trace.phases.first { $0.name == .pull })
             #expect(pull.start == T.ms(300) && pull.end == T.ms(1300) && pull.source == .kubeletLog)
-            #expect(trace.phases.first { $0.name == .probe }?.source == .kubeletLog)
+            #expect(trace.phases.first { $0.name == .probe }?.end == T.ms(1700))
+            let sli = try #require(trace.sli)
+            #expect(sli.source == .kubeletLog && sli.watchObservedRunningUnixNs == T.ms(2000))
+            #expect(sli.seconds == 1.0, "(2000 − 0) − (1300 − 300) ms, as the kubelet computes podStartSLOduration")
         }
     }
 

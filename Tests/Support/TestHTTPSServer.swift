@@ -7,15 +7,15 @@ import NIOSSL
 /// A self-signed CA with a server certificate for 127.0.0.1/127.0.0.2 and a client certificate
 /// signed by it, made with the openssl CLI at test time; or (`selfSigned`) a lone self-signed
 /// server certificate, as a kubelet makes for itself when no CA signs its serving certificate.
-struct TestPKI {
-    let directory: String
-    var caFile: String { directory + "/ca.crt" }
-    var certFile: String { directory + "/server.crt" }
-    var keyFile: String { directory + "/server.key" }
-    var clientCertFile: String { directory + "/client.crt" }
-    var clientKeyFile: String { directory + "/client.key" }
+public struct TestPKI: Sendable {
+    public let directory: String
+    public var caFile: String { directory + "/ca.crt" }
+    public var certFile: String { directory + "/server.crt" }
+    public var keyFile: String { directory + "/server.key" }
+    public var clientCertFile: String { directory + "/client.crt" }
+    public var clientKeyFile: String { directory + "/client.key" }
 
-    static func make(selfSigned: Bool = false) throws -> TestPKI {
+    public static func make(selfSigned: Bool = false) throws -> TestPKI {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("podstart-pki-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let script = selfSigned ? """
@@ -44,33 +44,41 @@ struct TestPKI {
     }
 }
 
-struct TestServerError: Error, CustomStringConvertible {
-    var description: String
-    init(_ d: String) { description = d }
+public struct TestServerError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
 }
 
 /// What the fake kubelet / API server answers: a status and body chunks (written with a short
 /// pause between them, like a watch stream), or no answer at all.
-struct TestRoute: Sendable {
-    var status: HTTPResponseStatus = .ok
-    var contentType = "application/json"
-    var chunks: [String]
-    var hang = false
+public struct TestRoute: Sendable {
+    public var status: HTTPResponseStatus = .ok
+    public var contentType = "application/json"
+    public var chunks: [String]
+    public var hang = false
     /// Extra response headers (a redirect's `Location`).
-    var headers: [(String, String)] = []
+    public var headers: [(String, String)] = []
+    public init(status: HTTPResponseStatus = .ok, contentType: String = "application/json", chunks: [String], hang: Bool = false,
+                headers: [(String, String)] = []) {
+        self.status = status
+        self.contentType = contentType
+        self.chunks = chunks
+        self.hang = hang
+        self.headers = headers
+    }
 }
 
 /// A local HTTPS (or HTTP) server on 127.0.0.1 serving recorded samples, for the scrape and
 /// list/watch tests. It records every request it got.
-final class TestHTTPSServer: @unchecked Sendable {
+public final class TestHTTPSServer: @unchecked Sendable {
     let channel: Channel
-    let host: String
-    let port: Int
+    public let host: String
+    public let port: Int
 
     /// `route` gets the request URI and Authorization header. `host` is any loopback address
     /// (127.0.0.2 is "another host" to a client of 127.0.0.1); `requireClientCertificate` refuses
     /// clients without a certificate signed by the PKI's CA.
-    init(pki: TestPKI?, host: String = "127.0.0.1", requireClientCertificate: Bool = false,
+    public init(pki: TestPKI?, host: String = "127.0.0.1", requireClientCertificate: Bool = false,
          route: @escaping @Sendable (String, String?) -> TestRoute) async throws {
         var ssl: NIOSSLContext?
         if let pki {
@@ -102,9 +110,9 @@ final class TestHTTPSServer: @unchecked Sendable {
 
     private let logBox: RequestLog
 
-    var log: [(uri: String, authorization: String?)] { logBox.all }
+    public var log: [(uri: String, authorization: String?)] { logBox.all }
 
-    func shutdown() async throws { try await channel.close() }
+    public func shutdown() async throws { try await channel.close() }
 
     final class RequestLog: @unchecked Sendable {
         private let lock = NSLock()
