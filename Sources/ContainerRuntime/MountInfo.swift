@@ -1,3 +1,5 @@
+import PodstartCore
+
 /// One line of a mount table as the kernel writes it in `/proc/PID/mountinfo` (proc(5)):
 /// `id parent major:minor root mountpoint options [optional…] - fstype source superoptions`.
 /// Paths are unescaped (the kernel writes space, tab, newline and backslash as `\ooo`).

@@ -110,8 +110,9 @@ public struct PodStartTrace: Hashable, Sendable {
         /// firstStartedPulling), seconds; the pull term is 0 when nothing was pulled.
         public var seconds: Double {
             var pulling: Int64 = 0
-            if let first = firstStartedPullingUnixNs, let last = lastFinishedPullingUnixNs { pulling = last - first }
-            return Double((watchObservedRunningUnixNs - createdUnixNs) - pulling) / 1e9
+            // instants come from log lines: differences saturate rather than trap
+            if let first = firstStartedPullingUnixNs, let last = lastFinishedPullingUnixNs { pulling = last.saturatingSubtract(first) }
+            return Double(watchObservedRunningUnixNs.saturatingSubtract(createdUnixNs).saturatingSubtract(pulling)) / 1e9
         }
     }
 

@@ -155,7 +155,7 @@ final class RecordedListing: CRIListing {
     /// next listing reports every sandbox and container the cut one had got through, once.
     @Test func aListingCutShortByAClosedConnectionLosesNothing() async throws {
         let listing = RecordedListing(.init(sandboxes: [], containers: [], statuses: [:]), images: Self.images)
-        var adapter = CRIListingAdapter(processes: ContainerProcesses(mountNamespace: { _ in nil }, containerID: { _ in nil }))
+        var adapter = CRIListingAdapter(processes: .init(mountNamespace: { _ in nil }, cgroups: { _ in nil }))
         #expect(try await adapter.poll(listing, sightedAt: Recordings.unixNs("2026-12-06T03:01:00.000000000")).isEmpty)
 
         let reader = Self.container(Self.readerA, sandbox: Self.sandboxA, name: "reader", pod: Self.podA,

@@ -19,13 +19,9 @@ import Testing
         let hub = AgentHub(correlator: Correlator(clock: WallClock.measure()), store: store, metrics: metrics,
                            logger: logs.logger(), processes: .none)
         let t0: Int64 = 1_796_526_068_000_000_000
-        let line = KubeletPodStartupObservation(
-            namespace: "shop", name: "web", variant: .v3, sloSecondsText: "1", sloSeconds: 1, e2eNanoseconds: 2_000_000_000,
-            created: KubeletTimestamp(nanosecondsSinceEpoch: t0),
-            watchObservedRunning: KubeletTimestamp(nanosecondsSinceEpoch: t0 + 2_000_000_000))
         let inputs: [CorrelatorInput] = [
             .pod(PodSighting(uid: "u", namespace: "shop", name: "web", createdUnixNs: t0, source: .cri)),
-            .kubeletStartup(line),
+            .ready(PodReadiness(uid: "u", atUnixNs: t0 + 2_000_000_000, source: .prober)),
         ]
         await hub.ingest(inputs)
         let (ready, _) = await hub.flush()

@@ -105,8 +105,11 @@ struct CorrelatorAgentInputTests {
             .tick(nowUnixNs: watch.saturatingAdd(60_000_000_000)),
         ])
         let trace = try #require(out.first)
-        #expect(trace.created == created && trace.ready == watch)
-        #expect(trace.e2eNanoseconds == .max)
+        // the kubelet's line is no readiness source (its watch time can be seconds late): the start
+        // ends at the timeout, and the line's instants are kept for the SLI, saturated
+        #expect(trace.created == created)
+        #expect(trace.e2eNanoseconds > 0)
+        #expect(trace.sli.map { $0.seconds.isFinite && $0.seconds >= 0 } ?? true)
     }
 
     @Test func withoutAReadinessSourceAPodIsNotReadyUnlessConfiguredSo() {
