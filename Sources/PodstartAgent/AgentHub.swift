@@ -84,15 +84,16 @@ public actor AgentHub {
     }
 
     public func ingest(kernel events: [KernelEvent]) async {
-        // Each container learnt from an exec follows that exec: ahead of it, the link would give
-        // the new container a namespace number whose previous holder's exit and records the
-        // correlator has not seen yet (issue #19, accesses of back-to-back starts swapped).
+        // Each container learnt from an exec goes just before that exec (not ahead of the whole
+        // batch): the correlator's claim of a reused namespace number sets the previous holder's
+        // records aside (issue #19), and the exec then starts the new holder's records. Placed
+        // after the exec, a container gone within the batch (ctr run --rm) lost its accesses.
         let links = learnContainers(from: events)
         var inputs: [CorrelatorInput] = []
         inputs.reserveCapacity(events.count + links.count)
         for (i, event) in events.enumerated() {
-            inputs.append(.kernel(event))
             if let link = links[i] { inputs.append(link) }
+            inputs.append(.kernel(event))
         }
         await ingest(inputs)
     }

@@ -13,11 +13,13 @@ public struct RuntimeLayoutSource: AgentSource {
     /// Where a found layout goes (the metrics), with the mount check's verdict.
     public var learned: @Sendable (RuntimeLayout, RuntimeMountVisibility) -> Void
     /// The mount check (this process's mount table unless a test gives another).
-    public var visibility: @Sendable (String) -> RuntimeMountVisibility = { RuntimeMountVisibility.current(taskDirectory: $0) }
+    public var visibility: @Sendable (String) -> RuntimeMountVisibility
 
     public init(endpoint: CRIEndpoint, learned: @escaping @Sendable (RuntimeLayout, RuntimeMountVisibility) -> Void) {
         self.endpoint = endpoint
         self.learned = learned
+        let socket = endpoint.socketPath
+        visibility = { RuntimeMountVisibility.current(taskDirectory: $0, runtimeSocket: socket) }
     }
 
     /// Logged (once, at warning) when new rootfs mounts will not reach the agent's mount table.
