@@ -62,8 +62,11 @@ import Testing
             let record = try await PodStarter(endpoint: env.endpoint).run(options)
             try KubeletLines.append(KubeletLines.observedStartup(record, observedUnixNs: record.ready.unixNs + 20_000_000), to: kubeletLog)
             let trace = try await agent.pod(record.pod.uid)
-            #expect((trace["phases"] as? [[String: Any]])?.contains { $0["name"] as? String == "probe" } == true,
-                    "no probe phase from the kubelet's line: \(trace)")
+            // the kubelet's line is no readiness source since the pod record came (it can be seconds
+            // late): without an API server, whether the pod has a readiness probe is unknown, so
+            // there is no `probe` phase here (issue #15; the replay tests check it with pod records)
+            #expect((trace["phases"] as? [[String: Any]])?.contains { $0["name"] as? String == "probe" } == false,
+                    "a probe phase without knowing the pod's readiness probe: \(trace)")
             try await Task.sleep(for: .seconds(2))
         }
         _ = try await agent.waitFor("Prometheus to see 4 ready starts", timeout: 30) {
@@ -97,6 +100,8 @@ import Testing
                 let result = try prometheus.query(query)
                 #expect(result.error == nil, "panel \(title): \(result.error ?? "") in \(query)")
                 #expect(missing.isEmpty, "panel \(title) names metrics the agent does not export: \(missing.sorted())")
+                // probe-phase series need pod records (an API server), which this test does not run
+                if query.contains("phase=\"probe\"") { continue }
                 #expect(!result.values.isEmpty && result.values.allSatisfy(\.isFinite),
                         "panel \(title) returned no data (or NaN): \(query) → \(result.values)")
             }
@@ -111,6 +116,7 @@ import Testing
             #expect(missing.isEmpty, "rule \(alert) names metrics the agent does not export: \(missing.sorted())")
             let result = try prometheus.query(signal)
             #expect(result.error == nil, "rule \(alert): \(result.error ?? "")")
+            if signal.contains("phase=\"probe\"") { continue }  // as above: needs pod records
             #expect(!result.values.isEmpty && result.values.allSatisfy(\.isFinite), "rule \(alert): \(signal) returned no data: \(result.values)")
         }
         for name in namesIn(rules) {
