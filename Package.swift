@@ -214,7 +214,8 @@ let package = Package(
         .testTarget(
             name: "ContainerRuntimeTests",
             dependencies: ["ContainerRuntime", "PodstartCore", "PodstartTestSupport",
-                           "KernelProbes"],  // real exec records for membership after a process is gone
+                           "KernelProbes",  // real exec records for membership after a process is gone
+                           "PodstartBenchKit"],  // the throttling registry relay the benches use too
             exclude: ["Fixtures"]  // recorded /proc and mountinfo samples, read by the tests from the source tree
         ),
         // The agent's services without root: each source adapter fed recorded inputs (the real

@@ -148,13 +148,30 @@ extension CRIEndpoint {
     /// Whether something accepts connections on the socket right now (a live runtime does; a
     /// stopped one leaves the socket file behind and refuses).
     public func acceptsConnections() -> Bool {
+        withConnectedSocket { _ in true } ?? false
+    }
+
+    /// The pid of the process serving the socket (the runtime), from the credentials the kernel
+    /// keeps for a unix socket's peer (SO_PEERCRED); nil when nothing accepts or they cannot be read.
+    public func runtimePid() -> Int32? {
+        withConnectedSocket { fd in
+            // struct ucred { pid_t pid; uid_t uid; gid_t gid; } (Glibc's module does not export it)
+            var credentials: (pid: Int32, uid: UInt32, gid: UInt32) = (0, 0, 0)
+            var length = socklen_t(MemoryLayout.size(ofValue: credentials))
+            guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0, credentials.pid > 0 else { return nil }
+            return credentials.pid
+        } ?? nil
+    }
+
+    /// Runs `body` with a plain connection to the socket (closed after); nil when none is accepted.
+    private func withConnectedSocket<T>(_ body: (Int32) -> T) -> T? {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return false }
+        guard fd >= 0 else { return nil }
         defer { close(fd) }
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         let path = Array(socketPath.utf8)
-        guard path.count < MemoryLayout.size(ofValue: addr.sun_path) else { return false }
+        guard path.count < MemoryLayout.size(ofValue: addr.sun_path) else { return nil }
         withUnsafeMutableBytes(of: &addr.sun_path) { raw in
             raw.copyBytes(from: path)
             raw[path.count] = 0
@@ -164,7 +181,7 @@ extension CRIEndpoint {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
             }
         }
-        return ok == 0
+        return ok == 0 ? body(fd) : nil
     }
 }
 

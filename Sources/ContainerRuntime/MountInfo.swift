@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import PodstartCore
 
 /// One line of a mount table as the kernel writes it in `/proc/PID/mountinfo` (proc(5)):
@@ -129,37 +126,14 @@ public enum RuntimeMountVisibility: Sendable, Hashable {
     }
 
     /// This process's view, from `/proc/self/mountinfo`, against the runtime's own mount
-    /// namespace: the process listening on `runtimeSocket` (its credentials on the unix socket),
-    /// else PID 1's. When neither can be read, nothing is claimed.
-    public static func current(taskDirectory: String, runtimeSocket: String?) -> RuntimeMountVisibility {
+    /// namespace: that of `runtimePid` (the process serving the runtime's socket), else PID 1's.
+    /// When neither can be read, nothing is claimed.
+    public static func current(taskDirectory: String, runtimePid: Int32?) -> RuntimeMountVisibility {
         guard let text = ProcFile.read("/proc/self/mountinfo") else { return .unknown(reason: "cannot read /proc/self/mountinfo") }
-        let runtime = runtimeSocket.flatMap(peerPid).flatMap { ProcessNamespace.mount(pid: $0) } ?? ProcessNamespace.mount(pid: 1)
+        let runtime = runtimePid.flatMap { ProcessNamespace.mount(pid: $0) } ?? ProcessNamespace.mount(pid: 1)
         guard let own = ProcessNamespace.mount(procEntry: "self"), let runtime else {
             return .unknown(reason: "cannot read the runtime's mount namespace (its socket's peer, or /proc/1/ns/mnt)")
         }
         return check(taskDirectory: taskDirectory, mountInfo: text, sameNamespaceAsInit: own == runtime)
-    }
-
-    /// The pid of the process listening on a unix socket (SO_PEERCRED of a connection to it).
-    static func peerPid(_ path: String) -> Int32? {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
-        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-            for (k, b) in bytes.enumerated() { buffer[k] = b }
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard connected == 0 else { return nil }
-        // struct ucred { pid_t pid; uid_t uid; gid_t gid; } (Glibc's module does not export it)
-        var credentials: (pid: Int32, uid: UInt32, gid: UInt32) = (0, 0, 0)
-        var length = socklen_t(MemoryLayout.size(ofValue: credentials))
-        guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0, credentials.pid > 0 else { return nil }
-        return credentials.pid
     }
 }

@@ -18,8 +18,7 @@ public struct RuntimeLayoutSource: AgentSource {
     public init(endpoint: CRIEndpoint, learned: @escaping @Sendable (RuntimeLayout, RuntimeMountVisibility) -> Void) {
         self.endpoint = endpoint
         self.learned = learned
-        let socket = endpoint.socketPath
-        visibility = { RuntimeMountVisibility.current(taskDirectory: $0, runtimeSocket: socket) }
+        visibility = { RuntimeMountVisibility.current(taskDirectory: $0, runtimePid: endpoint.runtimePid()) }
     }
 
     /// Logged (once, at warning) when new rootfs mounts will not reach the agent's mount table.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ContainerRuntime
 import Foundation
+import PodstartBenchKit
 import PodstartCore
 
 /// `podstart-bench prefetch`: what a prefetch list buys a lazily pulled start. Cold starts of the
@@ -182,7 +183,7 @@ struct BenchPrefetchCommand: AsyncParsableCommand {
         for run in 0..<runs {
             for variant in order[(run % order.count)...] + order[..<(run % order.count)] {
                 let endpoint = variant.lazy ? stargz : overlay
-                let proxy = try CountingProxy(upstreamPort: registryPort, bytesPerSecond: Double(bytesPerSecond))
+                let proxy = try ThrottlingProxy(upstreamPort: registryPort, bytesPerSecond: Double(bytesPerSecond))
                 defer { proxy.stop() }
                 let ref = variant == .local ? source : "127.0.0.1:\(proxy.port)/\(repository):\(tags[variant]!)"
                 try await CRIClient.withClient(endpoint: endpoint) { client in

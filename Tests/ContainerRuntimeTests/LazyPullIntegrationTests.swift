@@ -1,5 +1,6 @@
 import ContainerRuntime
 import Foundation
+import PodstartBenchKit
 import PodstartCore
 import PodstartTestSupport
 import Testing

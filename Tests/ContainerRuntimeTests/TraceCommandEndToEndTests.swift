@@ -1,5 +1,6 @@
 import ContainerRuntime
 import Foundation
+import PodstartBenchKit
 import PodstartTestSupport
 import PodstartCore
 import Testing

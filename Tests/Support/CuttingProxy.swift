@@ -141,7 +141,7 @@ public final class CuttingProxy: @unchecked Sendable {
         shutdown(to, Int32(SHUT_WR))
     }
 
-    /// Writes all of `bytes` to `fd`; false when the peer is gone. Shared with ThrottlingProxy.
+    /// Writes all of `bytes` to `fd`; false when the peer is gone.
     public static func sendAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) -> Bool {
         var sent = bytes.startIndex
         while sent < bytes.endIndex {

@@ -4,10 +4,11 @@ import Glibc
 #endif
 
 /// A TCP relay on 127.0.0.1 in front of a loopback registry: it limits the registry → client
-/// direction to `bytesPerSecond` per connection (a slow network) and counts the bytes it relayed
-/// that way (what the pulls through it fetched).
-final class CountingProxy: @unchecked Sendable {
-    let port: UInt16
+/// direction to `bytesPerSecond` per connection (a slow network, so pulls are download-bound) and
+/// counts the bytes it relayed that way (what the pulls through it fetched). Used by
+/// `podstart-bench prefetch` and by the tests that pull through a slow registry.
+public final class ThrottlingProxy: @unchecked Sendable {
+    public let port: UInt16
     private let listener: Int32
     private let upstreamPort: UInt16
     private let bytesPerSecond: Double
@@ -16,13 +17,13 @@ final class CountingProxy: @unchecked Sendable {
     private var relayed = 0
 
     /// Bytes sent from the registry to clients so far.
-    var fetchedBytes: Int { lock.withLock { relayed } }
+    public var fetchedBytes: Int { lock.withLock { relayed } }
 
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
     }
 
-    init(upstreamPort: UInt16, bytesPerSecond: Double) throws {
+    public init(upstreamPort: UInt16, bytesPerSecond: Double) throws {
         self.upstreamPort = upstreamPort
         self.bytesPerSecond = bytesPerSecond
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -48,7 +49,7 @@ final class CountingProxy: @unchecked Sendable {
         Thread { [self] in acceptLoop() }.start()
     }
 
-    func stop() {
+    public func stop() {
         lock.withLock { stopped = true }
         shutdown(listener, Int32(SHUT_RDWR))
         close(listener)
