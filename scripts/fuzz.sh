@@ -26,12 +26,15 @@ module() {
     fi
 }
 
-# PodstartCore as the package has it; the parser files of KubeletSources and AccessProfiles
-# (those without the HTTP client) as modules of the same names, so their imports hold.
+# PodstartCore as the package has it; the parser files of KubeletSources and AccessProfiles as
+# modules of the same names, so their imports hold.
 module PodstartCore Sources/PodstartCore/*.swift
+# A file that imports any other module (the HTTP client, Yams) is left out: the parsers never
+# need it, and the package's dependencies are not built here.
 kubelet=()
 for f in Sources/KubeletSources/*.swift; do
-    case "$(basename "$f")" in KubeEndpoint.swift|KubeStatusSources.swift) ;; *) kubelet+=("$f") ;; esac
+    if grep -E '^import ' "$f" | grep -qvE '^import (Foundation|PodstartCore|Glibc|Darwin)$'; then continue; fi
+    kubelet+=("$f")
 done
 module KubeletSources "${kubelet[@]}"
 module AccessProfiles Sources/AccessProfiles/{ImageProfile,ImageProfile+JSON,ProfilePath,PrefetchPlan,TraceFiles,OCIDescriptor}.swift
