@@ -42,7 +42,7 @@ public struct AccessTracker: Sendable {
         case .open(let e) where e.task.mountNamespace == mountNamespace:
             if let path = e.path, let file = e.file { note(path: path.path, file: file, at: e.timestampNs, count: 1) }
         case .readRange(let r) where r.mountNamespace == mountNamespace && r.source == .access:
-            ranges[r.file, default: []].append(Interval(start: Int64(r.offsetBytes), end: Int64(r.offsetBytes + r.lengthBytes)))
+            ranges[r.file, default: []].append(r.byteRange)
         default:
             break
         }

@@ -228,8 +228,19 @@ public struct ReadRangeEvent: Hashable, Sendable {
         self.source = source
     }
 
-    public var offsetBytes: UInt64 { firstPage * Self.pageSize }
-    public var lengthBytes: UInt64 { pageCount * Self.pageSize }
+    /// Saturating: page numbers come from a ring record, and a damaged one must not trap.
+    public var offsetBytes: UInt64 { Self.bytes(pages: firstPage) }
+    public var lengthBytes: UInt64 { Self.bytes(pages: pageCount) }
+    /// The bytes the run covers as a file range; file offsets end at Int64's end (loff_t).
+    public var byteRange: Interval {
+        let start = Int64(clamping: offsetBytes)
+        return Interval(start: start, end: start.saturatingAdd(Int64(clamping: lengthBytes)))
+    }
+
+    private static func bytes(pages: UInt64) -> UInt64 {
+        let (product, overflow) = pages.multipliedReportingOverflow(by: pageSize)
+        return overflow ? .max : product
+    }
 }
 
 public enum BlockOperation: String, Hashable, Sendable {

@@ -25,8 +25,9 @@ public struct WallClock: Sendable, Hashable {
         return WallClock(offsetNs: best.offset)
     }
 
-    /// Nanoseconds since the Unix epoch for a CLOCK_MONOTONIC reading.
-    public func unixNanoseconds(monotonic ns: UInt64) -> Int64 { Int64(ns) + offsetNs }
+    /// Nanoseconds since the Unix epoch for a CLOCK_MONOTONIC reading. Saturates: a reading
+    /// comes from a record (a ring slot, a recording) and must never trap, however damaged.
+    public func unixNanoseconds(monotonic ns: UInt64) -> Int64 { Int64(clamping: ns).saturatingAdd(offsetNs) }
 
     public static func monotonicNow() -> UInt64 { UInt64(readClock(CLOCK_MONOTONIC)) }
 

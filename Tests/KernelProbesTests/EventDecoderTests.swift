@@ -146,6 +146,43 @@ struct EventDecoderTests {
         }
     }
 
+    /// Found by the kernel-record fuzz harness: a record whose timestamp is past Int64's end
+    /// (damaged, or a recording edited by hand) trapped in the wall-clock conversion inside the
+    /// correlator. Now it saturates, and the event is still handled.
+    @Test(arguments: [UInt64.max, UInt64(Int64.max), UInt64(Int64.max) + 1])
+    func aTimestampAtTheEndOfTheClockReachesTheCorrelatorWithoutTrapping(timestamp: UInt64) throws {
+        var record = Self.openRecord(path: "/app/main.py", raw: "main.py")
+        record.withUnsafeMutableBytes { $0.storeBytes(of: timestamp, toByteOffset: 8, as: UInt64.self) }
+        let event = try record.withUnsafeBytes { try EventDecoder().decode($0).get() }
+        #expect(event.timestampNs == timestamp)
+        var correlator = Correlator(clock: WallClock(offsetNs: 1_700_000_000_000_000_000))
+        _ = correlator.ingest(.kernel(event))
+        _ = correlator.flush()
+        #expect(WallClock(offsetNs: 1).unixNanoseconds(monotonic: timestamp) == .max)
+        #expect(WallClock(offsetNs: -5).unixNanoseconds(monotonic: 10) == 5)
+    }
+
+    /// Found by the kernel-record fuzz harness: a read-range record whose page numbers put its
+    /// bytes past UInt64's end trapped where the access tracker turned pages into bytes.
+    @Test func aReadRangePastTheEndOfAFileRangeIsClampedNotTrapped() throws {
+        var e = ps_read_range_event()
+        e.header.kind = UInt16(PS_EVENT_READ_RANGE.rawValue)
+        e.header.version = UInt16(PS_EVENT_VERSION)
+        e.header.size = UInt32(MemoryLayout<ps_read_range_event>.size)
+        e.header.timestamp_ns = 42
+        e.mntns = 4026532000
+        e.first_page = UInt64.max / 2
+        e.page_count = UInt64.max
+        let event = try withUnsafeBytes(of: &e) { try EventDecoder().decode($0).get() }
+        guard case .readRange(let range) = event else { Issue.record("not a read range: \(event)"); return }
+        #expect(range.offsetBytes == .max && range.lengthBytes == .max)
+        #expect(range.byteRange == Interval(start: .max, end: .max))
+        var tracker = AccessTracker(mountNamespace: 4026532000)
+        tracker.add(event)
+        var correlator = Correlator(clock: WallClock(offsetNs: 1_700_000_000_000_000_000))
+        _ = correlator.ingest(.kernel(event))
+    }
+
     @Test func deviceNumbersConvertBetweenKernelAndStatEncodings() {
         // makedev(259, 3) in glibc's encoding vs the kernel's major << 20 | minor
         let glibc: UInt64 = (259 & 0xfff) << 8 | (3 & 0xff) | ((259 & ~0xfff) << 32) | ((3 & ~0xff) << 12)
