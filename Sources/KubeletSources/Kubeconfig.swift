@@ -34,7 +34,9 @@ public struct Kubeconfig: Sendable, Equatable {
 
     public static func parse(yaml: String, baseDirectory: String, path: String = "kubeconfig") throws -> Kubeconfig {
         let root: Any?
-        do { root = try Yams.load(yaml: yaml) } catch {
+        do { root = try Yams.compose(yaml: yaml).map { try plainValue($0, path: path) } } catch let error as KubeconfigError {
+            throw error
+        } catch {
             throw KubeconfigError.invalid(path: path, reason: "not YAML: \(error)")
         }
         guard let doc = root as? [String: Any] else { throw KubeconfigError.invalid(path: path, reason: "not a mapping") }
@@ -126,5 +128,24 @@ public enum KubeconfigError: Error, Sendable, CustomStringConvertible, Equatable
         case .unsupportedCredential(let user):
             "kubeconfig user \"\(user)\" gets its credential from a plugin (exec/auth-provider), which podstart does not run; use a token, tokenFile or client certificate"
         }
+    }
+}
+
+/// A YAML node as plain values (`String`, `Bool`, `Int`, `Double`, `NSNull`, `[Any]`,
+/// `[String: Any]`), built here rather than by Yams' `load`, which traps on a mapping key that is
+/// not a scalar (a fuzzed config file, "?" then "-", found it).
+private func plainValue(_ node: Node, path: String) throws -> Any {
+    switch node {
+    case .scalar: return node.any
+    case .sequence(let items): return try items.map { try plainValue($0, path: path) }
+    case .mapping(let pairs):
+        var mapping: [String: Any] = [:]
+        for (key, value) in pairs {
+            guard let name = key.scalar?.string else {
+                throw KubeconfigError.invalid(path: path, reason: "a mapping key is a list or mapping, not a name")
+            }
+            mapping[name] = try plainValue(value, path: path)
+        }
+        return mapping
     }
 }

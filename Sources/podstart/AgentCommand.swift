@@ -5,7 +5,6 @@ import Foundation
 import Logging
 import PodstartAgent
 import PodstartCore
-import Yams
 
 /// `podstart agent`: the node agent (a DaemonSet). Joins the kernel probes, the CRI runtime and the
 /// kubelet's and containerd's logs into one timeline per pod start, keeps them in the state store,
@@ -108,25 +107,9 @@ struct AgentCommand: AsyncParsableCommand {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw ValidationError("cannot read --config \(path)")
         }
-        let loaded: Any?
-        do { loaded = try Yams.load(yaml: text) } catch { throw ValidationError("--config \(path) is not valid YAML: \(error)") }
-        guard let mapping = loaded as? [String: Any] else {
-            if loaded == nil { return commandLine }
-            throw ValidationError("--config \(path) must be a mapping of flag names to values")
+        do { return try AgentConfigFile.arguments(yaml: text, path: path) + commandLine } catch let error as AgentConfigFile.Invalid {
+            throw ValidationError(error.description)
         }
-        var arguments: [String] = []
-        for key in mapping.keys.sorted() {
-            guard key != "config", key.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }) else {
-                throw ValidationError("--config \(path): '\(key)' is not a flag name")
-            }
-            switch mapping[key] {
-            case let flag as Bool: if flag { arguments.append("--\(key)") }
-            case let list as [Any]: for value in list { arguments += ["--\(key)", "\(value)"] }
-            case nil, is NSNull: break
-            case let value?: arguments += ["--\(key)", "\(value)"]
-            }
-        }
-        return arguments + commandLine
     }
 
     func run() async throws {

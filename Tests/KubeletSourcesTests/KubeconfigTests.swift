@@ -55,6 +55,9 @@ import Testing
             ("current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\nclusters: [{name: k, cluster: {}}]", "has no server"),
             ("current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\nclusters: [{name: k, cluster: {server: 'https://a', certificate-authority-data: '***'}}]",
              "certificate-authority-data is not base64"),
+            // a mapping key that is a list: Yams' own loader traps on it (found by fuzzing the config file)
+            ("?\n-", "a mapping key is a list or mapping"),
+            ("current-context: c\n? [a, b]\n: x", "a mapping key is a list or mapping"),
         ]
         for (yaml, reason) in cases {
             #expect {
