@@ -16,12 +16,15 @@ out=.build-fuzz
 mkdir -p "$out/modules" "$out/bin" "$out/crashes"
 flags=(-sanitize=fuzzer,address -parse-as-library -Onone -g -I "$out/modules" -L "$out/modules")
 
-# A static library and module of Swift sources, instrumented.
+# A static library and module of Swift sources, instrumented; rebuilt when a source or a file
+# named in $also (headers) is newer. $extra: more compiler flags for this module only.
 module() {
     local name="$1"; shift
-    if [ ! -f "$out/modules/lib$name.a" ] || [ -n "$(find "$@" -newer "$out/modules/lib$name.a" | head -1)" ]; then
+    if [ ! -f "$out/modules/lib$name.a" ] || [ "$(cat "$out/modules/$name.sources" 2>/dev/null)" != "$*" ] \
+            || [ -n "$(find "$@" ${also:-} -newer "$out/modules/lib$name.a" | head -1)" ]; then
         echo "fuzz: building module $name"
-        swiftc "${flags[@]}" -emit-library -static -emit-module -module-name "$name" \
+        echo "$*" > "$out/modules/$name.sources"
+        swiftc "${flags[@]}" ${extra:-} -emit-library -static -emit-module -module-name "$name" \
             -emit-module-path "$out/modules/$name.swiftmodule" -o "$out/modules/lib$name.a" "$@"
     fi
 }
@@ -37,7 +40,32 @@ for f in Sources/KubeletSources/*.swift; do
     kubelet+=("$f")
 done
 module KubeletSources "${kubelet[@]}"
-module AccessProfiles Sources/AccessProfiles/{ImageProfile,ImageProfile+JSON,ProfilePath,PrefetchPlan,TraceFiles,OCIDescriptor}.swift
+module AccessProfiles Sources/AccessProfiles/{ImageProfile,ImageProfile+JSON,ProfilePath,PrefetchPlan,TraceFiles,OCIDescriptor,ProfileArtifact,OCIRegistryError}.swift
+# ContainerRuntime's parsers of runtime data (verbose CRI answers, the content store's OCI
+# documents, mount tables), without the gRPC client.
+module ContainerRuntime Sources/ContainerRuntime/{CRITypes,CRIVerboseInfo,ImageLayers,OverlayRootfs,MountInfo}.swift
+# The agent's config file goes through Yams (libyaml underneath): both built here from the
+# package's checkout (`swift build` has fetched it), libyaml's C instrumented too.
+yams=.build/checkouts/Yams/Sources
+[ -d "$yams" ] || { echo "fuzz: $yams missing: run swift build first" >&2; exit 1; }
+if [ ! -f "$out/modules/libCYaml.a" ]; then
+    echo "fuzz: building libyaml"
+    rm -rf "$out/cyaml" && mkdir -p "$out/cyaml"
+    for c in "$yams"/CYaml/src/*.c; do
+        clang -fsanitize=fuzzer-no-link,address -g -O1 -DYAML_DECLARE_EXPORT -I "$yams/CYaml/include" -c "$c" -o "$out/cyaml/$(basename "$c" .c).o"
+    done
+    ar rcs "$out/modules/libCYaml.a" "$out"/cyaml/*.o
+fi
+flags+=(-I "$yams/CYaml/include")
+extra="-D SWIFT_PACKAGE -suppress-warnings" module Yams "$yams"/Yams/*.swift
+module PodstartAgent Sources/PodstartAgent/AgentConfigFile.swift
+# The ring-buffer decoder sees the C event structs through the shim target's header, as the
+# package build does; only the header is needed (the harness calls no libbpf function).
+mkdir -p "$out/cmodules"
+printf 'module CPodstartBPF {\n    header "%s"\n    export *\n}\n' "$PWD/Sources/CPodstartBPF/include/CPodstartBPF.h" \
+    > "$out/cmodules/module.modulemap"
+flags+=(-I "$out/cmodules")
+also="Sources/CPodstartBPF/include/CPodstartBPF.h bpf/podstart_events.h" module KernelProbes Sources/KernelProbes/EventDecoder.swift
 
 harnesses=()
 if [ "$#" -gt 0 ]; then harnesses=("$@"); else
@@ -50,7 +78,7 @@ for name in "${harnesses[@]}"; do
     bin="$out/bin/$name"
     if [ ! -x "$bin" ] || [ -n "$(find "$src" "$out/modules" -newer "$bin" | head -1)" ]; then
         echo "fuzz: building $name"
-        swiftc "${flags[@]}" "$src" -lKubeletSources -lAccessProfiles -lPodstartCore -o "$bin" 2>&1 \
+        swiftc "${flags[@]}" "$src" -lKubeletSources -lAccessProfiles -lContainerRuntime -lKernelProbes -lPodstartAgent -lYams -lCYaml -lPodstartCore -o "$bin" 2>&1 \
             | grep -v "Cannot export local symbol" || true
         [ -x "$bin" ] || { echo "fuzz: $name did not build" >&2; exit 1; }
     fi

@@ -35,8 +35,16 @@ public struct ImageLayers: Sendable, Hashable {
     /// Loads the layers of the image whose manifest (or index) has digest `digest`.
     public static func load(contentStoreRoot root: String, digest: String,
                             os: String = "linux", architecture: String = hostArchitecture) throws -> ImageLayers {
+        try read(digest: digest, os: os, architecture: architecture) { try blobJSON(root, $0) }
+    }
+
+    /// The layers of the image whose manifest (or index) has digest `digest`, each document
+    /// (index, manifest, config) obtained from `blob` by its digest. A missing config is no
+    /// error (the layers come without diff IDs); anything else malformed is.
+    public static func read(digest: String, os: String = "linux", architecture: String = hostArchitecture,
+                            blob: (String) throws -> JSON) throws -> ImageLayers {
         var manifestDigest = digest
-        var manifest = try blobJSON(root, digest)
+        var manifest = try blob(digest)
         if let manifests = manifest["manifests"]?.arrayValue, manifests.allSatisfy({ $0.objectValue != nil }) {
             let chosen = manifests.first {
                 let platform = $0["platform"]
@@ -46,13 +54,13 @@ public struct ImageLayers: Sendable, Hashable {
                 throw LoadError.noManifestForPlatform(index: digest, platform: "\(os)/\(architecture)")
             }
             manifestDigest = next
-            manifest = try blobJSON(root, next)
+            manifest = try blob(next)
         }
         guard let layerEntries = manifest["layers"]?.arrayValue, layerEntries.allSatisfy({ $0.objectValue != nil }),
               let configDigest = manifest["config"]?["digest"]?.stringValue else {
             throw LoadError.malformed(digest: manifestDigest, detail: "no layers or config")
         }
-        let configJSON = try? blobJSON(root, configDigest)
+        let configJSON = try? blob(configDigest)
         let diffIDEntries = configJSON?["rootfs"]?["diff_ids"]?.arrayValue?.map(\.stringValue) ?? []
         let diffIDs = diffIDEntries.contains(nil) ? [] : diffIDEntries.compactMap { $0 }
         let layers = layerEntries.enumerated().map { index, entry in
