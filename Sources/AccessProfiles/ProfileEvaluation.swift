@@ -27,6 +27,17 @@ public struct ProfileEvaluation: Sendable, Hashable {
     /// Held-out files the plan missed, in the held-out start's first-access order.
     public var missedFiles: [String]
 
+    // Range semantics, as the `nydus-json` export prefetches: a planned file's recorded ranges
+    // (the whole file when it was opened and never read), so a byte counts only where a range
+    // holds it.
+    /// Bytes the plan's ranges prefetch.
+    public var rangePrefetchBytes: UInt64
+    /// Share of the held-out start's bytes inside the planned ranges.
+    public var rangeRecallBytes: Double
+    /// `rangePrefetchBytes / heldOutBytes`: bytes fetched ahead per byte the held-out start read
+    /// (1 is exact; the target is at most 1.25). Nil when the held-out start read no bytes.
+    public var rangeOverfetch: Double?
+
     public enum Failure: Error, CustomStringConvertible, Sendable {
         case heldOutInProfile(startKey: String)
         case heldOutReadNothing(imageDigest: String)
@@ -57,6 +68,15 @@ public struct ProfileEvaluation: Sendable, Hashable {
         }
         let heldBytes = held.readBytes
         let hits = held.files.count - missed.count
+        let plannedByPath = Dictionary(plan.files.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
+        var rangeCovered: UInt64 = 0
+        for file in held.files {
+            guard let planned = plannedByPath[file.path] else { continue }
+            rangeCovered = rangeCovered.saturatingAdd(planned.ranges.isEmpty ? file.bytes : ByteRange.overlap(file.ranges, planned.ranges))
+        }
+        rangePrefetchBytes = plan.files.saturatingSum { $0.ranges.isEmpty ? $0.prefetchBytes : $0.bytes }
+        rangeRecallBytes = heldBytes == 0 ? 1 : Double(rangeCovered) / Double(heldBytes)
+        rangeOverfetch = heldBytes == 0 ? nil : Double(rangePrefetchBytes) / Double(heldBytes)
         heldOutFiles = held.files.count
         heldOutBytes = heldBytes
         plannedFiles = plan.files.count
@@ -85,6 +105,9 @@ public struct ProfileEvaluation: Sendable, Hashable {
             ("heldOutBytes", .uint(heldOutBytes)),
             ("plannedFiles", .int(Int64(plannedFiles))),
             ("missedFiles", .array(missedFiles.map { .string($0) })),
+            ("rangePrefetchBytes", .uint(rangePrefetchBytes)),
+            ("rangeRecallBytes", .double(rangeRecallBytes)),
+            ("rangeOverfetch", rangeOverfetch.map { .double($0) } ?? .null),
         ])
     }
 }

@@ -285,6 +285,9 @@ enum ProfileTable {
         out += "\n"
         out += "recall:    files \(percent(e.recallFiles)), bytes \(percent(e.recallBytes))\n"
         out += "precision: files \(percent(e.precisionFiles)), bytes \(percent(e.precisionBytes))\n"
+        out += "ranges (nydus-json): \(e.rangePrefetchBytes) bytes, recall \(percent(e.rangeRecallBytes))"
+        if let over = e.rangeOverfetch { out += String(format: ", %.2f× the held-out start's bytes", over) }
+        out += "\n"
         if !e.missedFiles.isEmpty {
             out += "missed: " + e.missedFiles.prefix(10).joined(separator: " ") + (e.missedFiles.count > 10 ? " …" : "") + "\n"
         }

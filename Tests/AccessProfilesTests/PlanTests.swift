@@ -71,3 +71,42 @@ import Testing
         #expect(first["ranges"]?.rendered() == "[[0,10]]")
     }
 }
+
+/// The range-level evaluation of a plan (`nydus-json` prefetches ranges, the other formats
+/// whole files): a held-out start that reads past what the profiled starts read is covered
+/// whole-file but not by the ranges, and the ranges fetch far fewer bytes than whole files.
+@Suite struct RangeEvaluationTests {
+    @Test func rangesCountOnlyTheBytesTheyHoldAndOverfetchIsTheirBytesOverTheHeldOutBytes() throws {
+        let profiled = [
+            Make.trace("p1", [Make.A(path: "/app/lib.so", ms: 1, ranges: [[0, 8192]], size: 1 << 20),
+                              Make.A(path: "/app/conf", ms: 2, ranges: [], size: 300)]),
+            Make.trace("p2", [Make.A(path: "/app/lib.so", ms: 1, ranges: [[65536, 4096]], size: 1 << 20)]),
+        ]
+        let plan = PrefetchPlan(profile: ImageProfile(traces: profiled, imageDigest: Make.digest),
+                                options: .init(minShare: 0.1))
+        #expect(plan.files.map(\.path) == ["/app/lib.so", "/app/conf"])
+        // the held-out start reads the first 8 KiB and 4 KiB the profile never saw, and the config
+        let held = Make.trace("h", [Make.A(path: "/app/lib.so", ms: 1, ranges: [[0, 8192], [131072, 4096]], size: 1 << 20),
+                                    Make.A(path: "/app/conf", ms: 2, ranges: [[0, 300]], size: 300)])
+        let e = try ProfileEvaluation(plan: plan, heldOut: held)
+        #expect(e.heldOutBytes == 8192 + 4096 + 300)
+        #expect(e.recallBytes == 1)  // whole files hold every byte
+        #expect(e.prefetchBytes == (1 << 20) + 300)
+        // ranges: lib.so's two recorded runs (12 KiB) and conf whole (opened, never read: no range)
+        #expect(e.rangePrefetchBytes == 8192 + 4096 + 300)
+        #expect(e.rangeRecallBytes == Double(8192 + 300) / Double(8192 + 4096 + 300))
+        #expect(e.rangeOverfetch == Double(8192 + 4096 + 300) / Double(8192 + 4096 + 300))
+        let json = e.json()
+        let rangeBytes: Int64 = 8192 + 4096 + 300
+        #expect(json["rangePrefetchBytes"]?.int64Value == rangeBytes)
+        #expect(json["rangeOverfetch"]?.doubleValue == e.rangeOverfetch)
+    }
+
+    @Test func aHeldOutStartThatReadNoBytesHasNoOverfetch() throws {
+        let plan = PrefetchPlan(profile: ImageProfile(traces: [Make.trace("p1", [Make.A(path: "/bin/sh", ms: 1, ranges: [[0, 4096]])])],
+                                                      imageDigest: Make.digest))
+        let e = try ProfileEvaluation(plan: plan, heldOut: Make.trace("h", [Make.A(path: "/bin/sh", ms: 1)]))
+        #expect(e.rangeOverfetch == nil && e.rangeRecallBytes == 1)
+        #expect(e.json()["rangeOverfetch"]?.isNull == true)
+    }
+}

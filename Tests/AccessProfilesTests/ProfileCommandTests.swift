@@ -102,6 +102,11 @@ import Testing
         let image = try #require(e["imageBytes"]?.doubleValue)
         #expect(e["imageShare"]?.doubleValue == prefetch / image)
         #expect(e["precisionBytes"]?.doubleValue == (heldBytes - 1024) / prefetch)
+        // ranges: the profiled starts read these small files whole, as the held-out one did
+        let rangeBytes = try #require(e["rangePrefetchBytes"]?.doubleValue)
+        #expect(rangeBytes > 0 && rangeBytes <= prefetch)
+        #expect(e["rangeRecallBytes"]?.doubleValue == (heldBytes - 1024) / heldBytes)
+        #expect(e["rangeOverfetch"]?.doubleValue == rangeBytes / heldBytes)
         for key in ["recallBytes", "recallFiles", "precisionBytes", "precisionFiles", "prefetchBytes", "imageBytes", "imageShare"] {
             #expect(e[key] != nil, "missing \(key)")
         }

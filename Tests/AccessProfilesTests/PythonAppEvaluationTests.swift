@@ -186,7 +186,9 @@ struct PythonAppEvaluationTests {
             python-app evaluation: profile of \(profile.starts) starts (\(Self.profiledModes.joined(separator: ", "))), \
             held-out mode \(Self.heldOutMode): recallFiles \(recallFiles), recallBytes \(recallBytes), \
             imageShare \(imageShare) (prefetch \(evaluation["prefetchBytes"]?.int64Value ?? 0) of \(evaluation["imageBytes"]?.int64Value ?? 0) bytes), \
-            precisionFiles \(evaluation["precisionFiles"]?.doubleValue ?? 0); held-out start read \(heldProfile.readBytes) bytes \
+            precisionFiles \(evaluation["precisionFiles"]?.doubleValue ?? 0), \
+            ranges (nydus-json): \(evaluation["rangePrefetchBytes"]?.int64Value ?? 0) bytes, rangeRecallBytes \(evaluation["rangeRecallBytes"]?.doubleValue ?? 0), \
+            rangeOverfetch \(evaluation["rangeOverfetch"]?.doubleValue ?? 0) (target <= 1.25); held-out start read \(heldProfile.readBytes) bytes \
             = \(readShare) of the image, \(heldProfile.files.count) files; profile read share \(profile.readShare ?? 0); \
             ctr-remote (\(Self.defaultMode), one run): \(recorded.count) files, recallFiles \(peerRecallFiles), recallBytes \(peerRecallBytes); \
             witness: \(regular.count) regular files seen by fanotify, missing from podstart's trace of \(podstartPaths.count) paths: \(unseen)
