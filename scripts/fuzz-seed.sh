@@ -65,7 +65,7 @@ for p in sorted(glob.glob("deploy/**/config.yaml", recursive=True)):
     m = re.search(r"config\.yaml: \|\n((?:    .*\n|\s*\n)+)", text)
     put("yaml-config", "\n".join(l[4:] for l in m.group(1).split("\n")) if m else text)
 # containerd's verbose CRI answers: the Status config of containerd 2.3 (recorded), and info
-# documents with the keys FORMATS.md §4.2 lists for ContainerStatus and PodSandboxStatus
+# documents with the keys containerd writes for ContainerStatus and PodSandboxStatus (docs/inputs.md#verbose-info)
 put("cri-verbose", open("Tests/ContainerRuntimeTests/Fixtures/containerd-2.3-cri-config.json").read())
 put("cri-verbose", json.dumps({"sandboxID": "b39ee2027f7c", "pid": 41234, "removing": False, "snapshotKey": "5f2c0ab1",
                                "snapshotter": "overlayfs", "runtimeType": "io.containerd.runc.v2", "runtimeOptions": {"systemd_cgroup": False},

@@ -1,7 +1,7 @@
 import PodstartCore
 
 /// The paths a profile may carry into a prefetch list. Every format is line- or JSON-based and
-/// is read by tools that trim, normalise or resolve `..` (FORMATS.md §6), so a path that could
+/// is read by tools that trim, normalise or resolve `..` (docs/prefetch-formats.md), so a path that could
 /// be read back as another file is refused rather than escaped: it never reaches an export.
 public enum ProfilePath {
     /// Why a path cannot be exported.

@@ -4,7 +4,7 @@ import PodstartCore
 public typealias PodIdentity = PodStartTrace.Pod
 
 extension PodStartTrace.Pod {
-    /// The kubelet's `io.kubernetes.pod.*` labels (FORMATS.md §4.3), or nil when one is missing.
+    /// The kubelet's `io.kubernetes.pod.*` labels (docs/inputs.md#labels-and-annotations), or nil when one is missing.
     public init?(labels: [String: String]) {
         guard let ns = labels[KubeletLabels.podNamespace], let name = labels[KubeletLabels.podName],
               let uid = labels[KubeletLabels.podUID] else { return nil }
@@ -12,7 +12,8 @@ extension PodStartTrace.Pod {
     }
 }
 
-/// Label and annotation keys the kubelet and containerd put on CRI objects (FORMATS.md §4.3).
+/// Label and annotation keys the kubelet and containerd put on CRI objects
+/// (docs/inputs.md#labels-and-annotations; kubernetes/kubernetes pkg/kubelet/kuberuntime/labels.go).
 public enum KubeletLabels {
     public static let podName = "io.kubernetes.pod.name"
     public static let podNamespace = "io.kubernetes.pod.namespace"

@@ -7,7 +7,7 @@ public struct ContainerdEvent: Sendable, Hashable {
     public var timestamp: Int64
     /// The containerd namespace of the object (`k8s.io`, `default`, …).
     public var namespace: String
-    /// `/tasks/start`, `/containers/create`, … (FORMATS.md §5.3).
+    /// `/tasks/start`, `/containers/create`, … (docs/inputs.md#containerd-events).
     public var topic: String
     public var payload: Payload
 

@@ -12,7 +12,7 @@ public struct ImageLayer: Sendable, Hashable {
 }
 
 /// An image's manifest, config and layers (bottom layer first), read from containerd's content
-/// store (`<root>/io.containerd.content.v1.content/blobs/sha256/<hex>`, FORMATS.md §5.4).
+/// store (`<root>/io.containerd.content.v1.content/blobs/sha256/<hex>`, docs/inputs.md#containerd-on-disk-layout).
 public struct ImageLayers: Sendable, Hashable {
     public var manifestDigest: String
     public var configDigest: String

@@ -1,6 +1,7 @@
 import PodstartCore
 
-/// The configs the kubelet sends with RunPodSandbox and CreateContainer (FORMATS.md §4.3).
+/// The configs the kubelet sends with RunPodSandbox and CreateContainer
+/// (docs/inputs.md#labels-and-annotations; kubernetes/kubernetes pkg/kubelet/kuberuntime/labels.go).
 extension PodStarter {
     func kubeletSandboxConfig(_ options: PodStartOptions) -> PodSandboxConfig {
         let pod = options.pod

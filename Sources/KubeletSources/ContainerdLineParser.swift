@@ -10,7 +10,7 @@ public enum ContainerdLogGeneration: String, Sendable, Hashable, CaseIterable, C
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
 }
 
-/// A CRI step containerd logged at info level (FORMATS.md §5.2), with containerd's timestamp.
+/// A CRI step containerd logged at info level (docs/inputs.md#containerd-log-lines), with containerd's timestamp.
 public struct ContainerdCRIEvent: Sendable, Hashable {
     public enum Kind: Sendable, Hashable {
         /// `RunPodSandbox for &PodSandboxMetadata{…}`

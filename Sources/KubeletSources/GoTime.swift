@@ -1,7 +1,7 @@
 import PodstartCore
 
 /// Parsers for the Go renderings of `time.Time` and `time.Duration` that the kubelet logs
-/// (FORMATS.md §1.2). They work on bytes and never allocate.
+/// (docs/inputs.md#kubelet-log-lines). They work on bytes and never allocate.
 public enum GoTime {
     /// The outcome of parsing a Go `time.Time.String()` value.
     public enum Parsed: Sendable, Equatable {

@@ -5,7 +5,7 @@ import Darwin
 #endif
 
 /// Pieces of klog's structured text rendering: `key=value` pairs where a value is a Go `%q`
-/// string or a run of non-space bytes (FORMATS.md §1.2).
+/// string or a run of non-space bytes (docs/inputs.md#kubelet-log-lines).
 enum KlogValues {
     /// One `key=value` pair; `value` is unescaped when it was quoted.
     struct Pair {

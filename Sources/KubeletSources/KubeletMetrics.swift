@@ -80,7 +80,7 @@ public struct CumulativeHistogram: Sendable, Hashable {
     }
 }
 
-/// The pod-start metrics of a kubelet's `/metrics` (FORMATS.md §2), one scrape.
+/// The pod-start metrics of a kubelet's `/metrics` (docs/inputs.md#kubelet-metrics), one scrape.
 public struct KubeletPodStartMetrics: Sendable {
     /// `kubelet_pod_start_sli_duration_seconds` (excludes pulls; V4 also init and stateful pods).
     public var sli: CumulativeHistogram?

@@ -10,7 +10,7 @@
 //            LogFileTailer         follow a file across rotation, resume from TailPosition
 //            JournalctlReader      journald via `journalctl -o json`, cursor resume
 //  metrics   PrometheusText        text format 0.0.4 and OpenMetrics
-//            KubeletMetrics        pod-start metrics (FORMATS.md §2), per-interval percentiles
+//            KubeletMetrics        pod-start metrics (docs/inputs.md#kubelet-metrics), per-interval percentiles
 //  status    PodStatus             Pod / Event subset, PodStatusTimeline (schedule, probe)
 //            KubeStatusSources     kubelet /metrics and /pods, API-server list + watch
 //            KubeEndpoint          service-account endpoints for HTTPTransport (its own module)

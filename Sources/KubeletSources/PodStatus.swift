@@ -2,7 +2,7 @@ import Foundation
 import PodstartCore
 
 /// The subset of core/v1 Pod, Event and their lists and watch events that podstart reads
-/// (FORMATS.md §3). Unknown fields are ignored; timestamps are RFC 3339 strings.
+/// (docs/inputs.md#pod-records, #events). Unknown fields are ignored; timestamps are RFC 3339 strings.
 public enum KubeAPI {
     public struct ObjectMeta: Decodable, Sendable, Hashable {
         public var name: String
@@ -173,7 +173,7 @@ public struct PulledEvent: Sendable, Hashable {
         self.cached = cached
     }
 
-    /// Parses the message of a `Pulled` event (every wording of FORMATS.md §3.1).
+    /// Parses the message of a `Pulled` event (every wording in docs/inputs.md#events).
     public static func parse(message: String, container: String? = nil) -> PulledEvent? {
         if message.hasPrefix("Container image \""), message.contains("\" already present on machine") {
             let rest = message.dropFirst("Container image \"".count)

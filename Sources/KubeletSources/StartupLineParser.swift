@@ -35,7 +35,8 @@ public enum StartupLineRejection: Error, Sendable, Hashable, CustomStringConvert
 }
 
 /// Parses the kubelet's `"Observed pod startup duration"` line in klog text (with or without a
-/// journald prefix) and in JSON logging format, for every field-set variant (FORMATS.md §1.3).
+/// journald prefix) and in JSON logging format, for every field-set variant
+/// (docs/kubelet-startup-line.md#field-sets).
 ///
 /// The parser matches on the message, never on `file:line`. Every field the kubelet derives from
 /// others is cross-checked (E2E = watch − created; SLO = E2E − pull window, or V4's
@@ -260,7 +261,7 @@ public enum StartupLineParser {
                 case nil: return GoTime.parseRFC3339(s).map { .some($0) } ?? nil
                 }
             }
-            return .some(nil) // Numbers may be the encoder's current time (FORMATS.md §1.6): not trusted.
+            return .some(nil) // Numbers may be the encoder's current time (docs/kubelet-startup-line.md#json-logging): not trusted.
         }
         guard let created = jsonTime(obj["podCreationTimestamp"] != nil ? "podCreationTimestamp" : "pod.CreationTimestamp"),
               let watch = jsonTime("watchObservedRunningTime"),

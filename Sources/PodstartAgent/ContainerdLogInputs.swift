@@ -2,7 +2,7 @@ import KubeletSources
 import PodstartCore
 import Synchronization
 
-/// containerd's CRI log lines (FORMATS.md §5.2) as correlator inputs: the exact begin and end of
+/// containerd's CRI log lines (docs/inputs.md#containerd-log-lines) as correlator inputs: the exact begin and end of
 /// RunPodSandbox, PullImage, CreateContainer and StartContainer, as containerd logged them.
 public final class ContainerdLogInputs: Sendable {
     private struct Pending {

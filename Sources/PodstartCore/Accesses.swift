@@ -99,7 +99,7 @@ public struct AccessTracker: Sendable {
     }
 }
 
-/// Tells download from decompress in the runtime's writes (containerd layout, FORMATS.md §5.4):
+/// Tells download from decompress in the runtime's writes (docs/inputs.md#containerd-on-disk-layout):
 /// writes into the content store's ingest directory are bytes arriving; writes into snapshot
 /// directories (or the temporary mounts the applier uses) are layers being unpacked.
 public enum PullWriteClassifier {

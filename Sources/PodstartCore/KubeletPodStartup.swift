@@ -30,7 +30,8 @@ public struct KubeletTimestamp: Sendable, Hashable, Comparable {
     }
 }
 
-/// Which field set the kubelet's "Observed pod startup duration" line carried (FORMATS.md §1.3).
+/// Which field set the kubelet's "Observed pod startup duration" line carried
+/// (docs/kubelet-startup-line.md#field-sets).
 public enum KubeletStartupLineVariant: String, Sendable, Hashable, CaseIterable {
     /// 1.26: `pod.CreationTimestamp`, no E2E.
     case v1 = "V1"
@@ -57,7 +58,7 @@ public struct KubeletPodStartupObservation: Sendable, Hashable {
     /// `podStartE2EDuration` (V3+), or `watchObservedRunning − created` for V1/V2; nanoseconds.
     public var e2eNanoseconds: Int64
     /// `metadata.creationTimestamp` (second precision). Nil only for JSON-format lines whose time
-    /// values were not usable (FORMATS.md §1.6).
+    /// values were not usable (docs/kubelet-startup-line.md#json-logging).
     public var created: KubeletTimestamp?
     /// First image pull start for the pod (V1–V3); nil when the kubelet logged the zero time.
     public var firstStartedPulling: KubeletTimestamp?

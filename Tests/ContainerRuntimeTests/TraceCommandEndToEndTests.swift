@@ -69,7 +69,7 @@ extension ContainerRuntimeIntegration {
             #expect(abs(parts - pull) <= 0.001, "download+decompress+pull_other \(parts) s, pull \(pull) s")
             #expect(seconds(phases, "download") > 0, "no download seen in a cold pull of 64 MiB")
             // The same PullImage call timed on the other side: containerd's CRI plugin logs when it
-            // receives it and when it returns (FORMATS.md §5.2).
+            // receives it and when it returns (docs/inputs.md#containerd-log-lines).
             let runtimeSeconds = try #require(containerdPullSeconds(image), "no PullImage lines for \(image) in containerd's log")
             #expect(abs(pull - runtimeSeconds) <= 0.10 * runtimeSeconds, "trace pull \(pull) s, containerd's PullImage \(runtimeSeconds) s")
         }

@@ -1,7 +1,8 @@
 import Foundation
 
-/// The recorded samples in ../shared/reference (FORMATS.md), found from this file's location so
-/// the tests run from any working directory.
+/// The recorded samples in ../shared/reference (kubelet journals, kubelet /metrics, events and pod
+/// status, the real v1.28.7 node), found from this file's location so the tests run from any
+/// working directory.
 enum Samples {
     static let referenceDirectory: String = {
         if let env = ProcessInfo.processInfo.environment["PODSTART_REFERENCE"] { return env }

@@ -7,7 +7,7 @@ import PodstartCore
 /// a real start writes the line the kubelet writes, with that start's own times.
 public enum KubeletLines {
     /// The "Observed pod startup duration" line of pod_startup_latency_tracker.go (klog V3,
-    /// FORMATS.md §1): created = the start's first CRI call in whole seconds (metadata
+    /// docs/kubelet-startup-line.md#field-sets): created = the start's first CRI call in whole seconds (metadata
     /// .creationTimestamp), the pull window = the PullImage call (zero times when none was made),
     /// both running times = `observedUnixNs`. E2E is created → observed; the SLO figure leaves the
     /// pull out, as the kubelet's does.
