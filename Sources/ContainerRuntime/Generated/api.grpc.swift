@@ -1,5 +1,5 @@
 /// The subset of the Kubernetes CRI (package runtime.v1) that podstart uses, written from the field
-/// tables in ../shared/reference/FORMATS.md §4 (kubernetes/cri-api pkg/apis/runtime/v1/api.proto).
+/// tables of kubernetes/cri-api pkg/apis/runtime/v1/api.proto (what podstart reads: docs/inputs.md).
 /// Field numbers and types are those of the upstream API so the wire format is identical; fields,
 /// messages and methods podstart never reads or sends are left out (protobuf skips unknown fields).
 /// Regenerate the Swift with scripts/gen-proto.sh.
