@@ -157,6 +157,7 @@ images_up() {
       large-layer:*) build_large_layer "$tag" ;;
       slow-ready:latest) build_slow_ready ;;
       reader:latest) build_reader ;;
+      whiteouts:latest) build_whiteouts ;;
     esac
     rm -rf "$BUILD/$name-$tag"
     skopeo copy -q --dest-tls-verify=false \

@@ -15,9 +15,25 @@ public final class ThrottlingProxy: @unchecked Sendable {
     private let lock = NSLock()
     private var stopped = false
     private var relayed = 0
+    private var firstRelayUnixNs: Int64?
+    private var lastRelayUnixNs: Int64?
 
     /// Bytes sent from the registry to clients so far.
     public var fetchedBytes: Int { lock.withLock { relayed } }
+
+    /// The registry side's view of a pull: from the first byte relayed to a client to the moment
+    /// the last one was sent (Unix nanoseconds), since the proxy started or `resetWindow()`.
+    public var relayWindow: (firstUnixNs: Int64, lastUnixNs: Int64)? {
+        lock.withLock { firstRelayUnixNs.flatMap { first in lastRelayUnixNs.map { (first, $0) } } }
+    }
+
+    public func resetWindow() { lock.withLock { firstRelayUnixNs = nil; lastRelayUnixNs = nil } }
+
+    private static func unixNowNs() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
@@ -103,7 +119,12 @@ public final class ThrottlingProxy: @unchecked Sendable {
                 sent += m
             }
             guard limited else { continue }
-            lock.withLock { relayed += n }
+            let now = Self.unixNowNs()
+            lock.withLock {
+                relayed += n
+                if firstRelayUnixNs == nil { firstRelayUnixNs = now }
+                lastRelayUnixNs = now
+            }
             total += Double(n)
             let due = total / bytesPerSecond - Date().timeIntervalSince(begin)
             if due > 0 { usleep(UInt32(due * 1e6)) }

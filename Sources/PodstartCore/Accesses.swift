@@ -116,6 +116,29 @@ public enum PullWriteClassifier {
         return path.utf8.withContiguousStorageIfAvailable(kind) ?? Array(path.utf8).withUnsafeBufferPointer(kind)
     }
 
+    /// What a pull write belongs to: its kind and its unit of work, the blob being downloaded
+    /// (its ingest directory) or the layer being unpacked (the snapshot directory or the
+    /// applier's temporary mount it is written into).
+    public struct Target: Hashable, Sendable {
+        public var kind: Kind
+        /// `…/ingest/<ref>`, `…/snapshots/<id>` or `…/tmpmounts/containerd-mount<n>`.
+        public var unit: String?
+        public init(kind: Kind, unit: String? = nil) { self.kind = kind; self.unit = unit }
+    }
+
+    /// `classify(path:)` with the unit the write belongs to.
+    public static func target(path: String) -> Target? {
+        guard let kind = classify(path: path) else { return nil }
+        for marker in kind == .download ? ["/ingest/"] : ["/snapshots/", "/tmpmounts/"] {
+            guard let found = path.firstRange(of: marker) else { continue }
+            // the directory right under the marker: the ingest ref, the snapshot id, the mount's name
+            let rest = path[found.upperBound...]
+            let end = rest.firstIndex(of: "/") ?? rest.endIndex
+            return Target(kind: kind, unit: String(path[..<end]))
+        }
+        return Target(kind: kind)
+    }
+
     /// One process writing one file: what a begin record and a write total share. The file is
     /// its inode number and generation: containerd deletes small ingest files during a pull and
     /// the file system gives their numbers to the layer files unpacked next, which must not
@@ -133,23 +156,40 @@ public enum PullWriteClassifier {
     public static func intervals(begins: [WriteBeginEvent], totals: [WriteTotal], clock: WallClock)
         -> (download: [Interval], decompress: [Interval])
     {
-        var kinds: [WriteKey: Kind] = [:]
+        var targets: [WriteKey: Target] = [:]
         for b in begins where b.isRuntimeProcess {
-            if let kind = classify(path: b.path.path) { kinds[WriteKey(b)] = kind }
+            if let target = target(path: b.path.path) { targets[WriteKey(b)] = target }
         }
-        return intervals(totals: totals, clock: clock) { kinds[$0] }
+        return intervals(totals: totals, clock: clock) { targets[$0] }
     }
 
-    /// The same from begins classified once, as they arrived (`kind` of a write not a pull's: nil).
-    public static func intervals(totals: [WriteTotal], clock: WallClock, kind: (WriteKey) -> Kind?)
+    /// The same from begins classified once, as they arrived (`target` of a write not a pull's:
+    /// nil). Each unit is one interval, from its first write to its last:
+    /// - a blob's download begins when containerd opens its ingest (it writes the `ref` and
+    ///   `startedat` files, then sends the request) and its data arrive in writes of 1 MiB
+    ///   (containerd fills its copy buffer before each write), so a blob of 1 MiB or less shows
+    ///   no write until all of it has arrived;
+    /// - a layer's unpack runs from its first file to its last: between two small files the
+    ///   applier reads the tar stream and sets owners, modes and times, which is unpacking too.
+    public static func intervals(totals: [WriteTotal], clock: WallClock, target: (WriteKey) -> Target?)
         -> (download: [Interval], decompress: [Interval])
     {
         var download: [Interval] = [], decompress: [Interval] = []
+        var units: [Target: Interval] = [:]
         for t in totals {
-            guard let kind = kind(WriteKey(t)) else { continue }
+            guard let target = target(WriteKey(t)) else { continue }
             // a single write still took place at an instant: give it a nanosecond so it counts
-            let i = Interval(start: clock.unixNanoseconds(monotonic: t.firstNs), end: clock.unixNanoseconds(monotonic: t.lastNs) + 1)
-            if kind == .download { download.append(i) } else { decompress.append(i) }
+            let i = Interval(start: clock.unixNanoseconds(monotonic: t.firstNs), end: clock.unixNanoseconds(monotonic: t.lastNs).saturatingAdd(1))
+            if target.unit != nil {
+                units[target] = units[target].map { Interval(start: min($0.start, i.start), end: max($0.end, i.end)) } ?? i
+            } else if target.kind == .download {
+                download.append(i)
+            } else {
+                decompress.append(i)
+            }
+        }
+        for (target, i) in units {
+            if target.kind == .download { download.append(i) } else { decompress.append(i) }
         }
         return (PhaseAttribution.union(download), PhaseAttribution.union(decompress))
     }

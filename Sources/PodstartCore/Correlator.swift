@@ -104,7 +104,7 @@ public struct Correlator: Sendable {
     }
     /// The runtime's writes to pull files (downloads, unpacked layers), classified as they begin,
     /// with when they began.
-    private var pullWrites: [PullWriteClassifier.WriteKey: (kind: PullWriteClassifier.Kind, at: UInt64)] = [:]
+    private var pullWrites: [PullWriteClassifier.WriteKey: (target: PullWriteClassifier.Target, at: UInt64)] = [:]
     private var writeTotals: [WriteTotal] = []
     /// Container-scoped inputs that arrived before the container's CreateContainer: replayed then.
     private var pendingByContainer: [String: [CorrelatorInput]] = [:]
@@ -367,7 +367,7 @@ public struct Correlator: Sendable {
         now = max(now, clock.unixNanoseconds(monotonic: event.timestampNs))
         switch event {
         case .writeBegin(let w) where w.isRuntimeProcess:
-            if let kind = PullWriteClassifier.classify(path: w.path.path) { pullWrites[.init(w)] = (kind, w.timestampNs) }
+            if let target = PullWriteClassifier.target(path: w.path.path) { pullWrites[.init(w)] = (target, w.timestampNs) }
         case .exec(let e):
             if e.isRuntimeProcess, let runc = RuncInvocation(e) {
                 runcRunning[e.task.pid] = (runc, e.timestampNs)
@@ -665,7 +665,7 @@ public struct Correlator: Sendable {
             measurements.append(PhaseMeasurement(phase: phase, interval: Interval(start: running, end: end),
                                                  source: ready.source))
         }
-        let writes = PullWriteClassifier.intervals(totals: writeTotals, clock: clock) { pullWrites[$0]?.kind }
+        let writes = PullWriteClassifier.intervals(totals: writeTotals, clock: clock) { pullWrites[$0]?.target }
         var phases = PhaseAttribution.attribute(window: window, measurements: measurements,
                                                 download: writes.download, decompress: writes.decompress)
         if let scheduleSource, !phases.contains(where: { $0.name == .schedule }) {

@@ -4,7 +4,7 @@
 # `localenv.sh up`.
 
 IMAGES=(pause:latest small-files:latest large-layer:latest large-layer:compressible
-        slow-ready:latest reader:latest)
+        slow-ready:latest reader:latest whiteouts:latest)
 
 # new_image NAME TAG: an empty image in the shared OCI layout, unpacked into $BUILD/NAME-TAG
 new_image() {
@@ -101,5 +101,26 @@ build_reader() {
   printf '%03000d' 3 >"$b/rootfs/data/three.txt"
   layer reader latest last
   umoci config --image "$OCI:reader-latest" --config.entrypoint /reader
+}
+
+# whiteouts: three layers, the last deleting what the second added (the pull-split shapes test):
+# layer 2 holds 1000 small files and 128 MiB of text in one file (compresses ~300:1); layer 3
+# removes half of the small files and the text file (whiteout entries) and adds 500 more files.
+# Every byte of layer 2 is still downloaded and unpacked.
+build_whiteouts() {
+  local b=$BUILD/whiteouts-latest i
+  new_image whiteouts latest
+  add_busybox "$b/rootfs"; layer whiteouts latest
+  mkdir -p "$b/rootfs/data/a"
+  for i in $(seq -w 0 999); do printf 'podstart whiteouts a %s\n' "$i" >"$b/rootfs/data/a/f$i.txt"; done
+  # (yes ends on SIGPIPE: outside the pipeline, so pipefail does not take it for a failure)
+  head -c 128M < <(yes 'podstart whiteouts: a line of text that repeats, as logs and source files do') >"$b/rootfs/data/text.txt"
+  layer whiteouts latest
+  rm -f "$b"/rootfs/data/a/f[0-4]*.txt "$b/rootfs/data/text.txt"
+  mkdir -p "$b/rootfs/data/b"
+  for i in $(seq -w 0 499); do printf 'podstart whiteouts b %s\n' "$i" >"$b/rootfs/data/b/f$i.txt"; done
+  layer whiteouts latest last
+  umoci config --image "$OCI:whiteouts-latest" \
+    --config.entrypoint /bin/busybox --config.cmd sleep --config.cmd 3600
 }
 
