@@ -45,9 +45,13 @@ public actor AgentHub {
     private var imageBytesByDigest: [String: UInt64] = [:]
     private var measuringImages: Set<String> = []
 
+    /// Told of each save's outcome (readiness follows the store's health).
+    private let health: StoreHealth?
+
     public init(correlator: Correlator, store: TimelineStore, metrics: MetricsRegistry, logger: Logger,
-                processes: ContainerResolver.Processes = .live) {
+                processes: ContainerResolver.Processes = .live, health: StoreHealth? = nil) {
         self.processes = processes
+        self.health = health
         self.correlator = correlator
         self.store = store
         self.metrics = metrics
@@ -127,9 +131,12 @@ public actor AgentHub {
             var saved = true
             do {
                 try await store.save(trace)
+                health?.saveSucceeded()
             } catch {
                 saved = false
                 metrics.recordSourceError(source: "state")
+                metrics.recordStoreSaveFailure()
+                health?.saveFailed(error)
                 logger.error("cannot save a pod start", metadata: ["pod": "\(trace.storageKey)", "error": "\(error)"])
             }
             metrics.observe(trace: trace)

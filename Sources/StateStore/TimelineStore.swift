@@ -70,7 +70,55 @@ public final class TimelineStore: TimelineProvider, Sendable {
         }
         self.pool = pool
         movedAsidePath = movedAside
+        openedFile = Self.identity(of: path)
         try prune(now: now)
+    }
+
+    // MARK: health at run time
+
+    /// The file opened (device, inode): a file removed or put in its place later is not it.
+    let openedFile: FileIdentity?
+    struct FileIdentity: Sendable, Equatable { var device: UInt64; var inode: UInt64 }
+
+    static func identity(of path: String) -> FileIdentity? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+    }
+
+    /// What is wrong with the database file under the open store, or nil: removed or replaced
+    /// while open (saves then go to a file no restart will find), or its header overwritten (no
+    /// longer an SQLite database). Cheap: a `stat` and a 16-byte read.
+    public func fileProblem() -> String? {
+        guard let now = Self.identity(of: path) else {
+            return "the database file \(path) was removed while open (starts saved since are lost at restart); restart the agent to start a fresh one"
+        }
+        if let openedFile, now != openedFile {
+            return "the database file \(path) was replaced while open; restart the agent to open it"
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return "cannot open the database file \(path): \(String(cString: strerror(errno))) (errno \(errno))" }
+        defer { _ = Glibc.close(fd) }
+        var header = [UInt8](repeating: 0, count: 16)
+        let n = header.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 16, 0) }
+        // an empty file is a database whose first page is still in the WAL
+        if n == 0 { return nil }
+        guard n == 16, header == Array("SQLite format 3\0".utf8) else {
+            return "the database file \(path) is corrupt (its header is not SQLite's); restart the agent: it moves the file aside and starts a fresh one"
+        }
+        return nil
+    }
+
+    /// Whether a save could go through now: the file system has `minimumFreeBytes` free and a
+    /// write transaction commits. Throws what stops it.
+    public func checkWritable(minimumFreeBytes: UInt64 = 1 << 20) async throws {
+        var fs = statvfs()
+        let directory = (path as NSString).deletingLastPathComponent
+        if statvfs(directory, &fs) == 0 {
+            let free = UInt64(fs.f_bavail) &* UInt64(fs.f_frsize)
+            if free < minimumFreeBytes { throw StateStoreError.diskFull(path: directory, freeBytes: free) }
+        }
+        try await pool.write { db in try db.execute(sql: "UPDATE totals SET bytes = bytes WHERE id = 1") }
     }
 
     struct Corruption: Error {
@@ -318,6 +366,7 @@ public final class TimelineStore: TimelineProvider, Sendable {
 public enum StateStoreError: Error, CustomStringConvertible, Sendable {
     case directory(path: String, reason: String)
     case moveAside(path: String, to: String, errno: Int32)
+    case diskFull(path: String, freeBytes: UInt64)
 
     public var description: String {
         switch self {
@@ -325,6 +374,8 @@ public enum StateStoreError: Error, CustomStringConvertible, Sendable {
             "cannot create the state directory \(path): \(reason) (check --state-dir and its permissions)"
         case .moveAside(let path, let to, let errno):
             "the state database \(path) is corrupt and could not be moved to \(to): \(String(cString: strerror(errno))) (errno \(errno)); move or delete it by hand"
+        case .diskFull(let path, let free):
+            "the file system of \(path) has \(free) bytes free; free some space (or lower --state-max-mib)"
         }
     }
 }
