@@ -169,6 +169,7 @@ let package = Package(
                 "StateStore",
                 "TraceViews",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),  // the soak's hub logs nowhere
             ]
         ),
 

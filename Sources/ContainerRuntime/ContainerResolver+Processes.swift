@@ -10,17 +10,22 @@ extension ContainerResolver {
         public var mountNamespace: @Sendable (Int32) -> UInt64?
         /// The text of the process's `/proc/PID/cgroup`; nil when it is gone.
         public var cgroups: @Sendable (Int32) -> String?
+        /// The overlay the process sees as `/` (from `/proc/PID/mountinfo`); nil when it is gone
+        /// or its root is no overlay.
+        public var rootfs: @Sendable (Int32) -> OverlayRootfs?
 
-        public init(mountNamespace: @escaping @Sendable (Int32) -> UInt64?, cgroups: @escaping @Sendable (Int32) -> String?) {
+        public init(mountNamespace: @escaping @Sendable (Int32) -> UInt64?, cgroups: @escaping @Sendable (Int32) -> String?,
+                    rootfs: @escaping @Sendable (Int32) -> OverlayRootfs? = { OverlayRootfs.root(ofProcess: $0) }) {
             self.mountNamespace = mountNamespace
             self.cgroups = cgroups
+            self.rootfs = rootfs
         }
 
         /// /proc.
         public static let live = Processes(mountNamespace: { ProcessNamespace.mount(pid: $0) },
                                            cgroups: { ProcFile.read("/proc/\($0)/cgroup") })
         /// No process is visible (recorded inputs replayed off the node).
-        public static let none = Processes(mountNamespace: { _ in nil }, cgroups: { _ in nil })
+        public static let none = Processes(mountNamespace: { _ in nil }, cgroups: { _ in nil }, rootfs: { _ in nil })
 
         /// The container id the process's cgroups name (cgroupfs and systemd layouts, v1 and v2),
         /// or nil when the process is gone or in no container's cgroup.

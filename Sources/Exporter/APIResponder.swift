@@ -5,18 +5,34 @@ import TraceViews
 import Synchronization
 
 /// Whether the agent is ready to serve: `/readyz` answers 503 with the reason until the agent
-/// calls `markReady()` once its sources have started.
+/// calls `markReady()` once its sources have started, and again while any failing condition
+/// (the state store refusing saves) is set; the reason then names that condition.
 public final class Readiness: Sendable {
-    private let reason: Mutex<String?>
+    private struct State {
+        var lifecycle: String?
+        /// Failing conditions by name, with what is wrong (sorted by name when reported).
+        var failing: [String: String] = [:]
+    }
+    private let state: Mutex<State>
 
     public init(notReadyReason: String = "sources have not started yet") {
-        reason = Mutex(notReadyReason)
+        state = Mutex(State(lifecycle: notReadyReason))
     }
 
-    public func markReady() { reason.withLock { $0 = nil } }
-    public func markNotReady(reason text: String) { reason.withLock { $0 = text } }
+    public func markReady() { state.withLock { $0.lifecycle = nil } }
+    public func markNotReady(reason text: String) { state.withLock { $0.lifecycle = text } }
+    /// Sets (`failing` non-nil) or clears a condition the agent cannot serve truthfully under.
+    public func setCondition(_ name: String, failing reason: String?) {
+        state.withLock { $0.failing[name] = reason }
+    }
     /// nil when ready.
-    public var notReadyReason: String? { reason.withLock { $0 } }
+    public var notReadyReason: String? {
+        state.withLock { s in
+            if let lifecycle = s.lifecycle { return lifecycle }
+            guard !s.failing.isEmpty else { return nil }
+            return s.failing.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ")
+        }
+    }
 }
 
 /// An access profile rendered for `/v1/images/{digest}/profile?format=…`.

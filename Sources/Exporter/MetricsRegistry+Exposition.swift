@@ -81,10 +81,16 @@ extension MetricsRegistry {
         counters(&out, "podstart_pod_starts",
                  "Pod starts recorded, by outcome (ready or failed).", s.starts, om)
 
+        counters(&out, "podstart_probe_events_dropped",
+                 "Kernel probe records read from the ring buffer and dropped because the agent's queue was full (the agent fell behind).", [s.probeDropped], om)
+
         if !s.probeLost.series.isEmpty {
             counters(&out, "podstart_probe_events_lost",
                      "Kernel probe events lost before podstart read them (ring buffer full), by program.", s.probeLost.series, om)
         }
+        counters(&out, "podstart_probe_events_rejected",
+                 "Kernel probe records skipped because they could not be decoded, by reason (truncated, unknown_kind, unknown_version).", s.probeRejected, om)
+
         if !s.probeEvents.series.isEmpty {
             counters(&out, "podstart_probe_events",
                      "Kernel probe events received, by program.", s.probeEvents.series, om)
@@ -106,9 +112,23 @@ extension MetricsRegistry {
                      "Errors reading an input source (malformed records, failed scrapes, lost connections), by source.", s.sourceErrors.series, om)
         }
 
+        if !s.streamCloses.series.isEmpty {
+            counters(&out, "podstart_source_stream_closes",
+                     "Inputs that worked and then ended (an event stream or connection closed, a log file went away), by source; the agent reconnects.", s.streamCloses.series, om)
+        }
+
         family(&out, "podstart_startup_read_bytes", "histogram",
                "Bytes a container read from files before its pod was ready (containers whose accesses were recorded).", om)
         s.readBytes.render(into: &out, format)
+
+        if let healthy = s.storeHealthy {
+            family(&out, "podstart_store_healthy", "gauge",
+                   "1 while the state store takes saves and its file is the one the agent opened; 0 while it does not (/readyz then answers 503 with the reason).", om)
+            out += healthy ? "podstart_store_healthy 1\n" : "podstart_store_healthy 0\n"
+        }
+
+        counters(&out, "podstart_store_save_failures",
+                 "Finished pod starts the state store refused to save (disk full, database corrupt or gone, I/O error): in the metrics, missing from /v1.", [s.storeSaveFailures], om)
 
         if om { out += "# EOF\n" }
         return out

@@ -129,7 +129,10 @@ public final class MetricsRegistry: Sendable {
                 _ = s.probeEvents.slot(for: p, limit: configuration.otherLabelLimit)
                 _ = s.probeLost.slot(for: p, limit: configuration.otherLabelLimit)
             }
-            for source in sources { _ = s.sourceErrors.slot(for: source, limit: configuration.otherLabelLimit) }
+            for source in sources {
+                _ = s.sourceErrors.slot(for: source, limit: configuration.otherLabelLimit)
+                _ = s.streamCloses.slot(for: source, limit: configuration.otherLabelLimit)
+            }
         }
     }
 
@@ -155,6 +158,40 @@ public final class MetricsRegistry: Sendable {
     /// a new connection, else the call failed (it was not safe to repeat, or closed again).
     public func recordCRIConnectionClose(retried: Bool) {
         state.withLock { s in s.criCloses[retried ? State.retriedIndex : State.failedIndex].value &+= 1 }
+    }
+
+    /// Why the decoder skipped a kernel record (`podstart_probe_events_rejected_total{reason}`).
+    public enum ProbeRejection: String, Sendable, CaseIterable {
+        /// Shorter than its kind's fixed part (or than the strings it announces).
+        case truncated
+        /// A kind this build does not know.
+        case unknownKind = "unknown_kind"
+        /// A record layout version this build does not know.
+        case unknownVersion = "unknown_version"
+    }
+
+    public func addProbeEventsRejected(reason: ProbeRejection, count: UInt64 = 1) {
+        state.withLock { s in s.probeRejected[ProbeRejection.allCases.firstIndex(of: reason)!].value &+= count }
+    }
+
+    /// Sets the ring reader's cumulative count of records its queue had to drop (only rises).
+    public func setProbeEventsDropped(total: UInt64) {
+        state.withLock { s in s.probeDropped.value = max(s.probeDropped.value, total) }
+    }
+
+    /// A finished start the state store refused to save (it is in the metrics, not in `/v1`).
+    public func recordStoreSaveFailure() {
+        state.withLock { s in s.storeSaveFailures.value &+= 1 }
+    }
+
+    /// `podstart_store_healthy`: 1 while the state store takes saves and its file is the one open.
+    public func setStoreHealthy(_ healthy: Bool) {
+        state.withLock { s in s.storeHealthy = healthy }
+    }
+
+    /// An input that worked and then ended (a stream or connection closed under the source).
+    public func recordStreamClose(source: String) {
+        state.withLock { s in s.streamCloses.add(1, to: source, limit: configuration.otherLabelLimit) }
     }
 
     public func recordSourceError(source: String, count: UInt64 = 1) {
@@ -189,6 +226,7 @@ public final class MetricsRegistry: Sendable {
             case "podstart_probe_events_total": s.probeEvents.series.count
             case "podstart_probe_events_lost_total": s.probeLost.series.count
             case "podstart_source_errors_total": s.sourceErrors.series.count
+            case "podstart_source_stream_closes_total": s.streamCloses.series.count
             case "podstart_phase_duration_seconds": s.phases.count
             default: 0
             }

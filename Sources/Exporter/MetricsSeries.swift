@@ -137,6 +137,17 @@ struct State: Sendable {
     var probeEvents = BoundedCounters(sampleName: "podstart_probe_events_total", labelName: "program")
     var probeLost = BoundedCounters(sampleName: "podstart_probe_events_lost_total", labelName: "program")
     var sourceErrors = BoundedCounters(sampleName: "podstart_source_errors_total", labelName: "source")
+    /// Inputs that worked and then ended (a stream or connection closed, a file went away).
+    var streamCloses = BoundedCounters(sampleName: "podstart_source_stream_closes_total", labelName: "source")
+    /// Records the ring-buffer reader read but the agent's queue had no room for.
+    var probeDropped = CounterSeries(label: "", prefix: "podstart_probe_events_dropped_total ")
+    /// Records skipped by the decoder, by reason (sorted by label value).
+    var probeRejected = MetricsRegistry.ProbeRejection.allCases.map {
+        CounterSeries(label: $0.rawValue, prefix: "podstart_probe_events_rejected_total{reason=\"\($0.rawValue)\"} ")
+    }
+    var storeSaveFailures = CounterSeries(label: "", prefix: "podstart_store_save_failures_total ")
+    /// nil until the agent has a store to speak of.
+    var storeHealthy: Bool?
     var probesEnabled = false
     var runtimeInfoLine: String?
     var kubeletSLI: KubeletSLI?
@@ -148,7 +159,7 @@ struct State: Sendable {
     }
 
     /// A generous guess of the rendered size, so rendering appends without regrowing.
-    var estimatedBytes: Int { 96 * (30 * (phases.count + 3) + images.count * 2 + probeEvents.series.count * 2 + sourceErrors.series.count + 20) }
+    var estimatedBytes: Int { 96 * (30 * (phases.count + 3) + images.count * 2 + probeEvents.series.count * 2 + sourceErrors.series.count + streamCloses.series.count + 30) }
 
     mutating func imageSlot(for image: String, configuration: MetricsRegistry.Configuration) -> Int {
         if let i = imageIndex[image] { return i }

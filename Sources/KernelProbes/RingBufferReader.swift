@@ -21,6 +21,23 @@ public struct RawEventBatch: Sendable {
         }
     }
 
+    /// A batch of records held in memory of its own (recorded records replayed, damaged ones
+    /// made on purpose): decoded exactly as the ring's.
+    public init(copying records: [[UInt8]]) {
+        let total = records.reduce(0) { $0 + $1.count }
+        let bytes = UnsafeMutableRawPointer.allocate(byteCount: max(total, 1), alignment: 16)
+        var spans: [podstart_ring_record] = []
+        var offset = 0
+        for record in records {
+            record.withUnsafeBytes { bytes.advanced(by: offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            spans.append(podstart_ring_record(offset: UInt32(offset), length: UInt32(record.count)))
+            offset += record.count
+        }
+        span = RecordSpan(base: UnsafeRawPointer(bytes), records: spans, owner: .memory(bytes))
+    }
+
+    init(span: RecordSpan) { self.span = span }
+
     /// A copy in memory of its own, which releases nothing in the ring when it goes (the ring's
     /// stretch is released when this batch goes).
     public func detached() -> RawEventBatch {

@@ -48,8 +48,10 @@ public struct Agent: Sendable {
         // The kubelet's startup line gives its own SLI instants; it comes at the kubelet's next pod
         // watch event (26 s after Ready on the real node): a start waits for it this long.
         if options.kubeletLog != nil { correlation.kubeletLineWaitNs = 60_000_000_000 }
+        let readiness = Readiness()
+        let storeHealth = StoreHealth(readiness: readiness, metrics: metrics, logger: logger)
         let hub = AgentHub(correlator: Correlator(configuration: correlation, clock: WallClock.measure()),
-                           store: store, metrics: metrics, logger: logger)
+                           store: store, metrics: metrics, logger: logger, health: storeHealth)
         if let path = options.recordInputs { await hub.record(inputsTo: try InputRecorder(path: path, clock: WallClock.measure()).record) }
 
         var kernel: KernelSource?
@@ -68,7 +70,6 @@ public struct Agent: Sendable {
             }
         }
 
-        let readiness = Readiness()
         let responder = APIResponder(configuration: .init(bearerToken: options.apiToken), metrics: metrics, timelines: store,
                                      profiles: StoreProfiles(store: store), readiness: readiness, logger: logger)
         let app = try APIServer.application(responder: responder, listen: options.listen, tls: options.tls, logger: logger) { port in
@@ -115,6 +116,7 @@ public struct Agent: Sendable {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: AgentDrain(hub: hub, store: store, logger: logger)),
             .init(service: CorrelatorClock(hub: hub), successTerminationBehavior: .ignore),
+            .init(service: StoreHealthService(store: store, health: storeHealth), successTerminationBehavior: .ignore),
             .init(service: SourceGroup(sources.map { SourceSupervisor($0, metrics: metrics, logger: logger, stopLimit: options.sourceStopLimit) }),
                   successTerminationBehavior: .ignore),
         ]

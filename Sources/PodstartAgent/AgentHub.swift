@@ -32,9 +32,21 @@ public actor AgentHub {
         public init(rootfs: OverlayRootfs) { self.rootfs = rootfs }
     }
     private var rootfsByNamespace: [UInt32: OverlayRootfs] = [:]
-    /// The overlay of the last container in each namespace number whose init exited.
+    /// The overlay of the last container in each namespace number whose init exited and whose
+    /// number another container took since (bounded: the oldest are forgotten, ``MemoryBounds``).
     private var exitedRootfs: [UInt32: OverlayRootfs] = [:]
-    private var exitedNamespaces: Set<UInt32> = []
+    private var exitedRootfsOrder = RecentSet<UInt32>(capacity: AgentHub.MemoryBounds.exitedNamespaces)
+    /// Namespaces whose init exited, the most recent `MemoryBounds.exitedNamespaces`: a
+    /// namespace forgotten here loses its overlay (its start, if one is still open, gets no layers).
+    private var exitedNamespaces = RecentSet<UInt32>(capacity: AgentHub.MemoryBounds.exitedNamespaces)
+    /// Container ids by namespace (the inverse of `namespaces`): an exit finds its containers at once.
+    private var containersInNamespace: [UInt32: Set<String>] = [:]
+    /// Container ids in the order their files were learnt (those no open start claims are kept
+    /// up to `MemoryBounds.unclaimedContainers`).
+    private var learnedOrder: [String] = []
+    /// Sizes past which unclaimed entries are swept (doubling with what open starts claim).
+    private var filesSweepAt = 2 * AgentHub.MemoryBounds.unclaimedContainers
+    private var namespacesSweepAt = 2 * AgentHub.MemoryBounds.unclaimedContainers
     /// Namespaces whose container the hub already named from a cgroup.
     private var linkedNamespaces: Set<UInt32> = []
     private var triedNamespaces: Set<UInt32> = []
@@ -45,9 +57,45 @@ public actor AgentHub {
     private var imageBytesByDigest: [String: UInt64] = [:]
     private var measuringImages: Set<String> = []
 
+    /// Told of each save's outcome (readiness follows the store's health).
+    private let health: StoreHealth?
+
+    /// What the hub keeps beyond the open starts, and how much of it (docs/agent.md, Bounded
+    /// under churn).
+    public enum MemoryBounds {
+        /// Mount namespaces whose init exited that are remembered (with their overlay).
+        public static let exitedNamespaces = 4096
+        /// Containers no open start claims whose overlay or mount namespace is kept (the
+        /// sandboxes, containers of pods that ran before the agent, of no start).
+        public static let unclaimedContainers = 1024
+        /// Live mount namespaces whose overlay is kept before those no container claims are dropped.
+        public static let liveNamespaces = 16_384
+    }
+
+    /// Entries each map and set of the hub (and of its correlator, prefixed) holds now.
+    public var retainedCounts: [(name: String, count: Int)] {
+        var counts: [(name: String, count: Int)] = []
+        counts.append(("hub.containerFiles", containerFiles.count))
+        counts.append(("hub.namespaces", namespaces.count))
+        counts.append(("hub.containersInNamespace", containersInNamespace.count))
+        counts.append(("hub.startContainers", startContainers.count))
+        counts.append(("hub.containerNames", containerNames.count))
+        counts.append(("hub.rootfsByNamespace", rootfsByNamespace.count))
+        counts.append(("hub.exitedRootfs", exitedRootfs.count))
+        counts.append(("hub.exitedNamespaces", exitedNamespaces.count))
+        counts.append(("hub.linkedNamespaces", linkedNamespaces.count))
+        counts.append(("hub.triedNamespaces", triedNamespaces.count))
+        counts.append(("hub.learnedOrder", learnedOrder.count))
+        counts.append(("hub.layersByDigest", layersByDigest.count))
+        counts.append(("hub.imageBytesByDigest", imageBytesByDigest.count))
+        for (name, count) in correlator.retainedCounts { counts.append(("correlator." + name, count)) }
+        return counts
+    }
+
     public init(correlator: Correlator, store: TimelineStore, metrics: MetricsRegistry, logger: Logger,
-                processes: ContainerResolver.Processes = .live) {
+                processes: ContainerResolver.Processes = .live, health: StoreHealth? = nil) {
         self.processes = processes
+        self.health = health
         self.correlator = correlator
         self.store = store
         self.metrics = metrics
@@ -64,7 +112,7 @@ public actor AgentHub {
         for input in inputs {
             recorder?(input)
             switch input {
-            case .containerMountNamespace(let m): namespaces[m.containerID] = m.mountNamespace
+            case .containerMountNamespace(let m): setNamespace(m.mountNamespace, of: m.containerID)
             case .containerCreated(let c):
                 startContainers[c.uid, default: []].insert(c.containerID)
                 if !c.name.isEmpty { containerNames[c.containerID] = c.name }
@@ -81,6 +129,47 @@ public actor AgentHub {
             done += correlator.ingest(input, resolve: resolve)
         }
         await record(done)
+        // containers of a pod the correlator opens no start for (it ran before the agent, or was
+        // reported already: a restarted container) are no start's: nothing would ever remove them
+        for case .containerCreated(let c) in inputs where !correlator.isOpen(c.uid) {
+            for id in startContainers.removeValue(forKey: c.uid) ?? [] { containerNames.removeValue(forKey: id) }
+        }
+    }
+
+    private func setNamespace(_ ns: UInt32, of id: String) {
+        if let old = namespaces.updateValue(ns, forKey: id), old != ns { containersInNamespace[old]?.remove(id) }
+        containersInNamespace[ns, default: []].insert(id)
+        if namespaces.count > namespacesSweepAt { sweepUnclaimedNamespaces() }
+    }
+
+    @discardableResult
+    private func removeNamespace(of id: String) -> UInt32? {
+        guard let ns = namespaces.removeValue(forKey: id) else { return nil }
+        containersInNamespace[ns]?.remove(id)
+        if containersInNamespace[ns]?.isEmpty == true { containersInNamespace.removeValue(forKey: ns) }
+        return ns
+    }
+
+    /// Links of containers no open start claims, past `2 × MemoryBounds.unclaimedContainers`
+    /// entries: dropped (a sandbox whose exit was lost, a container of no start).
+    private func sweepUnclaimedNamespaces() {
+        let claimed = Set(startContainers.values.joined())
+        for id in namespaces.keys where !claimed.contains(id) { removeNamespace(of: id) }
+        namespacesSweepAt = max(2 * Self.MemoryBounds.unclaimedContainers, 2 * namespaces.count)
+    }
+
+    /// The overlays of containers no open start claims, beyond the newest
+    /// `MemoryBounds.unclaimedContainers`: dropped (a start they belong to later gets no layers).
+    private func sweepUnclaimedFiles() {
+        let claimed = Set(startContainers.values.joined())
+        var keep: Set<String> = []
+        for id in learnedOrder.reversed() where keep.count < Self.MemoryBounds.unclaimedContainers && !claimed.contains(id) && containerFiles[id] != nil {
+            keep.insert(id)
+        }
+        containerFiles = containerFiles.filter { claimed.contains($0.key) || keep.contains($0.key) }
+        var seen: Set<String> = []
+        learnedOrder = learnedOrder.reversed().filter { containerFiles[$0] != nil && seen.insert($0).inserted }.reversed()
+        filesSweepAt = max(2 * Self.MemoryBounds.unclaimedContainers, 2 * containerFiles.count)
     }
 
     public func ingest(kernel events: [KernelEvent]) async {
@@ -101,7 +190,11 @@ public actor AgentHub {
     public func setHostMountNamespace(_ ns: UInt32) { hostMountNamespace = ns }
 
 
-    public func learn(containerID: String, files: ContainerFiles) { containerFiles[containerID] = files }
+    public func learn(containerID: String, files: ContainerFiles) {
+        containerFiles[containerID] = files
+        learnedOrder.append(containerID)
+        if containerFiles.count > filesSweepAt || learnedOrder.count > 2 * filesSweepAt { sweepUnclaimedFiles() }
+    }
     public func knowsFiles(of containerID: String) -> Bool { containerFiles[containerID] != nil }
 
     public var openStarts: Int { correlator.openStarts }
@@ -127,9 +220,12 @@ public actor AgentHub {
             var saved = true
             do {
                 try await store.save(trace)
+                health?.saveSucceeded()
             } catch {
                 saved = false
                 metrics.recordSourceError(source: "state")
+                metrics.recordStoreSaveFailure()
+                health?.saveFailed(error)
                 logger.error("cannot save a pod start", metadata: ["pod": "\(trace.storageKey)", "error": "\(error)"])
             }
             metrics.observe(trace: trace)
@@ -143,7 +239,7 @@ public actor AgentHub {
             for id in startContainers.removeValue(forKey: trace.storageKey) ?? [] {
                 containerFiles.removeValue(forKey: id)
                 containerNames.removeValue(forKey: id)
-                if let ns = namespaces.removeValue(forKey: id) {
+                if let ns = removeNamespace(of: id) {
                     finished.append(ns)
                     rootfsByNamespace.removeValue(forKey: ns)
                 }
@@ -208,27 +304,48 @@ public actor AgentHub {
         return inputs
     }
 
+    /// In the batch's order: a short-lived process's exec and its exit often come in one batch,
+    /// and its namespace must end up exited (taken in two passes, exits first, the exec seemed to
+    /// reuse the number, and the namespace's overlay was kept for good).
     private func learnRootfs(from events: [KernelEvent]) {
-        for case .exit(let e) in events where e.task.namespacePid == 1 && e.task.mountNamespace != hostMountNamespace {
-            // the container's init is gone: its namespace number may come back for another one
-            let ns = e.task.mountNamespace
-            exitedNamespaces.insert(ns)
-            linkedNamespaces.remove(ns)
-            // its start window is over with it (and must not close the next container's)
-            for (id, known) in namespaces where known == ns { namespaces.removeValue(forKey: id) }
-        }
-        for case .exec(let e) in events where e.task.mountNamespace != hostMountNamespace {
-            let ns = e.task.mountNamespace
-            if exitedNamespaces.remove(ns) != nil {
-                // another container took the number: keep the old overlay for the old start
-                exitedRootfs[ns] = rootfsByNamespace.removeValue(forKey: ns)
-                triedNamespaces.remove(ns)
+        for event in events {
+            switch event {
+            case .exit(let e) where e.task.namespacePid == 1 && e.task.mountNamespace != hostMountNamespace:
+                // the container's init is gone: its namespace number may come back for another one
+                let ns = e.task.mountNamespace
+                if let forgotten = exitedNamespaces.insert(ns) { forget(namespace: forgotten) }
+                linkedNamespaces.remove(ns)
+                // its start window is over with it (and must not close the next container's)
+                for id in containersInNamespace[ns] ?? [] { removeNamespace(of: id) }
+            case .exec(let e) where e.task.mountNamespace != hostMountNamespace:
+                let ns = e.task.mountNamespace
+                if exitedNamespaces.remove(ns) {
+                    // another container took the number: keep the old overlay for the old start
+                    exitedRootfs[ns] = rootfsByNamespace.removeValue(forKey: ns)
+                    if exitedRootfs[ns] != nil, let forgotten = exitedRootfsOrder.insert(ns) { exitedRootfs.removeValue(forKey: forgotten) }
+                    triedNamespaces.remove(ns)
+                }
+                guard rootfsByNamespace[ns] == nil, !triedNamespaces.contains(ns) else { continue }
+                triedNamespaces.insert(ns)
+                if let rootfs = processes.rootfs(Int32(bitPattern: e.task.pid)) { rootfsByNamespace[ns] = rootfs }
+            default:
+                break
             }
-            guard rootfsByNamespace[ns] == nil, !triedNamespaces.contains(ns) else { continue }
-            triedNamespaces.insert(ns)
-            if let rootfs = OverlayRootfs.root(ofProcess: Int32(bitPattern: e.task.pid)) { rootfsByNamespace[ns] = rootfs }
         }
         if triedNamespaces.count > 4096 { triedNamespaces = Set(rootfsByNamespace.keys) }
+        if linkedNamespaces.count > 4096 { linkedNamespaces.formIntersection(containersInNamespace.keys) }
+        if rootfsByNamespace.count > Self.MemoryBounds.liveNamespaces {
+            // exits lost on the way: keep the overlays of namespaces some container is linked to
+            rootfsByNamespace = rootfsByNamespace.filter { containersInNamespace[$0.key] != nil }
+        }
+    }
+
+    /// A namespace whose init exited long ago (`MemoryBounds.exitedNamespaces` exits since):
+    /// its overlay and what the hub knew of it go.
+    private func forget(namespace ns: UInt32) {
+        rootfsByNamespace.removeValue(forKey: ns)
+        triedNamespaces.remove(ns)
+        linkedNamespaces.remove(ns)
     }
 
     private func layers(_ digest: String?, rootfs: OverlayRootfs) -> ImageLayers? {
@@ -242,7 +359,7 @@ public actor AgentHub {
 
     private func resolve(container: Correlator.AccessContainer, path: String, file: FileIdentity) -> LayerLocation? {
         // the correlator knows the mount namespace even when no listing showed the container
-        if let ns = container.mountNamespace, !container.initExited, namespaces[container.id] == nil { namespaces[container.id] = ns }
+        if let ns = container.mountNamespace, !container.initExited, namespaces[container.id] == nil { setNamespace(ns, of: container.id) }
         let byNamespace = container.mountNamespace.flatMap { container.initExited ? exitedRootfs[$0] : rootfsByNamespace[$0] }
         guard let rootfs = byNamespace ?? containerFiles[container.id]?.rootfs else { return nil }
         if containerFiles[container.id] == nil { containerFiles[container.id] = .init(rootfs: rootfs) }  // for enrich

@@ -12,7 +12,10 @@ import Synchronization
 /// A `Service`. It owns its probe session: on graceful shutdown (or cancellation) it stops the
 /// housekeeping and waits for it, stops reading events, and only then closes the session, so no
 /// map is read after it was closed (issue #18: "ps_writes … Bad file descriptor … kernel
-/// housekeeping failed" at SIGTERM). Errors are counted as `podstart_source_errors_total{source="kernel"}`.
+/// housekeeping failed" at SIGTERM). Errors are counted as `podstart_source_errors_total{source="kernel"}`;
+/// records lost on the way are counted where they were lost: in the kernel (ring full,
+/// `podstart_probe_events_lost_total`), in user space (the reader's queue full,
+/// `podstart_probe_events_dropped_total`), in the decoder (`podstart_probe_events_rejected_total`).
 public final class KernelSource: Service, Sendable {
     public let name = "kernel"
     let session: KernelProbeSession
@@ -29,8 +32,9 @@ public final class KernelSource: Service, Sendable {
     }
 
     /// Loads the probes and attaches exec/fork/exit (throws when BPF is unavailable).
-    public init(startupWindow: Duration, hub: AgentHub, metrics: MetricsRegistry, logger: Logger) throws {
-        session = try KernelProbeSession()
+    public init(startupWindow: Duration, hub: AgentHub, metrics: MetricsRegistry, logger: Logger,
+                probes: KernelProbeSession.Configuration = .init()) throws {
+        session = try KernelProbeSession(configuration: probes)
         var configuration = StartWindowTracker.Configuration()
         configuration.startupWindowNs = UInt64(startupWindow.components.seconds) * 1_000_000_000
             + UInt64(startupWindow.components.attoseconds / 1_000_000_000)
@@ -88,7 +92,7 @@ public final class KernelSource: Service, Sendable {
     private func consume(_ stream: AsyncStream<RawEventBatch>) async {
         for await batch in stream {
             if Task.isCancelled { return }
-            let events = batch.decode()
+            let events = Self.decode(batch, metrics: context.metrics)
             do {
                 for decision in try driver.handle(events) { logger.debug("start window", metadata: ["decision": "\(decision)"]) }
             } catch {
@@ -97,6 +101,15 @@ public final class KernelSource: Service, Sendable {
             await purgeExitedNamespaces(events)
             await hub.ingest(kernel: events)
         }
+    }
+
+    /// The batch's events; records the decoder cannot trust (truncated, of an unknown kind or
+    /// version) are skipped and counted in `podstart_probe_events_rejected_total{reason}`.
+    public static func decode(_ batch: RawEventBatch, metrics: MetricsRegistry) -> [KernelEvent] {
+        var rejected: [EventDecoder.Rejection: UInt64] = [:]
+        let events = batch.decode(rejected: { rejected[$0.reason, default: 0] += 1 })
+        for (reason, count) in rejected { metrics.addProbeEventsRejected(reason: reason.metricReason, count: count) }
+        return events
     }
 
     /// When a container's init exits, the kernel may give its mount namespace's number to the next
@@ -143,6 +156,8 @@ public final class KernelSource: Service, Sendable {
                     for (program, stats) in try session.statistics() {
                         context.metrics.setProbeTotals(program: program.rawValue, events: stats.events, lost: stats.lost)
                     }
+                    // records the reader read but the queue to the hub had no room for
+                    context.metrics.setProbeEventsDropped(total: session.readerStatistics.dropped)
                 }
                 context.up()
             } catch {
@@ -155,5 +170,16 @@ public final class KernelSource: Service, Sendable {
     func close() {
         let first = state.withLock { s in defer { s.closed = true }; return !s.closed }
         if first { session.close() }
+    }
+}
+
+extension EventDecoder.Rejection {
+    /// The `reason` label of `podstart_probe_events_rejected_total`.
+    var metricReason: MetricsRegistry.ProbeRejection {
+        switch self {
+        case .truncated: .truncated
+        case .unknownKind: .unknownKind
+        case .unknownVersion: .unknownVersion
+        }
     }
 }

@@ -71,6 +71,8 @@ public final class SourceContext: Sendable {
         var down = false
         var healthy = false
         var backoffReset = false
+        /// The input worked during the current run (its end is then a close, not a failed attempt).
+        var workedThisRun = false
         /// Reasons of unreadable input already logged (bounded: a reason is logged once).
         var loggedReasons: Set<String> = []
     }
@@ -87,7 +89,7 @@ public final class SourceContext: Sendable {
     /// The input works: ends an outage (logged once) and resets the backoff.
     public func up() {
         let recovered = state.withLock { s in
-            defer { s.down = false; s.healthy = true; s.backoffReset = true }
+            defer { s.down = false; s.healthy = true; s.backoffReset = true; s.workedThisRun = true }
             return s.down
         }
         if recovered { logger.info("\(recoveryMessage)", metadata: metadata.merging(["source": "\(name)"]) { $1 }) }
@@ -132,12 +134,15 @@ public final class SourceContext: Sendable {
 
     /// Whether the source worked since the last call (and forgets it).
     func takeHealthy() -> Bool { state.withLock { s in defer { s.healthy = false }; return s.healthy } }
+    /// Whether the input worked during the run that just ended (and forgets it for the next).
+    func takeWorkedThisRun() -> Bool { state.withLock { s in defer { s.workedThisRun = false }; return s.workedThisRun } }
     func takeBackoffReset() -> Bool { state.withLock { s in defer { s.backoffReset = false }; return s.backoffReset } }
 }
 
 /// Runs one ``AgentSource`` as a `Service`: restarts it when its input is lost, with the source's
 /// backoff, counting each failed attempt in `podstart_source_errors_total{source=…}` and logging
-/// once per outage. On graceful shutdown (or cancellation) the source is cancelled and awaited at
+/// once per outage; an input that worked and then ended (an event stream or a connection closed)
+/// is counted in `podstart_source_stream_closes_total{source=…}` too. On graceful shutdown (or cancellation) the source is cancelled and awaited at
 /// most `stopLimit`: a source stuck in a client's shutdown must not keep the state from being
 /// written before the kubelet's grace period ends; it is named in the log and left behind.
 public struct SourceSupervisor: Service {
@@ -192,6 +197,8 @@ public struct SourceSupervisor: Service {
                 return
             } catch {
                 if Task.isCancelled { return }  // a call cut short by shutdown is no outage
+                // an input that worked and then ended: a stream or connection closed under it
+                if context.takeWorkedThisRun() { metrics.recordStreamClose(source: source.name) }
                 if context.takeBackoffReset() { backoff.reset() }
                 if source.reconnectsAtOnce, context.takeHealthy() {
                     // counted: a connection that closed under a call was counted as it closed

@@ -109,8 +109,13 @@ public struct Correlator: Sendable {
     /// Container-scoped inputs that arrived before the container's CreateContainer: replayed then.
     private var pendingByContainer: [String: [CorrelatorInput]] = [:]
     private var pendingOrder: [String] = []
-    private var ignored: Set<String> = []
-    private var reportedUIDs: Set<String> = []
+    /// Pods that ran before the agent (or were first seen ready), and pods already reported: late
+    /// records of theirs open no start. Bounded (``MemoryBounds``): the least recently named are
+    /// forgotten first, and every input naming a pod makes it recent again.
+    private var ignored = RecentSet<String>(capacity: Correlator.MemoryBounds.forgottenPods)
+    private var reportedUIDs = RecentSet<String>(capacity: Correlator.MemoryBounds.forgottenPods)
+    /// Correlator time of the last sweep of idle namespaces (``sweepIdleNamespaces()``).
+    private var lastSweep: Int64 = .min
     private var now: Int64 = 0
     /// No open start is due before this time (`.min`: work it out at the next input).
     private var earliestDue: Int64 = .min
@@ -143,6 +148,33 @@ public struct Correlator: Sendable {
 
     /// Starts in progress (not yet reported).
     public var openStarts: Int { pods.count }
+
+    /// Whether a start under this key (pod UID, or container id without a pod) is open.
+    public func isOpen(_ key: String) -> Bool { pods[key] != nil }
+
+    /// What the correlator keeps beyond the open starts, and how much of it (docs/agent.md,
+    /// Bounded under churn).
+    public enum MemoryBounds {
+        /// Reported and pre-existing pods remembered (each set), least recently named forgotten first.
+        public static let forgottenPods = 16_384
+        /// A mount namespace's records no container claims are dropped this long (correlator
+        /// time) after its first exec: the sources link a container within seconds.
+        public static let idleNamespaceNs: Int64 = 60_000_000_000
+        /// Idle namespaces are looked for at most this often, once more than `sweepAbove` are kept.
+        public static let sweepEveryNs: Int64 = 10_000_000_000
+        public static let sweepAbove = 256
+    }
+
+    /// Entries each map and set holds now, by name (for the soak bench and the bound tests).
+    public var retainedCounts: [(name: String, count: Int)] {
+        [("pods", pods.count), ("containerToPod", containerToPod.count), ("namespaceToContainer", namespaceToContainer.count),
+         ("trackers", trackers.count), ("retiredTrackers", retiredTrackers.count), ("exitedNamespaces", exitedNamespaces.count),
+         ("claimedBeforeExec", claimedBeforeExec.count), ("reportedUIDs", reportedUIDs.count), ("ignored", ignored.count),
+         ("pendingByContainer", pendingByContainer.count), ("pendingOrder", pendingOrder.count), ("runcRunning", runcRunning.count),
+         ("runcSpans", runcSpans.count), ("execNamespaces", execNamespaces.count), ("pidToContainer", pidToContainer.count),
+         ("pendingStartupLines", pendingStartupLines.count), ("unassignedPulls", unassignedPulls.count),
+         ("pullWrites", pullWrites.count), ("writeTotals", writeTotals.count)]
+    }
 
     /// Feeds one observation; returns the timelines it completed.
     public mutating func ingest(_ input: CorrelatorInput,
@@ -276,6 +308,9 @@ public struct Correlator: Sendable {
             addAggregates(openCounts: a.openCounts, writeTotals: a.writeTotals)
         case .tick(let t):
             now = max(now, t)
+            if trackers.count > Self.MemoryBounds.sweepAbove, now >= lastSweep.saturatingAdd(Self.MemoryBounds.sweepEveryNs) {
+                sweepIdleNamespaces()
+            }
         }
         return finalizeDue(resolve: resolve)
     }
@@ -358,7 +393,8 @@ public struct Correlator: Sendable {
     }
 
     private mutating func state(_ uid: String, at time: Int64? = nil) -> PodState? {
-        if ignored.contains(uid) || reportedUIDs.contains(uid) { return nil }
+        if ignored.contains(uid) { ignored.touch(uid); return nil }
+        if reportedUIDs.contains(uid) { reportedUIDs.touch(uid); return nil }
         if let time { now = max(now, time) }
         return pods[uid] ?? PodState(uid: uid, firstSeen: time ?? now)
     }
@@ -513,6 +549,21 @@ public struct Correlator: Sendable {
         return latest
     }
 
+    /// Records of mount namespaces no container claims (build sandboxes, `unshare`, containers of
+    /// no start), idle since `MemoryBounds.idleNamespaceNs`: dropped even when no start finishes
+    /// (``prune()`` runs only then).
+    private mutating func sweepIdleNamespaces() {
+        lastSweep = now
+        let horizon = UInt64(clamping: now.saturatingSubtract(Self.MemoryBounds.idleNamespaceNs).saturatingSubtract(clock.offsetNs))
+        let claimed = Set(pods.values.flatMap { $0.containers.values.compactMap(\.mountNamespace) })
+        // links to containers no source created (a sandbox's pause, another runtime's) whose held
+        // inputs are forgotten too: nothing will ever claim them
+        namespaceToContainer = namespaceToContainer.filter { containerToPod[$0.value] != nil || pendingByContainer[$0.value] != nil }
+        trackers = trackers.filter { ns, t in claimed.contains(ns) || namespaceToContainer[ns] != nil || (t.firstExecNs ?? .max) >= horizon }
+        exitedNamespaces = exitedNamespaces.filter { trackers[$0] != nil || namespaceToContainer[$0] != nil }
+        claimedBeforeExec = claimedBeforeExec.filter { trackers[$0] != nil || namespaceToContainer[$0] != nil }
+    }
+
     /// Keeps only what an open start can still use, so memory stays flat however many starts pass.
     private mutating func prune() {
         let horizon = pods.values.map { Self.createdInstant($0) }.min() ?? now
@@ -525,7 +576,10 @@ public struct Correlator: Sendable {
         pullWrites = pullWrites.filter { live.contains($0.key) || $0.value.at >= monotonicHorizon }
         // access trackers of namespaces no open start claims, quiet since before the horizon
         let claimed = Set(pods.values.flatMap { $0.containers.values.compactMap(\.mountNamespace) })
+        namespaceToContainer = namespaceToContainer.filter { containerToPod[$0.value] != nil || pendingByContainer[$0.value] != nil }
         trackers = trackers.filter { ns, t in claimed.contains(ns) || namespaceToContainer[ns] != nil || (t.firstExecNs ?? .max) >= monotonicHorizon }
+        exitedNamespaces = exitedNamespaces.filter { trackers[$0] != nil || namespaceToContainer[$0] != nil }
+        claimedBeforeExec = claimedBeforeExec.filter { trackers[$0] != nil || namespaceToContainer[$0] != nil }
     }
 
     /// The pulls no source tied to a pod that are this pod's: per image it runs, the pull that

@@ -34,8 +34,25 @@ public final class TimelineStore: TimelineProvider, Sendable {
         }
     }
 
+    /// The clocks the store reads: the wall clock (for `saved_at`) and CLOCK_MONOTONIC, which
+    /// drives retention's "now" (tests step the wall clock).
+    public struct Clock: Sendable {
+        public var wall: @Sendable () -> Int64
+        public var monotonic: @Sendable () -> UInt64
+        public init(wall: @escaping @Sendable () -> Int64, monotonic: @escaping @Sendable () -> UInt64) {
+            self.wall = wall
+            self.monotonic = monotonic
+        }
+        public static let system = Clock(wall: { WallClock.unixNow() }, monotonic: { WallClock.monotonicNow() })
+    }
+
     public let path: String
     public let configuration: Configuration
+    let clock: Clock
+    /// The wall clock and CLOCK_MONOTONIC read together at open: retention's "now" is the first
+    /// plus the monotonic time since, so a step of the wall clock moves it not.
+    let wallAtOpen: Int64
+    let monotonicAtOpen: UInt64
     /// Where a corrupt database found at open was moved, if one was.
     public let movedAsidePath: String?
     let pool: DatabasePool
@@ -46,8 +63,12 @@ public final class TimelineStore: TimelineProvider, Sendable {
     /// with it), logged, and a fresh database is started. Other errors (permissions, I/O)
     /// are thrown: the file is left alone.
     public init(directory: String, configuration: Configuration = Configuration(),
-                logger: Logger = Logger(label: "podstart.state"), now: Int64 = TimelineStore.unixNanosecondsNow()) throws {
+                logger: Logger = Logger(label: "podstart.state"), now explicitNow: Int64? = nil, clock: Clock = .system) throws {
         self.configuration = configuration
+        self.clock = clock
+        wallAtOpen = clock.wall()
+        monotonicAtOpen = clock.monotonic()
+        let now = explicitNow ?? wallAtOpen
         self.logger = logger
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
@@ -70,7 +91,63 @@ public final class TimelineStore: TimelineProvider, Sendable {
         }
         self.pool = pool
         movedAsidePath = movedAside
-        try prune(now: now)
+        openedFile = Self.identity(of: path)
+        try prune(now: explicitNow)
+    }
+
+    /// "Now" for retention: the wall clock at open plus the monotonic time since, or the wall
+    /// clock if that is earlier. A wall clock stepped forward (by days: a bad NTP source, a VM
+    /// resumed) deletes nothing early; stepped back, starts are kept longer (never fewer kept).
+    public func retentionNow() -> Int64 {
+        let elapsed = Int64(clamping: clock.monotonic() &- min(monotonicAtOpen, clock.monotonic()))
+        return min(clock.wall(), wallAtOpen.saturatingAdd(elapsed))
+    }
+
+    // MARK: health at run time
+
+    /// The file opened (device, inode): a file removed or put in its place later is not it.
+    let openedFile: FileIdentity?
+    struct FileIdentity: Sendable, Equatable { var device: UInt64; var inode: UInt64 }
+
+    static func identity(of path: String) -> FileIdentity? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+    }
+
+    /// What is wrong with the database file under the open store, or nil: removed or replaced
+    /// while open (saves then go to a file no restart will find), or its header overwritten (no
+    /// longer an SQLite database). Cheap: a `stat` and a 16-byte read.
+    public func fileProblem() -> String? {
+        guard let now = Self.identity(of: path) else {
+            return "the database file \(path) was removed while open (starts saved since are lost at restart); restart the agent to start a fresh one"
+        }
+        if let openedFile, now != openedFile {
+            return "the database file \(path) was replaced while open; restart the agent to open it"
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return "cannot open the database file \(path): \(String(cString: strerror(errno))) (errno \(errno))" }
+        defer { _ = Glibc.close(fd) }
+        var header = [UInt8](repeating: 0, count: 16)
+        let n = header.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 16, 0) }
+        // an empty file is a database whose first page is still in the WAL
+        if n == 0 { return nil }
+        guard n == 16, header == Array("SQLite format 3\0".utf8) else {
+            return "the database file \(path) is corrupt (its header is not SQLite's); restart the agent: it moves the file aside and starts a fresh one"
+        }
+        return nil
+    }
+
+    /// Whether a save could go through now: the file system has `minimumFreeBytes` free and a
+    /// write transaction commits. Throws what stops it.
+    public func checkWritable(minimumFreeBytes: UInt64 = 1 << 20) async throws {
+        var fs = statvfs()
+        let directory = (path as NSString).deletingLastPathComponent
+        if statvfs(directory, &fs) == 0 {
+            let free = UInt64(fs.f_bavail) &* UInt64(fs.f_frsize)
+            if free < minimumFreeBytes { throw StateStoreError.diskFull(path: directory, freeBytes: free) }
+        }
+        try await pool.write { db in try db.execute(sql: "UPDATE totals SET bytes = bytes WHERE id = 1") }
     }
 
     struct Corruption: Error {
@@ -176,19 +253,23 @@ public final class TimelineStore: TimelineProvider, Sendable {
 
     /// Saves a start (replacing an earlier one under the same key), then applies retention.
     /// When this returns, the start is committed.
-    public func save(_ trace: PodStartTrace, now: Int64 = TimelineStore.unixNanosecondsNow()) async throws {
-        let pruned = try await pool.write { db in try self.save(trace, now: now, db: db) }
+    /// `now`, when given, is both the save time and retention's now (tests); else the wall clock
+    /// and ``retentionNow()``.
+    public func save(_ trace: PodStartTrace, now: Int64? = nil) async throws {
+        let (savedAt, cutoffNow) = (now ?? clock.wall(), now ?? retentionNow())
+        let pruned = try await pool.write { db in try self.save(trace, savedAt: savedAt, now: cutoffNow, db: db) }
         if pruned { try await pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA incremental_vacuum") } }
     }
 
     /// The blocking variant, for callers outside async code.
-    public func saveSync(_ trace: PodStartTrace, now: Int64 = TimelineStore.unixNanosecondsNow()) throws {
-        let pruned = try pool.write { db in try self.save(trace, now: now, db: db) }
+    public func saveSync(_ trace: PodStartTrace, now: Int64? = nil) throws {
+        let (savedAt, cutoffNow) = (now ?? clock.wall(), now ?? retentionNow())
+        let pruned = try pool.write { db in try self.save(trace, savedAt: savedAt, now: cutoffNow, db: db) }
         if pruned { try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA incremental_vacuum") } }
     }
 
     /// Returns whether retention deleted anything (then free pages go back to the file system).
-    private func save(_ trace: PodStartTrace, now: Int64, db: Database) throws -> Bool {
+    private func save(_ trace: PodStartTrace, savedAt: Int64, now: Int64, db: Database) throws -> Bool {
         let json = trace.json().rendered()
         let key = trace.storageKey
         try db.execute(sql: "DELETE FROM traces WHERE key = ?", arguments: [key])
@@ -196,7 +277,7 @@ public final class TimelineStore: TimelineProvider, Sendable {
             INSERT INTO traces (key, uid, namespace, name, created, ready, outcome, e2e_ns, size_bytes, saved_at, json)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, arguments: [key, trace.pod.uid, trace.pod.namespace, trace.pod.name, trace.created, trace.ready,
-                             trace.outcome.rawValue, trace.e2eNanoseconds, json.utf8.count, now, json])
+                             trace.outcome.rawValue, trace.e2eNanoseconds, json.utf8.count, savedAt, json])
         let id = db.lastInsertedRowID
         for c in trace.containers {
             try db.execute(sql: """
@@ -209,7 +290,8 @@ public final class TimelineStore: TimelineProvider, Sendable {
     }
 
     /// Deletes starts past the age limit, then the oldest until the size limit holds.
-    public func prune(now: Int64 = TimelineStore.unixNanosecondsNow()) throws {
+    public func prune(now: Int64? = nil) throws {
+        let now = now ?? retentionNow()
         _ = try pool.write { db in try self.prune(now: now, db: db) }
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA incremental_vacuum") }
     }
@@ -318,6 +400,7 @@ public final class TimelineStore: TimelineProvider, Sendable {
 public enum StateStoreError: Error, CustomStringConvertible, Sendable {
     case directory(path: String, reason: String)
     case moveAside(path: String, to: String, errno: Int32)
+    case diskFull(path: String, freeBytes: UInt64)
 
     public var description: String {
         switch self {
@@ -325,6 +408,8 @@ public enum StateStoreError: Error, CustomStringConvertible, Sendable {
             "cannot create the state directory \(path): \(reason) (check --state-dir and its permissions)"
         case .moveAside(let path, let to, let errno):
             "the state database \(path) is corrupt and could not be moved to \(to): \(String(cString: strerror(errno))) (errno \(errno)); move or delete it by hand"
+        case .diskFull(let path, let free):
+            "the file system of \(path) has \(free) bytes free; free some space (or lower --state-max-mib)"
         }
     }
 }

@@ -15,6 +15,7 @@ struct PodstartBench: AsyncParsableCommand {
             BenchAnalyzeCommand.self,
             BenchMetricsCommand.self,
             BenchCorrelatorCommand.self,
+            BenchSoakCommand.self,
             BenchAgentCommand.self,
             BenchLoopCommand.self,
             BenchPrefetchCommand.self,

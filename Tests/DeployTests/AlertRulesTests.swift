@@ -8,6 +8,8 @@ import Testing
     static let alertNames = [
         "PodStartupSLOBreach", "PodStartPullsDominate", "PodStartDecompressionDominatesPulls", "PodStartLongReadinessWaits",
         "PodstartProbeEventsLost", "PodstartAgentDown", "PodstartAgentAbsent", "PodstartSourceFailing", "PodstartKernelProbesOff",
+        "PodstartProbeEventsDropped", "PodstartProbeEventsRejected", "PodstartStoreUnhealthy", "PodstartStoreSaveFailures",
+        "PodstartSourceStreamClosing",
     ]
 
     @Test func promtoolChecksTheRules() throws {

@@ -53,6 +53,29 @@ struct APITests {
         }
     }
 
+    /// A failing condition (the state store refusing saves) makes a ready agent not ready, with
+    /// the condition's reason; cleared, the agent is ready again.
+    @Test func aFailingConditionMakesReadyz503WithItsReason() async throws {
+        let readiness = Readiness()
+        readiness.markReady()
+        try await Self.app(readiness: readiness).test(.router) { client in
+            readiness.setCondition("state store", failing: "cannot save pod starts: database or disk is full")
+            try await client.execute(uri: "/readyz", method: .get) { r in
+                #expect(r.status == .serviceUnavailable)
+                let body = try Self.json(r)
+                #expect(body["reason"]?.stringValue == "state store: cannot save pod starts: database or disk is full")
+            }
+            readiness.setCondition("state store", failing: nil)
+            try await client.execute(uri: "/readyz", method: .get) { r in
+                #expect(r.status == .ok)
+            }
+            // shutting down wins over any condition, and a condition outlives a restart of the sources
+            readiness.setCondition("state store", failing: "gone")
+            readiness.markNotReady(reason: "shutting down")
+            #expect(readiness.notReadyReason == "shutting down")
+        }
+    }
+
     @Test func metricsNegotiatesOpenMetrics() async throws {
         try await Self.app().test(.router) { client in
             try await client.execute(uri: "/metrics", method: .get) { r in

@@ -23,6 +23,12 @@ struct MetricsRegistryTests {
         r.recordCRIConnectionClose(retried: true)
         r.recordCRIConnectionClose(retried: false)
         r.setProbesEnabled(true)
+        r.setProbeEventsDropped(total: 7)
+        r.setProbeEventsDropped(total: 5)  // a smaller reading is no reset
+        r.addProbeEventsRejected(reason: .unknownVersion, count: 2)
+        r.recordStreamClose(source: "containerd-log")
+        r.recordStoreSaveFailure()
+        r.setStoreHealthy(false)
         return r
     }
 
@@ -193,10 +199,18 @@ podstart_pod_start_slo_duration_seconds_count 1
 # TYPE podstart_pod_starts_total counter
 podstart_pod_starts_total{outcome="failed"} 1
 podstart_pod_starts_total{outcome="ready"} 1
+# HELP podstart_probe_events_dropped_total Kernel probe records read from the ring buffer and dropped because the agent's queue was full (the agent fell behind).
+# TYPE podstart_probe_events_dropped_total counter
+podstart_probe_events_dropped_total 7
 # HELP podstart_probe_events_lost_total Kernel probe events lost before podstart read them (ring buffer full), by program.
 # TYPE podstart_probe_events_lost_total counter
 podstart_probe_events_lost_total{program="exec"} 0
 podstart_probe_events_lost_total{program="read"} 3
+# HELP podstart_probe_events_rejected_total Kernel probe records skipped because they could not be decoded, by reason (truncated, unknown_kind, unknown_version).
+# TYPE podstart_probe_events_rejected_total counter
+podstart_probe_events_rejected_total{reason="truncated"} 0
+podstart_probe_events_rejected_total{reason="unknown_kind"} 0
+podstart_probe_events_rejected_total{reason="unknown_version"} 2
 # HELP podstart_probe_events_total Kernel probe events received, by program.
 # TYPE podstart_probe_events_total counter
 podstart_probe_events_total{program="exec"} 42
@@ -208,6 +222,10 @@ podstart_probes_enabled 1
 # TYPE podstart_source_errors_total counter
 podstart_source_errors_total{source="containerd-log"} 0
 podstart_source_errors_total{source="kubelet-log"} 1
+# HELP podstart_source_stream_closes_total Inputs that worked and then ended (an event stream or connection closed, a log file went away), by source; the agent reconnects.
+# TYPE podstart_source_stream_closes_total counter
+podstart_source_stream_closes_total{source="containerd-log"} 1
+podstart_source_stream_closes_total{source="kubelet-log"} 0
 # HELP podstart_startup_read_bytes Bytes a container read from files before its pod was ready (containers whose accesses were recorded).
 # TYPE podstart_startup_read_bytes histogram
 podstart_startup_read_bytes_bucket{le="65536"} 0
@@ -222,6 +240,12 @@ podstart_startup_read_bytes_bucket{le="4294967296"} 1
 podstart_startup_read_bytes_bucket{le="+Inf"} 1
 podstart_startup_read_bytes_sum 300000
 podstart_startup_read_bytes_count 1
+# HELP podstart_store_healthy 1 while the state store takes saves and its file is the one the agent opened; 0 while it does not (/readyz then answers 503 with the reason).
+# TYPE podstart_store_healthy gauge
+podstart_store_healthy 0
+# HELP podstart_store_save_failures_total Finished pod starts the state store refused to save (disk full, database corrupt or gone, I/O error): in the metrics, missing from /v1.
+# TYPE podstart_store_save_failures_total counter
+podstart_store_save_failures_total 1
 """# + "\n"
 
     @Test func textExpositionMatchesGoldenForFixedObservations() {

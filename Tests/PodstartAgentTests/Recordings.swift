@@ -64,6 +64,14 @@ extension MetricsRegistry {
         MetricsRegistry(configuration: .init(buildInfo: BuildInfo(version: "test")))
     }
 
+    /// The value of the sample line starting with `series` (name and labels), as rendered.
+    func sample(_ series: String) -> Double? {
+        for line in render(format: .text).split(separator: "\n") where line.hasPrefix(series + " ") {
+            return Double(line.dropFirst(series.count + 1))
+        }
+        return nil
+    }
+
     /// `podstart_source_errors_total{source="…"}` as rendered (nil when absent).
     func sourceErrors(_ source: String) -> Double? {
         let prefix = "podstart_source_errors_total{source=\"\(source)\"} "

@@ -84,3 +84,45 @@ struct StuckSource: AgentSource {
         #expect(logs.messages("source still stopping; shutting down without it").first?.metadata["source"] == "stuck")
     }
 }
+
+/// A stream that works, then closes; then a reconnect that fails; then one that works on.
+final class ClosingSource: AgentSource {
+    let name = "closing"
+    private let attempts = Mutex(0)
+    var backoff: Backoff { .fixed(.milliseconds(1)) }
+    var attemptCount: Int { attempts.withLock { $0 } }
+    struct Closed: Error {}
+
+    func run(_ context: SourceContext) async throws {
+        let attempt = attempts.withLock { $0 += 1; return $0 }
+        switch attempt {
+        case 1:
+            context.up()
+            throw Closed()  // the stream ended under a working source
+        case 2:
+            throw Closed()  // the reconnect failed: an outage, not a close
+        default:
+            context.up()
+            try await Task.sleep(for: .seconds(3600))
+        }
+    }
+}
+
+@Suite struct StreamCloseAccountingTests {
+    /// #16.5: an input that worked and then ended is a stream close; a failed attempt is not.
+    @Test func aStreamThatWorkedAndEndedIsCountedAsAClose() async throws {
+        let metrics = MetricsRegistry.forTests()
+        metrics.register(sources: ["closing"])
+        #expect(metrics.sample(#"podstart_source_stream_closes_total{source="closing"}"#) == 0)
+        let source = ClosingSource()
+        let supervisor = SourceSupervisor(source, metrics: metrics, logger: CapturedLogs().logger())
+        let task = Task { await supervisor.run() }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while source.attemptCount < 3, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        task.cancel()
+        await task.value
+        #expect(source.attemptCount == 3)
+        #expect(metrics.sample(#"podstart_source_stream_closes_total{source="closing"}"#) == 1)
+        #expect(metrics.sourceErrors("closing") == 2)
+    }
+}
