@@ -30,6 +30,9 @@ public struct PodTraceRun: Sendable {
     public var criPollInterval: Duration = .milliseconds(100)
     /// Warnings of the sources (an unreachable API server, a CRI outage), never on standard output.
     public var logger: Logger
+    /// Called once the runtime is listed and the pod's record is being followed: from then on a
+    /// pod created is a start.
+    public var onWatching: @Sendable () -> Void = {}
 
     public init(namespace: String, name: String, nodeName: String, api: HTTPEndpoint?, kubelet: HTTPEndpoint?,
                 criEndpoint: CRIEndpoint, kernel: Bool, timeout: Duration, logger: Logger) {
@@ -112,20 +115,29 @@ public struct PodTraceRun: Sendable {
             }
         }
         let pacer = PollPacer(idleInterval: criPollInterval)
+        // The runtime's first listing marks what already exists: it comes before the pod's record
+        // is followed, or a pod created right after the trace began could pass for one that ran.
+        let gate = StartupGate(["cri", "containerd-events"])
         let podRecords = PodRecordSource(api: api, kubelet: kubelet, nodeName: nodeName, hub: hub)
-        let sources: [any AgentSource] = [
-            CRIPollSource(endpoint: criEndpoint, interval: criPollInterval, pacer: pacer, gate: nil, hub: hub),
-            ContainerdEventSource(endpoint: criEndpoint, pacer: pacer, gate: nil, hub: hub),
-            podRecords,
+        let runtimeSources: [any AgentSource] = [
+            CRIPollSource(endpoint: criEndpoint, interval: criPollInterval, pacer: pacer, gate: gate, hub: hub),
+            ContainerdEventSource(endpoint: criEndpoint, pacer: pacer, gate: gate, hub: hub),
         ]
         // each source retried as in the agent; cancelled at the end and left to wind down (the
         // process ends with the trace; a gRPC client's shutdown can take long, see ContainerResolver)
-        var tasks: [Task<Void, Never>] = sources.map { source in
+        func supervised(_ source: any AgentSource) -> Task<Void, Never> {
             Task { [metrics, logger] in await SourceSupervisor(source, metrics: metrics, logger: logger).supervise() }
         }
+        var tasks = runtimeSources.map(supervised)
         if let kernelSource { tasks.append(Task { await kernelSource.run() }) }
         tasks.append(Task { await CorrelatorClock(hub: hub).run() })
         defer { for task in tasks { task.cancel() } }
+        let unprimed = await gate.wait(timeout: .seconds(10))
+        if !unprimed.isEmpty {
+            logger.warning("the runtime's first listing is late; following the pod anyway", metadata: ["sources": "\(unprimed.joined(separator: ","))"])
+        }
+        tasks.append(supervised(podRecords))
+        onWatching()
 
         let clock = ContinuousClock()
         let deadline = clock.now + timeout

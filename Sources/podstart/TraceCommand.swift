@@ -227,12 +227,15 @@ struct TraceCommand: AsyncParsableCommand {
         let node = nodeName ?? environment["NODE_NAME"] ?? ProcessInfo.processInfo.hostName
         var logger = Logger(label: "podstart.trace") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = .warning
-        let run = PodTraceRun(namespace: namespace, name: name, nodeName: node, api: api, kubelet: kubelet, criEndpoint: endpoint,
+        var run = PodTraceRun(namespace: namespace, name: name, nodeName: node, api: api, kubelet: kubelet, criEndpoint: endpoint,
                               kernel: !noKernel, timeout: DurationText.parse(timeout) ?? .seconds(300), logger: logger)
+        let limit = timeout
+        run.onWatching = {
+            FileHandle.standardError.write(Data("podstart: waiting for pod \(namespace)/\(name) on node \(node) (--timeout \(limit)): create it now\n".utf8))
+        }
         let writer = try TraceWriter(output: output, out: out, many: false)
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
         let interrupted = Interrupted()
-        FileHandle.standardError.write(Data("podstart: waiting for pod \(namespace)/\(name) on node \(node) (--timeout \(timeout))\n".utf8))
         let work = Task { try await run.trace() }
         let watcher = Task {
             for await _ in signals {
