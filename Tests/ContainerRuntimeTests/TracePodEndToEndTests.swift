@@ -304,6 +304,30 @@ extension ContainerRuntimeIntegration {
             #expect(!output.contains("{"), "no trace printed: \(output)")
         }
 
+        @Test func tracePodWithOnlyTheKubeletReadsItsPodsAndSeesThePodAlreadyReady() async throws {
+            // no API server: the kubelet's /pods (authenticated, its own CA), as recorded at the end
+            let pki = try TestPKI.make()
+            let uid = UUID().uuidString.lowercased()
+            let name = "reader-\(uid.prefix(8))"
+            let pod = try Self.recordedPod(name: name, uid: uid, image: env.image("reader:latest"))
+            let body = String(decoding: try JSONSerialization.data(withJSONObject: ["kind": "PodList", "apiVersion": "v1", "metadata": [:] as [String: Any], "items": [pod]]),
+                              as: UTF8.self)
+            let server = try await TestHTTPSServer(pki: pki, route: { uri, auth in
+                guard auth == "Bearer \(Self.token)" else { return TestRoute(status: .unauthorized, chunks: ["Unauthorized"]) }
+                return uri == "/pods" ? TestRoute(chunks: [body]) : TestRoute(status: .notFound, chunks: ["not found"])
+            })
+            defer { Task { try? await server.shutdown() } }
+            let tokenFile = pki.directory + "/kubelet-token"
+            try Self.token.write(toFile: tokenFile, atomically: true, encoding: .utf8)
+            let (code, output) = LocalEnvironment.run(["env", "-u", "KUBERNETES_SERVICE_HOST", binary, "trace", "--pod", "default/\(name)",
+                                                       "--kubelet-url", "https://127.0.0.1:\(server.port)", "--kubelet-token-file", tokenFile,
+                                                       "--kubelet-ca-file", pki.caFile, "--node-name", Self.node, "--no-kernel",
+                                                       "--cri-endpoint", env.endpoint.description, "--timeout", "60s"])
+            #expect(code != 0)
+            #expect(output.contains("pod default/\(name) (uid \(uid)) was already Ready when the trace began"), "output: \(output)")
+            #expect(server.log.contains { $0.uri == "/pods" && $0.authorization == "Bearer \(Self.token)" })
+        }
+
         @Test func tracePodWithoutAPIServerOrKubeletRefusesNamingTheFlags() throws {
             let (code, output) = LocalEnvironment.run(["env", "-u", "KUBERNETES_SERVICE_HOST", binary, "trace", "--pod", "default/web-0",
                                                        "--cri-endpoint", env.endpoint.description])
