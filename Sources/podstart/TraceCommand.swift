@@ -116,8 +116,9 @@ struct TraceCommand: AsyncParsableCommand {
             if let flag = startFlags.first(where: { $0.0 }) {
                 throw ValidationError("\(flag.1) starts a pod of podstart's own; with --pod the kubelet starts it from its spec")
             }
-        } else if kubeconfig != nil || kubeletURL != nil || nodeName != nil {
-            throw ValidationError("--kubeconfig, --kubelet-url and --node-name go with --pod")
+        } else if kubeconfig != nil || kubeletURL != nil || nodeName != nil || kubeletTokenFile != nil || kubeletCAFile != nil
+                    || kubeletInsecureSkipTLSVerify {
+            throw ValidationError("--kubeconfig, --kubelet-url, --kubelet-token-file, --kubelet-ca-file, --kubelet-insecure-skip-tls-verify and --node-name go with --pod")
         }
         let checks = [readyFile != nil, readyExec != nil, readyHTTP != nil, readyTCP != nil].filter { $0 }.count
         if checks > 1 { throw ValidationError("choose one of --ready-file, --ready-exec, --ready-http, --ready-tcp") }
