@@ -141,13 +141,19 @@ public struct PodTraceRun: Sendable {
 
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
+        var failedAt: ContinuousClock.Instant?
         while true {
             try Task.checkCancellation()
             var s = target.state.withLock { $0 }
             if podRecords.state.values.withLock({ $0.listed }) { s.listed = true }
             if let started = s.alreadyStarted { throw PodTraceError.alreadyStarted(pod: "\(namespace)/\(name)", uid: started.uid, ready: started.readyUnixNs != nil) }
             if let trace = s.trace { return trace }
-            if let failure = s.failure { throw PodTraceError.failed(pod: "\(namespace)/\(name)", reason: failure) }
+            if let failure = s.failure {
+                // the correlator records the failed start just after the input that failed it:
+                // shown as far as it went when it comes
+                failedAt = failedAt ?? clock.now
+                if let failedAt, clock.now - failedAt > .seconds(1) { throw PodTraceError.failed(pod: "\(namespace)/\(name)", reason: failure) }
+            }
             if clock.now >= deadline {
                 throw PodTraceError.timedOut(pod: "\(namespace)/\(name)", node: nodeName, after: timeout, seen: s.uid != nil,
                                              listed: s.listed, api: api != nil)

@@ -253,6 +253,10 @@ struct TraceCommand: AsyncParsableCommand {
         }
         try writer.write(trace, index: 0)
         writer.finish([trace])
+        // a start that failed (deleted before Ready, not Ready within --timeout) is shown, and fails
+        if trace.outcome != .ready {
+            throw PodTraceError.failed(pod: "\(namespace)/\(name)", reason: trace.failureReason ?? trace.outcome.rawValue)
+        }
     }
 
     /// Recorded starts in the chosen output, as a traced start would be (one HTML page per start).

@@ -304,6 +304,31 @@ extension ContainerRuntimeIntegration {
             #expect(!output.contains("{"), "no trace printed: \(output)")
         }
 
+        @Test func tracePodOfAPodDeletedBeforeItRanSaysSoAndFails() async throws {
+            let pki = try TestPKI.make()
+            let api = APIServer()
+            let server = try await TestHTTPSServer(pki: pki, route: { api.route($0, $1) })
+            defer { api.close(); Task { try? await server.shutdown() } }
+            let uid = UUID().uuidString.lowercased()
+            let name = "reader-\(uid.prefix(8))"
+            let trace = try TraceProcess([binary, "trace", "--pod", "default/\(name)", "--kubeconfig", try kubeconfig(port: server.port, pki: pki),
+                                          "--node-name", Self.node, "--cri-endpoint", env.endpoint.description, "--no-kernel", "--output", "json",
+                                          "--timeout", "60s"])
+            try await Self.until("the trace watches the node's pods") { server.log.contains { $0.uri.contains("watch=true") } }
+            var pod = try Self.recordedPod(name: name, uid: uid, image: env.image("reader:latest"))
+            var meta = pod["metadata"] as! [String: Any]
+            meta["creationTimestamp"] = Self.rfc3339Second(WallClock.unixNow())
+            pod["metadata"] = meta
+            pod["status"] = ["phase": "Pending", "qosClass": "BestEffort"]
+            try api.publish("ADDED", pod)
+            try api.publish("DELETED", pod)
+            let (code, output, errors) = try await trace.finish()
+            #expect(code != 0)
+            #expect(errors.contains("pod default/\(name) did not start: pod deleted before it was ready"), "stderr: \(errors)")
+            // nothing of it ran on the node: no start to print
+            #expect(!output.contains("{"), "output: \(output)")
+        }
+
         @Test func tracePodWithOnlyTheKubeletReadsItsPodsAndSeesThePodAlreadyReady() async throws {
             // no API server: the kubelet's /pods (authenticated, its own CA), as recorded at the end
             let pki = try TestPKI.make()
