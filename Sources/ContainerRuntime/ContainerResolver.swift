@@ -346,7 +346,8 @@ public actor ContainerResolver {
         var entry = byID[container.id] ?? ContainerMetadata(
             containerID: container.id, sandboxID: "",
             pod: container.pod,
-            containerName: container.kubeletContainerName ?? container.id,
+            // a pod's sandbox (pause) container has no container name: "POD", as the kubelet named it
+            containerName: container.kubeletContainerName ?? (container.labels[KubeletLabels.criContainerdKind] == "sandbox" ? "POD" : container.id),
             image: container.image, imageRef: container.image, imageDigest: nil, state: .created)
         entry.containerdNamespace = namespace
         if entry.pod == nil { entry.pod = container.pod }

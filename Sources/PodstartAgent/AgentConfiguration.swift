@@ -71,8 +71,17 @@ public struct AgentConfiguration: Sendable {
     /// The API server: from `kubeconfig`, else in-cluster (service account, `KUBERNETES_SERVICE_*`),
     /// else none. Inline kubeconfig credentials are written under `stateDirectory`.
     public func apiServerEndpoint() throws -> HTTPEndpoint? {
+        try Self.apiServerEndpoint(kubeconfig: kubeconfig, environment: environment, serviceAccountDirectory: serviceAccountDirectory,
+                                   credentialsDirectory: stateDirectory + "/kubeconfig-credentials")
+    }
+
+    /// The API server as the agent and `podstart trace --pod` find it: from `kubeconfig`, else
+    /// in-cluster, else nil. Inline kubeconfig credentials are written to `credentialsDirectory`.
+    public static func apiServerEndpoint(kubeconfig: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
+                                         serviceAccountDirectory: String = KubeEndpoint.serviceAccountDirectory,
+                                         credentialsDirectory: String) throws -> HTTPEndpoint? {
         if let kubeconfig {
-            return try Kubeconfig.load(path: kubeconfig).endpoint(materializeIn: stateDirectory + "/kubeconfig-credentials")
+            return try Kubeconfig.load(path: kubeconfig).endpoint(materializeIn: credentialsDirectory)
         }
         guard environment["KUBERNETES_SERVICE_HOST"] != nil else { return nil }
         return try KubeEndpoint.inCluster(directory: serviceAccountDirectory, environment: environment)

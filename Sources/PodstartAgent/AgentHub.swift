@@ -25,6 +25,8 @@ public actor AgentHub {
     private var onFinished: @Sendable ([UInt32]) -> Void = { _ in }
     /// Sees every input in the order the correlator does (`podstart agent --record-inputs`).
     private var recorder: (@Sendable (CorrelatorInput) -> Void)?
+    /// Sees every start as it is recorded (`podstart trace --pod` waits for one of them).
+    private var onRecorded: @Sendable (PodStartTrace) -> Void = { _ in }
     public private(set) var recorded = 0
 
     public struct ContainerFiles: Sendable {
@@ -103,6 +105,9 @@ public actor AgentHub {
     }
 
     public func record(inputsTo recorder: @escaping @Sendable (CorrelatorInput) -> Void) { self.recorder = recorder }
+
+    /// Called with each start once it is recorded (enriched, saved or not).
+    public func onRecorded(_ body: @escaping @Sendable (PodStartTrace) -> Void) { onRecorded = body }
 
     /// Called with the mount namespaces of each finished start (the kernel side stops tracing them).
     public func onStartFinished(_ body: @escaping @Sendable ([UInt32]) -> Void) { onFinished = body }
@@ -229,6 +234,7 @@ public actor AgentHub {
                 logger.error("cannot save a pod start", metadata: ["pod": "\(trace.storageKey)", "error": "\(error)"])
             }
             metrics.observe(trace: trace)
+            onRecorded(trace)
             // A start the store refused is in the metrics but not recorded: never logged as such.
             if saved { recorded += 1 }
             if saved { logger.info("pod start recorded", metadata: [

@@ -167,10 +167,14 @@ public struct TraceRun: Sendable {
 public enum TraceError: Error, CustomStringConvertible {
     case interrupted
     case failed(run: Int, of: Int, error: String)
+    /// `--image` beside a kubelet, which removes pods it did not create.
+    case kubeletRuns(pid: Int32, commandLine: String)
 
     public var description: String {
         switch self {
         case .interrupted: "interrupted: the pod was torn down"
+        case let .kubeletRuns(pid, commandLine):
+            "a kubelet runs on this node (pid \(pid): \(commandLine.prefix(120))): it removes pods it did not create, so a pod started by --image would be killed as an orphan. Create the pod with kubectl and trace it with --pod NAMESPACE/NAME, or pass --force to start it anyway."
         case let .failed(run, total, error): total > 1 ? "run \(run) of \(total): \(error)" : error
         }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ContainerRuntime
 import Foundation
 import KernelProbes
 import PodstartCore
@@ -14,7 +15,9 @@ struct ProbeCommand: AsyncParsableCommand {
             By default only containers that start after the probe began are shown (new mount \
             namespaces); --all-containers shows running ones too; --mntns limits to one. The host's \
             own processes are never shown, the container runtime's (containerd, runc, shims, CNI \
-            plugins) are.
+            plugins) are. Each event names its container's namespace, pod and container (from CRI; \
+            "-" for the host and for containers the runtime does not know); --namespace, --pod and \
+            --container keep only the events of containers so named (exact names, repeatable).
             """
     )
 
@@ -38,6 +41,18 @@ struct ProbeCommand: AsyncParsableCommand {
     @Option(help: "Comma-separated kinds: exec,open,read,block,write (default: all).")
     var kinds: String = "exec,open,read,block,write"
 
+    @Option(help: "Only events of pods in this namespace (exact name, repeatable).")
+    var namespace: [String] = []
+
+    @Option(help: "Only events of pods of this name (exact name, repeatable).")
+    var pod: [String] = []
+
+    @Option(help: "Only events of containers of this name (exact name, repeatable).")
+    var container: [String] = []
+
+    @Option(name: .customLong("cri-endpoint"), help: "CRI socket that names containers (default: $PODSTART_CRI_ENDPOINT or unix:///run/containerd/containerd.sock).")
+    var criEndpoint: String?
+
     func validate() throws {
         if !mntns.isEmpty && allContainers {
             throw ValidationError("--mntns and --all-containers exclude each other")
@@ -46,7 +61,15 @@ struct ProbeCommand: AsyncParsableCommand {
             throw ValidationError("--duration must be more than 0 and at most \(Int(Self.maxDurationSeconds)) seconds (30 days)")
         }
         _ = try parsedFamilies()
+        for (flag, names) in [("--namespace", namespace), ("--pod", pod), ("--container", container)] where names.contains(where: \.isEmpty) {
+            throw ValidationError("\(flag) wants a name")
+        }
+        if let criEndpoint { _ = try CRIEndpoint(parsing: criEndpoint) }
     }
+
+    /// The events kept: all without a name filter, else those of containers whose namespace, pod
+    /// and container name each match a given name (a host process matches no filter).
+    var ownerFilter: OwnerFilter { OwnerFilter(namespaces: Set(namespace), pods: Set(pod), containers: Set(container)) }
 
     func parsedFamilies() throws -> Set<ProbeFamily> {
         var families: Set<ProbeFamily> = [.process]  // always: it announces and follows processes
@@ -72,14 +95,29 @@ struct ProbeCommand: AsyncParsableCommand {
         }
         let clock = WallClock.measure()
         let printer = EventPrinter(json: output == .json, clock: clock, showProcessEvents: showExec)
+        let endpoint = try criEndpoint.map { try CRIEndpoint(parsing: $0) } ?? CRIEndpoint.fromEnvironment()
+        let resolver = ContainerResolver(endpoint: endpoint, pollInterval: .milliseconds(100))
+        let owners = EventOwners(resolver: resolver, hostMountNamespace: session.hostMountNamespace)
+        let filter = ownerFilter
+        let resolving = Task {
+            do { try await resolver.run() } catch where !Task.isCancelled {
+                FileHandle.standardError.write(Data("podstart: cannot name containers through CRI at \(endpoint) (\(error)); events show no pod\(filter.isEmpty ? "" : ", and the name filters keep none")\n".utf8))
+            } catch {}
+        }
+        defer { resolving.cancel() }
+        try? await resolver.refresh()  // what already runs is named from the first event
         let stream = try session.events()
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
 
         let consumer = Task {
             for await batch in stream {
-                for event in batch.decode() { printer.print(event) }
+                for event in batch.decode() {
+                    let owner = await owners.owner(of: event)
+                    if filter.keeps(owner) { printer.print(event, owner: owner) }
+                }
             }
         }
+        FileHandle.standardError.write(Data("podstart: probing (\(wanted.map(\.rawValue).sorted().joined(separator: ",")))\n".utf8))
         // until SIGINT/SIGTERM or the end of --duration, whichever comes first
         await withTaskGroup(of: Void.self) { group in
             group.addTask { for await _ in signals { return } }
@@ -89,9 +127,10 @@ struct ProbeCommand: AsyncParsableCommand {
         }
         session.detach(wanted)
         for range in try session.drainReadRanges() where wanted.contains(.reads) {
-            printer.print(.readRange(range))
+            let owner = await owners.owner(of: .readRange(range))
+            if filter.keeps(owner) { printer.print(.readRange(range), owner: owner) }
         }
-        if wanted.contains(.writes) {
+        if wanted.contains(.writes), filter.isEmpty {
             for total in try session.writeTotals() { printer.printWriteTotal(total) }
         }
         let stats = try? session.statistics()
@@ -110,13 +149,20 @@ struct EventPrinter: Sendable {
     var clock: WallClock
     var showProcessEvents: Bool
 
-    func print(_ event: KernelEvent) {
+    func print(_ event: KernelEvent, owner: ContainerMetadata? = nil) {
         switch event {
         case .exec, .fork, .exit: if !showProcessEvents { return }
         default: break
         }
         if json {
-            Swift.print(event.json(clock: clock).rendered())
+            var object = event.json(clock: clock)
+            if case .object(var fields) = object {
+                fields += [("namespace", owner?.pod.map { .string($0.namespace) } ?? .null),
+                           ("pod", owner?.pod.map { .string($0.name) } ?? .null),
+                           ("container", owner.map { .string($0.containerName) } ?? .null)]
+                object = .object(fields)
+            }
+            Swift.print(object.rendered())
             return
         }
         let time = Self.timeOfDay(clock.unixNanoseconds(monotonic: event.timestampNs))
@@ -134,7 +180,14 @@ struct EventPrinter: Sendable {
             row = "BLOCK pid=\(e.pid) \(e.comm) \(e.device) \(e.operation.rawValue) sector=\(e.sector) bytes=\(e.bytes) lat=\(e.latencyNs / 1000)us"
         case .writeBegin(let e): row = "WRITE \(Self.who(e.task)) \(e.path.path)"
         }
-        Swift.print("\(time) \(row)")
+        Swift.print("\(time) \(Self.owner(owner)) \(row)")
+    }
+
+    /// `namespace/pod/container`, `-` for the host and unknown containers.
+    static func owner(_ owner: ContainerMetadata?) -> String {
+        guard let owner else { return "-" }
+        guard let pod = owner.pod else { return "-/-/\(owner.containerName)" }
+        return "\(pod.namespace)/\(pod.name)/\(owner.containerName)"
     }
 
     func printWriteTotal(_ total: WriteTotal) {
@@ -159,5 +212,21 @@ struct EventPrinter: Sendable {
         let micros = (unixNano % 1_000_000_000) / 1000
         let s = seconds % 86_400
         return String(format: "%02d:%02d:%02d.%06d", s / 3600, (s / 60) % 60, s % 60, micros)
+    }
+}
+
+/// `podstart probe --namespace/--pod/--container`: exact names, each a set (empty: any).
+struct OwnerFilter: Sendable {
+    var namespaces: Set<String>
+    var pods: Set<String>
+    var containers: Set<String>
+
+    var isEmpty: Bool { namespaces.isEmpty && pods.isEmpty && containers.isEmpty }
+
+    func keeps(_ owner: ContainerMetadata?) -> Bool {
+        if isEmpty { return true }
+        guard let owner, let pod = owner.pod else { return false }
+        return (namespaces.isEmpty || namespaces.contains(pod.namespace)) && (pods.isEmpty || pods.contains(pod.name))
+            && (containers.isEmpty || containers.contains(owner.containerName))
     }
 }

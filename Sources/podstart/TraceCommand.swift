@@ -3,6 +3,8 @@ import ArgumentParser
 import ContainerRuntime
 import Foundation
 import KernelProbes
+import KubeletSources
+import Logging
 import PodstartAgent
 import PodstartCore
 import Synchronization
@@ -11,21 +13,51 @@ import UnixSignals
 
 /// `podstart trace --image REF`: starts one pod exactly as the kubelet does through CRI, waits for
 /// the readiness check, and reports where the time went (phases) and what the container read
-/// (accesses), from the CRI call timings and the kernel probes.
+/// (accesses), from the CRI call timings and the kernel probes. `--pod NS/NAME` starts nothing:
+/// it waits for a pod the kubelet starts and measures it the same way, with the pod's own record
+/// (API server, else the kubelet's /pods) for creation, scheduling and readiness.
 struct TraceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trace",
-        abstract: "Start one pod through CRI and show its startup phases and file accesses.",
+        abstract: "Trace one pod start (a pod the kubelet starts, or one started through CRI) and show its phases and file accesses.",
         discussion: """
-            The pod is started as the kubelet starts it (RunPodSandbox, ImageStatus, PullImage if \
-            missing, CreateContainer, StartContainer) and torn down afterwards, on success, failure \
-            and Ctrl-C. Network readiness checks run inside the pod's own network namespace, on \
-            127.0.0.1. --cmd takes the rest of the command line, so put it last.
+            --pod NS/NAME waits for a pod that the kubelet starts on this node (create it with \
+            kubectl after the trace began) and reads its record from the API server (in a cluster, \
+            or --kubeconfig), else from the kubelet's /pods (--kubelet-url). \
+            --image starts the pod as the kubelet starts it (RunPodSandbox, ImageStatus, PullImage if \
+            missing, CreateContainer, StartContainer) and tears it down afterwards, on success, failure \
+            and Ctrl-C; a kubelet removes pods it did not create, so --image refuses to run beside \
+            one (--force overrides). Network readiness checks run inside the pod's own network \
+            namespace, on 127.0.0.1. --cmd takes the rest of the command line, so put it last.
             """
     )
 
     @Option(help: "Image to start, as in a pod spec (e.g. 127.0.0.1:5000/app:1).")
     var image: String?
+
+    @Option(help: "Start no pod: wait for the pod NAMESPACE/NAME that the kubelet starts on this node and trace its start.")
+    var pod: String?
+
+    @Option(name: .customLong("kubeconfig"), help: "With --pod, outside a cluster: a kubeconfig whose current context reaches the API server.")
+    var kubeconfig: String?
+
+    @Option(name: .customLong("kubelet-url"), help: "With --pod and no API server: the kubelet (e.g. https://127.0.0.1:10250), whose /pods is polled.")
+    var kubeletURL: String?
+
+    @Option(name: .customLong("kubelet-token-file"), help: "Bearer token for the kubelet (default: the service account's, when mounted).")
+    var kubeletTokenFile: String?
+
+    @Option(name: .customLong("kubelet-ca-file"), help: "CA bundle for the kubelet's serving certificate.")
+    var kubeletCAFile: String?
+
+    @Flag(name: .customLong("kubelet-insecure-skip-tls-verify"), help: "Do not verify the kubelet's serving certificate (most kubelets' is self-signed).")
+    var kubeletInsecureSkipTLSVerify = false
+
+    @Option(name: .customLong("node-name"), help: "With --pod: this node's name as spec.nodeName says it (default: $NODE_NAME, else the host name).")
+    var nodeName: String?
+
+    @Flag(help: "With --image: start the pod even though a kubelet runs on this node (it will remove the pod as an orphan).")
+    var force = false
 
     @Option(help: "Start no pod: render the starts in this trace JSON file (from --output json or the agent's /v1/pods) in --output.")
     var from: String?
@@ -73,7 +105,21 @@ struct TraceCommand: AsyncParsableCommand {
     var cmd: [String] = []
 
     func validate() throws {
-        guard (image == nil) != (from == nil) else { throw ValidationError("give --image REF to start a pod, or --from FILE to render recorded starts") }
+        guard [image != nil, from != nil, pod != nil].filter({ $0 }).count == 1 else {
+            throw ValidationError("give --pod NAMESPACE/NAME to trace a pod the kubelet starts, --image REF to start a pod, or --from FILE to render recorded starts")
+        }
+        if let pod {
+            guard Self.podName(pod) != nil else { throw ValidationError("--pod wants NAMESPACE/NAME, e.g. default/web-0; got '\(pod)'") }
+            let startFlags: [(Bool, String)] = [(readyFile != nil, "--ready-file"), (readyExec != nil, "--ready-exec"), (readyHTTP != nil, "--ready-http"),
+                                                (readyTCP != nil, "--ready-tcp"), (cold, "--cold"), (runs != 1, "--runs"), (!env.isEmpty, "--env"),
+                                                (!cmd.isEmpty, "--cmd"), (force, "--force")]
+            if let flag = startFlags.first(where: { $0.0 }) {
+                throw ValidationError("\(flag.1) starts a pod of podstart's own; with --pod the kubelet starts it from its spec")
+            }
+        } else if kubeconfig != nil || kubeletURL != nil || nodeName != nil || kubeletTokenFile != nil || kubeletCAFile != nil
+                    || kubeletInsecureSkipTLSVerify {
+            throw ValidationError("--kubeconfig, --kubelet-url, --kubelet-token-file, --kubelet-ca-file, --kubelet-insecure-skip-tls-verify and --node-name go with --pod")
+        }
         let checks = [readyFile != nil, readyExec != nil, readyHTTP != nil, readyTCP != nil].filter { $0 }.count
         if checks > 1 { throw ValidationError("choose one of --ready-file, --ready-exec, --ready-http, --ready-tcp") }
         if let readyHTTP, ReadinessCheck.parseHTTP(readyHTTP) == nil {
@@ -99,12 +145,27 @@ struct TraceCommand: AsyncParsableCommand {
         }
     }
 
+    /// `NAMESPACE/NAME` → its parts (both non-empty, one slash).
+    static func podName(_ text: String) -> (namespace: String, name: String)? {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
+        return (String(parts[0]), String(parts[1]))
+    }
+
     func run() async throws {
         if let from {
             try render(TraceFiles.load(paths: [from], skipMalformed: false))
             return
         }
         let endpoint = try criEndpoint.map { try CRIEndpoint(parsing: $0) } ?? CRIEndpoint.fromEnvironment()
+        if let pod, let (namespace, name) = Self.podName(pod) {
+            try await tracePod(namespace: namespace, name: name, endpoint: endpoint)
+            return
+        }
+        // The kubelet removes pods it did not create (issue #15: 0.61 s after the sandbox appeared).
+        if !force, let kubelet = KubeletPresence.detect() {
+            throw TraceError.kubeletRuns(pid: kubelet.pid, commandLine: kubelet.commandLine)
+        }
         let writer = try TraceWriter(output: output, out: out, many: runs > 1)
         let traces = TraceList()
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
@@ -149,6 +210,53 @@ struct TraceCommand: AsyncParsableCommand {
         defer { watcher.cancel() }
         try await work.value
         writer.finish(traces.all)
+    }
+
+    /// `--pod`: waits for the kubelet's start of the pod and writes it like a traced start.
+    func tracePod(namespace: String, name: String, endpoint: CRIEndpoint) async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let credentials = FileManager.default.temporaryDirectory.appendingPathComponent("podstart-kubeconfig-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: credentials) }
+        let api = try AgentConfiguration.apiServerEndpoint(kubeconfig: kubeconfig, environment: environment, credentialsDirectory: credentials)
+        var kubelet: KubeEndpoint?
+        if let kubeletURL {
+            let saToken = KubeEndpoint.serviceAccountDirectory + "/token"
+            let token = kubeletTokenFile ?? (FileManager.default.fileExists(atPath: saToken) ? saToken : nil)
+            kubelet = try KubeEndpoint(url: kubeletURL, tokenFile: token, caFile: kubeletCAFile, insecureSkipTLSVerify: kubeletInsecureSkipTLSVerify)
+        }
+        guard api != nil || kubelet != nil else { throw PodTraceError.noPodSource }
+        let node = nodeName ?? environment["NODE_NAME"] ?? ProcessInfo.processInfo.hostName
+        var logger = Logger(label: "podstart.trace") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = .warning
+        var run = PodTraceRun(namespace: namespace, name: name, nodeName: node, api: api, kubelet: kubelet, criEndpoint: endpoint,
+                              kernel: !noKernel, timeout: DurationText.parse(timeout) ?? .seconds(300), logger: logger)
+        let limit = timeout
+        run.onWatching = {
+            FileHandle.standardError.write(Data("podstart: waiting for pod \(namespace)/\(name) on node \(node) (--timeout \(limit)): create it now\n".utf8))
+        }
+        let writer = try TraceWriter(output: output, out: out, many: false)
+        let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+        let interrupted = Interrupted()
+        let work = Task { try await run.trace() }
+        let watcher = Task {
+            for await _ in signals {
+                interrupted.set()
+                work.cancel()
+                return
+            }
+        }
+        defer { watcher.cancel() }
+        let trace: PodStartTrace
+        do { trace = try await work.value } catch {
+            if error is CancellationError || interrupted.value { throw PodTraceError.interrupted }
+            throw error
+        }
+        try writer.write(trace, index: 0)
+        writer.finish([trace])
+        // a start that failed (deleted before Ready, not Ready within --timeout) is shown, and fails
+        if trace.outcome != .ready {
+            throw PodTraceError.failed(pod: "\(namespace)/\(name)", reason: trace.failureReason ?? trace.outcome.rawValue)
+        }
     }
 
     /// Recorded starts in the chosen output, as a traced start would be (one HTML page per start).

@@ -45,4 +45,25 @@ import Testing
             #expect(output.contains(message), "\(arguments): \(output)")
         }
     }
+
+    @Test func tracePodAndProbeNameFlagsThatDoNotFitAreUsageErrors() throws {
+        let cases: [([String], String)] = [
+            (["trace", "--pod", "web-0"], "--pod wants NAMESPACE/NAME"),
+            (["trace", "--pod", "default/"], "--pod wants NAMESPACE/NAME"),
+            (["trace", "--pod", "a/b/c"], "--pod wants NAMESPACE/NAME"),
+            (["trace", "--pod", "default/web-0", "--image", "x"], "give --pod NAMESPACE/NAME"),
+            (["trace", "--pod", "default/web-0", "--ready-file", "/tmp/ready"], "--ready-file starts a pod of podstart's own"),
+            (["trace", "--pod", "default/web-0", "--force"], "--force starts a pod of podstart's own"),
+            (["trace", "--pod", "default/web-0", "--timeout", "0s"], "--timeout"),
+            (["trace", "--image", "x", "--kubeconfig", "k"], "go with --pod"),
+            (["trace", "--image", "x", "--kubelet-ca-file", "ca"], "go with --pod"),
+            (["probe", "--pod", ""], "--pod wants a name"),
+            (["probe", "--container", ""], "--container wants a name"),
+        ]
+        for (arguments, message) in cases {
+            let (status, output) = try Self.podstart(arguments)
+            #expect(status == 64, "\(arguments): status \(status)\n\(output)")
+            #expect(output.contains(message), "\(arguments): \(output)")
+        }
+    }
 }

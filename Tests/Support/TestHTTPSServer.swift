@@ -58,13 +58,17 @@ public struct TestRoute: Sendable {
     public var hang = false
     /// Extra response headers (a redirect's `Location`).
     public var headers: [(String, String)] = []
+    /// Chunks written after `chunks` as they come (a watch that stays open while the test makes
+    /// changes); the response ends when the stream finishes.
+    public var more: AsyncStream<String>?
     public init(status: HTTPResponseStatus = .ok, contentType: String = "application/json", chunks: [String], hang: Bool = false,
-                headers: [(String, String)] = []) {
+                headers: [(String, String)] = [], more: AsyncStream<String>? = nil) {
         self.status = status
         self.contentType = contentType
         self.chunks = chunks
         self.hang = hang
         self.headers = headers
+        self.more = more
     }
 }
 
@@ -150,21 +154,36 @@ public final class TestHTTPSServer: @unchecked Sendable {
                 for (name, value) in r.headers { headers.add(name: name, value: value) }
                 context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: r.status, headers: headers))), promise: nil)
                 context.flush()
-                writeChunks(context: context, r.chunks[...])
+                writeChunks(context: context, r.chunks[...], then: r.more)
             }
         }
 
-        private func writeChunks(context: ChannelHandlerContext, _ rest: ArraySlice<String>) {
+        private func writeChunks(context: ChannelHandlerContext, _ rest: ArraySlice<String>, then more: AsyncStream<String>? = nil) {
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             guard let first = rest.first else {
-                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in bound.value.1.close(promise: nil) }
+                guard let more else {
+                    context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in bound.value.1.close(promise: nil) }
+                    return
+                }
+                // each later chunk written on the channel's loop as the test yields it; the end when it finishes
+                let loop = context.eventLoop
+                Task {
+                    for await chunk in more {
+                        loop.execute { bound.value.0.writeBody(context: bound.value.1, chunk) }
+                    }
+                    loop.execute { bound.value.0.writeChunks(context: bound.value.1, [][...]) }
+                }
                 return
             }
-            var buf = context.channel.allocator.buffer(capacity: first.utf8.count)
-            buf.writeString(first)
-            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buf))), promise: nil)
+            writeBody(context: context, first)
             let next = rest.dropFirst()
-            context.eventLoop.scheduleTask(in: .milliseconds(5)) { bound.value.0.writeChunks(context: bound.value.1, next) }
+            context.eventLoop.scheduleTask(in: .milliseconds(5)) { bound.value.0.writeChunks(context: bound.value.1, next, then: more) }
+        }
+
+        private func writeBody(context: ChannelHandlerContext, _ chunk: String) {
+            var buf = context.channel.allocator.buffer(capacity: chunk.utf8.count)
+            buf.writeString(chunk)
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buf))), promise: nil)
         }
     }
 }

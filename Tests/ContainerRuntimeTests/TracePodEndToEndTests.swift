@@ -1,0 +1,375 @@
+import ContainerRuntime
+import Foundation
+import PodstartCore
+import PodstartTestSupport
+import Synchronization
+import Testing
+
+extension ContainerRuntimeIntegration {
+    /// `podstart trace --pod NS/NAME` as on a kubelet node: the built binary follows a test API
+    /// server (TLS, a test CA, a bearer token, through --kubeconfig) serving a pod list and a watch
+    /// shaped exactly like the real node's (reference/real-cluster-1.28/api-pods-final.json:
+    /// pod-a-reader with its names, UID, node and image renamed), while the test plays the kubelet:
+    /// it creates the pod in the API, starts its sandbox and container through the real
+    /// containerd's CRI with the kubelet's labels, and writes the pod's status through the watch
+    /// (Pending after the sandbox, then Running and Ready) as a kubelet does.
+    @Suite struct TracePodEndToEndTests {
+        static let token = "trace-pod-token-77d1"
+        static let node = "tracepod-node"
+        let env: LocalEnvironment
+        let binary: String
+
+        init() throws {
+            env = try LocalEnvironment.shared()
+            binary = try LocalEnvironment.podstartBinary()
+        }
+
+        static let recordings = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("PodstartAgentTests/Fixtures").path
+
+        /// The recorded pod-a-reader, renamed: name, UID, node, image (the local registry's).
+        static func recordedPod(name: String, uid: String, image: String) throws -> [String: Any] {
+            let list = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(recordings)/api-pods-final.json"))) as! [String: Any]
+            var pod = (list["items"] as! [[String: Any]]).first { ($0["metadata"] as! [String: Any])["name"] as? String == "pod-a-reader" }!
+            var meta = pod["metadata"] as! [String: Any]
+            meta["name"] = name
+            meta["uid"] = uid
+            pod["metadata"] = meta
+            var spec = pod["spec"] as! [String: Any]
+            spec["nodeName"] = node
+            var containers = spec["containers"] as! [[String: Any]]
+            containers[0]["image"] = image
+            spec["containers"] = containers
+            pod["spec"] = spec
+            return pod
+        }
+
+        static func rfc3339Second(_ unixNs: Int64) -> String {
+            let formatter = ISO8601DateFormatter()
+            formatter.timeZone = TimeZone(identifier: "UTC")
+            return formatter.string(from: Date(timeIntervalSince1970: Double(unixNs / 1_000_000_000)))
+        }
+
+        /// The test API server: `GET /api/v1/pods?fieldSelector=spec.nodeName=…` lists the node's
+        /// pods; `watch=true` replays the changes after the given resourceVersion and stays open,
+        /// writing each later change as the test makes it.
+        final class APIServer: Sendable {
+            struct State {
+                var version = 100
+                var history: [(version: Int, line: String)] = []
+                var watchers: [AsyncStream<String>.Continuation] = []
+                /// Each pod's latest object, as JSON.
+                var pods: [String: Data] = [:]
+            }
+            let state = Mutex(State())
+
+            func route(_ uri: String, _ auth: String?) -> TestRoute {
+                guard auth == "Bearer \(TracePodEndToEndTests.token)" else { return TestRoute(status: .unauthorized, chunks: ["Unauthorized"]) }
+                guard uri.hasPrefix("/api/v1/pods?"), uri.contains("fieldSelector=spec.nodeName%3D\(TracePodEndToEndTests.node)") else {
+                    return TestRoute(status: .notFound, chunks: ["not found"])
+                }
+                let from = uri.components(separatedBy: "&").first { $0.hasPrefix("resourceVersion=") }.flatMap { Int($0.dropFirst(16)) } ?? 0
+                guard uri.contains("watch=true") else {
+                    let (version, pods) = state.withLock { ($0.version, Array($0.pods.values)) }
+                    let items = pods.compactMap { try? JSONSerialization.jsonObject(with: $0) }
+                    let list: [String: Any] = ["kind": "PodList", "apiVersion": "v1", "metadata": ["resourceVersion": "\(version)"], "items": items]
+                    return TestRoute(chunks: [String(decoding: try! JSONSerialization.data(withJSONObject: list), as: UTF8.self)])
+                }
+                let (stream, continuation) = AsyncStream<String>.makeStream()
+                let replay = state.withLock { s in
+                    s.watchers.append(continuation)
+                    return s.history.filter { $0.version > from }.map(\.line)
+                }
+                return TestRoute(chunks: replay, more: stream)
+            }
+
+            /// A change as the API server stores it: a new resourceVersion, written to every watch.
+            func publish(_ type: String, _ pod: [String: Any]) throws {
+                let uid = (pod["metadata"] as! [String: Any])["uid"] as! String
+                let version = state.withLock { s in s.version += 1; return s.version }  // one change at a time: the test's
+                var object = pod
+                var meta = object["metadata"] as! [String: Any]
+                meta["resourceVersion"] = "\(version)"
+                object["metadata"] = meta
+                let data = try JSONSerialization.data(withJSONObject: object)
+                let line = String(decoding: try JSONSerialization.data(withJSONObject: ["type": type, "object": object]), as: UTF8.self) + "\n"
+                state.withLock { s in
+                    s.pods[uid] = data
+                    s.history.append((version, line))
+                    for watcher in s.watchers { watcher.yield(line) }
+                }
+            }
+
+            func close() { state.withLock { s in for w in s.watchers { w.finish() } } }
+        }
+
+        /// `podstart trace --pod` in the background, its output in files.
+        final class TraceProcess: @unchecked Sendable {
+            let process = Process()
+            let stdout: String
+            let stderr: String
+            init(_ arguments: [String]) throws {
+                let base = FileManager.default.temporaryDirectory.appendingPathComponent("podstart-trace-pod-\(UUID().uuidString)").path
+                stdout = base + ".out"
+                stderr = base + ".err"
+                _ = FileManager.default.createFile(atPath: stdout, contents: nil)
+                _ = FileManager.default.createFile(atPath: stderr, contents: nil)
+                process.executableURL = URL(fileURLWithPath: arguments[0])
+                process.arguments = Array(arguments.dropFirst())
+                process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdout))
+                process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderr))
+                try process.run()
+            }
+            /// Waits for the exit (a hung binary is a failure, not a speed check).
+            func finish(within limit: Duration = .seconds(180)) async throws -> (Int32, String, String) {
+                let deadline = ContinuousClock.now + limit
+                while process.isRunning {
+                    guard ContinuousClock.now < deadline else { process.terminate(); throw LocalEnvironment.StartFailure(description: "podstart trace --pod never ended") }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                return (process.terminationStatus, (try? String(contentsOfFile: stdout, encoding: .utf8)) ?? "",
+                        (try? String(contentsOfFile: stderr, encoding: .utf8)) ?? "")
+            }
+        }
+
+        func kubeconfig(port: Int, pki: TestPKI) throws -> String {
+            let path = pki.directory + "/kubeconfig"
+            try """
+                apiVersion: v1
+                kind: Config
+                current-context: test
+                clusters:
+                - name: test
+                  cluster:
+                    server: https://127.0.0.1:\(port)
+                    certificate-authority: \(pki.caFile)
+                contexts:
+                - name: test
+                  context: {cluster: test, user: test}
+                users:
+                - name: test
+                  user: {token: \(Self.token)}
+                """.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+
+        static func until(_ what: String, _ done: () -> Bool) async throws {
+            let deadline = ContinuousClock.now + .seconds(60)  // a hung test, not a speed check
+            while !done() {
+                guard ContinuousClock.now < deadline else { throw LocalEnvironment.StartFailure(description: "never: \(what)") }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+
+        @Test func tracePodFollowsTheKubeletsStartThroughTheAPIAndCRIWithEveryPhase() async throws {
+            let pki = try TestPKI.make()
+            let api = APIServer()
+            let server = try await TestHTTPSServer(pki: pki, route: { api.route($0, $1) })
+            defer { api.close(); Task { try? await server.shutdown() } }
+            let uid = UUID().uuidString.lowercased()
+            let name = "reader-\(uid.prefix(8))"
+            let image = env.image("reader:latest")
+            let recorded = try Self.recordedPod(name: name, uid: uid, image: image)
+
+            let trace = try TraceProcess([binary, "trace", "--pod", "default/\(name)", "--kubeconfig", try kubeconfig(port: server.port, pki: pki),
+                                          "--node-name", Self.node, "--cri-endpoint", env.endpoint.description, "--output", "json",
+                                          "--timeout", "120s"])
+            // the trace listed the node's pods and watches them: now the pod is created
+            try await Self.until("the trace watches the node's pods") { server.log.contains { $0.uri.contains("watch=true") } }
+
+            let createdNs = WallClock.unixNow()
+            let creation = Self.rfc3339Second(createdNs)
+            var pod = recorded
+            var meta = pod["metadata"] as! [String: Any]
+            meta["creationTimestamp"] = creation
+            meta["managedFields"] = nil
+            pod["metadata"] = meta
+            pod["status"] = ["phase": "Pending", "qosClass": "BestEffort"]
+            try api.publish("ADDED", pod)
+            let created = pod
+
+            // the kubelet's start, through the real runtime, with its labels
+            var options = env.options(image: "reader:latest")
+            options.pod = PodIdentity(namespace: "default", name: name, uid: uid)
+            options.containerName = "reader"
+            options.cold = true  // a real pull
+            let recordedStatus = recorded["status"] as! [String: Any]
+            let condition = Self.condition
+            // the kubelet's first status write, once the sandbox is up: scheduled, initialized, not ready
+            var pending = created
+            var pendingStatus = recordedStatus
+            pendingStatus["phase"] = "Pending"
+            pendingStatus["startTime"] = creation
+            pendingStatus["conditions"] = [condition("Initialized", "True", creation), condition("Ready", "False", creation),
+                                           condition("ContainersReady", "False", creation), condition("PodScheduled", "True", creation)]
+            pendingStatus["containerStatuses"] = [["name": "reader", "state": ["waiting": ["reason": "ContainerCreating"]], "lastState": [:] as [String: Any],
+                                                   "ready": false, "restartCount": 0, "image": image, "imageID": "", "started": false]]
+            pending["status"] = pendingStatus
+            let pendingObject = PodObject(value: pending)
+            let sandboxUp = Mutex(false)
+            let record = try await PodStarter(endpoint: env.endpoint).run(options, onEvent: { event in
+                if case .sandboxReady = event {
+                    try? api.publish("MODIFIED", pendingObject.value)
+                    sandboxUp.withLock { $0 = true }
+                }
+            }, whileReady: { record in
+                // running and Ready, as the kubelet writes it (second resolution)
+                let now = Self.rfc3339Second(WallClock.unixNow())
+                var running = created
+                var status = recordedStatus
+                status["startTime"] = creation
+                status["conditions"] = [condition("Initialized", "True", creation), condition("Ready", "True", now),
+                                        condition("ContainersReady", "True", now), condition("PodScheduled", "True", creation)]
+                var container = (recordedStatus["containerStatuses"] as! [[String: Any]])[0]
+                container["state"] = ["running": ["startedAt": Self.rfc3339Second(record.running.unixNs)]]
+                container["image"] = image
+                container["imageID"] = record.imageDigest.map { "\(image.split(separator: ":").dropLast().joined(separator: ":"))@\($0)" } ?? ""
+                container["containerID"] = "containerd://\(record.containerID)"
+                status["containerStatuses"] = [container]
+                running["status"] = status
+                try api.publish("MODIFIED", running)
+                // the pod runs until the trace has written its start
+                let (code, output, errors) = try await trace.finish()
+                try Self.check(code: code, output: output, errors: errors, record: record, uid: uid, name: name, createdNs: createdNs)
+            })
+            #expect(sandboxUp.withLock { $0 })
+            #expect(record.pod.uid == uid)
+        }
+
+        static func condition(_ type: String, _ status: String, _ at: String) -> [String: Any] {
+            ["type": type, "status": status, "lastProbeTime": NSNull(), "lastTransitionTime": at]
+        }
+
+        /// A pod object handed to the start's event callback (read only there).
+        struct PodObject: @unchecked Sendable { let value: [String: Any] }
+
+        static func check(code: Int32, output: String, errors: String, record: PodStartRecord, uid: String, name: String, createdNs: Int64) throws {
+            #expect(code == 0, "podstart trace --pod failed (\(code)): \(errors)")
+            let line = output.split(separator: "\n").first { $0.hasPrefix("{") } ?? ""
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "no trace JSON: \(output) \(errors)")
+            let pod = try #require(object["pod"] as? [String: Any])
+            #expect(pod["uid"] as? String == uid)
+            #expect(pod["name"] as? String == name)
+            #expect(pod["namespace"] as? String == "default")
+            #expect(object["outcome"] as? String == "ready")
+            func time(_ text: Any?) throws -> Int64 { try #require((text as? String).flatMap(Timestamp.parseRFC3339)) }
+            let phases = try (object["phases"] as? [[String: Any]] ?? []).map { p in
+                (name: p["name"] as? String ?? "", start: try time(p["start"]), end: try time(p["end"]), parent: p["parent"] as? String)
+            }
+            let names = Set(phases.map(\.name))
+            for phase in ["schedule", "sandbox", "pull", "create", "start", "ready_report"] {
+                #expect(names.contains(phase), "phase \(phase) missing: \(line)")
+            }
+            #expect(!names.contains("probe"), "pod-a has no readiness probe: the time to Ready is the kubelet's report")
+            // created is the pod's creation: the API's whole second, made sub-second by the instant
+            // the watch delivered the new pod (within the second's window, before the sandbox)
+            let created = try time(object["created"])
+            let second = createdNs / 1_000_000_000 * 1_000_000_000
+            let sandboxCall = try #require(record.call("RunPodSandbox"))
+            #expect(created >= second && created < second + 2_000_000_000 && created <= sandboxCall.begin.unixNs,
+                    "created \(created), creationTimestamp \(second), RunPodSandbox \(sandboxCall.begin.unixNs)")
+            // each CRI phase overlaps the call the test made (the trace sees the runtime's listing
+            // and events, not the calls), in the kubelet's order
+            for (phase, call) in [("sandbox", "RunPodSandbox"), ("pull", "PullImage"), ("create", "CreateContainer"), ("start", "StartContainer")] {
+                let made = try #require(record.call(call), "the test made no \(call)")
+                let span = try #require(phases.first { $0.name == phase })
+                #expect(span.start < made.end.unixNs && span.end > made.begin.unixNs,
+                        "\(phase) \(span.start)…\(span.end) does not overlap \(call) \(made.begin.unixNs)…\(made.end.unixNs)")
+            }
+            let order = ["schedule", "sandbox", "pull", "create", "start", "ready_report"].compactMap { n in phases.first { $0.name == n && $0.parent == nil } }
+            for (a, b) in zip(order, order.dropFirst()) { #expect(a.end <= b.start, "\(a.name) ends after \(b.name) starts") }
+            let ready = try time(object["ready"])
+            #expect(ready >= record.running.unixNs, "Ready before the container ran")
+            // the kernel probes saw the container's reads, named by layer
+            let container = try #require((object["containers"] as? [[String: Any]])?.first)
+            #expect(container["name"] as? String == "reader")
+            let paths = (container["accesses"] as? [[String: Any]] ?? []).compactMap { $0["path"] as? String }
+            #expect(paths.contains("/data/one.txt"), "accesses: \(paths)")
+        }
+
+        @Test func tracePodOfAPodAlreadyRunningSaysSoAndFails() async throws {
+            let pki = try TestPKI.make()
+            let api = APIServer()
+            let server = try await TestHTTPSServer(pki: pki, route: { api.route($0, $1) })
+            defer { api.close(); Task { try? await server.shutdown() } }
+            let uid = UUID().uuidString.lowercased()
+            let name = "reader-\(uid.prefix(8))"
+            // the recorded pod as it was at the end: Running and Ready before the trace began
+            try api.publish("ADDED", try Self.recordedPod(name: name, uid: uid, image: env.image("reader:latest")))
+            let trace = try TraceProcess([binary, "trace", "--pod", "default/\(name)", "--kubeconfig", try kubeconfig(port: server.port, pki: pki),
+                                          "--node-name", Self.node, "--cri-endpoint", env.endpoint.description, "--no-kernel", "--timeout", "60s"])
+            let (code, output, errors) = try await trace.finish()
+            #expect(code != 0)
+            #expect(errors.contains("was already Ready when the trace began"), "stderr: \(errors)")
+            #expect(!output.contains("{"), "no trace printed: \(output)")
+        }
+
+        @Test func tracePodOfAPodDeletedBeforeItRanSaysSoAndFails() async throws {
+            let pki = try TestPKI.make()
+            let api = APIServer()
+            let server = try await TestHTTPSServer(pki: pki, route: { api.route($0, $1) })
+            defer { api.close(); Task { try? await server.shutdown() } }
+            let uid = UUID().uuidString.lowercased()
+            let name = "reader-\(uid.prefix(8))"
+            let trace = try TraceProcess([binary, "trace", "--pod", "default/\(name)", "--kubeconfig", try kubeconfig(port: server.port, pki: pki),
+                                          "--node-name", Self.node, "--cri-endpoint", env.endpoint.description, "--no-kernel", "--output", "json",
+                                          "--timeout", "60s"])
+            try await Self.until("the trace watches the node's pods") { server.log.contains { $0.uri.contains("watch=true") } }
+            var pod = try Self.recordedPod(name: name, uid: uid, image: env.image("reader:latest"))
+            var meta = pod["metadata"] as! [String: Any]
+            meta["creationTimestamp"] = Self.rfc3339Second(WallClock.unixNow())
+            pod["metadata"] = meta
+            pod["status"] = ["phase": "Pending", "qosClass": "BestEffort"]
+            try api.publish("ADDED", pod)
+            try api.publish("DELETED", pod)
+            let (code, output, errors) = try await trace.finish()
+            #expect(code != 0)
+            #expect(errors.contains("pod default/\(name) did not start: pod deleted before it was ready"), "stderr: \(errors)")
+            // nothing of it ran on the node: no start to print
+            #expect(!output.contains("{"), "output: \(output)")
+        }
+
+        @Test func tracePodWithOnlyTheKubeletReadsItsPodsAndSeesThePodAlreadyReady() async throws {
+            // no API server: the kubelet's /pods (authenticated, its own CA), as recorded at the end
+            let pki = try TestPKI.make()
+            let uid = UUID().uuidString.lowercased()
+            let name = "reader-\(uid.prefix(8))"
+            let pod = try Self.recordedPod(name: name, uid: uid, image: env.image("reader:latest"))
+            let body = String(decoding: try JSONSerialization.data(withJSONObject: ["kind": "PodList", "apiVersion": "v1", "metadata": [:] as [String: Any], "items": [pod]]),
+                              as: UTF8.self)
+            let server = try await TestHTTPSServer(pki: pki, route: { uri, auth in
+                guard auth == "Bearer \(Self.token)" else { return TestRoute(status: .unauthorized, chunks: ["Unauthorized"]) }
+                return uri == "/pods" ? TestRoute(chunks: [body]) : TestRoute(status: .notFound, chunks: ["not found"])
+            })
+            defer { Task { try? await server.shutdown() } }
+            let tokenFile = pki.directory + "/kubelet-token"
+            try Self.token.write(toFile: tokenFile, atomically: true, encoding: .utf8)
+            let (code, output) = LocalEnvironment.run(["env", "-u", "KUBERNETES_SERVICE_HOST", binary, "trace", "--pod", "default/\(name)",
+                                                       "--kubelet-url", "https://127.0.0.1:\(server.port)", "--kubelet-token-file", tokenFile,
+                                                       "--kubelet-ca-file", pki.caFile, "--node-name", Self.node, "--no-kernel",
+                                                       "--cri-endpoint", env.endpoint.description, "--timeout", "60s"])
+            #expect(code != 0)
+            #expect(output.contains("pod default/\(name) (uid \(uid)) was already Ready when the trace began"), "output: \(output)")
+            #expect(server.log.contains { $0.uri == "/pods" && $0.authorization == "Bearer \(Self.token)" })
+        }
+
+        @Test func tracePodWithoutAPIServerOrKubeletRefusesNamingTheFlags() throws {
+            let (code, output) = LocalEnvironment.run(["env", "-u", "KUBERNETES_SERVICE_HOST", binary, "trace", "--pod", "default/web-0",
+                                                       "--cri-endpoint", env.endpoint.description])
+            #expect(code != 0)
+            #expect(output.contains("--kubeconfig") && output.contains("--kubelet-url"), "output: \(output)")
+        }
+
+        @Test func tracePodTimesOutWithAClearMessageWhenThePodNeverComes() async throws {
+            let pki = try TestPKI.make()
+            let api = APIServer()
+            let server = try await TestHTTPSServer(pki: pki, route: { api.route($0, $1) })
+            defer { api.close(); Task { try? await server.shutdown() } }
+            let trace = try TraceProcess([binary, "trace", "--pod", "default/never-created", "--kubeconfig", try kubeconfig(port: server.port, pki: pki),
+                                          "--node-name", Self.node, "--cri-endpoint", env.endpoint.description, "--no-kernel", "--timeout", "2s"])
+            let (code, _, errors) = try await trace.finish()
+            #expect(code != 0)
+            #expect(errors.contains("no pod default/never-created appeared on node \(Self.node) within 2s (--timeout)"), "stderr: \(errors)")
+        }
+    }
+}
