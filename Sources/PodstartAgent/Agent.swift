@@ -45,6 +45,14 @@ public struct Agent: Sendable {
         let api = try options.apiServerEndpoint()
         let kubelet = try options.kubeletEndpoint()
         correlation.readyWhenRunning = api == nil && kubelet == nil
+        if correlation.readyWhenRunning {
+            logger.warning("""
+                no readiness source: pod starts are recorded with readiness unknown (their end is when every container \
+                runs, not the Ready condition; counted in podstart_pod_starts_readiness_unknown_total). Turn on the API \
+                server (in a pod: the service account and KUBERNETES_SERVICE_HOST; outside: --kubeconfig) or the \
+                kubelet's /pods (--kubelet-url); the kubelet's log or journal gives its SLI, not readiness
+                """)
+        }
         // The kubelet's startup line gives its own SLI instants; it comes at the kubelet's next pod
         // watch event (26 s after Ready on the real node): a start waits for it this long.
         if options.kubeletLog != nil { correlation.kubeletLineWaitNs = 60_000_000_000 }

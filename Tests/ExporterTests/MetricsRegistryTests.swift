@@ -193,6 +193,9 @@ podstart_pod_start_slo_duration_seconds_count 1
 # TYPE podstart_pod_starts_total counter
 podstart_pod_starts_total{outcome="failed"} 1
 podstart_pod_starts_total{outcome="ready"} 1
+# HELP podstart_pod_starts_readiness_unknown_total Pod starts recorded ready with readiness unknown: no readiness source (API server, kubelet /pods) ran, so their end is when every container was running, not the Ready condition.
+# TYPE podstart_pod_starts_readiness_unknown_total counter
+podstart_pod_starts_readiness_unknown_total 0
 # HELP podstart_probe_events_lost_total Kernel probe events lost before podstart read them (ring buffer full), by program.
 # TYPE podstart_probe_events_lost_total counter
 podstart_probe_events_lost_total{program="exec"} 0
