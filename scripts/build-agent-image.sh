@@ -55,10 +55,12 @@ tag=${tag:-podstart-agent:$version}
 [[ $tag == *:* && $tag != */* ]] || die "--tag must be NAME:TAG without a registry (got $tag); the registry goes in --push"
 name=${tag%%:*} version_tag=${tag#*:}
 
-# Every shared object the binary loads, resolved as the dynamic loader resolves them here.
-libraries=$(ldd "$binary" | awk '/=> \// { print $3 } /^[ \t]*\/[^ ]+ \(/ { print $1 }' | sort -u)
-if ldd "$binary" | grep -q 'not found'; then
-  die "ldd $binary: $(ldd "$binary" | grep 'not found' | tr '\n' ' ')"
+# journalctl, for the agent's journal source (`journal: true`): the host's, with its libraries.
+journalctl=$(command -v journalctl) || die "journalctl is not installed (Debian's systemd package): the agent's journal source runs it"
+# Every shared object the binary and journalctl load, resolved as the dynamic loader resolves them here.
+libraries=$(ldd "$binary" "$journalctl" | awk '/=> \// { print $3 } /^[ \t]*\/[^ ]+ \(/ { print $1 }' | sort -u)
+if ldd "$binary" "$journalctl" | grep -q 'not found'; then
+  die "ldd $binary $journalctl: $(ldd "$binary" "$journalctl" | grep 'not found' | tr '\n' ' ')"
 fi
 
 work=$(mktemp -d /tmp/podstart-agent-image.XXXXXX)
@@ -79,6 +81,7 @@ copy() {  # copy FILE to the same path in the image, stripped unless --no-strip
   if ((strip)); then objcopy --strip-debug "$src" "$dst"; else cp "$src" "$dst"; fi
 }
 copy "$binary" /usr/local/bin/podstart
+copy "$(readlink -f "$journalctl")" /usr/bin/journalctl
 for lib in $libraries; do
   real=$(readlink -f "$lib")
   copy "$real" "$real"
@@ -95,6 +98,8 @@ printf 'hosts: files dns\n' >"$rootfs/etc/nsswitch.conf"
 # own, as a container has (Swift reads its arguments from /proc/self/cmdline).
 got=$(unshare --mount --pid --fork --mount-proc="$rootfs/proc" chroot "$rootfs" /usr/local/bin/podstart --version 2>"$work/chroot.err") || true
 [[ $got == "$version" ]] || die "the assembled root file system cannot run podstart --version (got '$got'): $(cat "$work/chroot.err")"
+got=$(chroot "$rootfs" /usr/bin/journalctl --version 2>"$work/chroot.err" | head -1) || true
+[[ $got == systemd* ]] || die "the assembled root file system cannot run journalctl --version (got '$got'): $(cat "$work/chroot.err")"
 umount "$rootfs/proc" 2>/dev/null || true
 
 mkdir -p "$(dirname "$out")"

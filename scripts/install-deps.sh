@@ -18,6 +18,9 @@ packages=(
   libsqlite3-dev openssl
   # test helpers: unshare/losetup (util-linux), ip netns (iproute2), a static libc for test workloads
   util-linux iproute2 libc6-dev gcc jq curl sqlite3
+  # the agent's journal source: journalctl (systemd), and real journal files for its tests
+  # written by systemd-journal-remote (no journald runs without systemd as PID 1)
+  systemd systemd-journal-remote
   # deploy/ validation: a venv of Debian's python for kubernetes-validate (PyPI)
   python3-venv
   # the trace page (`trace --output html`) rendered by a real browser in TraceViewsTests, and the

@@ -356,6 +356,15 @@ def check_config_paths(cw, pod, container, values, propagation_optional):
     for key in ["kubelet-log", "containerd-log"]:
         if key in values:
             check_host_file(cw, pod, container, key, str(values[key]))
+    # journal: true reads the node's journal files where journald keeps them (journalctl
+    # --root=/), or journal-directory: each must be the node's, seen through a hostPath mount
+    if values.get("journal") is True:
+        directory = values.get("journal-directory")
+        for path in [str(directory)] if directory else ["/var/log/journal", "/run/log/journal"]:
+            if host_mount(pod, container, path) is None:
+                error(cw, f"journal: true reads {path}, which is not under any hostPath mount of the agent")
+    elif "journal-directory" in values or "journal-kubelet-unit" in values or "journal-containerd-unit" in values:
+        error(cw, "journal-directory and journal-*-unit are read only with journal: true")
 
 
 def check_references(documents, flags):

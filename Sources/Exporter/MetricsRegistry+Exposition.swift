@@ -80,6 +80,11 @@ extension MetricsRegistry {
 
         counters(&out, "podstart_pod_starts",
                  "Pod starts recorded, by outcome (ready or failed).", s.starts, om)
+        family(&out, om ? "podstart_pod_starts_readiness_unknown" : "podstart_pod_starts_readiness_unknown_total", "counter",
+               "Pod starts recorded ready with readiness unknown: no readiness source (API server, kubelet /pods) ran, so their end is when every container was running, not the Ready condition.", om)
+        out += "podstart_pod_starts_readiness_unknown_total "
+        out += String(s.readinessUnknown)
+        out += "\n"
 
         counters(&out, "podstart_probe_events_dropped",
                  "Kernel probe records read from the ring buffer and dropped because the agent's queue was full (the agent fell behind).", [s.probeDropped], om)

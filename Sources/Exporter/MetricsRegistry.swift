@@ -67,7 +67,8 @@ public final class MetricsRegistry: Sendable {
 
     /// Records one finished pod start. Durations go into the histograms only for starts that
     /// reached ready (the kubelet's SLI does the same); every start counts in
-    /// `podstart_pod_starts_total{outcome}`.
+    /// `podstart_pod_starts_total{outcome}`; those recorded without a readiness source also in
+    /// `podstart_pod_starts_readiness_unknown_total`.
     public func observe(trace: PodStartTrace) {
         let e2e = trace.e2eSeconds
         let slo = Self.sloSeconds(of: trace)
@@ -80,6 +81,7 @@ public final class MetricsRegistry: Sendable {
         }
         state.withLock { s in
             s.starts[trace.outcome == .ready ? State.readyIndex : State.failedIndex].value += 1
+            if trace.outcome == .ready, trace.readiness == .unknown { s.readinessUnknown += 1 }
             if trace.outcome == .ready {
                 s.e2e.histogram.observe(e2e)
                 s.slo.histogram.observe(slo)

@@ -127,6 +127,8 @@ struct State: Sendable {
     var starts = [CounterSeries(label: "failed", prefix: "podstart_pod_starts_total{outcome=\"failed\"} "),
                   CounterSeries(label: "ready", prefix: "podstart_pod_starts_total{outcome=\"ready\"} ")]
     static let failedIndex = 0, readyIndex = 1
+    /// Starts recorded ready with readiness unknown (no readiness source).
+    var readinessUnknown: UInt64 = 0
     /// Sorted by label value: failed before retried.
     var criCloses = [CounterSeries(label: "failed", prefix: "podstart_cri_connection_closes_total{outcome=\"failed\"} "),
                      CounterSeries(label: "retried", prefix: "podstart_cri_connection_closes_total{outcome=\"retried\"} ")]

@@ -36,6 +36,13 @@ public struct JournalRecord: Sendable, Equatable {
     }
 }
 
+extension JournalRecord {
+    /// The `__CURSOR` of one `journalctl -o json` line, whatever else it holds.
+    public static func parseCursor(_ line: [UInt8]) -> String? {
+        (try? JSON.parse(line))?["__CURSOR"]?.stringValue
+    }
+}
+
 /// The last journald cursor handled, kept in a file so a restarted reader resumes right after it.
 public struct JournalCursorStore: Sendable {
     public let path: String
@@ -177,7 +184,7 @@ public struct JournalctlReader {
         return counters
     }
 
-    static func findOnPath(_ name: String, path: String) -> String? {
+    public static func findOnPath(_ name: String, path: String) -> String? {
         for dir in path.split(separator: ":") {
             let candidate = "\(dir)/\(name)"
             if access(candidate, X_OK) == 0 { return candidate }

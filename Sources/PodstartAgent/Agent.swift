@@ -45,9 +45,17 @@ public struct Agent: Sendable {
         let api = try options.apiServerEndpoint()
         let kubelet = try options.kubeletEndpoint()
         correlation.readyWhenRunning = api == nil && kubelet == nil
+        if correlation.readyWhenRunning {
+            logger.warning("""
+                no readiness source: pod starts are recorded with readiness unknown (their end is when every container \
+                runs, not the Ready condition; counted in podstart_pod_starts_readiness_unknown_total). Turn on the API \
+                server (in a pod: the service account and KUBERNETES_SERVICE_HOST; outside: --kubeconfig) or the \
+                kubelet's /pods (--kubelet-url); the kubelet's log or journal gives its SLI, not readiness
+                """)
+        }
         // The kubelet's startup line gives its own SLI instants; it comes at the kubelet's next pod
         // watch event (26 s after Ready on the real node): a start waits for it this long.
-        if options.kubeletLog != nil { correlation.kubeletLineWaitNs = 60_000_000_000 }
+        if options.readsKubeletLog { correlation.kubeletLineWaitNs = 60_000_000_000 }
         let readiness = Readiness()
         let storeHealth = StoreHealth(readiness: readiness, metrics: metrics, logger: logger)
         let hub = AgentHub(correlator: Correlator(configuration: correlation, clock: WallClock.measure()),
@@ -77,7 +85,7 @@ public struct Agent: Sendable {
         }
 
         let pacer = PollPacer(idleInterval: max(options.criPollInterval, options.criIdlePollInterval))
-        let gate = StartupGate(options.sourceNames.filter { ["cri", "containerd-events", "containerd-log", "kubelet-log"].contains($0) })
+        let gate = StartupGate(options.sourceNames.filter { ["cri", "containerd-events", "containerd-log", "kubelet-log", "journal"].contains($0) })
         var sources: [any AgentSource] = [
             CRIPollSource(endpoint: options.criEndpoint, interval: options.criPollInterval, pacer: pacer, gate: gate, hub: hub),
         ]
@@ -95,6 +103,13 @@ public struct Agent: Sendable {
         }
         if let path = options.kubeletLog {
             sources.append(LogFileSource(name: "kubelet-log", path: path, gate: gate, hub: hub, parse: KubeletLogInputs.parse))
+        }
+        if options.followsJournal {
+            let journal = JournalSource(kubeletUnits: options.kubeletLog == nil ? options.journalKubeletUnits : [],
+                                        containerdUnits: options.containerdLog == nil ? options.journalContainerdUnits : [],
+                                        directory: options.journalDirectory, stateDirectory: options.stateDirectory, gate: gate, hub: hub)
+            sources.append(journal)
+            logger.notice("following the journal", metadata: journal.logMetadata)
         }
         if let url = options.effectiveKubeletMetricsURL {
             sources.append(KubeletMetricsSource(url: url, tokenFile: options.kubeletCredentialFile, caFile: options.kubeletCAFile,

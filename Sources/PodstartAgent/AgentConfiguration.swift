@@ -13,6 +13,16 @@ public struct AgentConfiguration: Sendable {
     public var criIdlePollInterval: Duration = .seconds(2)
     public var containerdLog: String?
     public var kubeletLog: String?
+    /// Follow the kubelet's and containerd's units in the journal (those whose log file is not
+    /// given): `--journal`.
+    public var journal = false
+    /// The journal directory journalctl reads (`--journal-directory`, a mounted
+    /// /var/log/journal); nil: /var/log/journal and /run/log/journal, whatever their machine id.
+    public var journalDirectory: String?
+    /// The units whose journal lines are the kubelet's (`--journal-kubelet-unit`; k3s:
+    /// `k3s.service`, `k3s-agent.service`) and containerd's.
+    public var journalKubeletUnits = ["kubelet.service"]
+    public var journalContainerdUnits = ["containerd.service"]
     public var kubeletMetricsURL: String?
     public var kubeletTokenFile: String?
     public var kubeletCAFile: String?
@@ -54,9 +64,17 @@ public struct AgentConfiguration: Sendable {
     /// The `source` label values of `podstart_source_errors_total` this configuration runs.
     public var sourceNames: [String] {
         ["cri", "kernel", "runtime-layout", "state"] + (containerdEvents ? ["containerd-events"] : []) + (containerdLog != nil ? ["containerd-log"] : [])
-            + (kubeletLog != nil ? ["kubelet-log"] : []) + (effectiveKubeletMetricsURL != nil ? ["kubelet-metrics"] : [])
+            + (kubeletLog != nil ? ["kubelet-log"] : []) + (followsJournal ? ["journal"] : []) + (effectiveKubeletMetricsURL != nil ? ["kubelet-metrics"] : [])
             + (followsPodRecords ? ["apiserver"] : [])
     }
+
+    /// Whether the journal is followed: asked for, and some unit is not read from a file.
+    public var followsJournal: Bool {
+        journal && ((kubeletLog == nil && !journalKubeletUnits.isEmpty) || (containerdLog == nil && !journalContainerdUnits.isEmpty))
+    }
+
+    /// Whether the kubelet's log lines are read (its file, or its unit in the journal).
+    public var readsKubeletLog: Bool { kubeletLog != nil || (journal && !journalKubeletUnits.isEmpty) }
 
     /// The kubelet's /metrics: given, else under `kubeletURL`.
     public var effectiveKubeletMetricsURL: String? {

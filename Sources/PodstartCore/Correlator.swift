@@ -11,8 +11,9 @@ public struct Correlator: Sendable {
         public var startTimeoutNs: Int64 = 300_000_000_000
         /// After ready, wait this long for late records (log lines trail CRI events).
         public var graceNs: Int64 = 2_000_000_000
-        /// With no readiness source (no kubelet status, log or prober), a pod counts as ready once
-        /// every regular container runs its first process (kernel exec, else the runtime's start).
+        /// With no readiness source (no pod record from the API server or the kubelet, no prober),
+        /// a start ends once every regular container runs its first process (kernel exec, else the
+        /// runtime's start), recorded with readiness `unknown` (issue #21).
         public var readyWhenRunning = false
         /// With the kubelet's log read: how long after ready a start whose pod record is known
         /// waits for the kubelet's "Observed pod startup duration" line, so its SLI is the kubelet's
@@ -750,9 +751,12 @@ public struct Correlator: Sendable {
             pidToContainer = pidToContainer.filter { $0.value != c.id }
         }
         prune()
-        return PodStartTrace(pod: .init(namespace: pod.namespace, name: pod.name, uid: pod.uid), runtime: pod.runtime,
-                             created: created, ready: outcome == .ready ? end : nil, outcome: outcome,
-                             failureReason: reason, phases: phases, containers: containers, sli: sli)
+        var trace = PodStartTrace(pod: .init(namespace: pod.namespace, name: pod.name, uid: pod.uid), runtime: pod.runtime,
+                                  created: created, ready: outcome == .ready ? end : nil, outcome: outcome,
+                                  failureReason: reason, phases: phases, containers: containers, sli: sli)
+        // ready with no readiness source's word: the containers ran, whether the pod was Ready is not known
+        if outcome == .ready, pod.ready == nil { trace.readiness = .unknown }
+        return trace
     }
 
     /// When the pod was created, as precisely as the sources allow: the API's creationTimestamp

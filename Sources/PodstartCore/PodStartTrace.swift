@@ -31,6 +31,14 @@ public struct PodStartTrace: Hashable, Sendable {
         case ready, failed
     }
 
+    /// Whether `ready` is the pod's Ready: `known` when a readiness source (the pod's record from
+    /// the API server or the kubelet's /pods, a readiness prober) said it; `unknown` when none ran,
+    /// and `ready` is only the instant every regular container was running (no `probe` or
+    /// `ready_report` phase then). Trace JSON: `"readiness":"unknown"`, absent when known.
+    public enum Readiness: String, Hashable, Sendable {
+        case known, unknown
+    }
+
     /// One file a container read before it was ready.
     public struct Access: Hashable, Sendable {
         /// Absolute path inside the container.
@@ -123,6 +131,8 @@ public struct PodStartTrace: Hashable, Sendable {
     /// Unix nanoseconds; nil when the start failed before ready.
     public var ready: Int64?
     public var outcome: Outcome
+    /// `.unknown`: no readiness source; `ready` is when the containers ran (see ``Readiness``).
+    public var readiness: Readiness = .known
     public var failureReason: String?
     public var phases: [PhaseSpan]
     public var containers: [Container]
@@ -171,6 +181,7 @@ extension PodStartTrace {
             ("ready", ready.map { .string(Timestamp.rfc3339(unixNanoseconds: $0)) } ?? .null),
             ("outcome", .string(outcome.rawValue)),
         ]
+        if readiness == .unknown { fields.append(("readiness", .string(Readiness.unknown.rawValue))) }
         if let failureReason { fields.append(("failureReason", .string(failureReason))) }
         fields += [
             ("e2eSeconds", .double(e2eSeconds)),
@@ -259,6 +270,7 @@ extension PodStartTrace {
         created = try req(json["created"]?.stringValue.flatMap(Timestamp.parseRFC3339), "created")
         ready = json["ready"]?.stringValue.flatMap(Timestamp.parseRFC3339)
         outcome = json["outcome"]?.stringValue.flatMap(Outcome.init(rawValue:)) ?? (ready == nil ? .failed : .ready)
+        readiness = json["readiness"]?.stringValue.flatMap(Readiness.init(rawValue:)) ?? .known
         failureReason = json["failureReason"]?.stringValue
         phases = try (json["phases"]?.arrayValue ?? []).map { p in
             PhaseSpan(name: try req(p["name"]?.stringValue.flatMap(PhaseName.init(rawValue:)), "phases[].name"),

@@ -10,7 +10,9 @@ public enum TraceTable {
         var out = ""
         if let run { out += "run \(run)\n" }
         out += "pod \(trace.pod.namespace)/\(trace.pod.name)  \(trace.containers.first?.image ?? "")\n"
-        out += "created \(Timestamp.rfc3339(unixNanoseconds: trace.created))  ready after \(format(trace.e2eSeconds)) s\n\n"
+        let end = trace.readiness == .unknown ? "running after" : "ready after"
+        out += "created \(Timestamp.rfc3339(unixNanoseconds: trace.created))  \(end) \(format(trace.e2eSeconds)) s"
+        out += trace.readiness == .unknown ? "  (readiness unknown: no API server or kubelet /pods)\n\n" : "\n\n"
         let top = trace.phases.filter { $0.parent == nil }
         for span in top {
             out += line(span, trace: trace, e2e: e2e, indent: "")

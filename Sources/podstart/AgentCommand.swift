@@ -43,6 +43,18 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .customLong("kubelet-log"), help: "The kubelet's log file: its \"Observed pod startup duration\" lines (pull window, running).")
     var kubeletLog: String?
 
+    @Flag(name: .customLong("journal"), help: "Follow the kubelet's and containerd's units in the journal (journalctl -u kubelet -u containerd), those whose log file is not given; resumes after the cursor saved under --state-dir.")
+    var journal = false
+
+    @Option(name: .customLong("journal-directory"), help: "The journal directory to read with --journal (e.g. the node's /var/log/journal mounted in the pod); default: /var/log/journal and /run/log/journal, whatever their machine id (journalctl --root=/).")
+    var journalDirectory: String?
+
+    @Option(name: .customLong("journal-kubelet-unit"), help: "A unit whose journal lines are the kubelet's (repeatable; default kubelet.service; k3s: k3s.service and k3s-agent.service).")
+    var journalKubeletUnits: [String] = []
+
+    @Option(name: .customLong("journal-containerd-unit"), help: "A unit whose journal lines are containerd's (repeatable; default containerd.service).")
+    var journalContainerdUnits: [String] = []
+
     @Option(name: .customLong("kubelet-metrics-url"), help: "The kubelet's /metrics (e.g. https://127.0.0.1:10250/metrics); failures count as source errors.")
     var kubeletMetricsURL: String?
 
@@ -89,6 +101,15 @@ struct AgentCommand: AsyncParsableCommand {
         if let criEndpoint { _ = try CRIEndpoint(parsing: criEndpoint) }
         for (flag, text, range) in Self.durationFlags(self) {
             do { _ = try DurationText.parse(text, flag: flag, in: range) } catch { throw ValidationError(error.message) }
+        }
+        if !journal, journalDirectory != nil || !journalKubeletUnits.isEmpty || !journalContainerdUnits.isEmpty {
+            throw ValidationError("--journal-directory and --journal-*-unit are read only with --journal: add --journal")
+        }
+        for unit in journalKubeletUnits + journalContainerdUnits where unit.isEmpty || unit.contains(where: { $0 == "/" || $0.isWhitespace }) {
+            throw ValidationError("--journal-*-unit '\(unit)' is not a unit name (e.g. kubelet.service)")
+        }
+        if journal, kubeletLog != nil, containerdLog != nil {
+            throw ValidationError("--journal with both --kubelet-log and --containerd-log leaves nothing to follow in the journal: drop one")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level '\(logLevel)'") }
     }
@@ -146,6 +167,10 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.criIdlePollInterval = DurationText.parse(criIdlePollInterval) ?? .seconds(2)
         configuration.containerdLog = containerdLog
         configuration.kubeletLog = kubeletLog
+        configuration.journal = journal
+        configuration.journalDirectory = journalDirectory
+        if !journalKubeletUnits.isEmpty { configuration.journalKubeletUnits = journalKubeletUnits }
+        if !journalContainerdUnits.isEmpty { configuration.journalContainerdUnits = journalContainerdUnits }
         configuration.kubeletMetricsURL = kubeletMetricsURL
         configuration.kubeletTokenFile = kubeletTokenFile
         configuration.kubeletCAFile = kubeletCAFile

@@ -145,6 +145,14 @@ import Testing
         #expect(create.end >= createCall.begin.unixNs && create.end <= createCall.end.unixNs + slack,
                 "create ends \(create.end) outside CreateContainer \(createCall.begin.unixNs)…\(createCall.end.unixNs)")
         #expect(start.end >= startCall.begin.unixNs && start.end <= record.ready.unixNs)
+        // issue #21: nothing told readiness (no API server, no kubelet): the start says so rather
+        // than taking running for Ready, is counted, and the agent warned once at startup
+        #expect(trace["readiness"] as? String == "unknown")
+        #expect(!top.contains { $0.name == "probe" || $0.name == "ready_report" }, "\(top.map(\.name))")
+        #expect(try await agent.metric("podstart_pod_starts_readiness_unknown_total") == 1)
+        let warnings = agent.log.split(separator: "\n").filter { $0.contains("no readiness source") }
+        #expect(warnings.count == 1)
+        #expect(warnings.first?.contains("--kubelet-url") == true && warnings.first?.contains("--kubeconfig") == true)
         #expect(try await agent.stop() == 0)
     }
 

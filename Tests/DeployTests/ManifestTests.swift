@@ -64,6 +64,10 @@ import Testing
         ("base/daemonset.yaml", "hostPath: {path: /var/lib/containerd}", "hostPath: {path: /var/lib/containerd, type: Directory}", "hostPath /var/lib/containerd has type Directory"),
         ("base/daemonset.yaml", "hostPath: {path: /run/log/journal, type: DirectoryOrCreate}", "hostPath: {path: /run/log/journal, type: Socket}", "has type Socket"),
         ("base/daemonset.yaml", "{name: logs, mountPath: /var/log, readOnly: true}", "{name: logs, mountPath: /var/log}", "(/var/log) must be readOnly"),
+        // the journal source reads the node's journals: both directories mounted, read-only
+        ("base/daemonset.yaml", "            - {name: journal-run, mountPath: /run/log/journal, readOnly: true}\n", "", "journal: true reads /run/log/journal, which is not under any hostPath mount"),
+        ("base/daemonset.yaml", "{name: journal-run, mountPath: /run/log/journal, readOnly: true}", "{name: journal-run, mountPath: /run/log/journal}", "(/run/log/journal) must be readOnly"),
+        ("overlays/k3s/config.yaml", "      journal: true\n", "", "journal-directory and journal-*-unit are read only with journal: true"),
     ])
     func validatorRejects(file: String, find: String, replace: String, expected: String) throws {
         let copy = try DeployFiles.copy(DeployFiles.deploy)

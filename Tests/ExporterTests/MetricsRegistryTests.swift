@@ -199,6 +199,9 @@ podstart_pod_start_slo_duration_seconds_count 1
 # TYPE podstart_pod_starts_total counter
 podstart_pod_starts_total{outcome="failed"} 1
 podstart_pod_starts_total{outcome="ready"} 1
+# HELP podstart_pod_starts_readiness_unknown_total Pod starts recorded ready with readiness unknown: no readiness source (API server, kubelet /pods) ran, so their end is when every container was running, not the Ready condition.
+# TYPE podstart_pod_starts_readiness_unknown_total counter
+podstart_pod_starts_readiness_unknown_total 0
 # HELP podstart_probe_events_dropped_total Kernel probe records read from the ring buffer and dropped because the agent's queue was full (the agent fell behind).
 # TYPE podstart_probe_events_dropped_total counter
 podstart_probe_events_dropped_total 7

@@ -53,4 +53,20 @@ import Testing
         c.kubeconfig = c.stateDirectory + "/missing"
         #expect(throws: KubeconfigError.self) { _ = try c.apiServerEndpoint() }
     }
+
+    /// `--journal` follows the units whose log file is not given, and reads the kubelet's lines
+    /// (so a start waits for its startup line) only when the kubelet's unit is followed.
+    @Test func theJournalFollowsTheUnitsWithoutALogFile() throws {
+        var c = try Self.configuration()
+        #expect(!c.followsJournal && !c.sourceNames.contains("journal") && !c.readsKubeletLog)
+        c.journal = true
+        #expect(c.followsJournal && c.sourceNames.contains("journal") && c.readsKubeletLog)
+        c.kubeletLog = "/var/log/kubelet.log"
+        #expect(c.followsJournal && c.readsKubeletLog, "containerd's unit still followed")
+        c.containerdLog = "/var/log/containerd.log"
+        #expect(!c.followsJournal && !c.sourceNames.contains("journal"), "both from files: nothing left in the journal")
+        c.kubeletLog = nil
+        c.journalKubeletUnits = []
+        #expect(!c.followsJournal && !c.readsKubeletLog)
+    }
 }

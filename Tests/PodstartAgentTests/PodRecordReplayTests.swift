@@ -182,6 +182,7 @@ import Testing
         for trace in traces {
             #expect(trace.phases.contains { $0.name == .schedule }, "schedule present (zero: created with its node name)")
             #expect(trace.ready == Recordings.unixNs(try Self.readyCondition(trace.pod.name)), "Ready as the API says it")
+            #expect(trace.readiness == .known)
         }
         let a = try #require(byName["pod-a-reader"])
         #expect(!a.phases.contains { $0.name == .probe }, "pod-a has no readiness probe")
@@ -235,6 +236,9 @@ import Testing
         let traces = try await agent.store.recent(limit: 100, offset: 0)
         #expect(traces.count == 14, "the kubelet's /pods, polled: every pod it started after the first poll")
         #expect(traces.allSatisfy { $0.outcome == .ready })
+        #expect(traces.allSatisfy { $0.readiness == .known && $0.ready == Recordings.unixNs(try! Self.readyCondition($0.pod.name)) },
+                "Ready as the kubelet's /pods says it")
+        #expect(agent.metrics.render(format: .text).contains("podstart_pod_starts_readiness_unknown_total 0\n"))
         #expect(agent.metrics.render(format: .text).contains("podstart_source_errors_total{source=\"apiserver\"} 1"),
                 "the unreachable API server counted once")
 
