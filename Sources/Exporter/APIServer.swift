@@ -169,13 +169,6 @@ public final class TLSCredentials: Sendable {
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         // swift-nio-ssl's server default still accepts TLS 1.0 and 1.1 (deprecated by RFC 8996).
         configuration.minimumTLSVersion = APIServer.minimumTLSVersion
-        // BoringSSL checks here that the key belongs to the leaf certificate: a half-rotated
-        // pair fails now instead of in every handshake.
-        do {
-            _ = try NIOSSLContext(configuration: configuration)
-        } catch {
-            throw APIServerError.privateKey(path: files.privateKeyPath, reason: "it does not fit the certificate in \(files.certificateChainPath): \(error)")
-        }
         return Pair(chain: chain, key: key, configuration: configuration)
     }
 }
