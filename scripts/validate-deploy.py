@@ -367,6 +367,40 @@ def check_config_paths(cw, pod, container, values, propagation_optional):
         error(cw, "journal-directory and journal-*-unit are read only with journal: true")
 
 
+def flag_value(container, values, name):
+    """A flag's value as the agent sees it: the container's args win over the config file."""
+    args = container.get("args", [])
+    for i, arg in enumerate(args):
+        if arg == f"--{name}" and i + 1 < len(args):
+            return str(args[i + 1])
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+    value = values.get(name)
+    return None if value is None else str(value)
+
+
+def check_api_auth(where, container, values, by_kind, sa, namespace):
+    """/v1 (every start's file paths and byte ranges) must not be open to the pod network."""
+    listen = flag_value(container, values, "listen") or "0.0.0.0:9464"
+    loopback = listen.startswith("127.") or listen.startswith("[::1]") or listen.startswith("localhost:")
+    mode = flag_value(container, values, "api-auth")
+    if mode is None and flag_value(container, values, "api-token-file"):
+        mode = "token"
+    if mode == "none" and not loopback:
+        error(where, f"api-auth none on {listen}: /v1 served without authentication to the pod network "
+                     f"(use api-auth: delegated)")
+    if mode == "token" and not (flag_value(container, values, "tls-cert") and flag_value(container, values, "tls-key")):
+        error(where, "api-auth token without tls-cert/tls-key: the token would cross the network in clear text")
+    if mode == "delegated":
+        bound = any(b.get("roleRef", {}).get("name") == "system:auth-delegator"
+                    and any(s.get("kind") == "ServiceAccount" and s.get("name") == sa and s.get("namespace") == namespace
+                            for s in b.get("subjects", []))
+                    for _, b in by_kind.get("ClusterRoleBinding", []))
+        if not bound:
+            error(where, "api-auth delegated needs the agent's service account bound to ClusterRole system:auth-delegator "
+                         "(create tokenreviews and subjectaccessreviews)")
+
+
 def check_references(documents, flags):
     by_kind = {}
     for file, document in documents:
@@ -490,6 +524,7 @@ def check_references(documents, flags):
                                 error(f"ConfigMap/{config['metadata']['name']}", f"{name!r} is not a flag of podstart agent")
                     optional = ds["metadata"].get("annotations", {}).get(NO_PROPAGATION) == "none"
                     check_config_paths(cw, pod, c, values, optional)
+                    check_api_auth(cw, c, values, by_kind, sa, namespace)
     for file, svc in by_kind.get("Service", []):
         sw = f"{file} {name_of(svc)}"
         if not all(pod_labels.get(k) == v for k, v in svc["spec"].get("selector", {}).items()) or not svc["spec"].get("selector"):
@@ -526,6 +561,14 @@ def check_references(documents, flags):
         error("kustomization", "both a ServiceMonitor and a PodMonitor: every series would be scraped twice")
     for file, role in by_kind.get("ClusterRole", []) + by_kind.get("Role", []):
         for rule in role.get("rules", []):
+            if "nonResourceURLs" in rule:
+                # the role clients are bound to for the agent's /v1 (docs/deployment.md): get, /v1 only
+                urls = rule.get("nonResourceURLs", [])
+                if rule.get("resources") or any(u != "/v1" and not u.startswith("/v1/") for u in urls):
+                    error(f"{file} {name_of(role)}", f"nonResourceURLs beyond the agent's /v1: {urls}")
+                if set(rule.get("verbs", [])) != {"get"}:
+                    error(f"{file} {name_of(role)}", f"verbs beyond get for the agent's /v1: {rule.get('verbs')}")
+                continue
             # what the agent calls: list + watch of pods; GET on the kubelet (/metrics, /pods)
             resources = set(rule.get("resources", []))
             if resources - {"pods", "nodes/metrics", "nodes/proxy"}:

@@ -1,4 +1,5 @@
 import Hummingbird
+import NIOCore
 import Logging
 import PodstartCore
 import TraceViews
@@ -69,23 +70,52 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
 /// else is a JSON 404; only GET is served. No request value reaches the file system: the uid
 /// and digest path segments are checked against strict patterns before any lookup, and lookups
 /// go through `TimelineProvider` / `ProfileProvider` only.
+/// A request's context with the peer's address (for the loopback-only rule of `/v1`).
+public struct APIRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+}
+
 public struct APIResponder: HTTPResponder {
-    public typealias Context = BasicRequestContext
+    public typealias Context = APIRequestContext
 
     public struct Configuration: Sendable {
-        /// When set, `/v1/…` requires `Authorization: Bearer <token>`. `/metrics`, `/healthz`
-        /// and `/readyz` stay open for scrapers and kubelet probes.
-        public var bearerToken: String?
+        /// Who may read `/v1/…` (a shared token, the API server's TokenReview and
+        /// SubjectAccessReview, or anyone). `/metrics`, `/healthz` and `/readyz` stay open for
+        /// scrapers and kubelet probes. nil: anyone.
+        public var authorizer: (any APIAuthorizer)?
+        /// `/v1` answers only peers on a loopback address (403 to others): what the agent does
+        /// when no authentication is configured and it listens beyond loopback.
+        public var v1LoopbackOnly: Bool
         public var defaultLimit: Int
         public var maxLimit: Int
         /// A list response stops adding items past this many bytes and says where to go on.
         public var maxResponseBytes: Int
-        public init(bearerToken: String? = nil, defaultLimit: Int = 50, maxLimit: Int = 1000,
-                    maxResponseBytes: Int = 32 << 20) {
-            self.bearerToken = bearerToken
+        /// `/v1` requests served at once (their bodies included, until written); more get 429.
+        public var maxConcurrentRequests: Int
+        /// Traces decoded at a time while a list is rendered.
+        public var pageSize: Int
+
+        public init(authorizer: (any APIAuthorizer)? = nil, v1LoopbackOnly: Bool = false, defaultLimit: Int = 50, maxLimit: Int = 1000,
+                    maxResponseBytes: Int = 8 << 20, maxConcurrentRequests: Int = 4, pageSize: Int = 32) {
+            self.authorizer = authorizer
+            self.v1LoopbackOnly = v1LoopbackOnly
             self.defaultLimit = defaultLimit
             self.maxLimit = maxLimit
             self.maxResponseBytes = maxResponseBytes
+            self.maxConcurrentRequests = max(1, maxConcurrentRequests)
+            self.pageSize = max(1, pageSize)
+        }
+
+        /// `/v1` requires `Authorization: Bearer <token>` (a fixed token; tests).
+        public init(bearerToken: String?, maxResponseBytes: Int = 8 << 20, maxConcurrentRequests: Int = 4) {
+            self.init(authorizer: bearerToken.map { try! StaticTokenAuthorizer(token: $0) }, maxResponseBytes: maxResponseBytes,
+                      maxConcurrentRequests: maxConcurrentRequests)
         }
     }
 
@@ -95,6 +125,7 @@ public struct APIResponder: HTTPResponder {
     public let profiles: (any ProfileProvider)?
     public let readiness: Readiness
     public let logger: Logger
+    let limiter: ConcurrencyLimiter
 
     public init(configuration: Configuration = Configuration(), metrics: MetricsRegistry, timelines: any TimelineProvider,
                 profiles: (any ProfileProvider)? = nil, readiness: Readiness, logger: Logger = Logger(label: "podstart.api")) {
@@ -104,11 +135,12 @@ public struct APIResponder: HTTPResponder {
         self.profiles = profiles
         self.readiness = readiness
         self.logger = logger
+        limiter = ConcurrencyLimiter(limit: configuration.maxConcurrentRequests)
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
         do {
-            return try await route(request)
+            return try await route(request, peer: context.remoteAddress)
         } catch let error as APIError {
             return Self.error(error)
         } catch {
@@ -117,15 +149,58 @@ public struct APIResponder: HTTPResponder {
         }
     }
 
-    private func route(_ request: Request) async throws -> Response {
+    private func route(_ request: Request, peer: SocketAddress?) async throws -> Response {
         let path = request.uri.path
         let isAPI = path == "/v1" || path.hasPrefix("/v1/")
-        if isAPI, let token = configuration.bearerToken {
-            guard Self.bearerMatches(request.headers[.authorization], token: token) else {
-                return Self.error(APIError(status: .unauthorized, message: "a bearer token is required"),
-                                  extra: [.wwwAuthenticate: "Bearer realm=\"podstart\""])
+        var permit: ConcurrencyLimiter.Permit?
+        if isAPI {
+            if configuration.v1LoopbackOnly, !Self.isLoopback(peer) {
+                metrics.recordAPIRefusal(.forbidden)
+                return Self.error(APIError(status: .forbidden, message:
+                    "/v1 is served to loopback clients only: the agent runs without API authentication (start it with --api-auth delegated or --api-auth token)"))
             }
+            if let authorizer = configuration.authorizer {
+                switch await authorizer.access(bearerToken: Self.bearerToken(request.headers[.authorization]), path: path) {
+                case .allowed:
+                    break
+                case .unauthenticated(let reason):
+                    metrics.recordAPIRefusal(.unauthenticated)
+                    return Self.error(APIError(status: .unauthorized, message: reason), extra: [.wwwAuthenticate: "Bearer realm=\"podstart\""])
+                case .forbidden(let reason):
+                    metrics.recordAPIRefusal(.forbidden)
+                    return Self.error(APIError(status: .forbidden, message: reason))
+                case .unavailable(let reason):
+                    metrics.recordAPIRefusal(.unavailable)
+                    logger.warning("cannot authorize an API request", metadata: ["reason": "\(reason)"])
+                    return Self.error(APIError(status: .serviceUnavailable, message: "the request cannot be authorized now: \(reason)"),
+                                      extra: [.retryAfter: "5"])
+                }
+            }
+            // After authentication, so an anonymous flood cannot take the permits of real clients.
+            guard let granted = limiter.tryAcquire() else {
+                metrics.recordAPIRefusal(.overloaded)
+                return Self.error(APIError(status: .tooManyRequests,
+                                           message: "\(limiter.limit) /v1 requests are being served already; retry shortly"),
+                                  extra: [.retryAfter: "1"])
+            }
+            permit = granted
         }
+        var response = try await routeAuthorized(request, path: path)
+        if let permit { response.body = Self.holding(permit, response.body) }
+        return response
+    }
+
+    /// The body, carrying the permit until it has been written (or dropped): the bytes of a
+    /// response count against the limit until they left.
+    private static func holding(_ permit: ConcurrencyLimiter.Permit, _ body: ResponseBody) -> ResponseBody {
+        ResponseBody(contentLength: body.contentLength) { writer in
+            withExtendedLifetime(permit) {}
+            try await body.write(writer)
+            withExtendedLifetime(permit) {}
+        }
+    }
+
+    private func routeAuthorized(_ request: Request, path: String) async throws -> Response {
         let known = ["/healthz", "/readyz", "/metrics", "/v1/pods", "/v1/images"].contains(path)
             || path.hasPrefix("/v1/pods/") || path.hasPrefix("/v1/images/")
         guard known else { throw APIError.notFound("no such path: \(Self.truncated(path))") }
@@ -148,12 +223,10 @@ public struct APIResponder: HTTPResponder {
                             body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.render(format: format))))
         case "/v1/pods":
             let (limit, offset) = try paging(limit: query["limit"], offset: query["offset"])
-            let traces = try await timelines.recent(limit: limit + 1, offset: offset)
-            return list(traces.prefix(limit).map { $0.json() }, more: traces.count > limit, limit: limit, offset: offset)
+            return try await pagedList(limit: limit, offset: offset) { try await timelines.recent(limit: $0, offset: $1).map { $0.json() } }
         case "/v1/images":
             let (limit, offset) = try paging(limit: query["limit"], offset: query["offset"])
-            let images = try await timelines.images(limit: limit + 1, offset: offset)
-            return list(images.prefix(limit).map { $0.json() }, more: images.count > limit, limit: limit, offset: offset)
+            return try await pagedList(limit: limit, offset: offset) { try await timelines.images(limit: $0, offset: $1).map { $0.json() } }
         default:
             break
         }
@@ -216,22 +289,37 @@ public struct APIResponder: HTTPResponder {
         return (limit, offset)
     }
 
-    /// `{"items": […], "limit": n, "offset": m, "nextOffset": k|null}`. Items stop early when
-    /// the body would pass `maxResponseBytes`; `nextOffset` then points at the first one left out.
-    private func list(_ items: [JSON], more: Bool, limit: Int, offset: Int) -> Response {
-        var body = "{\"items\":["
+    /// `{"items": […], "limit": n, "offset": m, "nextOffset": k|null}`, fetched `pageSize` items at
+    /// a time so that at most one page is decoded at once. Items stop early when the body would
+    /// pass `maxResponseBytes`; `nextOffset` then points at the first one left out.
+    private func pagedList(limit: Int, offset: Int, fetch: (_ limit: Int, _ offset: Int) async throws -> [JSON]) async throws -> Response {
+        var body = ByteBuffer()
+        body.writeString("{\"items\":[")
         var count = 0
-        for item in items {
-            let rendered = item.rendered()
-            if count > 0, body.utf8.count + rendered.utf8.count > configuration.maxResponseBytes { break }
-            if count > 0 { body += "," }
-            body += rendered
-            count += 1
+        var more = false
+        pages: while count < limit {
+            // one more than needed on the last page tells whether anything follows
+            let want = min(configuration.pageSize, limit - count)
+            let page = try await fetch(want + (count + want == limit ? 1 : 0), offset + count)
+            for (i, item) in page.enumerated() {
+                if count == limit || i == want {
+                    more = true
+                    break pages
+                }
+                let rendered = item.rendered()
+                if count > 0, body.readableBytes + rendered.utf8.count + 1 > configuration.maxResponseBytes {
+                    more = true
+                    break pages
+                }
+                if count > 0 { body.writeString(",") }
+                body.writeString(rendered)
+                count += 1
+            }
+            if page.count < want { break }
         }
-        let next: JSON = (count < items.count || more) ? .int(Int64(offset + count)) : .null
-        body += "],\"limit\":\(limit),\"offset\":\(offset),\"nextOffset\":\(next.rendered())}"
-        return Response(status: .ok, headers: [.contentType: "application/json"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+        let next: JSON = more ? .int(Int64(offset + count)) : .null
+        body.writeString("],\"limit\":\(limit),\"offset\":\(offset),\"nextOffset\":\(next.rendered())}")
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: body))
     }
 
     // MARK: helpers
@@ -286,18 +374,24 @@ public struct APIResponder: HTTPResponder {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Compares every byte whatever the first mismatch, so the time taken does not reveal how
-    /// much of a guessed token was right.
-    static func bearerMatches(_ header: String?, token: String) -> Bool {
-        guard let header else { return false }
+    /// The token of an `Authorization: Bearer <token>` header; nil for none or another scheme.
+    static func bearerToken(_ header: String?) -> String? {
+        guard let header else { return nil }
         let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return false }
-        let given = Array(parts[1].utf8), expected = Array(token.utf8)
-        var diff = UInt8(given.count == expected.count ? 0 : 1)
-        for i in 0..<expected.count {
-            diff |= expected[i] ^ (i < given.count ? given[i] : ~expected[i])
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        let token = parts[1].trimmingSpaces()
+        return token.isEmpty ? nil : token
+    }
+
+    static func isLoopback(_ address: SocketAddress?) -> Bool {
+        switch address {
+        case .v4(let a)?: return a.address.sin_addr.s_addr.bigEndian >> 24 == 127
+        case .v6?:
+            guard let text = address?.ipAddress?.lowercased() else { return false }
+            return text == "::1" || text.hasPrefix("::ffff:127.")
+        case .unixDomainSocket?: return true
+        default: return false
         }
-        return diff == 0
     }
 
     static func truncated(_ s: String) -> String {

@@ -44,6 +44,11 @@ public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// Whether only this host can connect: 127.0.0.0/8, ::1 or localhost.
+    public var isLoopback: Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.") || host == "[::1]"
+    }
 }
 
 /// PEM files for serving HTTPS.
@@ -88,14 +93,64 @@ public enum APIServer {
         // should not keep sockets for clients that went quiet.
         let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: .seconds(60)))
         if let tls {
-            return Application(responder: responder, server: try .tls(http1, tlsConfiguration: tlsConfiguration(tls)),
+            let credentials = try TLSCredentials(files: tls, onReloadError: { error in
+                logger.error("the new TLS certificate or key cannot be used; serving with the previous ones",
+                             metadata: ["error": "\(error)"])
+                responder.metrics.recordAPIReloadError(file: "tls")
+            })
+            return Application(responder: responder, server: try .tls(http1, tlsConfiguration: credentials.serverConfiguration()),
                                configuration: configuration, onServerRunning: running, logger: logger)
         }
         return Application(responder: responder, server: http1, configuration: configuration,
                            onServerRunning: running, logger: logger)
     }
 
+    /// The server configuration for `files` as they are now (no reloading; see `TLSCredentials`).
     public static func tlsConfiguration(_ files: TLSFiles) throws -> TLSConfiguration {
+        try TLSCredentials.read(files).configuration
+    }
+}
+
+/// The listener's certificate chain and key, read again when the files change (a kubelet- or
+/// cert-manager-rotated certificate): each TLS handshake asks for the current pair through
+/// swift-nio-ssl's context callback, so the next connection after a change uses the new files.
+/// A pair that cannot be used (unreadable, not PEM, a key that does not match the certificate —
+/// as when the certificate was replaced and the key not yet) keeps the previous pair in service.
+public final class TLSCredentials: Sendable {
+    public let files: TLSFiles
+    private let pair: ReloadingFile<Pair>
+
+    struct Pair: Sendable {
+        var chain: [NIOSSLCertificate]
+        var key: NIOSSLPrivateKey
+        var configuration: TLSConfiguration
+    }
+
+    public init(files: TLSFiles, onReloadError: @escaping @Sendable (any Error) -> Void = { _ in }) throws {
+        self.files = files
+        pair = try ReloadingFile(paths: [files.certificateChainPath, files.privateKeyPath], load: { try Self.read(files) },
+                                 onReloadError: onReloadError)
+    }
+
+    /// The configuration the listener starts with; its context callback hands every handshake
+    /// the current pair.
+    public func serverConfiguration() -> TLSConfiguration {
+        var configuration = pair.current().configuration
+        let pair = self.pair
+        configuration.sslContextCallback = { _, promise in
+            let current = pair.current()
+            var override = NIOSSLContextConfigurationOverride()
+            override.certificateChain = current.chain.map { .certificate($0) }
+            override.privateKey = .privateKey(current.key)
+            promise.succeed(override)
+        }
+        return configuration
+    }
+
+    /// The leaf certificate in service now.
+    public var currentLeaf: NIOSSLCertificate { pair.current().chain[0] }
+
+    static func read(_ files: TLSFiles) throws -> Pair {
         let chain: [NIOSSLCertificate]
         do {
             chain = try NIOSSLCertificate.fromPEMFile(files.certificateChainPath)
@@ -111,6 +166,15 @@ public enum APIServer {
         } catch {
             throw APIServerError.privateKey(path: files.privateKeyPath, reason: "\(error)")
         }
-        return TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        // swift-nio-ssl's server default still accepts TLS 1.0 and 1.1 (deprecated by RFC 8996).
+        configuration.minimumTLSVersion = APIServer.minimumTLSVersion
+        return Pair(chain: chain, key: key, configuration: configuration)
     }
+}
+
+extension APIServer {
+    /// The oldest TLS version the agent's listener accepts: 1.2, as the API server and kubelet
+    /// require by default (`--tls-min-version`).
+    public static let minimumTLSVersion = TLSVersion.tlsv12
 }

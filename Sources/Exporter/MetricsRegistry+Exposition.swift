@@ -11,6 +11,11 @@ extension MetricsRegistry {
         out.reserveCapacity(s.estimatedBytes)
         let om = format == .openMetrics
 
+        counters(&out, "podstart_api_reload_errors",
+                 "Changed TLS certificate/key (tls) or API token (token) files the HTTP API could not use; it kept serving with the previous ones.", s.apiReloadErrors, om)
+        counters(&out, "podstart_api_requests_refused",
+                 "Requests to /v1 the HTTP API turned away, by reason (unauthenticated 401, forbidden 403, unavailable 503: the API server could not review them, overloaded 429: too many at once).", s.apiRefusals, om)
+
         // podstart_build_info
         family(&out, om ? "podstart_build" : "podstart_build_info", om ? "info" : "gauge",
                "Build information about the podstart binary; the value is always 1.", om)

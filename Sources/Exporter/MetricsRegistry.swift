@@ -196,6 +196,25 @@ public final class MetricsRegistry: Sendable {
         state.withLock { s in s.streamCloses.add(1, to: source, limit: configuration.otherLabelLimit) }
     }
 
+    /// Why the HTTP API turned a /v1 request away: `unauthenticated` (401), `forbidden` (403),
+    /// `unavailable` (503: the API server could not be asked), `overloaded` (429: too many
+    /// requests at once).
+    public enum APIRefusal: String, Sendable, CaseIterable {
+        case forbidden, overloaded, unauthenticated, unavailable
+    }
+
+    public func recordAPIRefusal(_ reason: APIRefusal) {
+        guard let i = State.apiRefusalReasons.firstIndex(of: reason.rawValue) else { return }
+        state.withLock { s in s.apiRefusals[i].value &+= 1 }
+    }
+
+    /// A changed TLS certificate/key (`file: "tls"`) or API token file (`"token"`) that could not
+    /// be used: the previous one stays in service.
+    public func recordAPIReloadError(file: String) {
+        guard let i = State.apiReloadFiles.firstIndex(of: file) else { return }
+        state.withLock { s in s.apiReloadErrors[i].value &+= 1 }
+    }
+
     public func recordSourceError(source: String, count: UInt64 = 1) {
         state.withLock { s in s.sourceErrors.add(count, to: source, limit: configuration.otherLabelLimit) }
     }

@@ -133,6 +133,16 @@ struct State: Sendable {
     var criCloses = [CounterSeries(label: "failed", prefix: "podstart_cri_connection_closes_total{outcome=\"failed\"} "),
                      CounterSeries(label: "retried", prefix: "podstart_cri_connection_closes_total{outcome=\"retried\"} ")]
     static let retriedIndex = 1
+    /// `podstart_api_requests_refused_total{reason}`, sorted by label value.
+    static let apiRefusalReasons = ["forbidden", "overloaded", "unauthenticated", "unavailable"]
+    var apiRefusals = State.apiRefusalReasons.map {
+        CounterSeries(label: $0, prefix: "podstart_api_requests_refused_total{reason=\"\($0)\"} ")
+    }
+    /// `podstart_api_reload_errors_total{file}`, sorted by label value.
+    static let apiReloadFiles = ["tls", "token"]
+    var apiReloadErrors = State.apiReloadFiles.map {
+        CounterSeries(label: $0, prefix: "podstart_api_reload_errors_total{file=\"\($0)\"} ")
+    }
     var images: [ImageSeries] = []
     var imageIndex: [String: Int] = [:]
     var ownImageSlots = 0

@@ -1,6 +1,7 @@
 import ContainerRuntime
 import Exporter
 import Foundation
+import HTTPTransport
 import KernelProbes
 import Logging
 import PodstartCore
@@ -78,7 +79,7 @@ public struct Agent: Sendable {
             }
         }
 
-        let responder = APIResponder(configuration: .init(bearerToken: options.apiToken), metrics: metrics, timelines: store,
+        let responder = APIResponder(configuration: try apiConfiguration(api: api, metrics: metrics), metrics: metrics, timelines: store,
                                      profiles: StoreProfiles(store: store), readiness: readiness, logger: logger)
         let app = try APIServer.application(responder: responder, listen: options.listen, tls: options.tls, logger: logger) { port in
             logger.notice("serving", metadata: ["listen": "\(options.listen.host):\(port)"])
@@ -143,5 +144,51 @@ public struct Agent: Sendable {
         try await ServiceGroup(configuration: group).run()
         let recorded = await hub.recorded
         logger.notice("agent stopped", metadata: ["recorded": "\(recorded)"])
+    }
+
+    /// Who may read /v1, and how much it may take at once.
+    func apiConfiguration(api: HTTPEndpoint?, metrics: MetricsRegistry) throws -> APIResponder.Configuration {
+        let options = configuration
+        let logger = logger
+        let authorizer: (any APIAuthorizer)?
+        switch options.apiAuth {
+        case .delegated:
+            guard let api else { throw AgentConfigurationError.delegatedAuthNeedsAPIServer }
+            authorizer = DelegatedAuthorizer(transport: try HTTPTransport(api), logger: logger)
+            logger.notice("/v1 is authorized by the API server (TokenReview, SubjectAccessReview)", metadata: ["apiserver": "\(api.origin)"])
+        case .token:
+            guard let path = options.apiTokenFile else { throw AgentConfigurationError.tokenAuthNeedsTokenFile }
+            authorizer = try StaticTokenAuthorizer(tokenFile: path, onReloadError: { error in
+                logger.error("the new API token file cannot be used; the previous token stays valid", metadata: ["error": "\(error)"])
+                metrics.recordAPIReloadError(file: "token")
+            })
+        case .none:
+            authorizer = nil
+            if !options.listen.isLoopback {
+                logger.warning("/v1 is served without authentication to anyone who reaches the listener (--api-auth none)",
+                               metadata: ["listen": "\(options.listen)"])
+            }
+        case .loopbackOnly:
+            authorizer = nil
+            if !options.listen.isLoopback {
+                logger.notice("/v1 answers loopback clients only: no API authentication is configured (--api-auth delegated or token to serve it beyond this host)")
+            }
+        }
+        return APIResponder.Configuration(authorizer: authorizer, v1LoopbackOnly: options.apiAuth == .loopbackOnly,
+                                          maxResponseBytes: options.apiMaxResponseBytes, maxConcurrentRequests: options.apiMaxConcurrentRequests)
+    }
+}
+
+public enum AgentConfigurationError: Error, CustomStringConvertible, Sendable {
+    case delegatedAuthNeedsAPIServer
+    case tokenAuthNeedsTokenFile
+
+    public var description: String {
+        switch self {
+        case .delegatedAuthNeedsAPIServer:
+            "--api-auth delegated asks the API server to review each /v1 request's token: run the agent in a cluster (service account) or give --kubeconfig"
+        case .tokenAuthNeedsTokenFile:
+            "--api-auth token needs --api-token-file FILE"
+        }
     }
 }

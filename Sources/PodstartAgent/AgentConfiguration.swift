@@ -6,6 +6,18 @@ import KubeletSources
 import PodstartCore
 import StateStore
 
+/// How /v1 requests are authenticated and authorized (docs/agent.md, "Protecting /v1").
+public enum APIAuthMode: String, Sendable, CaseIterable {
+    /// TokenReview + SubjectAccessReview through the API server (`--api-auth delegated`).
+    case delegated
+    /// One shared bearer token from `--api-token-file` (`--api-auth token`).
+    case token
+    /// Anyone who reaches the listener (`--api-auth none`, explicit).
+    case none
+    /// No authentication configured: /v1 is answered to loopback clients only (the default).
+    case loopbackOnly = "loopback-only"
+}
+
 /// What the agent runs with: `podstart agent`'s flags, parsed.
 public struct AgentConfiguration: Sendable {
     public var criEndpoint: CRIEndpoint
@@ -50,7 +62,14 @@ public struct AgentConfiguration: Sendable {
     public var metrics: MetricsRegistry.Configuration
     public var listen: ListenAddress
     public var tls: Exporter.TLSFiles?
-    public var apiToken: String?
+    /// Who may read /v1 (`--api-auth`).
+    public var apiAuth: APIAuthMode = .loopbackOnly
+    /// `--api-token-file`, for `apiAuth == .token`; read again when it changes.
+    public var apiTokenFile: String?
+    /// `/v1` requests served at once; more are refused with 429.
+    public var apiMaxConcurrentRequests = 4
+    /// Largest /v1 list response (a list stops early and gives `nextOffset`).
+    public var apiMaxResponseBytes = 8 << 20
     /// How long a source may take to stop at shutdown before the agent goes on without it.
     public var sourceStopLimit: Duration = .seconds(5)
 

@@ -112,6 +112,9 @@ struct AgentCommand: AsyncParsableCommand {
             throw ValidationError("--journal with both --kubelet-log and --containerd-log leaves nothing to follow in the journal: drop one")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level '\(logLevel)'") }
+        if try serve.apiAuthMode() == .delegated, kubeconfig == nil, ProcessInfo.processInfo.environment["KUBERNETES_SERVICE_HOST"] == nil {
+            throw ValidationError("\(AgentConfigurationError.delegatedAuthNeedsAPIServer)")
+        }
     }
 
     /// Each duration flag, its value and the range it must be in: long enough not to spin the
@@ -185,7 +188,10 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.kernel = !noKernel
         configuration.store = serve.storeConfiguration
         configuration.tls = serve.tlsFiles
-        configuration.apiToken = try serve.apiToken()
+        configuration.apiAuth = try serve.apiAuthMode()
+        configuration.apiTokenFile = serve.apiTokenFile
+        configuration.apiMaxConcurrentRequests = serve.apiMaxConcurrentRequests
+        configuration.apiMaxResponseBytes = serve.apiMaxResponseMiB << 20
         return configuration
     }
 }

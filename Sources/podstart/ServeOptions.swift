@@ -1,6 +1,7 @@
 import ArgumentParser
 import Exporter
 import Foundation
+import PodstartAgent
 import StateStore
 
 /// The agent's flags for what it serves and keeps: the HTTP listener, TLS, the API token, the
@@ -18,8 +19,18 @@ struct ServeOptions: ParsableArguments {
     var tlsKey: String?
 
     @Option(name: .customLong("api-token-file"),
-            help: "File holding a bearer token that /v1/... requests must send (Authorization: Bearer ...). A file, not a flag, so the token stays out of ps.")
+            help: "File holding a bearer token that /v1/... requests must send (Authorization: Bearer ...), read again when it changes. A file, not a flag, so the token stays out of ps. Implies --api-auth token.")
     var apiTokenFile: String?
+
+    @Option(name: .customLong("api-auth"),
+            help: "Who may read /v1: delegated (the API server reviews each request's Kubernetes token: TokenReview + SubjectAccessReview for get on the path), token (--api-token-file), none (anyone). Default: token with --api-token-file, else /v1 answers loopback clients only.")
+    var apiAuth: String?
+
+    @Option(name: .customLong("api-max-concurrent-requests"), help: "/v1 requests served at once; more are refused with 429 and Retry-After.")
+    var apiMaxConcurrentRequests = 4
+
+    @Option(name: .customLong("api-max-response-mib"), help: "Largest /v1 list response in MiB; a longer list stops early and gives nextOffset.")
+    var apiMaxResponseMiB = 8
 
     @Option(name: .customLong("state-dir"), help: "Directory for the state database (timelines and access traces).")
     var stateDirectory = "/var/lib/podstart"
@@ -46,7 +57,15 @@ struct ServeOptions: ParsableArguments {
             }
         default: throw ValidationError("--tls-cert and --tls-key go together")
         }
-        if apiTokenFile != nil { _ = try apiToken() }
+        let mode = try apiAuthMode()
+        if mode == .token {
+            guard let apiTokenFile else { throw ValidationError("--api-auth token needs --api-token-file FILE") }
+            do { _ = try StaticTokenAuthorizer.readToken(path: apiTokenFile) } catch { throw ValidationError("--api-token-file: \(error)") }
+        } else if apiTokenFile != nil {
+            throw ValidationError("--api-token-file goes with --api-auth token (not \(mode.rawValue))")
+        }
+        guard (1...1024).contains(apiMaxConcurrentRequests) else { throw ValidationError("--api-max-concurrent-requests must be from 1 to 1024") }
+        guard (1...1024).contains(apiMaxResponseMiB) else { throw ValidationError("--api-max-response-mib must be from 1 to 1024") }
         guard (0...Self.maxRetentionHours).contains(retentionHours) else {
             throw ValidationError("--retention-hours must be from 0 to \(Self.maxRetentionHours) (10 years; 0 keeps starts regardless of age)")
         }
@@ -68,17 +87,13 @@ struct ServeOptions: ParsableArguments {
         return TLSFiles(certificateChainPath: tlsCertificate, privateKeyPath: tlsKey)
     }
 
-    /// The token in `--api-token-file`, without surrounding white space; nil without the flag.
-    func apiToken() throws -> String? {
-        guard let apiTokenFile else { return nil }
-        guard let data = FileManager.default.contents(atPath: apiTokenFile) else {
-            throw ValidationError("cannot read --api-token-file \(apiTokenFile)")
+    /// `--api-auth`, or its default: token with a token file, else loopback clients only.
+    func apiAuthMode() throws -> APIAuthMode {
+        guard let apiAuth else { return apiTokenFile != nil ? .token : .loopbackOnly }
+        guard let mode = APIAuthMode(rawValue: apiAuth), mode != .loopbackOnly else {
+            throw ValidationError("--api-auth must be delegated, token or none (not \(apiAuth))")
         }
-        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !token.isEmpty, !token.contains(where: { $0.isWhitespace }) else {
-            throw ValidationError("--api-token-file \(apiTokenFile) must hold one token without spaces")
-        }
-        return token
+        return mode
     }
 
     var storeConfiguration: TimelineStore.Configuration {

@@ -17,14 +17,14 @@ import Testing
         let (status, output) = try validate(DeployFiles.deploy)
         #expect(status == 0, "validate-deploy.py:\n\(output)")
         // the three ways to apply it, with everything they hold
-        #expect(output.contains("checked .: 8 objects"), "\(output)")
-        #expect(output.contains("checked base: 7 objects"), "\(output)")
-        #expect(output.contains("checked podmonitor: 8 objects"), "\(output)")
+        #expect(output.contains("checked .: 10 objects"), "\(output)")
+        #expect(output.contains("checked base: 9 objects"), "\(output)")
+        #expect(output.contains("checked podmonitor: 10 objects"), "\(output)")
         #expect(output.contains("ServiceMonitor/podstart-agent") && output.contains("PodMonitor/podstart-agent"))
         // one overlay per distribution's containerd, and one for nodes without shared mounts,
         // each resolved (its JSON6902 patches applied) and checked like the base
         for overlay in ["kubeadm", "k3s", "rke2", "microk8s", "no-propagation"] {
-            #expect(output.contains("checked overlays/\(overlay): 7 objects"), "\(output)")
+            #expect(output.contains("checked overlays/\(overlay): 9 objects"), "\(output)")
         }
     }
 
@@ -42,6 +42,12 @@ import Testing
         ("base/rbac.yaml", "verbs: [get]", "verbs: [get, create]", "verbs beyond get for ['nodes/metrics', 'nodes/proxy']"),
         ("base/rbac.yaml", "resources: [pods]", "resources: [pods, secrets]", "resources beyond pods and the kubelet's"),
         ("base/config.yaml", "log-format: json", "log-format: json\n    log-colour: true", "'log-colour' is not a flag of podstart agent"),
+        // issue #16: /v1 authenticated in the shipped deployment, with the RBAC that needs
+        ("base/config.yaml", "api-auth: delegated", "api-auth: none", "/v1 served without authentication to the pod network"),
+        ("base/config.yaml", "api-auth: delegated", "api-auth: token\n    api-token-file: /etc/podstart/token", "the token would cross the network in clear text"),
+        ("base/rbac.yaml", "name: system:auth-delegator", "name: system:basic-user", "bound to ClusterRole system:auth-delegator"),
+        ("base/rbac.yaml", "nonResourceURLs: [\"/v1\", \"/v1/*\"]", "nonResourceURLs: [\"/v1\", \"/v1/*\", \"/debug/*\"]", "nonResourceURLs beyond the agent's /v1"),
+        ("base/rbac.yaml", "nonResourceURLs: [\"/v1\", \"/v1/*\"]\n    verbs: [get]", "nonResourceURLs: [\"/v1\", \"/v1/*\"]\n    verbs: [get, post]", "verbs beyond get for the agent's /v1"),
         ("base/service.yaml", "targetPort: metrics", "targetPort: http", "targetPort 'http' is not a container port"),
         ("servicemonitor.yaml", "- port: metrics", "- port: web", "endpoint port 'web' is not a port name"),
         ("servicemonitor.yaml", "interval: 30s", "interval: thirty", "interval"),

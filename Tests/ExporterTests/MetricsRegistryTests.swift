@@ -29,12 +29,26 @@ struct MetricsRegistryTests {
         r.recordStreamClose(source: "containerd-log")
         r.recordStoreSaveFailure()
         r.setStoreHealthy(false)
+        r.recordAPIRefusal(.unauthenticated)
+        r.recordAPIRefusal(.overloaded)
+        r.recordAPIRefusal(.overloaded)
+        r.recordAPIReloadError(file: "token")
         return r
     }
 
     /// Hand-derived: e2e 3 s lands in le="3" (buckets are inclusive); SLO = 3 − 2.5 s of pull
     /// = 0.5 s, in le="0.5"; 300,000 bytes read fall in le="1048576"; 300,000 / 3,000,000 = 0.1.
     static let golden = #"""
+# HELP podstart_api_reload_errors_total Changed TLS certificate/key (tls) or API token (token) files the HTTP API could not use; it kept serving with the previous ones.
+# TYPE podstart_api_reload_errors_total counter
+podstart_api_reload_errors_total{file="tls"} 0
+podstart_api_reload_errors_total{file="token"} 1
+# HELP podstart_api_requests_refused_total Requests to /v1 the HTTP API turned away, by reason (unauthenticated 401, forbidden 403, unavailable 503: the API server could not review them, overloaded 429: too many at once).
+# TYPE podstart_api_requests_refused_total counter
+podstart_api_requests_refused_total{reason="forbidden"} 0
+podstart_api_requests_refused_total{reason="overloaded"} 2
+podstart_api_requests_refused_total{reason="unauthenticated"} 1
+podstart_api_requests_refused_total{reason="unavailable"} 0
 # HELP podstart_build_info Build information about the podstart binary; the value is always 1.
 # TYPE podstart_build_info gauge
 podstart_build_info{revision="abc123",version="0.1.0"} 1

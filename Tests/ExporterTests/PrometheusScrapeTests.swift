@@ -9,7 +9,7 @@ import Testing
 
 /// Passes requests to the API and remembers the content types `/metrics` answered with.
 struct RecordingResponder: HTTPResponder {
-    typealias Context = BasicRequestContext
+    typealias Context = APIResponder.Context
     let inner: APIResponder
     let served: Served
 

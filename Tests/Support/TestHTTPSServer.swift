@@ -72,6 +72,14 @@ public struct TestRoute: Sendable {
     }
 }
 
+/// One request as the test server got it.
+public struct TestRequest: Sendable {
+    public var method: String
+    public var uri: String
+    public var authorization: String?
+    public var body: [UInt8]
+}
+
 /// A local HTTPS (or HTTP) server on 127.0.0.1 serving recorded samples, for the scrape and
 /// list/watch tests. It records every request it got.
 public final class TestHTTPSServer: @unchecked Sendable {
@@ -82,8 +90,15 @@ public final class TestHTTPSServer: @unchecked Sendable {
     /// `route` gets the request URI and Authorization header. `host` is any loopback address
     /// (127.0.0.2 is "another host" to a client of 127.0.0.1); `requireClientCertificate` refuses
     /// clients without a certificate signed by the PKI's CA.
+    public convenience init(pki: TestPKI?, host: String = "127.0.0.1", requireClientCertificate: Bool = false,
+                            route: @escaping @Sendable (String, String?) -> TestRoute) async throws {
+        try await self.init(pki: pki, host: host, requireClientCertificate: requireClientCertificate,
+                            handle: { request in route(request.uri, request.authorization) })
+    }
+
+    /// `handle` gets the whole request, its body included (an API server answering reviews).
     public init(pki: TestPKI?, host: String = "127.0.0.1", requireClientCertificate: Bool = false,
-         route: @escaping @Sendable (String, String?) -> TestRoute) async throws {
+                handle route: @escaping @Sendable (TestRequest) -> TestRoute) async throws {
         var ssl: NIOSSLContext?
         if let pki {
             var tls = TLSConfiguration.makeServerConfiguration(
@@ -128,24 +143,27 @@ public final class TestHTTPSServer: @unchecked Sendable {
     final class Handler: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = HTTPServerRequestPart
         typealias OutboundOut = HTTPServerResponsePart
-        let route: @Sendable (String, String?) -> TestRoute
+        let route: @Sendable (TestRequest) -> TestRoute
         let log: RequestLog
         var head: HTTPRequestHead?
+        var body: [UInt8] = []
 
-        init(route: @escaping @Sendable (String, String?) -> TestRoute, log: RequestLog) {
+        init(route: @escaping @Sendable (TestRequest) -> TestRoute, log: RequestLog) {
             self.route = route
             self.log = log
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
-            case .head(let h): head = h
-            case .body: break
+            case .head(let h):
+                head = h
+                body = []
+            case .body(let chunk): body.append(contentsOf: chunk.readableBytesView)
             case .end:
                 guard let h = head else { return }
                 let auth = h.headers["Authorization"].first
                 log.add(h.uri, auth)
-                let r = route(h.uri, auth)
+                let r = route(TestRequest(method: h.method.rawValue, uri: h.uri, authorization: auth, body: body))
                 if r.hang { return }
                 var headers = HTTPHeaders()
                 headers.add(name: "Content-Type", value: r.contentType)
