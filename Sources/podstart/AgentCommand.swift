@@ -25,6 +25,8 @@ struct AgentCommand: AsyncParsableCommand {
 
     @OptionGroup var serve: ServeOptions
 
+    @OptionGroup var kube: KubeAccessOptions
+
     @Option(help: "YAML file with flag values (e.g. /etc/podstart/config.yaml).")
     var config: String?
 
@@ -57,24 +59,6 @@ struct AgentCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("kubelet-metrics-url"), help: "The kubelet's /metrics (e.g. https://127.0.0.1:10250/metrics); failures count as source errors.")
     var kubeletMetricsURL: String?
-
-    @Option(name: .customLong("kubelet-token-file"), help: "Bearer token for the kubelet (the service account token).")
-    var kubeletTokenFile: String?
-
-    @Option(name: .customLong("kubelet-ca-file"), help: "CA bundle for the kubelet's serving certificate.")
-    var kubeletCAFile: String?
-
-    @Option(name: .customLong("node-name"), help: "This node's name (default: $NODE_NAME, else the host name).")
-    var nodeName: String?
-
-    @Option(name: .customLong("kubeconfig"), help: "Outside a cluster: a kubeconfig whose current context reaches the API server (in a pod, the service account is used).")
-    var kubeconfig: String?
-
-    @Option(name: .customLong("kubelet-url"), help: "The kubelet (e.g. https://$HOST_IP:10250): its /pods while the API server is unreachable, and its /metrics.")
-    var kubeletURL: String?
-
-    @Flag(name: .customLong("kubelet-insecure-skip-tls-verify"), help: "Do not verify the kubelet's serving certificate (most kubelets' is self-signed); the connection is still encrypted.")
-    var kubeletInsecureSkipTLSVerify = false
 
     @Option(name: .customLong("startup-window"), help: "Trace a container's files for this long after its first exec when its readiness is not known (e.g. 10s).")
     var startupWindow = "10s"
@@ -112,7 +96,7 @@ struct AgentCommand: AsyncParsableCommand {
             throw ValidationError("--journal with both --kubelet-log and --containerd-log leaves nothing to follow in the journal: drop one")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level '\(logLevel)'") }
-        if try serve.apiAuthMode() == .delegated, kubeconfig == nil, ProcessInfo.processInfo.environment["KUBERNETES_SERVICE_HOST"] == nil {
+        if try serve.apiAuthMode() == .delegated, kube.kubeconfig == nil, ProcessInfo.processInfo.environment["KUBERNETES_SERVICE_HOST"] == nil {
             throw ValidationError("\(AgentConfigurationError.delegatedAuthNeedsAPIServer)")
         }
     }
@@ -146,7 +130,7 @@ struct AgentCommand: AsyncParsableCommand {
             try await merged.run()
             return
         }
-        let nodeName = nodeName ?? ProcessInfo.processInfo.environment["NODE_NAME"] ?? ProcessInfo.processInfo.hostName
+        let nodeName = kube.node
         let level = Logger.Level(rawValue: logLevel) ?? .info
         let format = logFormat
         LoggingSystem.bootstrap { label in
@@ -175,12 +159,12 @@ struct AgentCommand: AsyncParsableCommand {
         if !journalKubeletUnits.isEmpty { configuration.journalKubeletUnits = journalKubeletUnits }
         if !journalContainerdUnits.isEmpty { configuration.journalContainerdUnits = journalContainerdUnits }
         configuration.kubeletMetricsURL = kubeletMetricsURL
-        configuration.kubeletTokenFile = kubeletTokenFile
-        configuration.kubeletCAFile = kubeletCAFile
-        configuration.kubeletURL = kubeletURL
-        configuration.kubeletInsecureSkipTLSVerify = kubeletInsecureSkipTLSVerify
-        configuration.kubeconfig = kubeconfig
-        configuration.nodeName = nodeName ?? ProcessInfo.processInfo.environment["NODE_NAME"] ?? ProcessInfo.processInfo.hostName
+        configuration.kubeletTokenFile = kube.kubeletTokenFile
+        configuration.kubeletCAFile = kube.kubeletCAFile
+        configuration.kubeletURL = kube.kubeletURL
+        configuration.kubeletInsecureSkipTLSVerify = kube.kubeletInsecureSkipTLSVerify
+        configuration.kubeconfig = kube.kubeconfig
+        configuration.nodeName = kube.node
         configuration.startupWindow = DurationText.parse(startupWindow) ?? .seconds(10)
         configuration.startTimeout = DurationText.parse(startTimeout) ?? .seconds(300)
         configuration.recordInputs = recordInputs

@@ -38,23 +38,8 @@ struct TraceCommand: AsyncParsableCommand {
     @Option(help: "Start no pod: wait for the pod NAMESPACE/NAME that the kubelet starts on this node and trace its start.")
     var pod: String?
 
-    @Option(name: .customLong("kubeconfig"), help: "With --pod, outside a cluster: a kubeconfig whose current context reaches the API server.")
-    var kubeconfig: String?
-
-    @Option(name: .customLong("kubelet-url"), help: "With --pod and no API server: the kubelet (e.g. https://127.0.0.1:10250), whose /pods is polled.")
-    var kubeletURL: String?
-
-    @Option(name: .customLong("kubelet-token-file"), help: "Bearer token for the kubelet (default: the service account's, when mounted).")
-    var kubeletTokenFile: String?
-
-    @Option(name: .customLong("kubelet-ca-file"), help: "CA bundle for the kubelet's serving certificate.")
-    var kubeletCAFile: String?
-
-    @Flag(name: .customLong("kubelet-insecure-skip-tls-verify"), help: "Do not verify the kubelet's serving certificate (most kubelets' is self-signed).")
-    var kubeletInsecureSkipTLSVerify = false
-
-    @Option(name: .customLong("node-name"), help: "With --pod: this node's name as spec.nodeName says it (default: $NODE_NAME, else the host name).")
-    var nodeName: String?
+    /// With --pod: the API server (or the kubelet's /pods) that names the pod, and this node.
+    @OptionGroup var kube: KubeAccessOptions
 
     @Flag(help: "With --image: start the pod even though a kubelet runs on this node (it will remove the pod as an orphan).")
     var force = false
@@ -116,8 +101,7 @@ struct TraceCommand: AsyncParsableCommand {
             if let flag = startFlags.first(where: { $0.0 }) {
                 throw ValidationError("\(flag.1) starts a pod of podstart's own; with --pod the kubelet starts it from its spec")
             }
-        } else if kubeconfig != nil || kubeletURL != nil || nodeName != nil || kubeletTokenFile != nil || kubeletCAFile != nil
-                    || kubeletInsecureSkipTLSVerify {
+        } else if kube.anyGiven {
             throw ValidationError("--kubeconfig, --kubelet-url, --kubelet-token-file, --kubelet-ca-file, --kubelet-insecure-skip-tls-verify and --node-name go with --pod")
         }
         let checks = [readyFile != nil, readyExec != nil, readyHTTP != nil, readyTCP != nil].filter { $0 }.count
@@ -217,15 +201,15 @@ struct TraceCommand: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let credentials = FileManager.default.temporaryDirectory.appendingPathComponent("podstart-kubeconfig-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: credentials) }
-        let api = try AgentConfiguration.apiServerEndpoint(kubeconfig: kubeconfig, environment: environment, credentialsDirectory: credentials)
+        let api = try AgentConfiguration.apiServerEndpoint(kubeconfig: kube.kubeconfig, environment: environment, credentialsDirectory: credentials)
         var kubelet: KubeEndpoint?
-        if let kubeletURL {
+        if let kubeletURL = kube.kubeletURL {
             let saToken = KubeEndpoint.serviceAccountDirectory + "/token"
-            let token = kubeletTokenFile ?? (FileManager.default.fileExists(atPath: saToken) ? saToken : nil)
-            kubelet = try KubeEndpoint(url: kubeletURL, tokenFile: token, caFile: kubeletCAFile, insecureSkipTLSVerify: kubeletInsecureSkipTLSVerify)
+            let token = kube.kubeletTokenFile ?? (FileManager.default.fileExists(atPath: saToken) ? saToken : nil)
+            kubelet = try KubeEndpoint(url: kubeletURL, tokenFile: token, caFile: kube.kubeletCAFile, insecureSkipTLSVerify: kube.kubeletInsecureSkipTLSVerify)
         }
         guard api != nil || kubelet != nil else { throw PodTraceError.noPodSource }
-        let node = nodeName ?? environment["NODE_NAME"] ?? ProcessInfo.processInfo.hostName
+        let node = kube.nodeName ?? environment["NODE_NAME"] ?? ProcessInfo.processInfo.hostName
         var logger = Logger(label: "podstart.trace") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = .warning
         var run = PodTraceRun(namespace: namespace, name: name, nodeName: node, api: api, kubelet: kubelet, criEndpoint: endpoint,
