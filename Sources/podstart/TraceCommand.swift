@@ -184,13 +184,7 @@ struct TraceCommand: AsyncParsableCommand {
             }
         }
         // Ctrl-C / SIGTERM cancel the start; PodStarter tears the pod down before returning.
-        let watcher = Task {
-            for await _ in signals {
-                interrupted.set()
-                work.cancel()
-                return
-            }
-        }
+        let watcher = interrupted.cancel(work, onFirstOf: signals)
         defer { watcher.cancel() }
         try await work.value
         writer.finish(traces.all)
@@ -222,13 +216,7 @@ struct TraceCommand: AsyncParsableCommand {
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
         let interrupted = Interrupted()
         let work = Task { try await run.trace() }
-        let watcher = Task {
-            for await _ in signals {
-                interrupted.set()
-                work.cancel()
-                return
-            }
-        }
+        let watcher = interrupted.cancel(work, onFirstOf: signals)
         defer { watcher.cancel() }
         let trace: PodStartTrace
         do { trace = try await work.value } catch {
@@ -339,6 +327,18 @@ final class Interrupted: Sendable {
     private let flag = Mutex(false)
     var value: Bool { flag.withLock { $0 } }
     func set() { flag.withLock { $0 = true } }
+
+    /// Cancels `work` at the first signal of `signals` (Ctrl-C, SIGTERM) and remembers that it
+    /// did; cancel the returned task once the work is done.
+    func cancel<Success: Sendable>(_ work: Task<Success, any Error>, onFirstOf signals: UnixSignalsSequence) -> Task<Void, Never> {
+        Task {
+            for await _ in signals {
+                self.set()
+                work.cancel()
+                return
+            }
+        }
+    }
 }
 
 /// The traces of the runs so far (for --output chrome, written at the end).
