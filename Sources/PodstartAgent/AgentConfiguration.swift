@@ -129,12 +129,23 @@ public struct AgentConfiguration: Sendable {
     /// one is mounted.
     public func kubeletEndpoint() throws -> HTTPEndpoint? {
         guard let url = kubeletURL else { return nil }
-        return try HTTPEndpoint(url: url, tokenFile: kubeletCredentialFile, caFile: kubeletCAFile, insecureSkipTLSVerify: kubeletInsecureSkipTLSVerify)
+        return try Self.kubeletEndpoint(url: url, tokenFile: kubeletTokenFile, caFile: kubeletCAFile,
+                                        insecureSkipTLSVerify: kubeletInsecureSkipTLSVerify, serviceAccountDirectory: serviceAccountDirectory)
+    }
+
+    /// The kubelet at `url` with its credential: `tokenFile`, else the service account's token
+    /// when one is mounted (the agent's and `trace --pod`'s rule).
+    public static func kubeletEndpoint(url: String, tokenFile: String?, caFile: String?, insecureSkipTLSVerify: Bool,
+                                       serviceAccountDirectory: String = KubeEndpoint.serviceAccountDirectory) throws -> HTTPEndpoint {
+        try HTTPEndpoint(url: url, tokenFile: credentialFile(tokenFile, serviceAccountDirectory: serviceAccountDirectory),
+                         caFile: caFile, insecureSkipTLSVerify: insecureSkipTLSVerify)
     }
 
     /// The kubelet's bearer token file: given, else the service account's when mounted.
-    public var kubeletCredentialFile: String? {
+    public var kubeletCredentialFile: String? { Self.credentialFile(kubeletTokenFile, serviceAccountDirectory: serviceAccountDirectory) }
+
+    static func credentialFile(_ given: String?, serviceAccountDirectory: String) -> String? {
         let saToken = serviceAccountDirectory + "/token"
-        return kubeletTokenFile ?? (FileManager.default.fileExists(atPath: saToken) ? saToken : nil)
+        return given ?? (FileManager.default.fileExists(atPath: saToken) ? saToken : nil)
     }
 }

@@ -198,9 +198,8 @@ struct TraceCommand: AsyncParsableCommand {
         let api = try AgentConfiguration.apiServerEndpoint(kubeconfig: kube.kubeconfig, environment: environment, credentialsDirectory: credentials)
         var kubelet: KubeEndpoint?
         if let kubeletURL = kube.kubeletURL {
-            let saToken = KubeEndpoint.serviceAccountDirectory + "/token"
-            let token = kube.kubeletTokenFile ?? (FileManager.default.fileExists(atPath: saToken) ? saToken : nil)
-            kubelet = try KubeEndpoint(url: kubeletURL, tokenFile: token, caFile: kube.kubeletCAFile, insecureSkipTLSVerify: kube.kubeletInsecureSkipTLSVerify)
+            kubelet = try AgentConfiguration.kubeletEndpoint(url: kubeletURL, tokenFile: kube.kubeletTokenFile, caFile: kube.kubeletCAFile,
+                                                             insecureSkipTLSVerify: kube.kubeletInsecureSkipTLSVerify)
         }
         guard api != nil || kubelet != nil else { throw PodTraceError.noPodSource }
         let node = kube.nodeName ?? environment["NODE_NAME"] ?? ProcessInfo.processInfo.hostName
