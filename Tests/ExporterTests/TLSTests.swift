@@ -33,23 +33,9 @@ struct TLSTests {
     }
 
     @Test func servesHTTPSWithCertificateFilesAndAClientThatVerifiesThem() async throws {
-        let dir = try Command.temporaryDirectory("podstart-exporter")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let files = try Self.makeCertificates(in: dir)
-        let responder = APIResponder(metrics: Fixtures.registry(), timelines: InMemoryTimelines(), readiness: Readiness())
-        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
-        let app = try APIServer.application(
-            responder: responder, listen: ListenAddress(host: "127.0.0.1", port: 0),
-            tls: TLSFiles(certificateChainPath: files.cert, privateKeyPath: files.key),
-            onServerRunning: { port in portContinuation.yield(port) })
-
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.run() }
-            var it = ports.makeAsyncIterator()
-            guard let port = await it.next() else { throw TestFailure("the server never reported its port") }
-
+        try await Self.withServer { port, ca in
             var trusting = TLSConfiguration.makeClientConfiguration()
-            trusting.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(files.ca))
+            trusting.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca))
             let client = TestClient(host: "127.0.0.1", port: port, configuration: .init(tlsConfiguration: trusting, serverName: "localhost"))
             client.connect()
             let response = try await client.get("/healthz")
@@ -62,7 +48,25 @@ struct TLSTests {
             stranger.connect()
             await #expect(throws: (any Error).self) { _ = try await stranger.get("/healthz") }
             try? await stranger.shutdown()
+        }
+    }
 
+    /// Runs the real listener with the test certificates and hands `body` its port and CA file.
+    static func withServer(_ body: @Sendable (Int, String) async throws -> Void) async throws {
+        let dir = try Command.temporaryDirectory("podstart-exporter")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let files = try makeCertificates(in: dir)
+        let responder = APIResponder(metrics: Fixtures.registry(), timelines: InMemoryTimelines(), readiness: Readiness())
+        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
+        let app = try APIServer.application(
+            responder: responder, listen: ListenAddress(host: "127.0.0.1", port: 0),
+            tls: TLSFiles(certificateChainPath: files.cert, privateKeyPath: files.key),
+            onServerRunning: { port in portContinuation.yield(port) })
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.run() }
+            var it = ports.makeAsyncIterator()
+            guard let port = await it.next() else { throw TestFailure("the server never reported its port") }
+            try await body(port, files.ca)
             group.cancelAll()
         }
     }
@@ -85,26 +89,6 @@ struct TestFailure: Error, CustomStringConvertible {
 
 @Suite("HTTPS minimum version")
 struct TLSMinimumVersionTests {
-    /// Runs the real listener with the test certificates and hands `body` its port and CA file.
-    static func withServer(_ body: @Sendable (Int, String) async throws -> Void) async throws {
-        let dir = try Command.temporaryDirectory("podstart-exporter")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let files = try TLSTests.makeCertificates(in: dir)
-        let responder = APIResponder(metrics: Fixtures.registry(), timelines: InMemoryTimelines(), readiness: Readiness())
-        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
-        let app = try APIServer.application(
-            responder: responder, listen: ListenAddress(host: "127.0.0.1", port: 0),
-            tls: TLSFiles(certificateChainPath: files.cert, privateKeyPath: files.key),
-            onServerRunning: { port in portContinuation.yield(port) })
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.run() }
-            var it = ports.makeAsyncIterator()
-            guard let port = await it.next() else { throw TestFailure("the server never reported its port") }
-            try await body(port, files.ca)
-            group.cancelAll()
-        }
-    }
-
     static func get(port: Int, ca: String, versions: (TLSVersion, TLSVersion)) async throws -> HTTPResponse.Status {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca))
@@ -118,7 +102,7 @@ struct TLSMinimumVersionTests {
     }
 
     @Test func aTLS11OrOlderClientIsRefusedWhileTLS12And13AreServed() async throws {
-        try await Self.withServer { port, ca in
+        try await TLSTests.withServer { port, ca in
             // a client that offers nothing newer than 1.1 (what BoringSSL's server default took)
             await #expect(throws: (any Error).self) { _ = try await Self.get(port: port, ca: ca, versions: (.tlsv1, .tlsv11)) }
             await #expect(throws: (any Error).self) { _ = try await Self.get(port: port, ca: ca, versions: (.tlsv1, .tlsv1)) }
@@ -132,7 +116,7 @@ struct TLSMinimumVersionTests {
         guard let openssl = Command.which("openssl") else {
             throw TestFailure("openssl is not installed: apt-get install openssl (scripts/install-deps.sh)")
         }
-        try await Self.withServer { port, ca in
+        try await TLSTests.withServer { port, ca in
             // SECLEVEL=0: Debian's openssl would otherwise refuse TLS 1.1 on its own side, and the
             // test would prove nothing about the server.
             let old = try Command.run(openssl, ["s_client", "-connect", "127.0.0.1:\(port)", "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0",
