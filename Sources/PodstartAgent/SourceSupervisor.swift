@@ -95,10 +95,10 @@ public final class SourceContext: Sendable {
         if recovered { logger.info("\(recoveryMessage)", metadata: metadata.merging(["source": "\(name)"]) { $1 }) }
     }
 
-    /// An error that does not end the source's run: counted; logged with `message` when it is the
-    /// first since the input last worked.
-    public func failed(_ message: String, _ error: (any Error)? = nil) {
-        metrics.recordSourceError(source: name)
+    /// An error that does not end the source's run: counted (unless `alreadyCounted`); logged with
+    /// `message` when it is the first since the input last worked.
+    public func failed(_ message: String, _ error: (any Error)? = nil, alreadyCounted: Bool = false) {
+        if !alreadyCounted { metrics.recordSourceError(source: name) }
         if outage() {
             var fields = metadata.merging(["source": "\(name)"]) { $1 }
             if let error { fields["error"] = "\(error)" }
@@ -167,10 +167,15 @@ public struct SourceSupervisor: Service {
             continuation.finish()
         }
         let limit = stopLimit
+        // Waited for in a task of its own: iterating `ended` in a cancelled task would end at once,
+        // and a cancelled supervisor must still give its source up to `stopLimit` to stop.
+        let outcome = Task<Bool, Never> {
+            for await _ in ended { return true }
+            return false
+        }
         let stopped: Bool = await withGracefulShutdownHandler {
             await withTaskCancellationHandler {
-                for await _ in ended { return true }
-                return false
+                await outcome.value
             } onCancel: {
                 work.cancel()
                 Task { try? await Task.sleep(for: limit); continuation.finish() }
@@ -200,14 +205,16 @@ public struct SourceSupervisor: Service {
                 // an input that worked and then ended: a stream or connection closed under it
                 if context.takeWorkedThisRun() { metrics.recordStreamClose(source: source.name) }
                 if context.takeBackoffReset() { backoff.reset() }
+                // A connection that closed under a call was counted as it closed, by the agent's
+                // CRIConnection observer (podstart_cri_connection_closes_total and source_errors_total).
+                let countedAtClose = (error as? CRIError)?.isConnectionClosed ?? false
                 if source.reconnectsAtOnce, context.takeHealthy() {
-                    // counted: a connection that closed under a call was counted as it closed
-                    if !((error as? CRIError)?.isConnectionClosed ?? false) { context.count() }
+                    if !countedAtClose { context.count() }
                     logger.debug("connection closed; reconnecting",
                                  metadata: source.logMetadata.merging(["source": "\(source.name)", "error": "\(error)"]) { $1 })
                     continue
                 }
-                context.failed(source.outageMessage, error)
+                context.failed(source.outageMessage, error, alreadyCounted: countedAtClose)
                 try? await Task.sleep(for: backoff.next())
             }
         }

@@ -1,3 +1,5 @@
+import Foundation
+import ContainerRuntime
 import Exporter
 import Logging
 import PodstartAgent
@@ -39,6 +41,24 @@ struct StuckSource: AgentSource {
     }
 }
 
+/// A source that needs a moment to stop once cancelled (it finishes writing what it holds).
+final class SlowStoppingSource: AgentSource {
+    let name = "slow-stopping"
+    private let state = Mutex((running: false, stopped: false))
+    var running: Bool { state.withLock { $0.running } }
+    var stopped: Bool { state.withLock { $0.stopped } }
+
+    func run(_ context: SourceContext) async throws {
+        context.up()
+        state.withLock { $0.running = true }
+        try? await Task.sleep(for: .seconds(3600))
+        // cancelled: the shutdown work, which cancellation does not interrupt
+        let end = ContinuousClock.now + .milliseconds(300)
+        while ContinuousClock.now < end { usleep(10_000) }
+        state.withLock { $0.stopped = true }
+    }
+}
+
 @Suite struct SourceSupervisorTests {
     @Test func eachFailedAttemptIsCountedAndAnOutageLoggedOnce() async throws {
         let logs = CapturedLogs()
@@ -58,6 +78,25 @@ struct StuckSource: AgentSource {
         #expect(warnings.first?.metadata["source"] == "flaky")
         #expect(warnings.first?.metadata["error"] == "Lost()")
         #expect(logs.messages("flaky input back").count == 1)
+        // it stopped when cancelled: nothing was left behind
+        #expect(logs.messages("source still stopping; shutting down without it").isEmpty)
+    }
+
+    /// A cancelled supervisor (the group cancelled rather than shut down gracefully) still waits
+    /// for its source to stop, up to the stop limit: the source's own shutdown (a final flush, a
+    /// cursor written) is not cut short, and nothing is logged as left behind.
+    @Test func cancellationWaitsForASourceThatTakesAWhileToStop() async throws {
+        let logs = CapturedLogs()
+        let source = SlowStoppingSource()
+        let supervisor = SourceSupervisor(source, metrics: MetricsRegistry.forTests(), logger: logs.logger(), stopLimit: .seconds(30))
+        let task = Task { await supervisor.run() }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !source.running, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        try #require(source.running)
+        task.cancel()
+        await task.value
+        #expect(source.stopped, "the supervisor returned before its source had stopped")
+        #expect(logs.messages("source still stopping; shutting down without it").isEmpty)
     }
 
     @Test func backoffDoublesToItsLimitAndResets() {
@@ -124,5 +163,47 @@ final class ClosingSource: AgentSource {
         #expect(source.attemptCount == 3)
         #expect(metrics.sample(#"podstart_source_stream_closes_total{source="closing"}"#) == 1)
         #expect(metrics.sourceErrors("closing") == 2)
+    }
+}
+
+/// A listing whose connection closes under it, twice (the repeat on a new connection closed too),
+/// then one that works: what containerd's event source saw on the real node.
+final class ConnectionClosingSource: AgentSource {
+    let name = "containerd-events"
+    private let attempts = Mutex(0)
+    var backoff: Backoff { .fixed(.milliseconds(1)) }
+    var outageMessage: String { "containerd event stream lost; retrying with backoff" }
+    var attemptCount: Int { attempts.withLock { $0 } }
+
+    func run(_ context: SourceContext) async throws {
+        let attempt = attempts.withLock { $0 += 1; return $0 }
+        if attempt == 1 {
+            throw CRIError.connectionClosed(socket: "/run/containerd/containerd.sock", method: "containerd Namespaces/List",
+                                            detail: "stream closed", retried: true)
+        }
+        context.up()
+        try await Task.sleep(for: .seconds(3600))
+    }
+}
+
+extension StreamCloseAccountingTests {
+    /// A connection that closed under a call is counted once, as it closed, by the agent's
+    /// CRIConnection observer (with its reason in podstart_cri_connection_closes_total); the
+    /// supervisor logs the outage but does not count the same close again.
+    @Test func aClosedConnectionIsNotCountedAgainByTheSupervisor() async throws {
+        let metrics = MetricsRegistry.forTests()
+        metrics.register(sources: ["containerd-events"])
+        let logs = CapturedLogs()
+        let source = ConnectionClosingSource()
+        let supervisor = SourceSupervisor(source, metrics: metrics, logger: logs.logger())
+        let task = Task { await supervisor.run() }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while source.attemptCount < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        try await Task.sleep(for: .milliseconds(20))
+        task.cancel()
+        await task.value
+        #expect(source.attemptCount == 2)
+        #expect(metrics.sourceErrors("containerd-events") == 0)
+        #expect(logs.messages("containerd event stream lost; retrying with backoff").count == 1)
     }
 }
