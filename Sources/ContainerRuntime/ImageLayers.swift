@@ -131,6 +131,17 @@ extension OverlayRootfs {
         }
     }
 
+    /// Where `path` comes from, for an access of `file`: the layer that provides it (nil when the
+    /// image's layers are unknown, or for the container's own files) and the file holding its
+    /// bytes — page-cache reads name the providing layer's file, not the overlay inode.
+    public func location(of path: String, file: FileIdentity, layers: ImageLayers?) -> LayerLocation {
+        let dataFile = dataFile(of: path) ?? file.dataKey
+        guard let layers, case .layer(let layer)? = attribution(of: path, layers: layers) else {
+            return LayerLocation(layerDigest: nil, dataFile: dataFile)
+        }
+        return LayerLocation(layerDigest: layer.digest, dataFile: dataFile)
+    }
+
     /// The layers of the image `digest` names, from containerd's content store under this
     /// root filesystem's containerd root; nil when either is unknown or unreadable.
     public func imageLayers(digest: String?) -> ImageLayers? {

@@ -369,11 +369,6 @@ public actor AgentHub {
         let byNamespace = container.mountNamespace.flatMap { container.initExited ? exitedRootfs[$0] : rootfsByNamespace[$0] }
         guard let rootfs = byNamespace ?? containerFiles[container.id]?.rootfs else { return nil }
         if containerFiles[container.id] == nil { containerFiles[container.id] = .init(rootfs: rootfs) }  // for enrich
-        let dataFile = rootfs.dataFile(of: path) ?? file.dataKey
-        guard let layers = layers(container.imageDigest, rootfs: rootfs) else { return LayerLocation(layerDigest: nil, dataFile: dataFile) }
-        switch rootfs.attribution(of: path, layers: layers) {
-        case .layer(let layer)?: return LayerLocation(layerDigest: layer.digest, dataFile: dataFile)
-        default: return LayerLocation(layerDigest: nil, dataFile: dataFile)
-        }
+        return rootfs.location(of: path, file: file, layers: layers(container.imageDigest, rootfs: rootfs))
     }
 }

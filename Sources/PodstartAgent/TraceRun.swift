@@ -88,12 +88,7 @@ public struct TraceRun: Sendable {
             correlator.addAggregates(openCounts: openCounts, writeTotals: writeTotals)
             let resolve: Correlator.AccessResolver = { _, path, identity in
                 guard let rootfs = record.rootfs, let layers else { return nil }
-                // page-cache reads name the providing layer's file, not the overlay inode
-                let dataFile = rootfs.dataFile(of: path) ?? identity.dataKey
-                switch rootfs.attribution(of: path, layers: layers) {
-                case .layer(let layer)?: return LayerLocation(layerDigest: layer.digest, dataFile: dataFile)
-                default: return LayerLocation(layerDigest: nil, dataFile: dataFile)
-                }
+                return rootfs.location(of: path, file: identity, layers: layers)
             }
             trace = correlator.flush(resolve: resolve).first { $0.pod.uid == record.pod.uid }
             // The image's unpacked size, while its layers are certainly on disk: access
