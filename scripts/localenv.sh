@@ -256,12 +256,20 @@ $proxy_plugins
   conf_dir = "$CNI_CONF_DIR"
   max_conf_num = 1
 
-# The local registry speaks plain HTTP on loopback.
-[plugins."io.containerd.grpc.v1.cri".registry.mirrors."127.0.0.1:$port"]
-  endpoint = ["http://127.0.0.1:$port"]
+# Registry hosts as nodes configure them today (containerd 2.x reads only this form): one
+# hosts.toml per registry under config_path, read again on every pull, so a test can add a
+# registry mirror entry without a restart.
+[plugins."io.containerd.grpc.v1.cri".registry]
+  config_path = "$dir/certs.d"
+EOF
+  # The local registry speaks plain HTTP on loopback.
+  mkdir -p "$dir/certs.d/127.0.0.1:$port"
+  cat >"$dir/certs.d/127.0.0.1:$port/hosts.toml" <<EOF
+server = "http://127.0.0.1:$port"
 
-[plugins."io.containerd.grpc.v1.cri".registry.configs."127.0.0.1:$port".tls]
-  insecure_skip_verify = true
+[host."http://127.0.0.1:$port"]
+  capabilities = ["pull", "resolve", "push"]
+  skip_verify = true
 EOF
 }
 

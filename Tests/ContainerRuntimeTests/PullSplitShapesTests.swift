@@ -13,17 +13,29 @@ extension ContainerRuntimeIntegration.TraceCommandEndToEndTests {
     /// Rates make every transfer last a second or more (each image holds busybox, about 1 MiB
     /// compressed), so the registry's time is mostly sending rather than waiting between requests.
     @Test(arguments: [
-        ("large-layer:latest", 24.0),      // one large incompressible file: download-bound
-        ("large-layer:compressible", 1.0), // one large file of zeros: unpack-bound (512 MiB from 0.5 MiB)
-        ("small-files:latest", 1.0),       // two thousand small files
-        ("reader:latest", 1.0),            // several layers
-        ("whiteouts:latest", 1.0),         // a layer deleting what the one below added (128 MiB of text among it)
+        ("large-layer:latest", 24.0, Route.proxy),      // one large incompressible file: download-bound
+        ("large-layer:compressible", 1.0, Route.proxy), // one large file of zeros: unpack-bound (512 MiB from 0.5 MiB)
+        ("small-files:latest", 1.0, Route.proxy),       // two thousand small files
+        ("reader:latest", 1.0, Route.proxy),            // several layers
+        ("whiteouts:latest", 1.0, Route.proxy),         // a layer deleting what the one below added (128 MiB of text among it)
+        // The issue's case: one large file pulled through a registry mirror entry at 16 MiB/s.
+        ("large-layer:compressible", 16.0, Route.mirror),
+        ("small-files:latest", 1.0, Route.mirror),
     ])
-    func pullSplitMatchesTheRegistrySideOnEveryImageShape(name: String, mebibytesPerSecond: Double) async throws {
+    func pullSplitMatchesTheRegistrySideOnEveryImageShape(name: String, mebibytesPerSecond: Double, route: Route) async throws {
         let registryPort = try #require(UInt16(env.registry.split(separator: ":").last ?? ""))
         let proxy = try ThrottlingProxy(upstreamPort: registryPort, bytesPerSecond: mebibytesPerSecond * 1024 * 1024)
         defer { proxy.stop() }
-        let image = "127.0.0.1:\(proxy.port)/podstart-test/\(name)"
+        let image: String
+        switch route {
+        case .proxy:
+            image = "127.0.0.1:\(proxy.port)/podstart-test/\(name)"
+        case .mirror:
+            // A name containerd resolves only through its hosts.toml: the mirror (the throttling
+            // proxy) first, the local registry as the upstream server. Both are loopback addresses.
+            image = "\(Self.mirroredRegistry)/podstart-test/\(name)"
+            try writeMirrorEntry(proxyPort: proxy.port, registryPort: registryPort)
+        }
         // The same content under the registry's own name would make the pull find every blob present.
         try await CRIClient.withClient(endpoint: env.endpoint) { client in
             if let present = try await client.imageStatus(env.image(name)) { try await client.removeImage(present.id) }
@@ -51,6 +63,34 @@ extension ContainerRuntimeIntegration.TraceCommandEndToEndTests {
         #expect(decompress <= Double(pull.end - pull.start) / 1e9, "\(summary)")
         let ends = phases.filter { $0.name == "decompress" }.map(\.end)
         #expect(ends.allSatisfy { $0 >= window.firstUnixNs }, "decompress before the first byte arrived: \(summary)")
+    }
+
+    /// How the pull reaches the registry: straight to the throttling proxy by its address, or
+    /// through a registry mirror entry (containerd's `hosts.toml`) that names the proxy as the mirror.
+    enum Route: String, Sendable, CustomTestStringConvertible {
+        case proxy, mirror
+        var testDescription: String { rawValue }
+    }
+
+    /// The registry name the mirror entry is for; never resolved through DNS (hosts.toml names
+    /// every host containerd contacts for it by loopback address).
+    static let mirroredRegistry = "mirror.podstart.test"
+
+    /// containerd's registry host configuration for `mirroredRegistry` (`config_path` in
+    /// scripts/localenv.sh; read again on every pull): the proxy as a pull/resolve mirror, the
+    /// local registry as the upstream server.
+    func writeMirrorEntry(proxyPort: UInt16, registryPort: UInt16) throws {
+        let directory = "\(env.directory)/containerd/certs.d/\(Self.mirroredRegistry)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let hosts = """
+            server = "http://127.0.0.1:\(registryPort)"
+
+            [host."http://127.0.0.1:\(proxyPort)"]
+              capabilities = ["pull", "resolve"]
+              skip_verify = true
+
+            """
+        try hosts.write(toFile: "\(directory)/hosts.toml", atomically: true, encoding: .utf8)
     }
 
     /// First and last inode change in containerd's overlayfs snapshots between `after` and
