@@ -569,11 +569,12 @@ def check_references(documents, flags):
                 if set(rule.get("verbs", [])) != {"get"}:
                     error(f"{file} {name_of(role)}", f"verbs beyond get for the agent's /v1: {rule.get('verbs')}")
                 continue
-            # what the agent calls: list + watch of pods; GET on the kubelet (/metrics, /pods)
+            # what the agent calls: list + watch of pods; list of a pod's events (one per start);
+            # GET on the kubelet (/metrics, /pods)
             resources = set(rule.get("resources", []))
-            if resources - {"pods", "nodes/metrics", "nodes/proxy"}:
-                error(f"{file} {name_of(role)}", f"resources beyond pods and the kubelet's nodes/metrics, nodes/proxy: {rule.get('resources')}")
-            allowed = {"list", "watch"} if resources <= {"pods"} else {"get"}
+            if resources - {"pods", "events", "nodes/metrics", "nodes/proxy"}:
+                error(f"{file} {name_of(role)}", f"resources beyond pods, events and the kubelet's nodes/metrics, nodes/proxy: {rule.get('resources')}")
+            allowed = {"list", "watch"} if resources <= {"pods"} else {"list"} if resources <= {"events"} else {"get"}
             if set(rule.get("verbs", [])) - allowed:
                 error(f"{file} {name_of(role)}", f"verbs beyond {'/'.join(sorted(allowed))} for {sorted(resources)}: {rule.get('verbs')}")
     for file, binding in by_kind.get("ClusterRoleBinding", []):

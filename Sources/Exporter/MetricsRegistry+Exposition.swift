@@ -83,6 +83,11 @@ extension MetricsRegistry {
                "Seconds from pod creation (creationTimestamp) to the pod watch showing every container running, minus the window from the first image pull started to the last finished, as kubelet v1.28 measures kubelet_pod_start_sli_duration_seconds; starts that reached ready.", om)
         s.slo.render(into: &out, format)
 
+        if s.warningEventsShown {
+            counters(&out, "podstart_pod_start_warning_events",
+                     "Warning events of recorded pod starts (the pod's events listed once when its start was recorded), by reason, each event counted as often as it occurred; reasons outside podstart's list are other.", s.warningEvents, om)
+        }
+
         counters(&out, "podstart_pod_starts",
                  "Pod starts recorded, by outcome (ready or failed).", s.starts, om)
         family(&out, om ? "podstart_pod_starts_readiness_unknown" : "podstart_pod_starts_readiness_unknown_total", "counter",

@@ -215,6 +215,23 @@ public final class MetricsRegistry: Sendable {
         state.withLock { s in s.apiReloadErrors[i].value &+= 1 }
     }
 
+    /// Warning events of a recorded pod start (its events, listed once), `count` occurrences of
+    /// `reason`: `podstart_pod_start_warning_events_total{reason}`, reasons outside
+    /// `PodEvents.warningReasons` counted as `other`.
+    public func recordPodStartWarningEvents(reason: String, count: UInt64) {
+        let i = State.warningEventReasons.firstIndex(of: reason) ?? State.warningEventReasons.firstIndex(of: Self.otherLabel)!
+        state.withLock { s in
+            s.warningEvents[i].value &+= count
+            s.warningEventsShown = true
+        }
+    }
+
+    /// Shows `podstart_pod_start_warning_events_total` with every reason at 0 (the agent lists
+    /// the pods' events): a series absent until its first event would hide it from `rate()`.
+    public func registerPodStartWarningEvents() {
+        state.withLock { s in s.warningEventsShown = true }
+    }
+
     public func recordSourceError(source: String, count: UInt64 = 1) {
         state.withLock { s in s.sourceErrors.add(count, to: source, limit: configuration.otherLabelLimit) }
     }

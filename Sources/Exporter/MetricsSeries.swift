@@ -143,6 +143,14 @@ struct State: Sendable {
     var apiReloadErrors = State.apiReloadFiles.map {
         CounterSeries(label: $0, prefix: "podstart_api_reload_errors_total{file=\"\($0)\"} ")
     }
+    /// `podstart_pod_start_warning_events_total{reason}`: the closed vocabulary and `other`,
+    /// sorted by label value.
+    static let warningEventReasons = (PodEvents.warningReasons + [MetricsRegistry.otherLabel]).sorted()
+    var warningEvents = State.warningEventReasons.map {
+        CounterSeries(label: $0, prefix: "podstart_pod_start_warning_events_total{reason=\"\($0)\"} ")
+    }
+    /// Whether the agent lists events (or some were counted): the family is rendered then only.
+    var warningEventsShown = false
     var images: [ImageSeries] = []
     var imageIndex: [String: Int] = [:]
     var ownImageSlots = 0
@@ -171,7 +179,7 @@ struct State: Sendable {
     }
 
     /// A generous guess of the rendered size, so rendering appends without regrowing.
-    var estimatedBytes: Int { 96 * (30 * (phases.count + 3) + images.count * 2 + probeEvents.series.count * 2 + sourceErrors.series.count + streamCloses.series.count + 30) }
+    var estimatedBytes: Int { 96 * (30 * (phases.count + 3) + images.count * 2 + probeEvents.series.count * 2 + sourceErrors.series.count + streamCloses.series.count + warningEvents.count + 30) }
 
     mutating func imageSlot(for image: String, configuration: MetricsRegistry.Configuration) -> Int {
         if let i = imageIndex[image] { return i }

@@ -3,6 +3,7 @@ import Exporter
 import Foundation
 import HTTPTransport
 import KernelProbes
+import KubeletSources
 import Logging
 import PodstartCore
 import ServiceLifecycle
@@ -62,6 +63,16 @@ public struct Agent: Sendable {
         let hub = AgentHub(correlator: Correlator(configuration: correlation, clock: WallClock.measure()),
                            store: store, metrics: metrics, logger: logger, health: storeHealth)
         if let path = options.recordInputs { await hub.record(inputsTo: try InputRecorder(path: path, clock: WallClock.measure()).record) }
+        // each recorded start's events: one list at the API server, after the start is saved
+        var events: PodEventsAttacher?
+        if let api, options.podEvents {
+            var lister = try PodEventLister(api)
+            lister.limit = options.podEventsLimit
+            let attacher = PodEventsAttacher(lister: lister, store: store, metrics: metrics, logger: logger)
+            await hub.onRecorded { attacher.enqueue($0) }
+            metrics.registerPodStartWarningEvents()
+            events = attacher
+        }
 
         var kernel: KernelSource?
         if !options.kernel {
@@ -130,7 +141,7 @@ public struct Agent: Sendable {
         }
         // Registered in the order they start; a graceful shutdown stops them in reverse.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: AgentDrain(hub: hub, store: store, logger: logger)),
+            .init(service: AgentDrain(hub: hub, store: store, logger: logger, events: events)),
             .init(service: CorrelatorClock(hub: hub), successTerminationBehavior: .ignore),
             .init(service: StoreHealthService(store: store, health: storeHealth), successTerminationBehavior: .ignore),
             .init(service: SourceGroup(sources.map { SourceSupervisor($0, metrics: metrics, logger: logger, stopLimit: options.sourceStopLimit) }),

@@ -52,6 +52,11 @@ public struct AgentConfiguration: Sendable {
     public var environment: [String: String] = ProcessInfo.processInfo.environment
     /// This node's name, as `spec.nodeName` says it.
     public var nodeName: String?
+    /// List each recorded start's pod events once at the API server (`--no-pod-events` turns it
+    /// off); only with an API server.
+    public var podEvents = true
+    /// Events kept per start (`--pod-events-limit`, Warnings first).
+    public var podEventsLimit = PodEvents.defaultLimit
     public var startupWindow: Duration = .seconds(10)
     public var startTimeout: Duration = .seconds(300)
     public var recordInputs: String?
@@ -84,7 +89,12 @@ public struct AgentConfiguration: Sendable {
     public var sourceNames: [String] {
         ["cri", "kernel", "runtime-layout", "state"] + (containerdEvents ? ["containerd-events"] : []) + (containerdLog != nil ? ["containerd-log"] : [])
             + (kubeletLog != nil ? ["kubelet-log"] : []) + (followsJournal ? ["journal"] : []) + (effectiveKubeletMetricsURL != nil ? ["kubelet-metrics"] : [])
-            + (followsPodRecords ? ["apiserver"] : [])
+            + (followsPodRecords ? ["apiserver"] : []) + (listsPodEvents ? [PodEventsAttacher.sourceName] : [])
+    }
+
+    /// Whether each start's pod events are listed: asked for, and an API server to ask.
+    public var listsPodEvents: Bool {
+        podEvents && (kubeconfig != nil || environment["KUBERNETES_SERVICE_HOST"] != nil)
     }
 
     /// Whether the journal is followed: asked for, and some unit is not read from a file.

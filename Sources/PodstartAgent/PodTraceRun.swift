@@ -2,6 +2,7 @@ import ContainerRuntime
 import Exporter
 import Foundation
 import HTTPTransport
+import KubeletSources
 import Logging
 import PodstartCore
 import StateStore
@@ -28,6 +29,10 @@ public struct PodTraceRun: Sendable {
     /// How long to wait for the pod to appear and become Ready.
     public var timeout: Duration
     public var criPollInterval: Duration = .milliseconds(100)
+    /// List the pod's events once at the API server when its start is recorded (or failed), as
+    /// the agent does (`--no-pod-events` turns it off); `podEventsLimit` of them are kept.
+    public var podEvents = true
+    public var podEventsLimit = PodEvents.defaultLimit
     /// Warnings of the sources (an unreachable API server, a CRI outage), never on standard output.
     public var logger: Logger
     /// Called once the runtime is listed and the pod's record is being followed: from then on a
@@ -147,12 +152,15 @@ public struct PodTraceRun: Sendable {
             var s = target.state.withLock { $0 }
             if podRecords.state.values.withLock({ $0.listed }) { s.listed = true }
             if let started = s.alreadyStarted { throw PodTraceError.alreadyStarted(pod: "\(namespace)/\(name)", uid: started.uid, ready: started.readyUnixNs != nil) }
-            if let trace = s.trace { return trace }
+            if let trace = s.trace { return await withEvents(trace) }
             if let failure = s.failure {
                 // the correlator records the failed start just after the input that failed it:
                 // shown as far as it went when it comes
                 failedAt = failedAt ?? clock.now
-                if let failedAt, clock.now - failedAt > .seconds(1) { throw PodTraceError.failed(pod: "\(namespace)/\(name)", reason: failure) }
+                if let failedAt, clock.now - failedAt > .seconds(1) {
+                    let warnings = await events(namespace: namespace, uid: s.uid).map { Self.warningSummary($0) } ?? ""
+                    throw PodTraceError.failed(pod: "\(namespace)/\(name)", reason: failure + warnings)
+                }
             }
             if clock.now >= deadline {
                 throw PodTraceError.timedOut(pod: "\(namespace)/\(name)", node: nodeName, after: timeout, seen: s.uid != nil,
@@ -160,6 +168,36 @@ public struct PodTraceRun: Sendable {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
+    }
+}
+
+extension PodTraceRun {
+    /// The pod's events, listed once (nil: not asked for, no API server or no UID). A failed
+    /// listing is a warning on standard error and `eventsError` in the trace.
+    func events(namespace: String, uid: String?) async -> PodEvents? {
+        guard podEvents, let api, let uid, !uid.isEmpty else { return nil }
+        do {
+            var lister = try PodEventLister(api)
+            lister.limit = podEventsLimit
+            return try await lister.list(namespace: namespace, uid: uid)
+        } catch {
+            logger.warning("cannot list the pod's events; the trace is shown without them", metadata: ["error": "\(error)"])
+            return .failed("\(error)")
+        }
+    }
+
+    func withEvents(_ trace: PodStartTrace) async -> PodStartTrace {
+        guard PodEventsAttacher.wantsEvents(trace) else { return trace }
+        var trace = trace
+        trace.events = await events(namespace: trace.pod.namespace, uid: trace.pod.uid) ?? trace.events
+        return trace
+    }
+
+    /// `; Warning events: Failed ×3 "…", BackOff ×5 "…"` for a start that failed ("" without any).
+    public static func warningSummary(_ events: PodEvents) -> String {
+        let warnings = events.items.filter(\.isWarning)
+        guard !warnings.isEmpty else { return "" }
+        return "; Warning events: " + warnings.map { "\($0.reason) ×\($0.count) \"\($0.message.prefix(160))\"" }.joined(separator: ", ")
     }
 }
 

@@ -138,6 +138,8 @@ public struct PodStartTrace: Hashable, Sendable {
     public var containers: [Container]
     /// The kubelet's SLI for this start (nil when no source gave its instants).
     public var sli: StartSLI?
+    /// The pod's events, listed once when the start was recorded (nil: not listed).
+    public var events: PodEvents?
 
     public init(pod: Pod, runtime: RuntimeIdentity? = nil, created: Int64, ready: Int64?, outcome: Outcome,
                 failureReason: String? = nil, phases: [PhaseSpan], containers: [Container], sli: StartSLI? = nil) {
@@ -221,6 +223,7 @@ extension PodStartTrace {
                                            ("watchObservedRunning", t(sli.watchObservedRunningUnixNs)),
                                            ("source", .string(sli.source.rawValue))])))
         }
+        if let events { fields += events.jsonFields }
         return .object(fields)
     }
 
@@ -286,6 +289,7 @@ extension PodStartTrace {
                            watchObservedRunningUnixNs: running,
                            source: o["source"]?.stringValue.flatMap(PhaseSource.init(rawValue:)) ?? .derived)
         }
+        events = PodEvents(traceJSON: json)
         containers = try (json["containers"]?.arrayValue ?? []).map { c in
             Container(
                 name: c["name"]?.stringValue ?? "", image: try req(c["image"]?.stringValue, "containers[].image"),

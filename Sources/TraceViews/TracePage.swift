@@ -91,6 +91,7 @@ public enum TracePage {
             </svg>
             <p class="legend">Bars start at the phase's offset from <i>created</i>; top-level phases tile created → ready, and the pull's parts tile the pull. Marks: a file's first access (hover for path, layer, bytes).</p>
             \(phaseTable(trace, e2e: e2e))
+            \(eventsTable(trace))
             \(accessTables(trace))
             </body></html>
 
@@ -171,6 +172,22 @@ public enum TracePage {
         return "<h2>Phases</h2><table class=\"phases\"><thead><tr><th>phase</th><th>from (s)</th><th>seconds</th><th>share</th><th>source</th></tr></thead><tbody>\(rows)</tbody></table>"
     }
 
+    /// The pod's events as listed when the start was recorded (nothing when they were not).
+    static func eventsTable(_ trace: PodStartTrace) -> String {
+        guard let events = trace.events else { return "" }
+        if let error = events.error, events.items.isEmpty {
+            return "<h2>Events</h2><p class=\"meta\">not listed: \(esc(error))</p>"
+        }
+        let createdSecond = trace.created / 1_000_000_000 - (trace.created % 1_000_000_000 < 0 ? 1 : 0)
+        var rows = ""
+        for e in events.items {
+            let from = e.firstTimestamp.map { String($0 / 1_000_000_000 - createdSecond) } ?? ""
+            rows += "<tr class=\"\(e.isWarning ? "warning" : "normal")\"><td class=\"n\">\(from)</td><td>\(esc(e.type))</td><td>\(esc(e.reason))</td><td class=\"n\">\(e.count)</td><td>\(esc(e.container ?? ""))</td><td>\(esc(e.component))</td><td>\(esc(e.message))</td></tr>"
+        }
+        let more = events.truncated ? "<p class=\"meta\">more events on the API server than the limit kept (Warnings first)</p>" : ""
+        return "<h2>Events</h2><table class=\"events\"><thead><tr><th>from (s)</th><th>type</th><th>reason</th><th>count</th><th>container</th><th>by</th><th>message</th></tr></thead><tbody>\(rows)</tbody></table>\(more)"
+    }
+
     static func accessTables(_ trace: PodStartTrace) -> String {
         var out = ""
         for container in trace.containers {
@@ -237,5 +254,6 @@ public enum TracePage {
         .legend{color:#666;font-size:12px;max-width:1040px}
         table{border-collapse:collapse;font-size:12px}th,td{padding:2px 8px;border-bottom:1px solid #eee;text-align:left}
         td.n{text-align:right;font-variant-numeric:tabular-nums}
+        tr.warning td{color:#b00}
         """
 }

@@ -29,7 +29,44 @@ public enum TraceTable {
             if let code = container.exitCode { out += ", exited \(code)" }
             out += "\n"
         }
+        if let events = trace.events { out += eventLines(events, trace: trace) }
         return out + "\n"
+    }
+
+    /// The pod's events under the waterfall: one line each (Warnings stand out by their type and
+    /// count), offsets in the API's whole seconds, and the kubelet's own pull time beside
+    /// podstart's `pull` when the kubelet's `Pulled` events gave one.
+    static func eventLines(_ events: PodEvents, trace: PodStartTrace) -> String {
+        if let error = events.error, events.items.isEmpty { return "\nevents: not listed (\(error))\n" }
+        let warnings = events.items.filter(\.isWarning).count
+        var out = "\nevents (\(events.items.count), \(warnings) warning\(warnings == 1 ? "" : "s"); seconds after created, whole seconds as the API stores them):\n"
+        let createdSecond = trace.created / 1_000_000_000 - (trace.created % 1_000_000_000 < 0 ? 1 : 0)
+        func offset(_ t: Int64?) -> String {
+            guard let t else { return "?" }
+            return "+\(t / 1_000_000_000 - createdSecond)"
+        }
+        let reasonWidth = min(24, events.items.map(\.reason.count).max() ?? 0)
+        for e in events.items {
+            var when = offset(e.firstTimestamp)
+            if e.count > 1, e.lastTimestamp != e.firstTimestamp { when += "…" + offset(e.lastTimestamp) }
+            var text = e.message.split(whereSeparator: \.isNewline).joined(separator: " ")
+            if text.count > 140 { text = String(text.prefix(139)) + "…" }
+            let count = e.count > 1 ? " ×\(e.count)" : ""
+            let container = e.container.map { " [\($0)]" } ?? ""
+            out += "  \(pad(when, 8)) \(pad(e.type, 7)) \(pad(e.reason, reasonWidth))\(count)\(container)  \(text)\n"
+        }
+        if events.truncated { out += "  … more events on the API server than the limit kept (--pod-events-limit; Warnings first)\n" }
+        let pulled = events.items.compactMap(\.pullSeconds)
+        if !pulled.isEmpty {
+            let waiting = events.items.compactMap(\.pullIncludingWaitingSeconds)
+            var line = "  kubelet's Pulled events: \(format(pulled.reduce(0, +))) s pulling"
+            if waiting.count == pulled.count { line += " (\(format(waiting.reduce(0, +))) s including waiting)" }
+            if trace.phases.contains(where: { $0.name == .pull && $0.parent == nil }) {
+                line += " · podstart's pull phase: \(format(trace.seconds(of: .pull))) s"
+            }
+            out += line + "\n"
+        }
+        return out
     }
 
     static func line(_ span: PhaseSpan, trace: PodStartTrace, e2e: Int64, indent: String) -> String {

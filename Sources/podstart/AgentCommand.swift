@@ -27,6 +27,8 @@ struct AgentCommand: AsyncParsableCommand {
 
     @OptionGroup var kube: KubeAccessOptions
 
+    @OptionGroup var events: PodEventsOptions
+
     @Option(help: "YAML file with flag values (e.g. /etc/podstart/config.yaml).")
     var config: String?
 
@@ -165,6 +167,8 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.kubeletInsecureSkipTLSVerify = kube.kubeletInsecureSkipTLSVerify
         configuration.kubeconfig = kube.kubeconfig
         configuration.nodeName = kube.node
+        configuration.podEvents = !events.noPodEvents
+        configuration.podEventsLimit = events.podEventsLimit
         configuration.startupWindow = DurationText.parse(startupWindow) ?? .seconds(10)
         configuration.startTimeout = DurationText.parse(startTimeout) ?? .seconds(300)
         configuration.recordInputs = recordInputs

@@ -41,6 +41,9 @@ struct TraceCommand: AsyncParsableCommand {
     /// With --pod: the API server (or the kubelet's /pods) that names the pod, and this node.
     @OptionGroup var kube: KubeAccessOptions
 
+    /// With --pod: the pod's events, listed once when its start is recorded.
+    @OptionGroup var events: PodEventsOptions
+
     @Flag(help: "With --image: start the pod even though a kubelet runs on this node (it will remove the pod as an orphan).")
     var force = false
 
@@ -103,6 +106,8 @@ struct TraceCommand: AsyncParsableCommand {
             }
         } else if kube.anyGiven {
             throw ValidationError("--kubeconfig, --kubelet-url, --kubelet-token-file, --kubelet-ca-file, --kubelet-insecure-skip-tls-verify and --node-name go with --pod")
+        } else if events.anyGiven {
+            throw ValidationError("--no-pod-events and --pod-events-limit go with --pod")
         }
         let checks = [readyFile != nil, readyExec != nil, readyHTTP != nil, readyTCP != nil].filter { $0 }.count
         if checks > 1 { throw ValidationError("choose one of --ready-file, --ready-exec, --ready-http, --ready-tcp") }
@@ -207,6 +212,8 @@ struct TraceCommand: AsyncParsableCommand {
         logger.logLevel = .warning
         var run = PodTraceRun(namespace: namespace, name: name, nodeName: node, api: api, kubelet: kubelet, criEndpoint: endpoint,
                               kernel: !noKernel, timeout: DurationText.parse(timeout) ?? .seconds(300), logger: logger)
+        run.podEvents = !events.noPodEvents
+        run.podEventsLimit = events.podEventsLimit
         let limit = timeout
         run.onWatching = {
             FileHandle.standardError.write(Data("podstart: waiting for pod \(namespace)/\(name) on node \(node) (--timeout \(limit)): create it now\n".utf8))
@@ -226,7 +233,8 @@ struct TraceCommand: AsyncParsableCommand {
         writer.finish([trace])
         // a start that failed (deleted before Ready, not Ready within --timeout) is shown, and fails
         if trace.outcome != .ready {
-            throw PodTraceError.failed(pod: "\(namespace)/\(name)", reason: trace.failureReason ?? trace.outcome.rawValue)
+            throw PodTraceError.failed(pod: "\(namespace)/\(name)",
+                                       reason: (trace.failureReason ?? trace.outcome.rawValue) + (trace.events.map(PodTraceRun.warningSummary) ?? ""))
         }
     }
 

@@ -24,6 +24,9 @@ import Testing
             (["--retention-hours", "9223372036854775807"], "--retention-hours must be from 0 to 87600"),
             (["--retention-hours", "-1"], "--retention-hours"),
             (["--state-max-mib", "9223372036854775807"], "--state-max-mib must be from 0 to 1048576"),
+            (["--pod-events-limit", "0"], "--pod-events-limit must be from 1 to 1000"),
+            (["--pod-events-limit", "1001"], "--pod-events-limit must be from 1 to 1000"),
+            (["--pod-events-limit", "9223372036854775808"], "--pod-events-limit"),
         ]
         for (flags, message) in cases {
             let (status, output) = try Self.podstart(["agent", "--no-kernel"] + flags)
@@ -57,6 +60,8 @@ import Testing
             (["trace", "--pod", "default/web-0", "--timeout", "0s"], "--timeout"),
             (["trace", "--image", "x", "--kubeconfig", "k"], "go with --pod"),
             (["trace", "--image", "x", "--kubelet-ca-file", "ca"], "go with --pod"),
+            (["trace", "--image", "x", "--no-pod-events"], "--no-pod-events and --pod-events-limit go with --pod"),
+            (["trace", "--pod", "default/web-0", "--pod-events-limit", "0"], "--pod-events-limit must be from 1 to 1000"),
             (["probe", "--pod", ""], "--pod wants a name"),
             (["probe", "--container", ""], "--container wants a name"),
         ]

@@ -40,7 +40,9 @@ import Testing
         ("base/daemonset.yaml", "cpu: 25m", "cpu: lots", "resources.requests.cpu"),
         ("base/rbac.yaml", "verbs: [list, watch]", "verbs: [list, watch, delete]", "verbs beyond list/watch for ['pods']"),
         ("base/rbac.yaml", "verbs: [get]", "verbs: [get, create]", "verbs beyond get for ['nodes/metrics', 'nodes/proxy']"),
-        ("base/rbac.yaml", "resources: [pods]", "resources: [pods, secrets]", "resources beyond pods and the kubelet's"),
+        ("base/rbac.yaml", "resources: [pods]", "resources: [pods, secrets]", "resources beyond pods, events and the kubelet's"),
+        // the pods' events: one list per start, never a watch of the cluster's events
+        ("base/rbac.yaml", "resources: [events]\n    verbs: [list]", "resources: [events]\n    verbs: [list, watch]", "verbs beyond list for ['events']"),
         ("base/config.yaml", "log-format: json", "log-format: json\n    log-colour: true", "'log-colour' is not a flag of podstart agent"),
         // issue #16: /v1 authenticated in the shipped deployment, with the RBAC that needs
         ("base/config.yaml", "api-auth: delegated", "api-auth: none", "/v1 served without authentication to the pod network"),

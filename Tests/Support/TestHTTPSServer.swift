@@ -61,8 +61,12 @@ public struct TestRoute: Sendable {
     /// Chunks written after `chunks` as they come (a watch that stays open while the test makes
     /// changes); the response ends when the stream finishes.
     public var more: AsyncStream<String>?
+    /// After `chunks`, close the connection without ending the response (a server or proxy that
+    /// went away mid-body).
+    public var cut = false
     public init(status: HTTPResponseStatus = .ok, contentType: String = "application/json", chunks: [String], hang: Bool = false,
-                headers: [(String, String)] = [], more: AsyncStream<String>? = nil) {
+                headers: [(String, String)] = [], more: AsyncStream<String>? = nil, cut: Bool = false) {
+        self.cut = cut
         self.status = status
         self.contentType = contentType
         self.chunks = chunks
@@ -172,13 +176,15 @@ public final class TestHTTPSServer: @unchecked Sendable {
                 for (name, value) in r.headers { headers.add(name: name, value: value) }
                 context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: r.status, headers: headers))), promise: nil)
                 context.flush()
-                writeChunks(context: context, r.chunks[...], then: r.more)
+                writeChunks(context: context, r.chunks[...], then: r.more, cut: r.cut)
             }
         }
 
-        private func writeChunks(context: ChannelHandlerContext, _ rest: ArraySlice<String>, then more: AsyncStream<String>? = nil) {
+        private func writeChunks(context: ChannelHandlerContext, _ rest: ArraySlice<String>, then more: AsyncStream<String>? = nil,
+                                 cut: Bool = false) {
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             guard let first = rest.first else {
+                if cut { context.close(promise: nil); return }
                 guard let more else {
                     context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in bound.value.1.close(promise: nil) }
                     return
@@ -195,7 +201,7 @@ public final class TestHTTPSServer: @unchecked Sendable {
             }
             writeBody(context: context, first)
             let next = rest.dropFirst()
-            context.eventLoop.scheduleTask(in: .milliseconds(5)) { bound.value.0.writeChunks(context: bound.value.1, next, then: more) }
+            context.eventLoop.scheduleTask(in: .milliseconds(5)) { bound.value.0.writeChunks(context: bound.value.1, next, then: more, cut: cut) }
         }
 
         private func writeBody(context: ChannelHandlerContext, _ chunk: String) {
