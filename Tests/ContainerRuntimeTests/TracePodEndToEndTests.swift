@@ -50,59 +50,6 @@ extension ContainerRuntimeIntegration {
             return formatter.string(from: Date(timeIntervalSince1970: Double(unixNs / 1_000_000_000)))
         }
 
-        /// The test API server: `GET /api/v1/pods?fieldSelector=spec.nodeName=…` lists the node's
-        /// pods; `watch=true` replays the changes after the given resourceVersion and stays open,
-        /// writing each later change as the test makes it.
-        final class APIServer: Sendable {
-            struct State {
-                var version = 100
-                var history: [(version: Int, line: String)] = []
-                var watchers: [AsyncStream<String>.Continuation] = []
-                /// Each pod's latest object, as JSON.
-                var pods: [String: Data] = [:]
-            }
-            let state = Mutex(State())
-
-            func route(_ uri: String, _ auth: String?) -> TestRoute {
-                guard auth == "Bearer \(TracePodEndToEndTests.token)" else { return TestRoute(status: .unauthorized, chunks: ["Unauthorized"]) }
-                guard uri.hasPrefix("/api/v1/pods?"), uri.contains("fieldSelector=spec.nodeName%3D\(TracePodEndToEndTests.node)") else {
-                    return TestRoute(status: .notFound, chunks: ["not found"])
-                }
-                let from = uri.components(separatedBy: "&").first { $0.hasPrefix("resourceVersion=") }.flatMap { Int($0.dropFirst(16)) } ?? 0
-                guard uri.contains("watch=true") else {
-                    let (version, pods) = state.withLock { ($0.version, Array($0.pods.values)) }
-                    let items = pods.compactMap { try? JSONSerialization.jsonObject(with: $0) }
-                    let list: [String: Any] = ["kind": "PodList", "apiVersion": "v1", "metadata": ["resourceVersion": "\(version)"], "items": items]
-                    return TestRoute(chunks: [String(decoding: try! JSONSerialization.data(withJSONObject: list), as: UTF8.self)])
-                }
-                let (stream, continuation) = AsyncStream<String>.makeStream()
-                let replay = state.withLock { s in
-                    s.watchers.append(continuation)
-                    return s.history.filter { $0.version > from }.map(\.line)
-                }
-                return TestRoute(chunks: replay, more: stream)
-            }
-
-            /// A change as the API server stores it: a new resourceVersion, written to every watch.
-            func publish(_ type: String, _ pod: [String: Any]) throws {
-                let uid = (pod["metadata"] as! [String: Any])["uid"] as! String
-                let version = state.withLock { s in s.version += 1; return s.version }  // one change at a time: the test's
-                var object = pod
-                var meta = object["metadata"] as! [String: Any]
-                meta["resourceVersion"] = "\(version)"
-                object["metadata"] = meta
-                let data = try JSONSerialization.data(withJSONObject: object)
-                let line = String(decoding: try JSONSerialization.data(withJSONObject: ["type": type, "object": object]), as: UTF8.self) + "\n"
-                state.withLock { s in
-                    s.pods[uid] = data
-                    s.history.append((version, line))
-                    for watcher in s.watchers { watcher.yield(line) }
-                }
-            }
-
-            func close() { state.withLock { s in for w in s.watchers { w.finish() } } }
-        }
-
         /// `podstart trace --pod` in the background, its output in files.
         final class TraceProcess: @unchecked Sendable {
             let process = Process()
@@ -132,27 +79,6 @@ extension ContainerRuntimeIntegration {
             }
         }
 
-        func kubeconfig(port: Int, pki: TestPKI) throws -> String {
-            let path = pki.directory + "/kubeconfig"
-            try """
-                apiVersion: v1
-                kind: Config
-                current-context: test
-                clusters:
-                - name: test
-                  cluster:
-                    server: https://127.0.0.1:\(port)
-                    certificate-authority: \(pki.caFile)
-                contexts:
-                - name: test
-                  context: {cluster: test, user: test}
-                users:
-                - name: test
-                  user: {token: \(Self.token)}
-                """.write(toFile: path, atomically: true, encoding: .utf8)
-            return path
-        }
-
         static func until(_ what: String, _ done: () -> Bool) async throws {
             let deadline = ContinuousClock.now + .seconds(60)  // a hung test, not a speed check
             while !done() {
@@ -163,15 +89,15 @@ extension ContainerRuntimeIntegration {
 
         @Test func tracePodFollowsTheKubeletsStartThroughTheAPIAndCRIWithEveryPhase() async throws {
             let pki = try TestPKI.make()
-            let api = APIServer()
-            let server = try await TestHTTPSServer(pki: pki, route: { api.route($0, $1) })
+            let api = TestPodAPIServer(token: Self.token, node: Self.node)
+            let server = try await api.serve(pki: pki)
             defer { api.close(); Task { try? await server.shutdown() } }
             let uid = UUID().uuidString.lowercased()
             let name = "reader-\(uid.prefix(8))"
             let image = env.image("reader:latest")
             let recorded = try Self.recordedPod(name: name, uid: uid, image: image)
 
-            let trace = try TraceProcess([binary, "trace", "--pod", "default/\(name)", "--kubeconfig", try kubeconfig(port: server.port, pki: pki),
+            let trace = try TraceProcess([binary, "trace", "--pod", "default/\(name)", "--kubeconfig", try api.kubeconfig(port: server.port, pki: pki),
                                           "--node-name", Self.node, "--cri-endpoint", env.endpoint.description, "--output", "json",
                                           "--timeout", "120s"])
             // the trace listed the node's pods and watches them: now the pod is created
@@ -289,14 +215,14 @@ extension ContainerRuntimeIntegration {
 
         @Test func tracePodOfAPodAlreadyRunningSaysSoAndFails() async throws {
             let pki = try TestPKI.make()
-            let api = APIServer()
-            let server = try await TestHTTPSServer(pki: pki, route: { api.route($0, $1) })
+            let api = TestPodAPIServer(token: Self.token, node: Self.node)
+            let server = try await api.serve(pki: pki)
             defer { api.close(); Task { try? await server.shutdown() } }
             let uid = UUID().uuidString.lowercased()
             let name = "reader-\(uid.prefix(8))"
             // the recorded pod as it was at the end: Running and Ready before the trace began
             try api.publish("ADDED", try Self.recordedPod(name: name, uid: uid, image: env.image("reader:latest")))
-            let trace = try TraceProcess([binary, "trace", "--pod", "default/\(name)", "--kubeconfig", try kubeconfig(port: server.port, pki: pki),
+            let trace = try TraceProcess([binary, "trace", "--pod", "default/\(name)", "--kubeconfig", try api.kubeconfig(port: server.port, pki: pki),
                                           "--node-name", Self.node, "--cri-endpoint", env.endpoint.description, "--no-kernel", "--timeout", "60s"])
             let (code, output, errors) = try await trace.finish()
             #expect(code != 0)
@@ -306,12 +232,12 @@ extension ContainerRuntimeIntegration {
 
         @Test func tracePodOfAPodDeletedBeforeItRanSaysSoAndFails() async throws {
             let pki = try TestPKI.make()
-            let api = APIServer()
-            let server = try await TestHTTPSServer(pki: pki, route: { api.route($0, $1) })
+            let api = TestPodAPIServer(token: Self.token, node: Self.node)
+            let server = try await api.serve(pki: pki)
             defer { api.close(); Task { try? await server.shutdown() } }
             let uid = UUID().uuidString.lowercased()
             let name = "reader-\(uid.prefix(8))"
-            let trace = try TraceProcess([binary, "trace", "--pod", "default/\(name)", "--kubeconfig", try kubeconfig(port: server.port, pki: pki),
+            let trace = try TraceProcess([binary, "trace", "--pod", "default/\(name)", "--kubeconfig", try api.kubeconfig(port: server.port, pki: pki),
                                           "--node-name", Self.node, "--cri-endpoint", env.endpoint.description, "--no-kernel", "--output", "json",
                                           "--timeout", "60s"])
             try await Self.until("the trace watches the node's pods") { server.log.contains { $0.uri.contains("watch=true") } }
@@ -362,10 +288,10 @@ extension ContainerRuntimeIntegration {
 
         @Test func tracePodTimesOutWithAClearMessageWhenThePodNeverComes() async throws {
             let pki = try TestPKI.make()
-            let api = APIServer()
-            let server = try await TestHTTPSServer(pki: pki, route: { api.route($0, $1) })
+            let api = TestPodAPIServer(token: Self.token, node: Self.node)
+            let server = try await api.serve(pki: pki)
             defer { api.close(); Task { try? await server.shutdown() } }
-            let trace = try TraceProcess([binary, "trace", "--pod", "default/never-created", "--kubeconfig", try kubeconfig(port: server.port, pki: pki),
+            let trace = try TraceProcess([binary, "trace", "--pod", "default/never-created", "--kubeconfig", try api.kubeconfig(port: server.port, pki: pki),
                                           "--node-name", Self.node, "--cri-endpoint", env.endpoint.description, "--no-kernel", "--timeout", "2s"])
             let (code, _, errors) = try await trace.finish()
             #expect(code != 0)
