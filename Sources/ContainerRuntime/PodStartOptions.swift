@@ -35,6 +35,26 @@ public struct PodStartOptions: Sendable {
     public var readOnlyRootFilesystem = false
     /// securityContext.capabilities of the container; nil = the runtime's default set.
     public var capabilities: ContainerConfig.Capabilities?
+    /// The pod's init containers: each pulled if missing, created, started and waited for until it
+    /// exits (code 0, else the start fails), one after the other before the container, as the
+    /// kubelet runs them. Pod-level settings (network, PID namespace) are the pod's; the
+    /// container-level ones above are the container's only.
+    public var initContainers: [InitContainer] = []
+
+    /// One init container of the pod spec.
+    public struct InitContainer: Sendable {
+        public var name: String
+        /// The image as written in the pod spec.
+        public var image: String
+        public var command: [String]
+        public var args: [String]
+        public init(name: String, image: String, command: [String] = [], args: [String] = []) {
+            self.name = name
+            self.image = image
+            self.command = command
+            self.args = args
+        }
+    }
 
     public init(image: String, pod: PodIdentity = PodStartOptions.newPod()) {
         self.image = image
@@ -48,6 +68,19 @@ public struct PodStartOptions: Sendable {
     public static func newPod(name: String = "trace") -> PodIdentity {
         let uid = UUID().uuidString.lowercased()
         return PodIdentity(namespace: "podstart", name: "\(name)-\(uid.prefix(8))", uid: uid)
+    }
+
+    /// The options an init container is created with: its name, image and command in this pod.
+    func forInit(_ c: InitContainer) -> PodStartOptions {
+        var o = PodStartOptions(image: c.image, pod: pod)
+        o.logRoot = logRoot
+        o.cgroupRoot = cgroupRoot
+        o.hostNetwork = hostNetwork
+        o.hostPID = hostPID
+        o.containerName = c.name
+        o.command = c.command
+        o.args = c.args
+        return o
     }
 
     public var logDirectory: String { "\(logRoot)/\(pod.namespace)_\(pod.name)_\(pod.uid)" }

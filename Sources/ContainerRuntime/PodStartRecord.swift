@@ -38,6 +38,23 @@ public struct PodStartRecord: Sendable {
     public var networkNamespacePath: String?
     /// The container's root filesystem as mounted by the runtime.
     public var rootfs: OverlayRootfs?
+    /// The init containers' runs, in the order they ran (before the container's ImageStatus).
+    public var initContainers: [InitContainerRun] = []
+
+    /// One init container run to completion.
+    public struct InitContainerRun: Sendable {
+        public var name: String
+        public var containerID: String
+        public var image: String
+        /// Its CRI calls: ImageStatus, [PullImage], CreateContainer, StartContainer.
+        public var calls: [CallTiming]
+        /// The runtime's own start and exit times of its process (ContainerStatus), Unix ns.
+        public var runtimeStartedAtUnixNs: Int64
+        public var runtimeFinishedAtUnixNs: Int64
+        /// When podstart saw it exited (end of that ContainerStatus call).
+        public var exitSeen: Instant
+        public func call(_ method: String) -> CallTiming? { calls.first { $0.method == method } }
+    }
 
     /// The call named `method`, if made.
     public func call(_ method: String) -> CallTiming? { calls.first { $0.method == method } }
@@ -52,6 +69,8 @@ public enum PodStartEvent: Sendable {
     case sandboxReady(sandboxID: String, pausePid: Int32)
     case containerCreated(containerID: String)
     case containerRunning(containerID: String, pid: Int32, mountNamespaceInode: UInt64?)
+    /// An init container ran to completion (exit code 0); the next one, or the container, follows.
+    case initContainerExited(name: String, containerID: String, startedAtUnixNs: Int64, finishedAtUnixNs: Int64)
 }
 
 /// Why a start failed. Teardown has already run when one of these is thrown.

@@ -101,27 +101,69 @@ public struct PodStarter: Sendable {
         let (_, sandboxInfo) = try await client.podSandboxStatus(id: sandboxID, verbose: true)
         onEvent(.sandboxReady(sandboxID: sandboxID, pausePid: sandboxInfo?.pid ?? 0))
 
-        // 2. Image: ImageStatus, PullImage only if missing.
-        var image = try await timed("ImageStatus") { try await client.imageStatus(options.image) }
-        var pulled = false
-        if image == nil {
-            pulled = true
-            do {
-                _ = try await timed("PullImage") {
-                    try await client.pullImage(options.image, sandboxConfig: sandboxConfig,
-                                               timeout: try remaining("PullImage"))
+        // Image: ImageStatus, PullImage only if missing; (image, pulled).
+        func ensureImage(_ reference: String) async throws -> (ImageInfo, Bool) {
+            var image = try await timed("ImageStatus") { try await client.imageStatus(reference) }
+            var pulled = false
+            if image == nil {
+                pulled = true
+                do {
+                    _ = try await timed("PullImage") {
+                        try await client.pullImage(reference, sandboxConfig: sandboxConfig,
+                                                   timeout: try remaining("PullImage"))
+                    }
+                } catch let error as CRIError {
+                    if case .deadlineExceeded = error { throw PodStartError.timedOut(phase: "PullImage", afterSeconds: options.timeout.seconds) }
+                    throw PodStartError.pullFailed(image: reference, detail: Self.pullDetail(error))
                 }
-            } catch let error as CRIError {
-                if case .deadlineExceeded = error { throw PodStartError.timedOut(phase: "PullImage", afterSeconds: options.timeout.seconds) }
-                throw PodStartError.pullFailed(image: options.image, detail: Self.pullDetail(error))
+                image = try await client.imageStatus(reference)
             }
-            image = try await client.imageStatus(options.image)
-        }
-        guard let image else {
-            throw PodStartError.pullFailed(image: options.image, detail: "the runtime does not list it after PullImage")
+            guard let image else {
+                throw PodStartError.pullFailed(image: reference, detail: "the runtime does not list it after PullImage")
+            }
+            return (image, pulled)
         }
 
-        // 3. Create and start.
+        // 2. Init containers, each run to completion before the next step (kuberuntime's
+        // computeInitContainerActions: one at a time, the next once the previous exited 0).
+        var initRuns: [PodStartRecord.InitContainerRun] = []
+        for spec in options.initContainers {
+            let podCalls = calls
+            calls = []
+            let initOptions = options.forInit(spec)
+            let (initImage, _) = try await ensureImage(spec.image)
+            let id = try await timed("CreateContainer") {
+                try await client.createContainer(sandboxID: sandboxID, config: kubeletContainerConfig(initOptions, imageID: initImage.id),
+                                                 sandboxConfig: sandboxConfig)
+            }
+            state.containerID = id
+            onEvent(.containerCreated(containerID: id))
+            try await timed("StartContainer") { try await client.startContainer(id: id) }
+            var status = try await client.containerStatus(id: id)
+            while !status.hasExited {
+                if WallClockless.monotonicNow() >= deadline {
+                    throw PodStartError.timedOut(phase: "init container \(spec.name)", afterSeconds: options.timeout.seconds)
+                }
+                try await Task.sleep(for: .milliseconds(20))
+                status = try await client.containerStatus(id: id)
+            }
+            let exitSeen = Instant.now()
+            guard status.exitCode == 0 else {
+                throw PodStartError.containerExited(container: spec.name, exitCode: status.exitCode, reason: status.reason,
+                                                    logTail: Self.logTail(initOptions, lines: 10))
+            }
+            initRuns.append(.init(name: spec.name, containerID: id, image: spec.image, calls: calls,
+                                  runtimeStartedAtUnixNs: status.startedAtUnixNs, runtimeFinishedAtUnixNs: status.finishedAtUnixNs,
+                                  exitSeen: exitSeen))
+            onEvent(.initContainerExited(name: spec.name, containerID: id, startedAtUnixNs: status.startedAtUnixNs,
+                                         finishedAtUnixNs: status.finishedAtUnixNs))
+            calls = podCalls
+        }
+
+        // 3. The container's image.
+        let (image, pulled) = try await ensureImage(options.image)
+
+        // 4. Create and start.
         let containerConfig = kubeletContainerConfig(options, imageID: image.id)
         let containerID = try await timed("CreateContainer") {
             try await client.createContainer(sandboxID: sandboxID, config: containerConfig, sandboxConfig: sandboxConfig)
@@ -130,7 +172,7 @@ public struct PodStarter: Sendable {
         onEvent(.containerCreated(containerID: containerID))
         try await timed("StartContainer") { try await client.startContainer(id: containerID) }
 
-        // 4. Running: the first status that says so (or that it already exited).
+        // 5. Running: the first status that says so (or that it already exited).
         var status = try await client.containerStatus(id: containerID, verbose: true)
         let running = Instant.now()
         let pid = status.verbose?.pid ?? 0
@@ -138,7 +180,7 @@ public struct PodStarter: Sendable {
         if status.state == .running { onEvent(.containerRunning(containerID: containerID, pid: pid, mountNamespaceInode: mntns)) }
         let rootfs = OverlayRootfs.find(containerID: containerID)
 
-        // 5. Readiness, polled like the kubelet's prober: a check every period until one succeeds.
+        // 6. Readiness, polled like the kubelet's prober: a check every period until one succeeds.
         let prober = ReadinessProber(check: options.readiness, client: client, containerID: containerID,
                                      containerPid: pid, netnsPath: sandboxInfo?.networkNamespacePath,
                                      timeout: options.probeTimeout)
@@ -175,7 +217,7 @@ public struct PodStarter: Sendable {
             calls: calls, running: running, runtimeStartedAtUnixNs: status.startedAtUnixNs, ready: ready!,
             readiness: options.readiness, probeAttempts: attempts, containerPid: pid,
             sandboxPid: sandboxInfo?.pid ?? 0, mountNamespaceInode: mntns,
-            networkNamespacePath: sandboxInfo?.networkNamespacePath, rootfs: rootfs)
+            networkNamespacePath: sandboxInfo?.networkNamespacePath, rootfs: rootfs, initContainers: initRuns)
     }
 
     // MARK: helpers

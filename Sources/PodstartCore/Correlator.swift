@@ -664,6 +664,14 @@ public struct Correlator: Sendable {
             stepEnds.filter { $0 <= t && $0 >= window.start }.max()
         }
 
+        // Init containers, as the pod's record names them (the runtime's labels do not say which
+        // containers are init containers): the kubelet's next step after one is after its exit.
+        let initNames = Set(pod.statusInits.map(\.name))
+        func isInit(_ c: ContainerState) -> Bool { c.isInit || initNames.contains(c.name) }
+        for c in pod.containers.values where isInit(c) {
+            if let exited = c.exited { stepEnds.append(exited.at) }
+        }
+
         // pulls whose pod no source named: each to the one pod that asked for it
         let sandboxEnd = PhaseAttribution.preferPrecise(measurements.filter { $0.phase == .sandbox }).map(\.interval.end).max() ?? window.start
         let own = ownPulls(pod, window: window, after: sandboxEnd)
@@ -695,9 +703,9 @@ public struct Correlator: Sendable {
                 let source: PhaseSource = c.firstExec != nil || runcStart != nil ? .kernel : (c.started != nil ? c.startSource : .kernel)
                 measurements.append(PhaseMeasurement(phase: .start, interval: Interval(start: s.start, end: end), source: source, subject: c.name))
                 stepEnds.append(end)
-                if c.isInit, let exited = c.exited {
+                if isInit(c), let exited = c.exited {
                     measurements.append(PhaseMeasurement(phase: .`init`, interval: Interval(start: end, end: exited.at), source: .cri, subject: c.name))
-                } else if !c.isInit {
+                } else if !isInit(c) {
                     running = max(running ?? end, end)
                 }
             }

@@ -50,59 +50,6 @@ extension ContainerRuntimeIntegration {
             return formatter.string(from: Date(timeIntervalSince1970: Double(unixNs / 1_000_000_000)))
         }
 
-        /// The test API server: `GET /api/v1/pods?fieldSelector=spec.nodeName=…` lists the node's
-        /// pods; `watch=true` replays the changes after the given resourceVersion and stays open,
-        /// writing each later change as the test makes it.
-        final class APIServer: Sendable {
-            struct State {
-                var version = 100
-                var history: [(version: Int, line: String)] = []
-                var watchers: [AsyncStream<String>.Continuation] = []
-                /// Each pod's latest object, as JSON.
-                var pods: [String: Data] = [:]
-            }
-            let state = Mutex(State())
-
-            func route(_ uri: String, _ auth: String?) -> TestRoute {
-                guard auth == "Bearer \(TracePodEndToEndTests.token)" else { return TestRoute(status: .unauthorized, chunks: ["Unauthorized"]) }
-                guard uri.hasPrefix("/api/v1/pods?"), uri.contains("fieldSelector=spec.nodeName%3D\(TracePodEndToEndTests.node)") else {
-                    return TestRoute(status: .notFound, chunks: ["not found"])
-                }
-                let from = uri.components(separatedBy: "&").first { $0.hasPrefix("resourceVersion=") }.flatMap { Int($0.dropFirst(16)) } ?? 0
-                guard uri.contains("watch=true") else {
-                    let (version, pods) = state.withLock { ($0.version, Array($0.pods.values)) }
-                    let items = pods.compactMap { try? JSONSerialization.jsonObject(with: $0) }
-                    let list: [String: Any] = ["kind": "PodList", "apiVersion": "v1", "metadata": ["resourceVersion": "\(version)"], "items": items]
-                    return TestRoute(chunks: [String(decoding: try! JSONSerialization.data(withJSONObject: list), as: UTF8.self)])
-                }
-                let (stream, continuation) = AsyncStream<String>.makeStream()
-                let replay = state.withLock { s in
-                    s.watchers.append(continuation)
-                    return s.history.filter { $0.version > from }.map(\.line)
-                }
-                return TestRoute(chunks: replay, more: stream)
-            }
-
-            /// A change as the API server stores it: a new resourceVersion, written to every watch.
-            func publish(_ type: String, _ pod: [String: Any]) throws {
-                let uid = (pod["metadata"] as! [String: Any])["uid"] as! String
-                let version = state.withLock { s in s.version += 1; return s.version }  // one change at a time: the test's
-                var object = pod
-                var meta = object["metadata"] as! [String: Any]
-                meta["resourceVersion"] = "\(version)"
-                object["metadata"] = meta
-                let data = try JSONSerialization.data(withJSONObject: object)
-                let line = String(decoding: try JSONSerialization.data(withJSONObject: ["type": type, "object": object]), as: UTF8.self) + "\n"
-                state.withLock { s in
-                    s.pods[uid] = data
-                    s.history.append((version, line))
-                    for watcher in s.watchers { watcher.yield(line) }
-                }
-            }
-
-            func close() { state.withLock { s in for w in s.watchers { w.finish() } } }
-        }
-
         /// `podstart trace --pod` in the background, its output in files.
         final class TraceProcess: @unchecked Sendable {
             let process = Process()
@@ -132,27 +79,6 @@ extension ContainerRuntimeIntegration {
             }
         }
 
-        func kubeconfig(port: Int, pki: TestPKI) throws -> String {
-            let path = pki.directory + "/kubeconfig"
-            try """
-                apiVersion: v1
-                kind: Config
-                current-context: test
-                clusters:
-                - name: test
-                  cluster:
-                    server: https://127.0.0.1:\(port)
-                    certificate-authority: \(pki.caFile)
-                contexts:
-                - name: test
-                  context: {cluster: test, user: test}
-                users:
-                - name: test
-                  user: {token: \(Self.token)}
-                """.write(toFile: path, atomically: true, encoding: .utf8)
-            return path
-        }
-
         static func until(_ what: String, _ done: () -> Bool) async throws {
             let deadline = ContinuousClock.now + .seconds(60)  // a hung test, not a speed check
             while !done() {
@@ -163,15 +89,15 @@ extension ContainerRuntimeIntegration {
 
         @Test func tracePodFollowsTheKubeletsStartThroughTheAPIAndCRIWithEveryPhase() async throws {
             let pki = try TestPKI.make()
-            let api = APIServer()
-            let server = try await TestHTTPSServer(pki: pki, route: { api.route($0, $1) })
+            let api = TestPodAPIServer(token: Self.token, node: Self.node)
+            let server = try await api.serve(pki: pki)
             defer { api.close(); Task { try? await server.shutdown() } }
             let uid = UUID().uuidString.lowercased()
             let name = "reader-\(uid.prefix(8))"
             let image = env.image("reader:latest")
             let recorded = try Self.recordedPod(name: name, uid: uid, image: image)
 
-            let trace = try TraceProcess([binary, "trace", "--pod", "default/\(name)", "--kubeconfig", try kubeconfig(port: server.port, pki: pki),
+            let trace = try TraceProcess([binary, "trace", "--pod", "default/\(name)", "--kubeconfig", try api.kubeconfig(port: server.port, pki: pki),
                                           "--node-name", Self.node, "--cri-endpoint", env.endpoint.description, "--output", "json",
                                           "--timeout", "120s"])
             // the trace listed the node's pods and watches them: now the pod is created
@@ -209,7 +135,7 @@ extension ContainerRuntimeIntegration {
             let sandboxUp = Mutex(false)
             let record = try await PodStarter(endpoint: env.endpoint).run(options, onEvent: { event in
                 if case .sandboxReady = event {
-                    try? api.publish("MODIFIED", pendingObject.value)
+                    _ = try? api.publish("MODIFIED", pendingObject.value)
                     sandboxUp.withLock { $0 = true }
                 }
             }, whileReady: { record in
@@ -227,10 +153,11 @@ extension ContainerRuntimeIntegration {
                 container["containerID"] = "containerd://\(record.containerID)"
                 status["containerStatuses"] = [container]
                 running["status"] = status
-                try api.publish("MODIFIED", running)
+                let readyWritten = try api.publish("MODIFIED", running)
                 // the pod runs until the trace has written its start
                 let (code, output, errors) = try await trace.finish()
-                try Self.check(code: code, output: output, errors: errors, record: record, uid: uid, name: name, createdNs: createdNs)
+                try Self.check(code: code, output: output, errors: errors, record: record, uid: uid, name: name, createdNs: createdNs,
+                               readyWritten: readyWritten)
             })
             #expect(sandboxUp.withLock { $0 })
             #expect(record.pod.uid == uid)
@@ -243,7 +170,8 @@ extension ContainerRuntimeIntegration {
         /// A pod object handed to the start's event callback (read only there).
         struct PodObject: @unchecked Sendable { let value: [String: Any] }
 
-        static func check(code: Int32, output: String, errors: String, record: PodStartRecord, uid: String, name: String, createdNs: Int64) throws {
+        static func check(code: Int32, output: String, errors: String, record: PodStartRecord, uid: String, name: String, createdNs: Int64,
+                          readyWritten: Int64) throws {
             #expect(code == 0, "podstart trace --pod failed (\(code)): \(errors)")
             let line = output.split(separator: "\n").first { $0.hasPrefix("{") } ?? ""
             let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "no trace JSON: \(output) \(errors)")
@@ -280,6 +208,8 @@ extension ContainerRuntimeIntegration {
             for (a, b) in zip(order, order.dropFirst()) { #expect(a.end <= b.start, "\(a.name) ends after \(b.name) starts") }
             let ready = try time(object["ready"])
             #expect(ready >= record.running.unixNs, "Ready before the container ran")
+            // ready is the Ready status write (the watch's delivery of it), not its whole second
+            #expect(abs(ready - readyWritten) <= 10_000_000, "ready \(ready), the Ready status written at \(readyWritten)")
             // the kernel probes saw the container's reads, named by layer
             let container = try #require((object["containers"] as? [[String: Any]])?.first)
             #expect(container["name"] as? String == "reader")
@@ -287,16 +217,160 @@ extension ContainerRuntimeIntegration {
             #expect(paths.contains("/data/one.txt"), "accesses: \(paths)")
         }
 
+        /// Plays the kubelet for `pod` while `podstart trace --pod` follows it: writes the pod to
+        /// the API as created, starts it through the real containerd with `options` (its sandbox,
+        /// init containers, container), writing the status as the kubelet does at each step
+        /// (KubeletStatusWriter), Ready once the start's readiness check passed. Returns the trace's
+        /// exit and output, the record, and when Ready was written (Unix ns).
+        func startAsKubelet(_ pod: [String: Any], options: PodStartOptions, readinessProbe: Bool)
+            async throws -> (code: Int32, output: String, errors: String, record: PodStartRecord, readyWritten: Int64) {
+            let pki = try TestPKI.make()
+            let api = TestPodAPIServer(token: Self.token, node: Self.node)
+            let server = try await api.serve(pki: pki)
+            defer { api.close(); Task { try? await server.shutdown() } }
+            let name = (pod["metadata"] as! [String: Any])["name"] as! String
+            let trace = try TraceProcess([binary, "trace", "--pod", "default/\(name)", "--kubeconfig", try api.kubeconfig(port: server.port, pki: pki),
+                                          "--node-name", Self.node, "--cri-endpoint", env.endpoint.description, "--output", "json",
+                                          "--timeout", "120s"])
+            try await Self.until("the trace watches the node's pods") { server.log.contains { $0.uri.contains("watch=true") } }
+            let kubelet = KubeletStatusWriter(pod: pod, api: api)
+            try kubelet.create()
+            var outcome: (Int32, String, String)?
+            let (record, readyWritten) = try await kubelet.start(options, endpoint: env.endpoint, readinessProbe: readinessProbe) { _, _ in
+                // the pod runs until the trace has written its start
+                outcome = try await trace.finish()
+            }
+            let (code, output, errors) = try #require(outcome)
+            return (code, output, errors, record, readyWritten)
+        }
+
+        typealias Phase = (name: String, start: Int64, end: Int64, parent: String?)
+
+        /// The trace JSON of a ready start and its phases.
+        static func parse(_ code: Int32, _ output: String, _ errors: String) throws -> ([String: Any], [Phase]) {
+            #expect(code == 0, "podstart trace --pod failed (\(code)): \(errors)")
+            let line = output.split(separator: "\n").first { $0.hasPrefix("{") } ?? ""
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "no trace JSON: \(output) \(errors)")
+            #expect(object["outcome"] as? String == "ready")
+            func time(_ text: Any?) throws -> Int64 { try #require((text as? String).flatMap(Timestamp.parseRFC3339)) }
+            let phases = try (object["phases"] as? [[String: Any]] ?? []).map { p in
+                (name: p["name"] as? String ?? "", start: try time(p["start"]), end: try time(p["end"]), parent: p["parent"] as? String)
+            }
+            return (object, phases)
+        }
+
+        /// Nanoseconds of `interval` that spans named `name` (top level or parts) cover.
+        static func covered(_ phases: [Phase], _ names: Set<String>, _ interval: (Int64, Int64)) -> Int64 {
+            phases.filter { names.contains($0.name) }.map { max(0, min($0.end, interval.1) - max($0.start, interval.0)) }.reduce(0, +)
+        }
+
+        /// pod-d-init as recorded (init container `init`: small-files running `sleep 1`, then
+        /// reader), with a second init container added (`init-2`, `sleep 0.5`): the kubelet runs
+        /// each to completion, one after the other, before the reader's image is pulled. Both
+        /// images are pulled cold. The trace has an `init` span per init container covering its
+        /// run, and no pull span touches a run (in 1.28 the kubelet's own pull window spans them).
+        @Test func tracePodWithInitContainersHasAnInitPhasePerInitContainerAndNoneOfItInPull() async throws {
+            let uid = UUID().uuidString.lowercased()
+            let name = "init-\(uid.prefix(8))"
+            var pod = try RecordedPods.pod("pod-d-init", name: name, uid: uid, node: Self.node, image: env.image)
+            var spec = pod["spec"] as! [String: Any]
+            var inits = spec["initContainers"] as! [[String: Any]]
+            var second = inits[0]
+            second["name"] = "init-2"
+            second["command"] = ["/bin/busybox", "sleep", "0.5"]
+            inits.append(second)
+            spec["initContainers"] = inits
+            pod["spec"] = spec
+
+            var options = env.options(image: "reader:latest")
+            options.pod = PodIdentity(namespace: "default", name: name, uid: uid)
+            options.containerName = "reader"
+            options.cold = true
+            options.initContainers = inits.map { c in
+                .init(name: c["name"] as! String, image: c["image"] as! String, command: c["command"] as! [String])
+            }
+            // the init image cold too: its pull comes before the first run, the reader's after the last
+            let initImage = options.initContainers[0].image
+            let endpoint = env.endpoint
+            try await CRIClient.withClient(endpoint: endpoint, timeout: .seconds(60)) { client in
+                _ = try await PodStarter(endpoint: endpoint).removeImageForColdStart(initImage, client: client)
+            }
+            let (code, output, errors, record, readyWritten) = try await startAsKubelet(pod, options: options, readinessProbe: false)
+            let (object, phases) = try Self.parse(code, output, errors)
+            #expect((object["pod"] as? [String: Any])?["uid"] as? String == uid)
+
+            try #require(record.initContainers.count == 2, "the start ran \(record.initContainers.count) init containers")
+            let initSpans = phases.filter { $0.name == "init" && $0.parent == nil }
+            #expect(initSpans.count == 2, "one init span per init container: \(phases)")
+            for run in record.initContainers {
+                let interval = (run.runtimeStartedAtUnixNs, run.runtimeFinishedAtUnixNs)
+                let length = interval.1 - interval.0
+                #expect(length >= 400_000_000, "init container \(run.name) ran \(length) ns")
+                // its own run is init: all of it but the exec of its first process (start's end)
+                let inInit = Self.covered(phases, ["init"], interval)
+                #expect(inInit >= length - 50_000_000, "init \(run.name): \(inInit) of its \(length) ns run in init: \(phases)")
+                #expect(Self.covered(phases, ["pull", "download", "decompress", "pull_other"], interval) == 0,
+                        "init \(run.name)'s run counted as pull: \(phases)")
+                // one init span per container: this one covers most of this run
+                #expect(initSpans.contains { min($0.end, interval.1) - max($0.start, interval.0) >= length - 50_000_000 },
+                        "no init span of its own for \(run.name): \(initSpans)")
+            }
+            // both pulls are there, each overlapping its own PullImage: the init image's before the
+            // first run, the reader's after the last
+            let pulls = phases.filter { $0.name == "pull" && $0.parent == nil }
+            let initPull = try #require(record.initContainers[0].call("PullImage"), "the init image was not pulled")
+            let readerPull = try #require(record.call("PullImage"), "reader was not pulled")
+            for call in [initPull, readerPull] {
+                #expect(pulls.contains { $0.start < call.end.unixNs && $0.end > call.begin.unixNs },
+                        "no pull span overlaps PullImage \(call.begin.unixNs)…\(call.end.unixNs): \(pulls)")
+            }
+            #expect(readerPull.begin.unixNs >= record.initContainers[1].runtimeFinishedAtUnixNs, "the kubelet's order")
+            let ready = try #require((object["ready"] as? String).flatMap(Timestamp.parseRFC3339))
+            #expect(abs(ready - readyWritten) <= 10_000_000, "ready \(ready), the Ready status written at \(readyWritten)")
+            let names = Set(phases.map(\.name))
+            #expect(names.contains("ready_report") && !names.contains("probe"), "pod-d has no readiness probe: \(names)")
+        }
+
+        /// pod-b-slowready as recorded: slow-ready (ready 1.5 s after it runs) with an exec
+        /// readiness probe. The kubelet writes the running status, then Ready once the probe passes
+        /// (here: after the start's own check of /tmp/ready passed): `probe` = the container
+        /// running → Ready, and ready is the Ready status write (within 10 ms, issue #15), though
+        /// the API gives its time to the second.
+        @Test func tracePodWithAReadinessProbeHasAProbePhaseEndingAtTheReadyWrite() async throws {
+            let uid = UUID().uuidString.lowercased()
+            let name = "slow-\(uid.prefix(8))"
+            let pod = try RecordedPods.pod("pod-b-slowready", name: name, uid: uid, node: Self.node, image: env.image)
+            var options = env.options(image: "slow-ready:latest")
+            options.pod = PodIdentity(namespace: "default", name: name, uid: uid)
+            options.containerName = "slow"
+            options.readiness = .exec(command: ["/bin/busybox", "test", "-f", "/tmp/ready"])
+            let (code, output, errors, record, readyWritten) = try await startAsKubelet(pod, options: options, readinessProbe: true)
+            let (object, phases) = try Self.parse(code, output, errors)
+            #expect((object["pod"] as? [String: Any])?["name"] as? String == name)
+            let ready = try #require((object["ready"] as? String).flatMap(Timestamp.parseRFC3339))
+            #expect(abs(ready - readyWritten) <= 10_000_000, "ready \(ready), the Ready status written at \(readyWritten)")
+            let names = Set(phases.map(\.name))
+            #expect(!names.contains("ready_report"), "a pod with a readiness probe: \(names)")
+            let probe = try #require(phases.first { $0.name == "probe" }, "no probe phase: \(phases)")
+            #expect(probe.end == ready, "probe ends at ready")
+            // it begins as the container runs: after StartContainer was made, before the image's
+            // 1.5 s delay passed (the start's check saw /tmp/ready only after it)
+            let start = try #require(record.call("StartContainer"))
+            #expect(probe.start >= start.begin.unixNs && probe.start <= record.running.unixNs + 50_000_000,
+                    "probe starts at \(probe.start); StartContainer \(start.begin.unixNs), running seen \(record.running.unixNs)")
+            #expect(probe.end - probe.start >= 1_500_000_000, "probe \(probe.end - probe.start) ns, the image is ready 1.5 s after it runs")
+        }
+
         @Test func tracePodOfAPodAlreadyRunningSaysSoAndFails() async throws {
             let pki = try TestPKI.make()
-            let api = APIServer()
-            let server = try await TestHTTPSServer(pki: pki, route: { api.route($0, $1) })
+            let api = TestPodAPIServer(token: Self.token, node: Self.node)
+            let server = try await api.serve(pki: pki)
             defer { api.close(); Task { try? await server.shutdown() } }
             let uid = UUID().uuidString.lowercased()
             let name = "reader-\(uid.prefix(8))"
             // the recorded pod as it was at the end: Running and Ready before the trace began
             try api.publish("ADDED", try Self.recordedPod(name: name, uid: uid, image: env.image("reader:latest")))
-            let trace = try TraceProcess([binary, "trace", "--pod", "default/\(name)", "--kubeconfig", try kubeconfig(port: server.port, pki: pki),
+            let trace = try TraceProcess([binary, "trace", "--pod", "default/\(name)", "--kubeconfig", try api.kubeconfig(port: server.port, pki: pki),
                                           "--node-name", Self.node, "--cri-endpoint", env.endpoint.description, "--no-kernel", "--timeout", "60s"])
             let (code, output, errors) = try await trace.finish()
             #expect(code != 0)
@@ -306,12 +380,12 @@ extension ContainerRuntimeIntegration {
 
         @Test func tracePodOfAPodDeletedBeforeItRanSaysSoAndFails() async throws {
             let pki = try TestPKI.make()
-            let api = APIServer()
-            let server = try await TestHTTPSServer(pki: pki, route: { api.route($0, $1) })
+            let api = TestPodAPIServer(token: Self.token, node: Self.node)
+            let server = try await api.serve(pki: pki)
             defer { api.close(); Task { try? await server.shutdown() } }
             let uid = UUID().uuidString.lowercased()
             let name = "reader-\(uid.prefix(8))"
-            let trace = try TraceProcess([binary, "trace", "--pod", "default/\(name)", "--kubeconfig", try kubeconfig(port: server.port, pki: pki),
+            let trace = try TraceProcess([binary, "trace", "--pod", "default/\(name)", "--kubeconfig", try api.kubeconfig(port: server.port, pki: pki),
                                           "--node-name", Self.node, "--cri-endpoint", env.endpoint.description, "--no-kernel", "--output", "json",
                                           "--timeout", "60s"])
             try await Self.until("the trace watches the node's pods") { server.log.contains { $0.uri.contains("watch=true") } }
@@ -362,10 +436,10 @@ extension ContainerRuntimeIntegration {
 
         @Test func tracePodTimesOutWithAClearMessageWhenThePodNeverComes() async throws {
             let pki = try TestPKI.make()
-            let api = APIServer()
-            let server = try await TestHTTPSServer(pki: pki, route: { api.route($0, $1) })
+            let api = TestPodAPIServer(token: Self.token, node: Self.node)
+            let server = try await api.serve(pki: pki)
             defer { api.close(); Task { try? await server.shutdown() } }
-            let trace = try TraceProcess([binary, "trace", "--pod", "default/never-created", "--kubeconfig", try kubeconfig(port: server.port, pki: pki),
+            let trace = try TraceProcess([binary, "trace", "--pod", "default/never-created", "--kubeconfig", try api.kubeconfig(port: server.port, pki: pki),
                                           "--node-name", Self.node, "--cri-endpoint", env.endpoint.description, "--no-kernel", "--timeout", "2s"])
             let (code, _, errors) = try await trace.finish()
             #expect(code != 0)

@@ -32,45 +32,90 @@ import Testing
         ("PodstartSourceFailing", "sum by (node, source) (rate(podstart_source_errors_total[10m]))"),
         ("PodstartKernelProbesOff", "podstart_probes_enabled"),
     ]
+    /// The API server the agent follows: this node's pods, written by the test as it plays the kubelet.
+    static let node = "e2e-node"
+    static let token = "e2e-api-token-5b2e"
+
+    /// The starts: two cold pulls of pod-a (the pull phases' series exist from the first, so the
+    /// second is what rate() sees), a warm one, then pod-b with its readiness probe twice (the
+    /// probe series exists from the first): its image ready 1.5 s after it runs, then 31 s, over
+    /// PodStartLongReadinessWaits's 30 s.
+    static let starts: [(recorded: String, image: String, cold: Bool, readyDelay: String?)] = [
+        ("pod-a-reader", "reader:latest", true, nil), ("pod-a-reader", "reader:latest", true, nil), ("pod-a-reader", "reader:latest", false, nil),
+        ("pod-b-slowready", "slow-ready:latest", true, nil), ("pod-b-slowready", "slow-ready:latest", false, "31"),
+    ]
+
     @Test func dashboardsAndAlertsQueryARealAgentThroughPrometheus() async throws {
         let prometheusPath = try #require(Command.which("prometheus"), "prometheus is not installed: run scripts/install-deps.sh")
         let agentState = try Command.temporaryDirectory("podstart-e2e-state")
-        // No kubelet runs here: the test writes its "Observed pod startup duration" line for each
-        // real start (KubeletLines), which gives the agent readiness and so the probe phase.
+        // No kubelet runs here: the test plays it. It writes each pod's record to a test API server
+        // the agent lists and watches (creation, status writes, Ready; pod-b's readiness probe in
+        // its spec), and the kubelet's "Observed pod startup duration" line for each start
+        // (KubeletLines), from which the agent takes the kubelet's SLI.
         let kubeletLog = "\(agentState)/kubelet.log"
         KubeletLines.startLog(at: kubeletLog)
+        let pki = try TestPKI.make()
+        let api = TestPodAPIServer(token: Self.token, node: Self.node)
+        let apiServer = try await api.serve(pki: pki)
+        defer { api.close(); Task { try? await apiServer.shutdown() } }
         let agent = try await AgentProcess.start(binary: binary, stateDirectory: agentState, arguments: [
             "--cri-endpoint", env.endpoint.description, "--containerd-log", "\(env.directory)/containerd/containerd.log",
-            "--kubelet-log", kubeletLog, "--node-name", "e2e-node",
+            "--kubelet-log", kubeletLog, "--node-name", Self.node, "--kubeconfig", try api.kubeconfig(port: apiServer.port, pki: pki),
         ])
         let wallStart = Date()
         let prometheus = try PrometheusServer.start(binary: prometheusPath, target: "127.0.0.1:\(agent.port)",
-                                                    labels: ["node": "e2e-node", "namespace": "podstart"],
+                                                    labels: ["node": Self.node, "namespace": "podstart"],
                                                     ruleFiles: [DeployFiles.rules])
         defer { prometheus.stop() }
         _ = try await agent.waitFor("Prometheus to scrape the agent", timeout: 60) {
             // connection refused until Prometheus listens
             (try? prometheus.values("up{job=\"podstart\"}"))?.first == 1 ? true : nil
         }
+        _ = try await agent.waitFor("the agent to watch the node's pods", timeout: 30) {
+            apiServer.log.contains { $0.uri.contains("watch=true") } ? true : nil
+        }
 
-        // Real starts: two cold pulls (the pull phases' series exist from the first, so the
-        // second is what rate() sees), a warm start, a slow-ready one. Scrapes every second.
-        for (image, cold) in [("reader:latest", true), ("reader:latest", true), ("reader:latest", false), ("slow-ready:latest", true)] {
-            var options = env.options(image: image)
-            options.readiness = .file(path: "/tmp/ready")
-            options.cold = cold
-            let record = try await PodStarter(endpoint: env.endpoint).run(options)
+        // Real starts through CRI, scraped every second.
+        var probeSeconds: [Double] = []
+        for start in Self.starts {
+            let uid = UUID().uuidString.lowercased()
+            let name = "\(start.recorded)-\(uid.prefix(8))"
+            var pod = try RecordedPods.pod(start.recorded, name: name, uid: uid, node: Self.node, image: env.image)
+            var options = env.options(image: start.image)
+            options.pod = PodIdentity(namespace: "default", name: name, uid: uid)
+            let spec = pod["spec"] as! [String: Any]
+            var container = (spec["containers"] as! [[String: Any]])[0]
+            options.containerName = container["name"] as! String
+            let probe = container["readinessProbe"] != nil
+            if let delay = start.readyDelay {
+                let variable = ["name": "READY_DELAY", "value": delay]
+                container["env"] = [variable]
+                pod["spec"] = spec.merging(["containers": [container]]) { $1 }
+                options.env = [.init(name: "READY_DELAY", value: delay)]
+            }
+            // the kubelet's prober for pod-b (exec, as its spec says); pod-a is ready once it runs
+            options.readiness = probe ? .exec(command: ["/bin/busybox", "test", "-f", "/tmp/ready"]) : .running
+            options.cold = start.cold
+            options.timeout = .seconds(120)
+            let kubelet = KubeletStatusWriter(pod: pod, api: api)
+            try kubelet.create()
+            let (record, readyWritten) = try await kubelet.start(options, endpoint: env.endpoint, readinessProbe: probe)
             try KubeletLines.append(KubeletLines.observedStartup(record, observedUnixNs: record.ready.unixNs + 20_000_000), to: kubeletLog)
-            let trace = try await agent.pod(record.pod.uid)
-            // the kubelet's line is no readiness source since the pod record came (it can be seconds
-            // late): without an API server, whether the pod has a readiness probe is unknown, so
-            // there is no `probe` phase here (issue #15; the replay tests check it with pod records)
-            #expect((trace["phases"] as? [[String: Any]])?.contains { $0["name"] as? String == "probe" } == false,
-                    "a probe phase without knowing the pod's readiness probe: \(trace)")
+            let trace = try await agent.pod(uid)
+            try kubelet.delete()
+            // readiness is the pod's Ready status as the watch delivered it; the time from running
+            // to it is `probe` for pod-b (a readiness probe in its spec), `ready_report` for pod-a
+            let phases = trace["phases"] as? [[String: Any]] ?? []
+            let names = Set(phases.compactMap { $0["name"] as? String })
+            #expect(names.contains(probe ? "probe" : "ready_report") && !names.contains(probe ? "ready_report" : "probe"),
+                    "\(start.recorded): phases \(names.sorted())")
+            let ready = (trace["ready"] as? String).flatMap(Timestamp.parseRFC3339)
+            #expect(ready.map { abs($0 - readyWritten) <= 10_000_000 } == true, "ready \(ready ?? 0), Ready written at \(readyWritten)")
+            if probe { probeSeconds.append(phases.filter { $0["name"] as? String == "probe" }.compactMap { $0["seconds"] as? Double }.reduce(0, +)) }
             try await Task.sleep(for: .seconds(2))
         }
-        _ = try await agent.waitFor("Prometheus to see 4 ready starts", timeout: 30) {
-            try prometheus.values("podstart_pod_starts_total{outcome=\"ready\"}").first == 4 ? true : nil
+        _ = try await agent.waitFor("Prometheus to see \(Self.starts.count) ready starts", timeout: 30) {
+            try prometheus.values("podstart_pod_starts_total{outcome=\"ready\"}").first == Double(Self.starts.count) ? true : nil
         }
 
         // The families the agent exports (text format: counters with _total, histograms' parts).
@@ -90,6 +135,7 @@ import Testing
         // Every panel query of the pod-starts dashboard.
         let dashboard = try JSON.parse(String(contentsOfFile: "\(DeployFiles.dashboards)/podstart-pod-starts.json", encoding: .utf8))
         var panelCount = 0
+        var readinessQueries = 0
         for panel in dashboard["panels"]?.arrayValue ?? [] where panel["type"]?.stringValue != "row" {
             let title = panel["title"]?.stringValue ?? "?"
             for target in panel["targets"]?.arrayValue ?? [] {
@@ -100,13 +146,22 @@ import Testing
                 let result = try prometheus.query(query)
                 #expect(result.error == nil, "panel \(title): \(result.error ?? "") in \(query)")
                 #expect(missing.isEmpty, "panel \(title) names metrics the agent does not export: \(missing.sorted())")
-                // probe and ready_report series need pod records (an API server), which this test does not run
-                if query.contains("phase=\"probe\"") || query.contains("ready_report") { continue }
                 #expect(!result.values.isEmpty && result.values.allSatisfy(\.isFinite),
                         "panel \(title) returned no data (or NaN): \(query) → \(result.values)")
+                if query.contains("phase=~\"probe|ready_report\"") {
+                    // the readiness panel: a series for each phase, from the pods that had it; the
+                    // probe series' only increase in the window is pod-b's 31 s wait
+                    readinessQueries += 1
+                    for phase in ["probe", "ready_report"] {
+                        let one = try prometheus.query(query.replacingOccurrences(of: "phase=~\"probe|ready_report\"", with: "phase=\"\(phase)\""))
+                        #expect(one.values.count == 1 && one.values.allSatisfy(\.isFinite), "panel \(title), \(phase): \(one.values)")
+                        if phase == "probe" { #expect(one.values.allSatisfy { $0 > 30 }, "panel \(title): probe \(one.values), pod-b waited \(probeSeconds)") }
+                    }
+                }
             }
         }
         #expect(panelCount >= 20, "only \(panelCount) panel queries found")
+        #expect(readinessQueries == 3, "the readiness panel's p50 / p90 / p99 queries: \(readinessQueries) found")
 
         // Every alert rule: its signal returns data; Prometheus loaded and evaluated the rules.
         let rules = try String(contentsOfFile: DeployFiles.rules, encoding: .utf8)
@@ -116,11 +171,19 @@ import Testing
             #expect(missing.isEmpty, "rule \(alert) names metrics the agent does not export: \(missing.sorted())")
             let result = try prometheus.query(signal)
             #expect(result.error == nil, "rule \(alert): \(result.error ?? "")")
-            if signal.contains("phase=\"probe\"") { continue }  // as above: needs pod records
             #expect(!result.values.isEmpty && result.values.allSatisfy(\.isFinite), "rule \(alert): \(signal) returned no data: \(result.values)")
         }
         for name in namesIn(rules) {
             #expect(exported.contains(name), "alerts/ name \(name), which the agent does not export")
+        }
+        // PodStartLongReadinessWaits's whole expression holds for this node (pod-b waited 31 s
+        // for readiness): Prometheus has the alert pending (it fires after its `for` of 30 minutes)
+        let longWaits = #"histogram_quantile(0.9, sum by (le, node) (rate(podstart_phase_duration_seconds_bucket{phase="probe"}[30m]))) > 30"#
+        #expect(rules.contains(longWaits), "PodStartLongReadinessWaits no longer is \(longWaits)")
+        let waits = try prometheus.query(longWaits)
+        #expect(waits.values.count == 1 && waits.values.allSatisfy { $0 > 30 }, "\(longWaits) → \(waits.values) (probe phases \(probeSeconds) s)")
+        _ = try await agent.waitFor("PodStartLongReadinessWaits pending for \(Self.node)", timeout: 30) {
+            try prometheus.values(#"ALERTS{alertname="PodStartLongReadinessWaits", alertstate="pending", node="e2e-node", severity="info"}"#) == [1] ? true : nil
         }
         let health = try await agent.waitFor("Prometheus to evaluate every rule", timeout: 30) { () -> [String: String]? in
             let health = try prometheus.ruleHealth()
