@@ -81,6 +81,8 @@ extension BenchAgentCommand {
             progress.show("deleting the remaining pods")
             await pods.releaseAll()
             progress.clear()
+            // pods still starting when the window closed run and are deleted now: count them too
+            let final = pods.counts
             // what the agent recorded: every start the bench made, none failed
             try await Task.sleep(for: .seconds(2))
             let recorded = try await agentStarts(port: listen)
@@ -113,7 +115,7 @@ extension BenchAgentCommand {
                 ("runningPods", .int(Int64(churnPods))),
                 ("fillSeconds", .double(fillSeconds.rounded(toPlaces: 1))),
                 ("churnSeconds", .double(seconds.rounded(toPlaces: 1))),
-                ("podsStartedByBench", .int(Int64(after.started))),
+                ("podsStartedByBench", .int(Int64(final.started))),
                 ("startsRecordedReady", .int(Int64(recorded.ready))),
                 ("startsRecordedFailed", .int(Int64(recorded.failed))),
             ]
@@ -128,7 +130,7 @@ extension BenchAgentCommand {
             lines.append(String(format: "  API requests per minute: %.2f (lists %.2f, watches %.2f); whole run: %d lists, %d watches, %d open at the end",
                                 Double(requests1.total - requests0.total) * perMinute, Double(requests1.lists - requests0.lists) * perMinute,
                                 Double(requests1.watches - requests0.watches) * perMinute, requests1.lists, requests1.watches, watchesOpen))
-            lines.append("  starts recorded by the agent: \(recorded.ready) ready, \(recorded.failed) failed, of \(after.started) the bench made")
+            lines.append("  starts recorded by the agent: \(recorded.ready) ready, \(recorded.failed) failed, of \(final.started) the bench made")
             return (figures, lines)
         } catch {
             progress.clear()
