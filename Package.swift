@@ -155,7 +155,15 @@ let package = Package(
         // Benchmarks (`podstart-bench probes|starts|analyze|metrics|correlator|agent`) and the
         // hidden tools tests and scripts run (bench-loop, state-write-loop, trim-inputs): not in
         // the product binary. Bench-only helpers live in PodstartBenchKit.
-        .target(name: "PodstartBenchKit"),
+        .target(
+            name: "PodstartBenchKit",
+            dependencies: [  // the churn bench's API server (HTTPS list + watch of one node's pods)
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .executableTarget(
             name: "podstart-bench",
             dependencies: [
@@ -164,6 +172,7 @@ let package = Package(
                 "PodstartCore",
                 "KernelProbes",
                 "KubeletSources",
+                "HTTPTransport",  // the churn bench reads the agent's /metrics
                 "ContainerRuntime",
                 "Exporter",
                 "StateStore",

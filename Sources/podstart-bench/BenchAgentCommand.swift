@@ -14,7 +14,7 @@ import TraceViews
 struct BenchAgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent",
-        abstract: "Agent CPU while idle with N running pods, and workload throughput with the agent running vs stopped.",
+        abstract: "Agent CPU while idle with N running pods, workload throughput with the agent running vs stopped, or (--churn) its CPU, RSS and API requests under pod churn.",
         discussion: """
             Needs root, BPF and a CRI runtime with the test images (scripts/localenv.sh up, then \
             eval "$(scripts/localenv.sh env)"). Starts `podstart agent` itself (the podstart built next to podstart-bench, or $PODSTART_BINARY). Targets: \
@@ -45,13 +45,32 @@ struct BenchAgentCommand: AsyncParsableCommand {
     @Flag(name: .customLong("skip-workload"), help: "Only the idle measurement.")
     var skipWorkload = false
 
+    @Flag(help: "Only the churn measurement: pods started and deleted at --churn-rate with the agent following a test API server.")
+    var churn = false
+
+    @Option(name: .customLong("churn-pods"), help: "Pods running on the node during the churn.")
+    var churnPods = 110
+
+    @Option(name: .customLong("churn-rate"), help: "Pods started (and as many deleted) per second during the churn.")
+    var churnRate = 5.0
+
+    @Option(name: .customLong("churn-seconds"), help: "How long the churn is measured, after the node is full.")
+    var churnSeconds = 60
+
+    @Option(name: .customLong("churn-max-starting"), help: "Pod starts in flight at most; a tick past that is counted as missed.")
+    var churnMaxStarting = 25
+
     @OptionGroup var format: FigureOutput
 
     func validate() throws {
         guard containers >= 0, idleSeconds >= 1, rounds >= 1, iterations >= 1000 else {
             throw ValidationError("--containers >= 0, --idle-seconds and --rounds >= 1, --iterations >= 1000")
         }
-        if !skipIdle, image == nil, ProcessInfo.processInfo.environment["PODSTART_TEST_IMAGES"] == nil {
+        guard churnPods >= 1, churnPods <= 10_000, churnRate > 0, churnRate <= 1000, churnSeconds >= 1, churnSeconds <= 86_400,
+              churnMaxStarting >= 1, churnMaxStarting <= 1000 else {
+            throw ValidationError("--churn-pods 1…10000, --churn-rate above 0 and at most 1000, --churn-seconds 1…86400, --churn-max-starting 1…1000")
+        }
+        if (!skipIdle || churn), image == nil, ProcessInfo.processInfo.environment["PODSTART_TEST_IMAGES"] == nil {
             throw ValidationError("pass --image, or set PODSTART_TEST_IMAGES (eval \"$(scripts/localenv.sh env)\")")
         }
         guard getuid() == 0 else { throw ValidationError("bench agent needs root (the agent loads eBPF programs, pods need containerd)") }
@@ -64,7 +83,10 @@ struct BenchAgentCommand: AsyncParsableCommand {
         var figures: [(String, JSON)] = []
         var lines: [String] = []
 
-        if !skipIdle {
+        if churn {
+            (figures, lines) = try await measureChurn(workdir: workdir)
+        }
+        if !skipIdle, !churn {
             let quiet = try await idleAgent(workdir: workdir, label: "no pods")
             let ref = image ?? ProcessInfo.processInfo.environment["PODSTART_TEST_IMAGES"]! + "/small-files:latest"
             let pods = RunningPods(endpoint: try CRIEndpoint.fromEnvironment(), image: ref)
@@ -96,7 +118,7 @@ struct BenchAgentCommand: AsyncParsableCommand {
             }
         }
 
-        if !skipWorkload {
+        if !skipWorkload, !churn {
             let w = try await workload(workdir: workdir)
             figures += [
                 ("steadyRatio", .double(w.steady.rounded(toPlaces: 4))),
@@ -209,12 +231,12 @@ final class AgentProcess {
     let log: String
     var pid: Int32 { process.processIdentifier }
 
-    init(workdir: String, name: String, extra: [String] = []) throws {
+    init(workdir: String, name: String, listen: String = "127.0.0.1:0", extra: [String] = []) throws {
         let exe = try ProductBinary.path()
         log = "\(workdir)/\(name).log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         process.executableURL = URL(filePath: exe)
-        process.arguments = ["agent", "--state-dir", "\(workdir)/\(name)-state", "--listen", "127.0.0.1:0"] + extra
+        process.arguments = ["agent", "--state-dir", "\(workdir)/\(name)-state", "--listen", listen] + extra
         process.standardError = try FileHandle(forWritingTo: URL(filePath: log))
         process.standardOutput = FileHandle.nullDevice
         try process.run()

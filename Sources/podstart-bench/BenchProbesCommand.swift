@@ -22,8 +22,11 @@ struct BenchProbesCommand: AsyncParsableCommand {
 
     @OptionGroup var format: FigureOutput
 
-    @Option(help: "Rounds per mode (modes alternate within each round).")
-    var rounds = 7
+    @Option(help: "Rounds per mode (modes alternate within each round; a multiple of 4 puts every mode after every other equally often).")
+    var rounds = 8
+
+    @Flag(name: .customLong("rotated-order"), help: .hidden)  // the design before #16.8: rotated order, no settling, ratios of medians
+    var rotatedOrder = false
 
     @Option(help: "Loop iterations per run.")
     var iterations = 200_000
@@ -62,8 +65,7 @@ struct BenchProbesCommand: AsyncParsableCommand {
         let progress = TerminalProgress.standardError(forPeople: !format.json)
         for round in 0..<rounds {
             progress.show("loop round \(round + 1) of \(rounds)")
-            // rotate the order so no mode always runs first or after the same neighbour
-            let modes = Mode.allCases.indices.map { Mode.allCases[($0 + round) % Mode.allCases.count] }
+            let modes = rotatedOrder ? Mode.allCases.indices.map { Mode.allCases[($0 + round) % Mode.allCases.count] } : Self.order(round: round)
             for mode in modes {
                 session.detach(Set(ProbeFamily.allCases))
                 empty.detach()
@@ -73,6 +75,9 @@ struct BenchProbesCommand: AsyncParsableCommand {
                 case .traced: try session.attach(Set(ProbeFamily.allCases))
                 case .steady: try session.attach([.process])
                 }
+                // what the previous mode left behind (records still being read and decoded, the
+                // kernel freeing detached programs) runs now, not during this mode's loop
+                if !rotatedOrder { try await settle(counter) }
                 let ns = try runLoop(dir: "\(workdir)/loop", files: files, iterations: iterations)
                 opsPerSecond[mode, default: []].append(Double(iterations) / (Double(ns) / 1e9))
             }
@@ -129,6 +134,10 @@ struct BenchProbesCommand: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(Int(session.configuration.pollIntervalMs) * 3))
             let burstEnd = WallClock.monotonicNow()
             session.detach(Set(ProbeFamily.allCases))
+            // on a loaded machine the reader may not have run within three poll periods: a fixed
+            // wait gave this burst's records (and reader CPU) to the next one (bursts of 0 and of
+            // 11,869 ns per event in one run)
+            try await settle(counter)
             let after = session.readerStatistics
             bursts.append(Burst(records: counter.records - recordsBefore, before: before, after: after,
                                 seconds: Double(burstEnd - burstStart) / 1e9))
@@ -138,28 +147,48 @@ struct BenchProbesCommand: AsyncParsableCommand {
         session.close()
         await consumer.value
 
+        // each mode against the baseline of its own round (the machine's load moves from one
+        // minute to the next); the median over rounds, and the spread of the rounds
         let base = median(opsPerSecond[.baseline]!)
-        let ratio = median(opsPerSecond[.traced]!) / base
-        let limitRatio = median(opsPerSecond[.limit]!) / base
-        let steadyRatio = median(opsPerSecond[.steady]!) / base
+        func perRound(_ mode: Mode) -> [Double] { zip(opsPerSecond[mode]!, opsPerSecond[.baseline]!).map { $0 / $1 } }
+        func figure(_ mode: Mode) -> Double { rotatedOrder ? median(opsPerSecond[mode]!) / base : median(perRound(mode)) }
+        let ratio = figure(.traced)
+        let limitRatio = figure(.limit)
+        let steadyRatio = figure(.steady)
+        func spread(_ mode: Mode) -> JSON {
+            let r = perRound(mode)
+            return .array([.double(r.min()!.rounded(toPlaces: 4)), .double(r.max()!.rounded(toPlaces: 4))])
+        }
         let lost = stats.values.reduce(0) { $0 + $1.lost } + (bursts.last?.after.dropped ?? 0)
         let readerNsRuns = bursts.map(\.readerNsPerRecord)
         let readerNs = median(readerNsRuns)
         let eventsPerSecond = median(bursts.map(\.eventsPerSecond))
         let decodeNs = counter.decodeNanosecondsPerRecord
         let recordsPerBatch = median(bursts.map(\.recordsPerBatch))
+        // The reader's CPU is a cost per pass (a wake-up) plus a cost per record; records per pass
+        // depend on the rate the burst produced them (the ring wakes the reader every 2 MiB, a
+        // timer every poll period), so ns per event alone moves with the machine's load.
+        let (nsPerPass, nsPerRecord) = Burst.fit(bursts)
         let burstRecords = bursts.reduce(0) { $0 + $1.records }
 
         let figures: [(String, JSON)] = [
             ("ratio", .double(ratio.rounded(toPlaces: 4))),
             ("limitRatio", .double(limitRatio.rounded(toPlaces: 4))),
             ("steadyRatio", .double(steadyRatio.rounded(toPlaces: 4))),
+            ("ratioRange", spread(.traced)),
+            ("limitRatioRange", spread(.limit)),
+            ("steadyRatioRange", spread(.steady)),
+            ("steadyRatioRuns", .array(perRound(.steady).map { .double($0.rounded(toPlaces: 4)) })),
             ("eventsPerSecond", .double(eventsPerSecond.rounded())),
             ("lost", .uint(lost)),
             ("readerNsPerEvent", .double(readerNs.rounded(toPlaces: 1))),
             ("readerNsPerEventRuns", .array(readerNsRuns.map { .double($0.rounded(toPlaces: 1)) })),
             ("decodeNsPerEvent", .double(decodeNs.rounded(toPlaces: 1))),
             ("recordsPerBatch", .double(recordsPerBatch.rounded(toPlaces: 1))),
+            ("recordsPerBatchRuns", .array(bursts.map { .double($0.recordsPerBatch.rounded(toPlaces: 1)) })),
+            ("eventsPerSecondRuns", .array(bursts.map { .double($0.eventsPerSecond.rounded()) })),
+            ("readerNsPerPassFit", .double(nsPerPass.rounded(toPlaces: 0))),
+            ("readerNsPerRecordFit", .double(nsPerRecord.rounded(toPlaces: 1))),
             ("baselineOpsPerSecond", .double(base.rounded())),
             ("programNsPerIteration", .double(programNsPerIteration.rounded(toPlaces: 1))),
             ("emptyProgramNsPerIteration", .double(emptyNsPerIteration.rounded(toPlaces: 1))),
@@ -182,6 +211,10 @@ struct BenchProbesCommand: AsyncParsableCommand {
             print(String(format: "  podstart tracing a starting container  ratio       %.4f  (target >= %.4f = 0.95 x limit)", ratio, 0.95 * limitRatio))
             print(String(format: "  empty programs on the same hooks       limitRatio  %.4f", limitRatio))
             print(String(format: "  podstart, container already running    steadyRatio %.4f  (target >= 0.98)", steadyRatio))
+            for mode in [Mode.traced, .limit, .steady] {
+                let r = perRound(mode)
+                print(String(format: "  %@ per round vs that round's baseline: %.4f to %.4f", mode.rawValue, r.min()!, r.max()!))
+            }
             print(String(format: "kernel-measured program time per loop iteration (bpf_stats): podstart %.1f ns, empty programs %.1f ns",
                          programNsPerIteration, emptyNsPerIteration))
             for (name, run) in perIteration[.traced, default: [:]].sorted(by: { $0.key < $1.key }) {
@@ -193,7 +226,31 @@ struct BenchProbesCommand: AsyncParsableCommand {
             print(String(format: "  %.0f events/s, %llu lost, %.1f ns reader CPU per event (target <= 100), %.1f ns to decode, %.1f records per batch",
                          eventsPerSecond, lost, readerNs, decodeNs, recordsPerBatch))
             print("  reader ns per event, each burst: " + readerNsRuns.map { String(format: "%.1f", $0) }.joined(separator: " "))
+            print("  records per batch, each burst: " + bursts.map { String(format: "%.0f", $0.recordsPerBatch) }.joined(separator: " "))
+            print(String(format: "  least-squares over the bursts: %.0f ns per pass + %.1f ns per record (ns per event = that at the batch size the event rate gives)",
+                         nsPerPass, nsPerRecord))
         }
+    }
+
+    /// The modes' order in a round: a balanced Latin square (Williams design), so over every 4
+    /// rounds each mode runs first once and right after each other mode once. (A rotation of one
+    /// order keeps the neighbours: `steady` always ran right after `traced`, whose records and
+    /// detached programs were still being dealt with.)
+    static func order(round: Int) -> [Mode] {
+        let square = [[0, 1, 3, 2], [1, 2, 0, 3], [2, 3, 1, 0], [3, 0, 2, 1]]
+        return square[round % 4].map { Mode.allCases[$0] }
+    }
+
+    /// Waits until the consumer has taken every record so far (no change over 50 ms), then 50 ms more.
+    func settle(_ counter: EventCounter) async throws {
+        var last = counter.records
+        while true {
+            try await Task.sleep(for: .milliseconds(50))
+            let now = counter.records
+            if now == last { break }
+            last = now
+        }
+        try await Task.sleep(for: .milliseconds(50))
     }
 
     /// Runs the loop in a fresh mount namespace (a "container" to the probes); returns its time.
@@ -232,6 +289,20 @@ struct Burst {
         return batches == 0 ? 0 : Double(after.records - before.records) / Double(batches)
     }
     var eventsPerSecond: Double { seconds > 0 ? Double(records) / seconds : 0 }
+
+    /// Reader CPU = a × passes + b × records, least squares over the bursts: (a, b) in ns. (0, 0)
+    /// when the bursts do not tell the two apart (all at one batch size).
+    static func fit(_ bursts: [Burst]) -> (perPass: Double, perRecord: Double) {
+        var spp = 0.0, spr = 0.0, srr = 0.0, spc = 0.0, src = 0.0
+        for b in bursts {
+            let p = Double(b.after.batches - b.before.batches), r = Double(b.after.records - b.before.records)
+            let c = Double(b.after.cpuNanoseconds - b.before.cpuNanoseconds)
+            spp += p * p; spr += p * r; srr += r * r; spc += p * c; src += r * c
+        }
+        let det = spp * srr - spr * spr
+        guard det > 1e-9 * spp * srr, det != 0 else { return (0, 0) }
+        return ((spc * srr - src * spr) / det, (spp * src - spr * spc) / det)
+    }
 }
 
 /// The loop the probes benchmark measures: open, read, close over a set of files. Hidden; run by
