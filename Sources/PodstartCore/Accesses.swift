@@ -129,14 +129,21 @@ public enum PullWriteClassifier {
     /// `classify(path:)` with the unit the write belongs to.
     public static func target(path: String) -> Target? {
         guard let kind = classify(path: path) else { return nil }
-        for marker in kind == .download ? ["/ingest/"] : ["/snapshots/", "/tmpmounts/"] {
-            guard let found = path.firstRange(of: marker) else { continue }
-            // the directory right under the marker: the ingest ref, the snapshot id, the mount's name
-            let rest = path[found.upperBound...]
-            let end = rest.firstIndex(of: "/") ?? rest.endIndex
-            return Target(kind: kind, unit: String(path[..<end]))
+        // Called for every write the runtime begins, like classify: bytes, not Characters (a
+        // Substring search here was 40% of the correlator's time).
+        func unit(_ p: UnsafeBufferPointer<UInt8>) -> String? {
+            let markers: [StaticString] = kind == .download ? ["/ingest/"] : ["/snapshots/", "/tmpmounts/"]
+            for marker in markers {
+                guard let found = p.firstOffset(of: marker) else { continue }
+                // the directory right under the marker: the ingest ref, the snapshot id, the mount's name
+                var end = found + marker.utf8CodeUnitCount
+                while end < p.count, p[end] != UInt8(ascii: "/") { end += 1 }
+                return String(decoding: UnsafeBufferPointer(rebasing: p[..<end]), as: UTF8.self)
+            }
+            return nil
         }
-        return Target(kind: kind)
+        let found = path.utf8.withContiguousStorageIfAvailable(unit) ?? Array(path.utf8).withUnsafeBufferPointer(unit)
+        return Target(kind: kind, unit: found)
     }
 
     /// One process writing one file: what a begin record and a write total share. The file is
@@ -223,15 +230,18 @@ extension PullWriteClassifier {
 
 extension UnsafeBufferPointer where Element == UInt8 {
     /// Whether the bytes hold `needle`'s UTF-8 bytes somewhere.
-    func contains(bytes needle: StaticString) -> Bool {
+    func contains(bytes needle: StaticString) -> Bool { firstOffset(of: needle) != nil }
+
+    /// Where `needle`'s UTF-8 bytes first start in these bytes.
+    func firstOffset(of needle: StaticString) -> Int? {
         needle.withUTF8Buffer { n in
-            guard n.count <= count else { return false }
+            guard n.count <= count else { return nil }
             var i = 0
             search: while i <= count - n.count {
                 for j in 0..<n.count where self[i + j] != n[j] { i += 1; continue search }
-                return true
+                return i
             }
-            return false
+            return nil
         }
     }
 }
