@@ -38,9 +38,9 @@ struct EventDecoderTests {
         #expect(MemoryLayout<ps_fuse_event>.offset(of: \ps_fuse_event.file_ino) == 104)
     }
 
-    /// A FUSE_READ of a stargz layer as the kernel wrote it (values from a `podstart probe --json
-    /// --kinds fuse` capture of a lazily pulled container reading /data/random.bin): the waiting
-    /// task, the connection (the layer's FUSE mount), the reply's size and the filled file.
+    /// A FUSE_READ of a stargz layer as fuse.bpf.c writes it (values shaped like a lazily pulled
+    /// container reading /data/random.bin in 128 KiB requests): the waiting task, the connection
+    /// (the layer's FUSE mount), the reply's size and the filled file.
     static func fuseRecord(flags: UInt32 = UInt32(PS_FUSE_FILE_FROM_FILL)) -> [UInt8] {
         var e = ps_fuse_event()
         e.header.kind = UInt16(PS_EVENT_FUSE_REQUEST.rawValue)
@@ -72,7 +72,7 @@ struct EventDecoderTests {
         let event = try record.withUnsafeBytes { try EventDecoder().decode(UnsafeRawBufferPointer(rebasing: $0[1...])).get() }
         guard case .fuseRequest(let f) = event else { Issue.record("not a FUSE request: \(event)"); return }
         #expect(f.task.pid == 4242 && f.task.comm == "head" && f.task.mountNamespace == 4026532871)
-        #expect(f.durationNs == 270_000_000 && f.sendNs == 1_000_000_000 && f.timestampNs == 1_000_270_000)
+        #expect(f.durationNs == 270_000 && f.sendNs == 1_000_000_000 && f.timestampNs == 1_000_270_000)
         #expect(f.connection == DeviceNumber(major: 0, minor: 61) && f.unique == 118)
         #expect(f.opcodeName == "read" && f.replyDataBytes == 131_072 && f.error == 0)
         #expect(f.file == FileKey(device: DeviceNumber(major: 0, minor: 61), inode: 12))

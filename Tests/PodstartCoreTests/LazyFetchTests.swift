@@ -66,7 +66,7 @@ struct LazyFetchTests {
     }
 
     @Test func eachReadIsNamedByTheFileItFilledAndTheRestGoByOperation() throws {
-        let fetches = try #require(trace().containers.first?.lazyFetches)
+        let fetches = try #require(Self.trace().containers.first?.lazyFetches)
         #expect(fetches.map { $0.path ?? "(\($0.operation))" } == ["(lookup)", "(getattr)", "/data/random.bin", "(read)"])
         let random = try #require(fetches.first { $0.path == "/data/random.bin" })
         #expect(random.operation == "read" && random.requests == 2 && random.bytes == 262_144)
