@@ -28,6 +28,7 @@ enum ps_event_kind {
 	PS_EVENT_READ_RANGE = 5,
 	PS_EVENT_BLOCK_IO = 6,
 	PS_EVENT_WRITE_BEGIN = 7,
+	PS_EVENT_FUSE_REQUEST = 8,
 };
 
 /* Index of each program family in the ps_stats per-CPU array. */
@@ -39,7 +40,8 @@ enum ps_program {
 	PS_PROG_READ = 4,
 	PS_PROG_BLOCK = 5,
 	PS_PROG_WRITE = 6,
-	PS_PROG_COUNT = 7,
+	PS_PROG_FUSE = 7,
+	PS_PROG_COUNT = 8,
 };
 
 /* Bits of the `flags` fields. */
@@ -59,6 +61,14 @@ enum ps_program {
 /* Values of ps_read_range_event.source and ps_range_key.source. */
 #define PS_RANGE_ACCESS 0  /* pages a task asked for: buffered read, mmap fault or fault-around */
 #define PS_RANGE_FILL 1    /* pages that had to be read from storage into the page cache */
+
+/* Bits of ps_fuse_event.flags. */
+#define PS_FUSE_FILE_FROM_FILL 0x1  /* file_dev/file_ino: the page-cache fill this read serves */
+
+/* FUSE opcodes podstart names (include/uapi/linux/fuse.h). */
+#define PS_FUSE_FORGET 2
+#define PS_FUSE_READ 15
+#define PS_FUSE_BATCH_FORGET 42
 
 /* Values of ps_block_event.op. */
 #define PS_BLOCK_READ 0
@@ -213,6 +223,26 @@ struct ps_write_begin_event {
 	char path[PS_PATH_LEN];
 };
 _Static_assert(sizeof(struct ps_write_begin_event) == 16 + 48 + 40 + 8 + 512, "ps_write_begin_event size");
+
+/* One FUSE request a task of a starting container sent and waited on (fuse:fuse_request_send in
+ * the requesting task's context, fuse:fuse_request_end in the daemon's): on a lazy-pull
+ * snapshotter, a remote fetch the container waited for. The header's timestamp is the reply. */
+struct ps_fuse_event {
+	struct ps_event_header header;
+	struct ps_task_context task;  /* the task that sent the request, as it sent it */
+	__u64 send_ns;     /* CLOCK_MONOTONIC of fuse_request_send */
+	__u64 unique;      /* the connection's request id */
+	__u32 connection;  /* the FUSE connection: the mount's superblock device, kernel encoding */
+	__u32 opcode;      /* enum fuse_opcode */
+	__u32 in_len;      /* bytes of the request, its header included */
+	__u32 out_len;     /* bytes of the reply, its 16-byte header included */
+	__s32 error;       /* the reply's error, 0 or -errno */
+	__u32 flags;       /* PS_FUSE_* */
+	__u64 file_ino;    /* FUSE_READ: the inode whose page-cache fill the read serves; 0 unknown */
+	__u32 file_dev;
+	__u32 _pad;
+};
+_Static_assert(sizeof(struct ps_fuse_event) == 120, "ps_fuse_event size");
 
 /* ---- aggregate maps user space reads back ---- */
 

@@ -227,6 +227,24 @@ struct trace_event_raw_mm_filemap_op_page_cache {
 	unsigned char order;
 } __attribute__((preserve_access_index));
 
+/* Contexts of the fuse tracepoints (6.14+); CO-RE relocated against the kernel's types (an
+ * enum field must be read as an enum: CO-RE does not take an integer for it). */
+enum fuse_opcode { FUSE_LOOKUP = 1 };
+
+struct trace_event_raw_fuse_request_send {
+	__u32 connection;
+	__u64 unique;
+	enum fuse_opcode opcode;
+	__u32 len;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_fuse_request_end {
+	__u32 connection;
+	__u64 unique;
+	__u32 len;
+	__s32 error;
+} __attribute__((preserve_access_index));
+
 #define PF_KTHREAD 0x00200000
 #define S_IFMT 00170000
 #define S_IFREG 0100000

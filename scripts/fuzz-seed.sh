@@ -127,6 +127,9 @@ int main(int argc, char **argv) {
     strcpy(w.path, "/var/lib/containerd/io.containerd.content.v1.content/ingest/0a1b/data"); w.path_len = strlen(w.path); put(&w, sizeof w);
     struct ps_fork_event f = {0}; header(&f.header, PS_EVENT_FORK, sizeof f, 5000400000ull); task(&f.task, 4242, 4026532901u); f.child_pid = 4243; put(&f, sizeof f);
     struct ps_exit_event e = {0}; header(&e.header, PS_EVENT_EXIT, sizeof e, 5000500000ull); task(&e.task, 4243, 4026532901u); put(&e, sizeof e);
+    struct ps_fuse_event u = {0}; header(&u.header, PS_EVENT_FUSE_REQUEST, sizeof u, 5000700000ull); task(&u.task, 4242, 4026532901u);
+    u.send_ns = 5000600000ull; u.unique = 118; u.connection = 61; u.opcode = PS_FUSE_READ; u.in_len = 80; u.out_len = 16 + 131072;
+    u.flags = PS_FUSE_FILE_FROM_FILL; u.file_dev = 61; u.file_ino = 12; put(&u, sizeof u);
     return fclose(out);
 }
 C

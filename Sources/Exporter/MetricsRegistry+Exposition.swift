@@ -54,7 +54,7 @@ extension MetricsRegistry {
         // mostly zeros, would triple the scrape for phases (init, schedule) many nodes never see.
         if s.phases.contains(where: { $0.histogram.count > 0 }) {
             family(&out, "podstart_phase_duration_seconds", "histogram",
-                   "Seconds a pod start that reached ready spent in each phase; top-level phases add up to the end-to-end time, download, decompress and pull_other add up to pull.", om)
+                   "Seconds a pod start that reached ready spent in each phase; top-level phases add up to the end-to-end time, download, decompress and pull_other add up to pull; lazy_fetch is the time inside start and probe that container tasks waited on FUSE requests.", om)
             for series in s.phases where series.histogram.count > 0 { series.render(into: &out, format) }
         }
 
@@ -73,6 +73,13 @@ extension MetricsRegistry {
             out += "\npodstart_kubelet_pod_start_sli_duration_seconds_count "
             out += Exposition.value(k.count)
             out += "\n"
+        }
+
+        if s.lazyFetchRequests.value > 0 {
+            counters(&out, "podstart_lazy_fetch_bytes",
+                     "Bytes the replies to the FUSE requests of pod starts carried (on a lazy-pull snapshotter: image data fetched on demand while the containers started); their time is podstart_phase_duration_seconds{phase=\"lazy_fetch\"}.", [s.lazyFetchBytes], om)
+            counters(&out, "podstart_lazy_fetch_requests",
+                     "FUSE requests the containers of pod starts waited on before ready (lookups, opens and reads a lazy-pull snapshotter answers, fetching on demand).", [s.lazyFetchRequests], om)
         }
 
         family(&out, "podstart_pod_start_duration_seconds", "histogram",

@@ -76,12 +76,16 @@ public final class MetricsRegistry: Sendable {
         for (i, phase) in State.phaseOrder.enumerated() where trace.phases.contains(where: { $0.name == phase }) {
             phaseSeconds.append((i, trace.seconds(of: phase)))
         }
+        let lazyRequests = trace.containers.reduce(UInt64(0)) { $0 &+ $1.lazyFetches.reduce(UInt64(0)) { $0 &+ $1.requests } }
+        let lazyBytes = trace.containers.reduce(UInt64(0)) { $0 &+ $1.lazyFetches.reduce(UInt64(0)) { $0 &+ $1.bytes } }
         let reads: [(String, UInt64)] = trace.containers.compactMap { c in
             c.accesses.isEmpty ? nil : (c.image, c.accesses.reduce(UInt64(0)) { $0 &+ $1.bytes })
         }
         state.withLock { s in
             s.starts[trace.outcome == .ready ? State.readyIndex : State.failedIndex].value += 1
             if trace.outcome == .ready, trace.readiness == .unknown { s.readinessUnknown += 1 }
+            s.lazyFetchRequests.value &+= lazyRequests
+            s.lazyFetchBytes.value &+= lazyBytes
             if trace.outcome == .ready {
                 s.e2e.histogram.observe(e2e)
                 s.slo.histogram.observe(slo)

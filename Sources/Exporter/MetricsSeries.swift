@@ -129,6 +129,10 @@ struct State: Sendable {
     static let failedIndex = 0, readyIndex = 1
     /// Starts recorded ready with readiness unknown (no readiness source).
     var readinessUnknown: UInt64 = 0
+    /// FUSE requests the containers of finished starts waited on, and the bytes their replies
+    /// carried (a lazy-pull snapshotter's on-demand fetches); rendered once a start had one.
+    var lazyFetchRequests = CounterSeries(label: "", prefix: "podstart_lazy_fetch_requests_total ")
+    var lazyFetchBytes = CounterSeries(label: "", prefix: "podstart_lazy_fetch_bytes_total ")
     /// Sorted by label value: failed before retried.
     var criCloses = [CounterSeries(label: "failed", prefix: "podstart_cri_connection_closes_total{outcome=\"failed\"} "),
                      CounterSeries(label: "retried", prefix: "podstart_cri_connection_closes_total{outcome=\"retried\"} ")]

@@ -79,6 +79,15 @@ public struct EventDecoder: Sendable {
                     truncated: flags & UInt32(PS_FLAG_PATH_TRUNCATED) != 0),
                 isRuntimeProcess: flags & UInt32(PS_FLAG_RUNTIME_PROCESS) != 0,
                 fileGeneration: e.generation)))
+        case PS_EVENT_FUSE_REQUEST.rawValue:
+            guard need(ps_fuse_event.self) else { break }
+            let e = record.loadUnaligned(as: ps_fuse_event.self)
+            let named = e.flags & UInt32(PS_FUSE_FILE_FROM_FILL) != 0
+            return .success(.fuseRequest(FuseRequestEvent(
+                timestampNs: header.timestamp_ns, task: Self.task(e.task, record, at: Self.offset(\ps_fuse_event.task)),
+                sendNs: e.send_ns, unique: e.unique, connection: DeviceNumber(rawValue: e.connection), opcode: e.opcode,
+                requestBytes: e.in_len, replyBytes: e.out_len, error: e.error,
+                file: named ? FileKey(device: DeviceNumber(rawValue: e.file_dev), inode: e.file_ino) : nil)))
         default:
             return .failure(DecodeFailure(reason: .unknownKind, kind: header.kind))
         }

@@ -117,12 +117,15 @@ public final class KernelProbeSession: @unchecked Sendable {
         typealias Opens = BPFSkeleton.Files.Program
         typealias Filemap = BPFSkeleton.Filemap.Program
         typealias Block = BPFSkeleton.Blockio.Program
+        typealias Fuse = BPFSkeleton.Fuse.Program
         let tracepoints: [String: (String, String)] = [
             Opens.tracepoint__syscalls__sys_exit_openat2.rawValue: ("syscalls", "sys_exit_openat2"),
             Opens.tracepoint__syscalls__sys_exit_open.rawValue: ("syscalls", "sys_exit_open"),
             Filemap.tracepoint__filemap__mm_filemap_get_pages.rawValue: ("filemap", "mm_filemap_get_pages"),
             Filemap.tracepoint__filemap__mm_filemap_map_pages.rawValue: ("filemap", "mm_filemap_map_pages"),
             Filemap.tracepoint__filemap__mm_filemap_fault.rawValue: ("filemap", "mm_filemap_fault"),
+            Fuse.tracepoint__fuse__fuse_request_send.rawValue: ("fuse", "fuse_request_send"),
+            Fuse.tracepoint__fuse__fuse_request_end.rawValue: ("fuse", "fuse_request_end"),
         ]
         for program in object.programNames {
             if let (category, name) = tracepoints[program], podstart_tracepoint_exists(category, name) == 0 {

@@ -10,10 +10,13 @@ public enum ProbeFamily: String, CaseIterable, Hashable, Sendable, Comparable {
     case block
     /// write, pwrite64, writev exits (runtime download/unpack, container writes).
     case writes
+    /// FUSE request send/end: what a container waited on a FUSE daemon for (a lazy-pull
+    /// snapshotter's remote fetches). Fires only on FUSE traffic, so it costs nothing without it.
+    case fuse
 
     /// The families whose hooks sit on hot paths (every syscall or every read): attached only
     /// while some container is starting.
-    public static let startHooks: Set<ProbeFamily> = [.opens, .reads, .block, .writes]
+    public static let startHooks: Set<ProbeFamily> = [.opens, .reads, .block, .writes, .fuse]
 
     /// The object the family's programs are loaded from; `kernelCasts`: the running kernel has
     /// bpf_rdonly_cast (6.2+) and the opens may use the build that takes it.
@@ -24,6 +27,7 @@ public enum ProbeFamily: String, CaseIterable, Hashable, Sendable, Comparable {
         case .reads: BPFSkeleton.Filemap.self
         case .block: BPFSkeleton.Blockio.self
         case .writes: BPFSkeleton.Writes.self
+        case .fuse: BPFSkeleton.Fuse.self
         }
     }
 
@@ -34,6 +38,7 @@ public enum ProbeFamily: String, CaseIterable, Hashable, Sendable, Comparable {
         if name.contains("filemap") { return .reads }
         if name.contains("block_") { return .block }
         if name.contains("sys_exit_write") || name.contains("sys_exit_pwrite") { return .writes }
+        if name.contains("fuse_request") { return .fuse }
         return nil
     }
 
@@ -49,6 +54,7 @@ public enum ProbeFamily: String, CaseIterable, Hashable, Sendable, Comparable {
         case "read", "reads": .reads
         case "block", "blockio": .block
         case "write", "writes": .writes
+        case "fuse", "lazy", "lazy_fetch": .fuse
         default: nil
         }
     }
@@ -66,5 +72,5 @@ public struct ProgramStatistics: Hashable, Sendable {
 
 /// Names of the counters in the kernel's ps_stats array, in index order.
 public enum ProbeProgram: String, CaseIterable, Sendable {
-    case exec, fork, exit, open, read, block, write
+    case exec, fork, exit, open, read, block, write, fuse
 }

@@ -48,7 +48,7 @@ public struct TraceRun: Sendable {
         var session: KernelProbeSession?
         var consumer: Task<Void, Never>?
         let collected = Collected()
-        let families: Set<ProbeFamily> = [.process, .opens, .reads, .writes]
+        let families: Set<ProbeFamily> = [.process, .opens, .reads, .writes, .fuse]
         if kernel {
             do {
                 let s = try KernelProbeSession()

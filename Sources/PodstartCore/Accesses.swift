@@ -27,6 +27,11 @@ public struct AccessTracker: Sendable {
     /// Processes that executed a program in this namespace (the container's init among them):
     /// tells an exit of this container's init from a late exit of the previous holder of the number.
     public private(set) var execPids: Set<UInt32> = []
+    /// FUSE requests the namespace's tasks waited on (a lazy-pull snapshotter's fetches), at most
+    /// `maxFuseRequests`: past it the rest are counted in `fuseRequestsDropped`, not kept.
+    public private(set) var fuseRequests: [FuseRequestEvent] = []
+    public private(set) var fuseRequestsDropped: UInt64 = 0
+    public static let maxFuseRequests = 65_536
 
     /// Paths under these prefixes are not image content (pseudo file systems).
     public static let ignoredPrefixes = ["/proc/", "/sys/", "/dev/"]
@@ -43,6 +48,8 @@ public struct AccessTracker: Sendable {
             if let path = e.path, let file = e.file { note(path: path.path, file: file, at: e.timestampNs, count: 1) }
         case .readRange(let r) where r.mountNamespace == mountNamespace && r.source == .access:
             ranges[r.file, default: []].append(r.byteRange)
+        case .fuseRequest(let f) where f.task.mountNamespace == mountNamespace:
+            if fuseRequests.count < Self.maxFuseRequests { fuseRequests.append(f) } else { fuseRequestsDropped &+= 1 }
         default:
             break
         }
@@ -96,6 +103,54 @@ public struct AccessTracker: Sendable {
             result.append((first, access))
         }
         return result.sorted { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1.path < $1.1.path }.map(\.1)
+    }
+}
+
+extension AccessTracker {
+    /// When the namespace's tasks had a FUSE request in flight: [send, reply] of each, merged
+    /// (CLOCK_MONOTONIC ns as Int64; the correlator converts).
+    public var fuseWaits: [Interval] {
+        PhaseAttribution.union(fuseRequests.map {
+            Interval(start: Int64(clamping: $0.sendNs), end: Int64(clamping: max($0.timestampNs, $0.sendNs)))
+        })
+    }
+
+    /// The FUSE requests by file: a read is named by the file whose page-cache fill it served
+    /// (its inode on the FUSE file system), matched to the path the container opened it by
+    /// through `resolve`'s data file (on overlayfs, the lower layer's file), else the open's own
+    /// data inode. Requests no file is named for are grouped by operation, with no path. Ordered
+    /// by first request.
+    public func lazyFetches(resolve: (String, FileIdentity) -> LayerLocation? = { _, _ in nil }) -> [PodStartTrace.LazyFetch] {
+        guard !fuseRequests.isEmpty else { return [] }
+        var byData: [FileKey: (path: String, layer: String?)] = [:]
+        for seen in files.values.sorted(by: { $0.firstNs < $1.firstNs }) {
+            let location = resolve(seen.path, seen.file)
+            for key in [location?.dataFile, seen.file.dataKey, seen.file.key].compactMap({ $0 }) where byData[key] == nil {
+                byData[key] = (seen.path, location?.layerDigest)
+            }
+        }
+        struct Group { var path: String?; var layer: String?; var operation: String; var requests: UInt64 = 0
+            var bytes: UInt64 = 0; var waitNs: UInt64 = 0; var firstNs: UInt64 = .max }
+        var groups: [String: Group] = [:]
+        for r in fuseRequests {
+            let named = r.opcode == FuseRequestEvent.readOpcode ? r.file.flatMap { byData[$0] } : nil
+            let operation = r.opcodeName
+            // unnamed reads of a known inode stay apart from each other (and say which inode)
+            let key = named.map { "f\u{0}\($0.path)" } ?? "o\u{0}\(operation)"
+            var g = groups[key] ?? Group(path: named?.path, layer: named?.layer, operation: operation)
+            g.requests &+= 1
+            g.bytes &+= r.replyDataBytes
+            g.waitNs &+= r.durationNs
+            g.firstNs = min(g.firstNs, r.sendNs)
+            groups[key] = g
+        }
+        let origin = firstExecNs ?? fuseRequests.map(\.sendNs).min() ?? 0
+        return groups.values.sorted { $0.firstNs != $1.firstNs ? $0.firstNs < $1.firstNs : ($0.path ?? $0.operation) < ($1.path ?? $1.operation) }
+            .map { g in
+                PodStartTrace.LazyFetch(path: g.path, layerDigest: g.layer, operation: g.operation, requests: g.requests, bytes: g.bytes,
+                                        waitSeconds: Double(g.waitNs) / 1e9,
+                                        firstRequestMs: Double(Int64(clamping: g.firstNs) - Int64(clamping: origin)) / 1e6)
+            }
     }
 }
 

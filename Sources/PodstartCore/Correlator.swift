@@ -451,6 +451,8 @@ public struct Correlator: Sendable {
             trackers[o.task.mountNamespace]?.add(event)
         case .readRange(let r):
             trackers[r.mountNamespace]?.add(event)
+        case .fuseRequest(let f):
+            trackers[f.task.mountNamespace]?.add(event)
         default:
             break
         }
@@ -737,16 +739,29 @@ public struct Correlator: Sendable {
         }
         let sli = Self.startSLI(pod, measurements: measurements)
 
+        // the records of a container: retired with its namespace number, or under the number it
+        // still holds — never those of the container that took the number since
+        func tracker(_ c: ContainerState) -> AccessTracker? {
+            retiredTrackers[c.id] ?? (c.namespaceRetired ? nil : c.mountNamespace.flatMap { trackers[$0] })
+        }
+        phases += Self.lazyFetchSpans(
+            waits: pod.containers.values.flatMap { c in
+                (tracker(c)?.fuseWaits ?? []).map {
+                    Interval(start: clock.unixNanoseconds(monotonic: UInt64($0.start)), end: clock.unixNanoseconds(monotonic: UInt64($0.end)))
+                }
+            },
+            within: phases)
         let containers = pod.containers.values.sorted(by: { $0.created.start < $1.created.start }).map { c in
-            // the records of this container: retired with its namespace number, or under the number
-            // it still holds — never those of the container that took the number since
-            let tracker = retiredTrackers[c.id] ?? (c.namespaceRetired ? nil : c.mountNamespace.flatMap { trackers[$0] })
+            let tracker = tracker(c)
             let retired = retiredTrackers[c.id] != nil || c.namespaceRetired
+            func resolveHere(_ path: String, _ file: FileIdentity) -> LayerLocation? {
+                resolve(AccessContainer(id: c.id, mountNamespace: c.mountNamespace, imageDigest: c.imageDigest, initExited: retired), path, file)
+            }
             return PodStartTrace.Container(
                 name: c.name, image: c.image, imageDigest: c.imageDigest, exitCode: c.exited.map { $0.code },
                 firstExec: tracker?.firstExecNs.map { clock.unixNanoseconds(monotonic: $0) } ?? c.firstExec,
-                accesses: tracker.map { t in t.accesses { resolve(AccessContainer(id: c.id, mountNamespace: c.mountNamespace, imageDigest: c.imageDigest,
-                                                                                    initExited: retired), $0, $1) } } ?? [])
+                accesses: tracker.map { $0.accesses(resolve: resolveHere) } ?? [],
+                lazyFetches: tracker.map { $0.lazyFetches(resolve: resolveHere) } ?? [])
         }
         for c in pod.containers.values {
             if let ns = c.mountNamespace, !c.namespaceRetired, namespaceToContainer[ns] == c.id || namespaceToContainer[ns] == nil {
@@ -765,6 +780,23 @@ public struct Correlator: Sendable {
         // ready with no readiness source's word: the containers ran, whether the pod was Ready is not known
         if outcome == .ready, pod.ready == nil { trace.readiness = .unknown }
         return trace
+    }
+
+    /// The `lazy_fetch` sub-phase: the instants some container task of the pod had a FUSE request
+    /// in flight, split at the top-level phases they fall in (each piece's parent; mostly `start`,
+    /// while runc execs the entrypoint, and `probe`, while the application loads).
+    static func lazyFetchSpans(waits: [Interval], within phases: [PhaseSpan]) -> [PhaseSpan] {
+        guard !waits.isEmpty else { return [] }
+        let merged = PhaseAttribution.union(waits)
+        var spans: [PhaseSpan] = []
+        for top in phases where top.parent == nil {
+            let bounds = Interval(start: top.start, end: top.end)
+            for w in merged {
+                guard let piece = w.clamped(to: bounds) else { continue }
+                spans.append(PhaseSpan(name: .lazyFetch, start: piece.start, end: piece.end, parent: top.name, source: .kernel))
+            }
+        }
+        return spans
     }
 
     /// When the pod was created, as precisely as the sources allow: the API's creationTimestamp

@@ -135,6 +135,11 @@ public enum CorrelatorInputCodec {
         case .writeBegin(let e):
             fields += [("task", task(e.task)), ("file", file(e.file)), ("generation", .uint(UInt64(e.fileGeneration))),
                        ("path", path(e.path)), ("runtime", .bool(e.isRuntimeProcess))]
+        case .fuseRequest(let e):
+            fields += [("task", task(e.task)), ("sendNs", .uint(e.sendNs)), ("unique", .uint(e.unique)),
+                       ("connection", .uint(UInt64(e.connection.rawValue))), ("opcode", .uint(UInt64(e.opcode))),
+                       ("requestBytes", .uint(UInt64(e.requestBytes))), ("replyBytes", .uint(UInt64(e.replyBytes))),
+                       ("error", .int(Int64(e.error))), ("file", e.file.map(fileKey) ?? .null)]
         }
         return fields
     }
@@ -354,6 +359,12 @@ public enum CorrelatorInputCodec {
             return .writeBegin(WriteBeginEvent(timestampNs: ts, task: try o.task("task"), file: try o.file("file"),
                                                path: try o.path("path"), isRuntimeProcess: try o.bool("runtime"),
                                                fileGeneration: try o.optional("generation") { try $0.uint32("generation") } ?? 0))
+        case "fuse":
+            return .fuseRequest(FuseRequestEvent(timestampNs: ts, task: try o.task("task"), sendNs: try o.uint64("sendNs"),
+                                                 unique: try o.uint64("unique"), connection: DeviceNumber(rawValue: try o.uint32("connection")),
+                                                 opcode: try o.uint32("opcode"), requestBytes: try o.uint32("requestBytes"),
+                                                 replyBytes: try o.uint32("replyBytes"), error: try o.int32("error"),
+                                                 file: try o.optional("file") { try $0.fileKey("file") }))
         default:
             throw DecodeError(field: "kind", message: "unknown kernel record kind '\(kind)'")
         }

@@ -170,6 +170,11 @@ public struct InputRelabeling: Sendable, Hashable {
             e.timestampNs = mono(e.timestampNs)
             e.task = task(e.task)
             return .writeBegin(e)
+        case .fuseRequest(var e):
+            e.timestampNs = mono(e.timestampNs)
+            e.sendNs = mono(e.sendNs)
+            e.task = task(e.task)
+            return .fuseRequest(e)
         }
     }
 }

@@ -52,6 +52,7 @@ public enum RecordingTrim {
                 case .exec(let e): if namespaces.contains(e.task.mountNamespace) { kept.append(input) }
                 case .open(let e): if namespaces.contains(e.task.mountNamespace) { kept.append(input) }
                 case .readRange(let r): if namespaces.contains(r.mountNamespace) { kept.append(input) }
+                case .fuseRequest(let f): if namespaces.contains(f.task.mountNamespace) { kept.append(input) }
                 case .writeBegin(let w):
                     if pullWrites.contains(.init(w)) { kept.append(input) }
                 case .fork, .exit, .blockIO: break  // the correlator does not use them

@@ -59,6 +59,13 @@ extension KernelEvent {
             fields += [("path", .string(e.path.path)), ("pathTruncated", .bool(e.path.truncated)),
                        ("runtime", .bool(e.isRuntimeProcess))]
             file(e.file)
+        case .fuseRequest(let e):
+            task(e.task)
+            fields += [("connection", .string(e.connection.description)), ("unique", .uint(e.unique)),
+                       ("opcode", .string(e.opcodeName)), ("requestBytes", .uint(UInt64(e.requestBytes))),
+                       ("replyBytes", .uint(UInt64(e.replyBytes))), ("error", .int(Int64(e.error))),
+                       ("sendUnixNano", .int(clock.unixNanoseconds(monotonic: e.sendNs))), ("durationNs", .uint(e.durationNs))]
+            if let f = e.file { fields += [("dev", .string(f.device.description)), ("ino", .uint(f.inode))] }
         }
         return .object(fields)
     }

@@ -298,6 +298,82 @@ public struct WriteBeginEvent: Hashable, Sendable {
     }
 }
 
+/// One FUSE request a task of a starting container sent and waited on (fuse:fuse_request_send →
+/// fuse:fuse_request_end). On a lazy-pull snapshotter (stargz: one FUSE file system per layer) it
+/// is a lookup, open or read the daemon may answer with a fetch from the registry.
+public struct FuseRequestEvent: Hashable, Sendable {
+    /// CLOCK_MONOTONIC nanoseconds of the reply (fuse_request_end).
+    public var timestampNs: UInt64
+    /// The task that sent the request, as it sent it.
+    public var task: TaskContext
+    /// CLOCK_MONOTONIC nanoseconds of the send.
+    public var sendNs: UInt64
+    /// The connection's request id.
+    public var unique: UInt64
+    /// The FUSE connection: the superblock device of its mount (`st_dev` of the mount point).
+    public var connection: DeviceNumber
+    /// `enum fuse_opcode` (include/uapi/linux/fuse.h).
+    public var opcode: UInt32
+    /// Bytes of the request and of the reply, their headers included.
+    public var requestBytes: UInt32
+    public var replyBytes: UInt32
+    /// The reply's error: 0 or -errno.
+    public var error: Int32
+    /// FUSE_READ: the file whose page-cache fill the read serves (its inode on the FUSE file
+    /// system), when the kernel saw the task fill it just before; nil otherwise.
+    public var file: FileKey?
+
+    public init(timestampNs: UInt64, task: TaskContext, sendNs: UInt64, unique: UInt64, connection: DeviceNumber, opcode: UInt32,
+                requestBytes: UInt32, replyBytes: UInt32, error: Int32, file: FileKey?) {
+        self.timestampNs = timestampNs
+        self.task = task
+        self.sendNs = sendNs
+        self.unique = unique
+        self.connection = connection
+        self.opcode = opcode
+        self.requestBytes = requestBytes
+        self.replyBytes = replyBytes
+        self.error = error
+        self.file = file
+    }
+
+    /// Send → reply: how long the task waited (0 for a damaged record whose ends are reversed).
+    public var durationNs: UInt64 { timestampNs >= sendNs ? timestampNs - sendNs : 0 }
+
+    /// The bytes the reply carried past its 16-byte `fuse_out_header`: for a read, the data.
+    public var replyDataBytes: UInt64 { UInt64(replyBytes > 16 ? replyBytes - 16 : 0) }
+
+    public static let readOpcode: UInt32 = 15
+
+    /// The opcode's name, lower case without `FUSE_` (`lookup`, `read`, …), or `op<N>`.
+    public var opcodeName: String { Self.opcodeName(opcode) }
+
+    public static func opcodeName(_ opcode: UInt32) -> String {
+        switch opcode {
+        case 1: "lookup"
+        case 3: "getattr"
+        case 4: "setattr"
+        case 5: "readlink"
+        case 14: "open"
+        case 15: "read"
+        case 16: "write"
+        case 17: "statfs"
+        case 18: "release"
+        case 22: "getxattr"
+        case 23: "listxattr"
+        case 25: "flush"
+        case 27: "opendir"
+        case 28: "readdir"
+        case 29: "releasedir"
+        case 34: "access"
+        case 44: "readdirplus"
+        case 46: "lseek"
+        case 52: "statx"
+        default: "op\(opcode)"
+        }
+    }
+}
+
 public enum KernelEvent: Hashable, Sendable {
     case exec(ExecEvent)
     case fork(ForkEvent)
@@ -306,6 +382,7 @@ public enum KernelEvent: Hashable, Sendable {
     case readRange(ReadRangeEvent)
     case blockIO(BlockIOEvent)
     case writeBegin(WriteBeginEvent)
+    case fuseRequest(FuseRequestEvent)
 
     public var timestampNs: UInt64 {
         switch self {
@@ -316,6 +393,7 @@ public enum KernelEvent: Hashable, Sendable {
         case .readRange(let e): e.timestampNs
         case .blockIO(let e): e.timestampNs
         case .writeBegin(let e): e.timestampNs
+        case .fuseRequest(let e): e.timestampNs
         }
     }
 
@@ -328,6 +406,7 @@ public enum KernelEvent: Hashable, Sendable {
         case .readRange: "read"
         case .blockIO: "block"
         case .writeBegin: "write"
+        case .fuseRequest: "fuse"
         }
     }
 }

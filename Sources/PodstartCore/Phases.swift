@@ -8,6 +8,10 @@ public enum PhaseName: String, CaseIterable, Hashable, Sendable, Codable {
     case unattributed
     /// Parts of `pull`.
     case download, decompress, pullOther = "pull_other"
+    /// Inside another phase (mostly `start` and `probe`): the time a starting container's tasks
+    /// had FUSE requests in flight, i.e. waited on a lazy-pull snapshotter's on-demand fetches
+    /// (kernel fuse tracepoints; docs/phases.md#lazy_fetch). Not a partition: it overlaps its parent.
+    case lazyFetch = "lazy_fetch"
 
     public static let topLevel: [PhaseName] = [.schedule, .sandbox, .pull, .`init`, .create, .start, .probe, .readyReport, .unattributed]
     public static let pullParts: [PhaseName] = [.download, .decompress, .pullOther]

@@ -66,6 +66,36 @@ public struct PodStartTrace: Hashable, Sendable {
         }
     }
 
+    /// What a container's tasks waited on a FUSE file system for before it was ready: on a
+    /// lazy-pull snapshotter (stargz), the files whose data were fetched on demand. One entry per
+    /// file read; requests no file could be named for (lookups, getattrs, reads whose page-cache
+    /// fill the kernel did not see) one entry per operation, with no path.
+    public struct LazyFetch: Hashable, Sendable {
+        /// Absolute path inside the container; nil for requests no file was named for.
+        public var path: String?
+        /// Digest of the image layer that provides the file (nil: unknown).
+        public var layerDigest: String?
+        /// `read` for a file's data; else the FUSE operation (`lookup`, `getattr`, `open`, …).
+        public var operation: String
+        public var requests: UInt64
+        /// Bytes the replies carried past their headers (for reads: the file's data).
+        public var bytes: UInt64
+        /// The requests' waits (send → reply) added up, seconds; concurrent requests each count.
+        public var waitSeconds: Double
+        /// Milliseconds from the container's first exec to the first request's send.
+        public var firstRequestMs: Double
+        public init(path: String?, layerDigest: String?, operation: String, requests: UInt64, bytes: UInt64, waitSeconds: Double,
+                    firstRequestMs: Double) {
+            self.path = path
+            self.layerDigest = layerDigest
+            self.operation = operation
+            self.requests = requests
+            self.bytes = bytes
+            self.waitSeconds = waitSeconds
+            self.firstRequestMs = firstRequestMs
+        }
+    }
+
     public struct Container: Hashable, Sendable {
         public var name: String
         public var image: String
@@ -79,8 +109,12 @@ public struct PodStartTrace: Hashable, Sendable {
         /// Unix nanoseconds of the container's first exec, the origin of its accesses'
         /// `firstAccessMs` (nil when no exec was seen, and in traces written before this field).
         public var firstExec: Int64?
+        /// FUSE requests its tasks waited on, by file (empty without a FUSE file system, e.g. on
+        /// overlayfs); their time is the `lazy_fetch` phase.
+        public var lazyFetches: [LazyFetch]
         public init(name: String, image: String, imageDigest: String?, exitCode: Int32? = nil, imageBytes: UInt64? = nil,
-                    firstExec: Int64? = nil, accesses: [Access] = []) {
+                    firstExec: Int64? = nil, accesses: [Access] = [], lazyFetches: [LazyFetch] = []) {
+            self.lazyFetches = lazyFetches
             self.name = name
             self.image = image
             self.imageDigest = imageDigest
@@ -212,6 +246,14 @@ extension PodStartTrace {
                     if let size = a.sizeBytes { af.append(("sizeBytes", .uint(size))) }
                     return .object(af)
                 })))
+                if !c.lazyFetches.isEmpty {
+                    cf.append(("lazyFetches", .array(c.lazyFetches.map { f in
+                        .object([("path", f.path.map { .string($0) } ?? .null),
+                                 ("layerDigest", f.layerDigest.map { .string($0) } ?? .null),
+                                 ("operation", .string(f.operation)), ("requests", .uint(f.requests)), ("bytes", .uint(f.bytes)),
+                                 ("waitSeconds", .double(f.waitSeconds)), ("firstRequestMs", .double(f.firstRequestMs))])
+                    })))
+                }
                 return .object(cf)
             })),
         ]
@@ -312,6 +354,15 @@ extension PodStartTrace {
                                return [UInt64(o), UInt64(l)]
                            },
                            sizeBytes: try a["sizeBytes"].flatMap { $0.isNull ? nil : try count($0, "accesses[].sizeBytes") })
+                },
+                lazyFetches: try (c["lazyFetches"]?.arrayValue ?? []).map { f in
+                    let wait = try milliseconds(f["waitSeconds"], "lazyFetches[].waitSeconds")
+                    return LazyFetch(path: f["path"]?.stringValue, layerDigest: f["layerDigest"]?.stringValue,
+                                     operation: try req(f["operation"]?.stringValue, "lazyFetches[].operation"),
+                                     requests: try count(f["requests"], "lazyFetches[].requests"),
+                                     bytes: try count(f["bytes"], "lazyFetches[].bytes"),
+                                     waitSeconds: max(0, wait),
+                                     firstRequestMs: try milliseconds(f["firstRequestMs"], "lazyFetches[].firstRequestMs"))
                 })
         }
     }

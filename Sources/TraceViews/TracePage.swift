@@ -44,6 +44,13 @@ public enum TracePage {
                             + value(totals.joined(separator: " · "), y: y) + "</g>")
                 y += rowHeight
             }
+            let waits = trace.lazyFetchPieces(of: span)
+            if !waits.isEmpty {
+                rows.append("<g class=\"row\">" + label("lazy_fetch", y: y, indent: true)
+                            + waits.map { phaseBar($0, trace: trace, e2e: e2e, y: y, x: x) }.joined()
+                            + value("\(fixed(Double(waits.saturatingSum { $0.nanoseconds }) / 1e9, 3)) s · kernel", y: y) + "</g>")
+                y += rowHeight
+            }
         }
         for container in trace.containers where !container.accesses.isEmpty {
             let origin = accessOrigin(container, trace: trace)
@@ -159,6 +166,11 @@ public enum TracePage {
         var rows = ""
         for span in trace.phases where span.parent == nil {
             rows += row(span.name.rawValue, from: Double(span.start.saturatingSubtract(trace.created)) / 1e9, ns: span.nanoseconds, source: span.source.rawValue)
+            let waits = trace.lazyFetchPieces(of: span)
+            if !waits.isEmpty {
+                rows += row("&nbsp;&nbsp;lazy_fetch\(waits.count > 1 ? " (\(waits.count) parts)" : "")", from: nil,
+                            ns: waits.saturatingSum { $0.nanoseconds }, source: "kernel")
+            }
             guard span.name == .pull else { continue }
             let parts = trace.parts(of: span)
             for kind in PhaseName.pullParts {
@@ -250,7 +262,7 @@ public enum TracePage {
         .ready{stroke:#2a7;stroke-width:2;stroke-dasharray:4 3}
         .p-schedule{fill:#8d99ae}.p-sandbox{fill:#4e79a7}.p-pull{fill:#f28e2b}.p-download{fill:#edc948}
         .p-decompress{fill:#e15759}.p-pull_other{fill:#ff9da7}.p-init{fill:#76b7b2}.p-create{fill:#59a14f}
-        .p-start{fill:#b07aa1}.p-probe{fill:#9c755f}.p-ready_report{fill:#d4a6c8}.p-unattributed{fill:#cfcfcf}
+        .p-start{fill:#b07aa1}.p-probe{fill:#9c755f}.p-ready_report{fill:#d4a6c8}.p-unattributed{fill:#cfcfcf}.p-lazy_fetch{fill:#17becf}
         .legend{color:#666;font-size:12px;max-width:1040px}
         table{border-collapse:collapse;font-size:12px}th,td{padding:2px 8px;border-bottom:1px solid #eee;text-align:left}
         td.n{text-align:right;font-variant-numeric:tabular-nums}

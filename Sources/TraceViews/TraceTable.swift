@@ -21,6 +21,8 @@ public enum TraceTable {
                     out += line(part, trace: trace, e2e: e2e, indent: "  ")
                 }
             }
+            let waits = trace.lazyFetchPieces(of: span)
+            if !waits.isEmpty { out += lazyFetchLine(waits, trace: trace, e2e: e2e) }
         }
         out += "\(pad("total", 16)) \(String(repeating: " ", count: barWidth + 2)) \(lpad(format(trace.e2eSeconds), 8)) s  100.0%\n"
         for container in trace.containers {
@@ -28,6 +30,15 @@ public enum TraceTable {
             out += "\ncontainer \(container.name): \(container.accesses.count) files read at start, \(bytes) bytes"
             if let code = container.exitCode { out += ", exited \(code)" }
             out += "\n"
+            if !container.lazyFetches.isEmpty {
+                let requests = container.lazyFetches.saturatingSum { $0.requests }
+                let fetched = container.lazyFetches.saturatingSum { $0.bytes }
+                let files = container.lazyFetches.filter { $0.path != nil }
+                out += "  lazy fetch: \(requests) FUSE requests, \(fetched) bytes, \(files.count) files read on demand\n"
+                for f in files.sorted(by: { $0.waitSeconds > $1.waitSeconds }).prefix(5) {
+                    out += "    \(lpad(format(f.waitSeconds), 8)) s  \(lpad(String(f.bytes), 10)) B  \(f.path ?? "")\n"
+                }
+            }
         }
         if let events = trace.events { out += eventLines(events, trace: trace) }
         return out + "\n"
@@ -78,6 +89,22 @@ public enum TraceTable {
         let bar = String(repeating: " ", count: min(offset, barWidth - 1)) + String(repeating: "█", count: length)
         let share = Double(span.nanoseconds) / Double(e2e) * 100
         return "\(pad(indent + span.name.rawValue, 16)) |\(pad(bar, barWidth))| \(lpad(format(span.seconds), 8)) s \(lpad(String(format: "%5.1f", share), 6))%  \(span.source.rawValue)\n"
+    }
+
+    /// The `lazy_fetch` pieces inside one top-level phase: one row, a mark at each piece, their
+    /// seconds added up (a sub-phase that overlaps its parent, not a part of a partition).
+    static func lazyFetchLine(_ pieces: [PhaseSpan], trace: PodStartTrace, e2e: Int64) -> String {
+        var bar = [Character](repeating: " ", count: barWidth)
+        func column(_ t: Int64) -> Int {
+            let share = Double(t.saturatingSubtract(trace.created)) / Double(e2e) * Double(barWidth)
+            return share.isFinite ? Int(min(max(share, 0), Double(barWidth - 1))) : 0
+        }
+        for piece in pieces {
+            for c in column(piece.start)...max(column(piece.start), column(piece.end)) { bar[c] = "▒" }
+        }
+        let total = pieces.saturatingSum { $0.nanoseconds }
+        let share = Double(total) / Double(e2e) * 100
+        return "\(pad("  lazy_fetch", 16)) |\(String(bar))| \(lpad(format(Double(total) / 1e9), 8)) s \(lpad(String(format: "%5.1f", share), 6))%  kernel\n"
     }
 
     public static func format(_ seconds: Double) -> String { String(format: "%.3f", seconds) }

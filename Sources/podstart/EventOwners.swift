@@ -39,6 +39,7 @@ actor EventOwners {
         case .writeBegin(let e): pid = e.task.pid; mountNamespace = e.task.mountNamespace; cgroupID = e.task.cgroupID
         case .readRange(let e): pid = e.pid; mountNamespace = e.mountNamespace
         case .blockIO(let e): pid = e.pid; mountNamespace = e.mountNamespace
+        case .fuseRequest(let e): pid = e.task.pid; mountNamespace = e.task.mountNamespace; cgroupID = e.task.cgroupID
         }
         return await lookup(pid, mountNamespace, cgroupID)
     }

@@ -38,8 +38,8 @@ struct ProbeCommand: AsyncParsableCommand {
     @Flag(help: "Every container, including those already running.")
     var allContainers = false
 
-    @Option(help: "Comma-separated kinds: exec,open,read,block,write (default: all).")
-    var kinds: String = "exec,open,read,block,write"
+    @Option(help: "Comma-separated kinds: exec,open,read,block,write,fuse (default: all).")
+    var kinds: String = "exec,open,read,block,write,fuse"
 
     @Option(help: "Only events of pods in this namespace (exact name, repeatable).")
     var namespace: [String] = []
@@ -179,6 +179,9 @@ struct EventPrinter: Sendable {
         case .blockIO(let e):
             row = "BLOCK pid=\(e.pid) \(e.comm) \(e.device) \(e.operation.rawValue) sector=\(e.sector) bytes=\(e.bytes) lat=\(e.latencyNs / 1000)us"
         case .writeBegin(let e): row = "WRITE \(Self.who(e.task)) \(e.path.path)"
+        case .fuseRequest(let e):
+            let file = e.file.map { " file=\($0.device):\($0.inode)" } ?? ""
+            row = "FUSE  \(Self.who(e.task)) conn=\(e.connection) \(e.opcodeName) reply=\(e.replyBytes) err=\(e.error) wait=\(e.durationNs / 1000)us\(file)"
         }
         Swift.print("\(time) \(Self.owner(owner)) \(row)")
     }

@@ -31,6 +31,60 @@ struct EventDecoderTests {
         #expect(MemoryLayout<ps_exec_event>.offset(of: \ps_exec_event.args) == 888)
         #expect(MemoryLayout<ps_task_context>.offset(of: \ps_task_context.cgroup_id) == 24)
         #expect(MemoryLayout<ps_block_event>.offset(of: \ps_block_event.sector) == 32)
+        #expect(MemoryLayout<ps_fuse_event>.size == 120)
+        #expect(MemoryLayout<ps_fuse_event>.offset(of: \ps_fuse_event.send_ns) == 64)
+        #expect(MemoryLayout<ps_fuse_event>.offset(of: \ps_fuse_event.connection) == 80)
+        #expect(MemoryLayout<ps_fuse_event>.offset(of: \ps_fuse_event.error) == 96)
+        #expect(MemoryLayout<ps_fuse_event>.offset(of: \ps_fuse_event.file_ino) == 104)
+    }
+
+    /// A FUSE_READ of a stargz layer as fuse.bpf.c writes it (values shaped like a lazily pulled
+    /// container reading /data/random.bin in 128 KiB requests): the waiting task, the connection
+    /// (the layer's FUSE mount), the reply's size and the filled file.
+    static func fuseRecord(flags: UInt32 = UInt32(PS_FUSE_FILE_FROM_FILL)) -> [UInt8] {
+        var e = ps_fuse_event()
+        e.header.kind = UInt16(PS_EVENT_FUSE_REQUEST.rawValue)
+        e.header.version = UInt16(PS_EVENT_VERSION)
+        e.header.size = UInt32(MemoryLayout<ps_fuse_event>.size)
+        e.header.timestamp_ns = 1_000_270_000
+        e.task.pid = 4242
+        e.task.tid = 4242
+        e.task.mntns = 4026532871
+        e.send_ns = 1_000_000_000
+        e.unique = 118
+        e.connection = (0 << 20) | 61
+        e.opcode = 15
+        e.in_len = 80
+        e.out_len = 16 + 131_072
+        e.error = 0
+        e.flags = flags
+        e.file_ino = 12
+        e.file_dev = (0 << 20) | 61
+        var bytes = withUnsafeBytes(of: &e) { Array($0) }
+        let comm = Array("head".utf8) + [0]
+        let commOffset = MemoryLayout<ps_fuse_event>.offset(of: \ps_fuse_event.task)! + MemoryLayout<ps_task_context>.offset(of: \ps_task_context.comm)!
+        bytes.replaceSubrange(commOffset..<(commOffset + comm.count), with: comm)
+        return bytes
+    }
+
+    @Test func aFuseReadRecordDecodesToTheRequestTheTaskWaitedOn() throws {
+        let record = [0xAA] + Self.fuseRecord()
+        let event = try record.withUnsafeBytes { try EventDecoder().decode(UnsafeRawBufferPointer(rebasing: $0[1...])).get() }
+        guard case .fuseRequest(let f) = event else { Issue.record("not a FUSE request: \(event)"); return }
+        #expect(f.task.pid == 4242 && f.task.comm == "head" && f.task.mountNamespace == 4026532871)
+        #expect(f.durationNs == 270_000 && f.sendNs == 1_000_000_000 && f.timestampNs == 1_000_270_000)
+        #expect(f.connection == DeviceNumber(major: 0, minor: 61) && f.unique == 118)
+        #expect(f.opcodeName == "read" && f.replyDataBytes == 131_072 && f.error == 0)
+        #expect(f.file == FileKey(device: DeviceNumber(major: 0, minor: 61), inode: 12))
+        // without the fill flag the inode fields mean nothing: no file
+        let unnamed = try Self.fuseRecord(flags: 0).withUnsafeBytes { try EventDecoder().decode($0).get() }
+        guard case .fuseRequest(let u) = unnamed else { Issue.record("not a FUSE request"); return }
+        #expect(u.file == nil)
+        // one byte short of the struct: truncated, not read past the end
+        let short = Array(Self.fuseRecord().dropLast())
+        if case .failure(let failure) = short.withUnsafeBytes({ EventDecoder().decode($0) }) {
+            #expect(failure.reason == .truncated)
+        } else { Issue.record("a short FUSE record was accepted") }
     }
 
     static func openRecord(path: String, raw: String, result: Int32 = 3, version: UInt16 = UInt16(PS_EVENT_VERSION),

@@ -192,6 +192,7 @@ extension KernelEvent {
     var readRange: ReadRangeEvent? { if case .readRange(let e) = self { e } else { nil } }
     var blockIO: BlockIOEvent? { if case .blockIO(let e) = self { e } else { nil } }
     var writeBegin: WriteBeginEvent? { if case .writeBegin(let e) = self { e } else { nil } }
+    var fuseRequest: FuseRequestEvent? { if case .fuseRequest(let e) = self { e } else { nil } }
     var mountNamespace: UInt32? {
         switch self {
         case .exec(let e): e.task.mountNamespace
@@ -201,6 +202,7 @@ extension KernelEvent {
         case .readRange(let e): e.mountNamespace
         case .blockIO(let e): e.mountNamespace
         case .writeBegin(let e): e.task.mountNamespace
+        case .fuseRequest(let e): e.task.mountNamespace
         }
     }
 }

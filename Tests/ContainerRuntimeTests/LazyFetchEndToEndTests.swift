@@ -1,0 +1,102 @@
+import ContainerRuntime
+import Foundation
+import PodstartBenchKit
+import PodstartCore
+import PodstartTestSupport
+import Testing
+
+extension ContainerRuntimeIntegration {
+    /// `podstart trace` on a lazily pulled image (issue #17, "where lazy pulling moved the time"):
+    /// the built binary against the stargz containerd of `scripts/localenv.sh stargz-up`, the eStargz
+    /// image pulled through a throttling proxy, so every chunk the container reads is fetched on
+    /// demand while it starts. The kernel's fuse tracepoints must show that wait as `lazy_fetch`
+    /// inside `start`/`probe`, naming the file the container read; the same image on overlayfs has
+    /// no FUSE file system and so no `lazy_fetch`.
+    @Suite struct LazyFetchEndToEndTests {
+        let env: LocalEnvironment
+        let stargz: CRIEndpoint
+        let binary: String
+
+        init() throws {
+            env = try LocalEnvironment.shared()
+            stargz = try env.stargzEndpoint()
+            binary = try LocalEnvironment.podstartBinary()
+        }
+
+        struct Phase { var name: String; var start: Int64; var end: Int64; var parent: String? }
+
+        /// The container reads 1 MiB of the 64 MiB of random data, then says it is ready.
+        static let command = ["/bin/busybox", "sh", "-c",
+                              "/bin/busybox head -c 1048576 /data/random.bin > /dev/null && /bin/busybox touch /tmp/ready; exec /bin/busybox sleep 3600"]
+
+        func trace(endpoint: CRIEndpoint, image: String, cold: Bool) throws -> ([String: Any], [Phase]) {
+            let (status, output) = LocalEnvironment.run(
+                [binary, "trace", "--cri-endpoint", endpoint.description, "--image", image, "--ready-file", "/tmp/ready",
+                 "--probe-period", "20ms", "--output", "json"] + (cold ? ["--cold"] : []) + ["--cmd"] + Self.command)
+            guard status == 0 else {
+                throw LocalEnvironment.StartFailure(description: "podstart trace failed (\(status)): \(output)")
+            }
+            let line = output.split(separator: "\n").first { $0.hasPrefix("{") } ?? ""
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "no trace in: \(output)")
+            let phases = try (object["phases"] as? [[String: Any]] ?? []).map { p in
+                Phase(name: p["name"] as? String ?? "",
+                      start: try #require((p["start"] as? String).flatMap(Timestamp.parseRFC3339)),
+                      end: try #require((p["end"] as? String).flatMap(Timestamp.parseRFC3339)),
+                      parent: p["parent"] as? String)
+            }
+            return (object, phases)
+        }
+
+        @Test func aLazilyPulledContainersWaitOnRemoteChunksIsLazyFetchInsideStartAndProbeWithTheFileItRead() async throws {
+            let registryPort = try #require(UInt16(env.registry.split(separator: ":").last ?? ""))
+            // 4 MiB/s: the container's 1 MiB read cannot come faster than a quarter second
+            let proxy = try ThrottlingProxy(upstreamPort: registryPort, bytesPerSecond: 4 * 1024 * 1024)
+            defer { proxy.stop() }
+            let image = "127.0.0.1:\(proxy.port)/podstart-test/large-layer:estargz"
+            // --cold removes the image by this name; the same content under the registry's own name goes too
+            try await CRIClient.withClient(endpoint: stargz) { client in
+                for present in try await client.listImages() where present.repoTags.contains(where: { $0.hasSuffix("/podstart-test/large-layer:estargz") }) {
+                    try await client.removeImage(present.id)
+                }
+            }
+            let (object, phases) = try trace(endpoint: stargz, image: image, cold: true)
+            #expect(proxy.fetchedBytes >= 1 << 20, "the 1 MiB read did not come through the proxy: \(proxy.fetchedBytes) bytes")
+
+            let lazy = phases.filter { $0.name == "lazy_fetch" }
+            let lazyNs = lazy.reduce(Int64(0)) { $0 + $1.end - $1.start }
+            #expect(lazyNs > 0, "no lazy_fetch in \(phases.map(\.name))")
+            let top = phases.filter { $0.parent == nil }
+            for piece in lazy {
+                #expect(piece.parent == "start" || piece.parent == "probe", "lazy_fetch under \(piece.parent ?? "nothing")")
+                #expect(top.contains { $0.name == piece.parent && $0.start <= piece.start && piece.end <= $0.end },
+                        "a lazy_fetch piece [\(piece.start), \(piece.end)] lies outside its \(piece.parent ?? "") phase")
+            }
+            // the pieces never overlap (the union of the waits, cut at phase boundaries)
+            let sorted = lazy.sorted { $0.start < $1.start }
+            for (a, b) in zip(sorted, sorted.dropFirst()) { #expect(a.end <= b.start) }
+
+            let containers = try #require(object["containers"] as? [[String: Any]])
+            let fetches = try #require(containers.first?["lazyFetches"] as? [[String: Any]], "no lazyFetches in \(containers)")
+            let random = try #require(fetches.first { $0["path"] as? String == "/data/random.bin" },
+                                      "the file the container read is not among those fetched: \(fetches.map { $0["path"] ?? "-" })")
+            #expect(random["operation"] as? String == "read")
+            #expect((random["bytes"] as? Int ?? 0) >= 1 << 20, "\(random)")
+            #expect((random["waitSeconds"] as? Double ?? 0) > 0, "\(random)")
+            #expect((random["layerDigest"] as? String)?.hasPrefix("sha256:") == true, "\(random)")
+            // the replies carried at least what the container read, and no more than came through the proxy
+            let bytes = fetches.reduce(0) { $0 + ($1["bytes"] as? Int ?? 0) }
+            #expect(bytes >= 1 << 20)
+        }
+
+        @Test func theSameImageOnOverlayfsHasNoLazyFetch() throws {
+            let (object, phases) = try trace(endpoint: env.endpoint, image: env.image("large-layer:estargz"), cold: false)
+            #expect(phases.contains { $0.name == "probe" || $0.name == "ready_report" }, "\(phases.map(\.name))")
+            #expect(!phases.contains { $0.name == "lazy_fetch" }, "\(phases.map(\.name))")
+            let containers = try #require(object["containers"] as? [[String: Any]])
+            #expect(containers.allSatisfy { $0["lazyFetches"] == nil })
+            // and the container did read the file, through overlayfs
+            let accesses = try #require(containers.first?["accesses"] as? [[String: Any]])
+            #expect(accesses.contains { $0["path"] as? String == "/data/random.bin" })
+        }
+    }
+}
