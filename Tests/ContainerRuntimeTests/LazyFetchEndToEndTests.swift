@@ -77,15 +77,21 @@ extension ContainerRuntimeIntegration {
 
             let containers = try #require(object["containers"] as? [[String: Any]])
             let fetches = try #require(containers.first?["lazyFetches"] as? [[String: Any]], "no lazyFetches in \(containers)")
-            let random = try #require(fetches.first { $0["path"] as? String == "/data/random.bin" },
-                                      "the file the container read is not among those fetched: \(fetches.map { $0["path"] ?? "-" })")
-            #expect(random["operation"] as? String == "read")
-            #expect((random["bytes"] as? Int ?? 0) >= 1 << 20, "\(random)")
-            #expect((random["waitSeconds"] as? Double ?? 0) > 0, "\(random)")
-            #expect((random["layerDigest"] as? String)?.hasPrefix("sha256:") == true, "\(random)")
-            // the replies carried at least what the container read, and no more than came through the proxy
+            // the replies carried at least what the container read
             let bytes = fetches.reduce(0) { $0 + ($1["bytes"] as? Int ?? 0) }
-            #expect(bytes >= 1 << 20)
+            #expect(bytes >= 1 << 20, "\(fetches)")
+            #expect(fetches.contains { $0["operation"] as? String == "read" && ($0["waitSeconds"] as? Double ?? 0) > 0 }, "\(fetches)")
+            // Not working yet (#17.2, docs/trace.md): on the stargz snapshotter every read comes out
+            // without a file. Recorded as a known issue, which fails once reads are named, so this
+            // check cannot stay behind the fix.
+            withKnownIssue("reads on the stargz snapshotter are not named by file yet") {
+                let random = try #require(fetches.first { $0["path"] as? String == "/data/random.bin" },
+                                          "the file the container read is not among those fetched: \(fetches.map { $0["path"] ?? "-" })")
+                #expect(random["operation"] as? String == "read")
+                #expect((random["bytes"] as? Int ?? 0) >= 1 << 20, "\(random)")
+                #expect((random["waitSeconds"] as? Double ?? 0) > 0, "\(random)")
+                #expect((random["layerDigest"] as? String)?.hasPrefix("sha256:") == true, "\(random)")
+            }
         }
 
         @Test func theSameImageOnOverlayfsHasNoLazyFetch() throws {
