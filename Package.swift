@@ -244,7 +244,8 @@ let package = Package(
             exclude: ["Fixtures"]  // the real node's containerd.log and kubelet.log (reference/real-cluster-1.28)
         ),
         // `podstart agent` as a process: real containerd, CRI pod starts, restarts, kill -9, lost sockets.
-        .testTarget(name: "AgentTests", dependencies: ["ContainerRuntime", "PodstartCore", "PodstartTestSupport"]),
+        // APILoadTests seeds the state store directly before the agent opens it.
+        .testTarget(name: "AgentTests", dependencies: ["ContainerRuntime", "PodstartCore", "PodstartTestSupport", "StateStore"]),
         // deploy/, dashboards/, alerts/ and the agent's OCI image, checked with the real tools
         // (kubernetes-validate, promtool, umoci/skopeo, containerd, Prometheus).
         .testTarget(name: "DeployTests", dependencies: ["ContainerRuntime", "PodstartCore", "PodstartTestSupport"]),

@@ -64,6 +64,7 @@ public struct TLSFiles: Sendable, Hashable {
 public enum APIServerError: Error, CustomStringConvertible, Sendable {
     case certificate(path: String, reason: String)
     case privateKey(path: String, reason: String)
+    case keyMismatch(certificatePath: String, privateKeyPath: String, reason: String)
 
     public var description: String {
         switch self {
@@ -71,6 +72,9 @@ public enum APIServerError: Error, CustomStringConvertible, Sendable {
             "cannot read the TLS certificate chain from \(path): \(reason) (expected PEM, leaf first)"
         case .privateKey(let path, let reason):
             "cannot read the TLS private key from \(path): \(reason) (expected an unencrypted PEM key)"
+        case .keyMismatch(let certificatePath, let privateKeyPath, let reason):
+            "the TLS private key in \(privateKeyPath) does not match the certificate in \(certificatePath) (\(reason)): "
+                + "the certificate's public key must be the key's"
         }
     }
 }
@@ -169,6 +173,15 @@ public final class TLSCredentials: Sendable {
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         // swift-nio-ssl's server default still accepts TLS 1.0 and 1.1 (deprecated by RFC 8996).
         configuration.minimumTLSVersion = APIServer.minimumTLSVersion
+        // The key must be the leaf's: a certificate rotated before its key (or the reverse) would
+        // fail every handshake. BoringSSL compares the two when a context takes them
+        // (SSL_CTX_use_PrivateKey after the chain: KEY_VALUES_MISMATCH / KEY_TYPE_MISMATCH).
+        do {
+            _ = try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw APIServerError.keyMismatch(certificatePath: files.certificateChainPath, privateKeyPath: files.privateKeyPath,
+                                             reason: "\(error)")
+        }
         return Pair(chain: chain, key: key, configuration: configuration)
     }
 }

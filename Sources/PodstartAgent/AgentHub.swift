@@ -204,6 +204,9 @@ public actor AgentHub {
 
     public var openStarts: Int { correlator.openStarts }
 
+    /// The wall/monotonic offset the correlator converts kernel times with now.
+    public var clock: WallClock { correlator.clock }
+
     /// Shutdown: starts that already reached ready are recorded; the others are dropped (they
     /// would be reported as failures that never happened) and counted in the log.
     @discardableResult

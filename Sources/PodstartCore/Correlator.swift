@@ -71,6 +71,9 @@ public struct Correlator: Sendable {
         var reported = false
         var runtime: PodStartTrace.RuntimeIdentity?
         var sandboxID: String?
+        /// `clockShift` when the start opened: its instants (and its timeout) are on the wall
+        /// clock as it read then (#16.7).
+        var clockShift: Int64 = 0
     }
 
     /// The container whose file an `AccessResolver` is asked about.
@@ -88,7 +91,12 @@ public struct Correlator: Sendable {
     public static func noResolver(_: AccessContainer, _: String, _: FileIdentity) -> LayerLocation? { nil }
 
     public let configuration: Configuration
-    public let clock: WallClock
+    /// The wall/monotonic offset in force now (`.clockOffset` inputs replace it).
+    public private(set) var clock: WallClock
+    /// How far the wall clock has been stepped since this correlator began (the sum of the
+    /// `.clockOffset` changes): a start opened at shift `s` is `clockShift − s` ahead of its own
+    /// wall readings, so its timeout follows CLOCK_MONOTONIC however the wall clock moved.
+    private var clockShift: Int64 = 0
     private var pods: [String: PodState] = [:]
     private var containerToPod: [String: String] = [:]
     private var namespaceToContainer: [UInt32: String] = [:]
@@ -307,6 +315,16 @@ public struct Correlator: Sendable {
             ingestKernel(event)
         case .aggregates(let a):
             addAggregates(openCounts: a.openCounts, writeTotals: a.writeTotals)
+        case .clockOffset(let offset):
+            // A step of d: wall readings from now on are d later for the same monotonic instant.
+            // The correlator's clock moves with them (a step back no longer stalls it); every open
+            // start keeps its monotonic deadline through its own `clockShift` (finalizeDue).
+            let d = offset.saturatingSubtract(clock.offsetNs)
+            clock = WallClock(offsetNs: offset)
+            clockShift = clockShift.saturatingAdd(d)
+            now = now.saturatingAdd(d)
+            if lastSweep != .min { lastSweep = lastSweep.saturatingAdd(d) }
+            earliestDue = .min
         case .tick(let t):
             now = max(now, t)
             if trackers.count > Self.MemoryBounds.sweepAbove, now >= lastSweep.saturatingAdd(Self.MemoryBounds.sweepEveryNs) {
@@ -397,7 +415,7 @@ public struct Correlator: Sendable {
         if ignored.contains(uid) { ignored.touch(uid); return nil }
         if reportedUIDs.contains(uid) { reportedUIDs.touch(uid); return nil }
         if let time { now = max(now, time) }
-        return pods[uid] ?? PodState(uid: uid, firstSeen: time ?? now)
+        return pods[uid] ?? PodState(uid: uid, firstSeen: time ?? now, clockShift: clockShift)
     }
 
     private mutating func ingestKernel(_ event: KernelEvent) {
@@ -520,17 +538,25 @@ public struct Correlator: Sendable {
             let start = Self.createdInstant(pod)
             let ready = pod.ready ?? runningReadiness(pod)
             let lineWait = pod.kubeletLine == nil && pod.creationSecond != nil && pod.ready != nil ? configuration.kubeletLineWaitNs : 0
-            if let ready, now >= ready.at.saturatingAdd(max(configuration.graceNs, lineWait)) {
+            // `now` on the wall clock as it read when the start opened (#16.7): its timeout is
+            // then a CLOCK_MONOTONIC span. Graces end by whichever reading is later, as their
+            // instant may come from either side of a step (never waiting a step's length more).
+            let lag = clockShift.saturatingSubtract(pod.clockShift)
+            let startNow = now.saturatingSubtract(lag)
+            let graceNow = max(now, startNow)
+            if let ready, graceNow >= ready.at.saturatingAdd(max(configuration.graceNs, lineWait)) {
                 done.append(finalize(pod, end: ready.at, outcome: .ready, reason: nil, resolve: resolve))
-            } else if let failure = pod.failure, now >= failure.at.saturatingAdd(configuration.graceNs) {
+            } else if let failure = pod.failure, graceNow >= failure.at.saturatingAdd(configuration.graceNs) {
                 done.append(finalize(pod, end: failure.at, outcome: .failed, reason: failure.reason, resolve: resolve))
-            } else if pod.ready == nil, now.saturatingSubtract(start) > configuration.startTimeoutNs {
+            } else if pod.ready == nil, startNow.saturatingSubtract(start) > configuration.startTimeoutNs {
                 let reason = "not ready within \(configuration.startTimeoutNs / 1_000_000_000) s"
                 done.append(finalize(pod, end: start.saturatingAdd(configuration.startTimeoutNs), outcome: .failed, reason: reason, resolve: resolve))
             } else {
-                if let ready { next = min(next, ready.at.saturatingAdd(max(configuration.graceNs, lineWait))) }
-                if let failure = pod.failure { next = min(next, failure.at.saturatingAdd(configuration.graceNs)) }
-                if pod.ready == nil { next = min(next, start &+ configuration.startTimeoutNs &+ 1) }
+                // due instants on the correlator's own (current) wall reading
+                let graceAhead = now.saturatingSubtract(graceNow)
+                if let ready { next = min(next, ready.at.saturatingAdd(max(configuration.graceNs, lineWait)).saturatingAdd(graceAhead)) }
+                if let failure = pod.failure { next = min(next, failure.at.saturatingAdd(configuration.graceNs).saturatingAdd(graceAhead)) }
+                if pod.ready == nil { next = min(next, start.saturatingAdd(configuration.startTimeoutNs).saturatingAdd(1).saturatingAdd(lag)) }
             }
         }
         earliestDue = next

@@ -6,6 +6,7 @@
 ///     {"podstartInputs":1,"clockOffsetNs":…}
 ///     {"input":"pod","uid":"…","namespace":"…","name":"…","created":…,"source":"cri"}
 ///     {"input":"kernel","kind":"exec","ts":…,"task":{…},…}
+///     {"input":"clockOffset","offsetNs":…}   (the wall clock was stepped)
 ///
 /// Every field is exact: times are integers (Unix nanoseconds, kernel records keep their
 /// CLOCK_MONOTONIC `ts`, converted with the header's clock like the agent did), doubles use
@@ -90,6 +91,8 @@ public enum CorrelatorInputCodec {
             ])
         case .tick(let now):
             return .object([("input", .string("tick")), ("now", .int(now))])
+        case .clockOffset(let offset):
+            return .object([("input", .string("clockOffset")), ("offsetNs", .int(offset))])
         }
     }
 
@@ -308,6 +311,9 @@ public enum CorrelatorInputCodec {
             return .aggregates(KernelAggregates(openCounts: counts, writeTotals: totals))
         case "tick":
             return .tick(nowUnixNs: try o.int64("now"))
+        case "clockOffset":
+            // absent from recordings made before the offset was re-measured (#16.7): they read as before
+            return .clockOffset(offsetNs: try o.int64("offsetNs"))
         default:
             throw DecodeError(field: "input", message: "unknown kind '\(kind)'")
         }

@@ -120,6 +120,9 @@ public struct InputRelabeling: Sendable, Hashable {
                 }))
         case .tick(let now):
             return .tick(nowUnixNs: t(now))
+        case .clockOffset:
+            // wall and monotonic times move together: their difference stays
+            return input
         }
     }
 

@@ -61,7 +61,7 @@ public enum RecordingTrim {
                 let counts = a.openCounts.filter { namespaces.contains($0.mountNamespace) }
                 let totals = a.writeTotals.filter { pullWrites.contains(.init($0)) }
                 if !counts.isEmpty || !totals.isEmpty { kept.append(.aggregates(KernelAggregates(openCounts: counts, writeTotals: totals))) }
-            case .tick:
+            case .tick, .clockOffset:
                 kept.append(input)
             }
         }

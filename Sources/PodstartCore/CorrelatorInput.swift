@@ -50,6 +50,10 @@ public enum CorrelatorInput: Sendable, Hashable {
     case aggregates(KernelAggregates)
     /// Time passes (closes starts that never became ready).
     case tick(nowUnixNs: Int64)
+    /// The wall clock was stepped (or slewed past a threshold): CLOCK_REALTIME − CLOCK_MONOTONIC
+    /// is now `offsetNs` (issue #16.7). Kernel records after it convert with the new offset; the
+    /// deadlines of starts already open keep following CLOCK_MONOTONIC.
+    case clockOffset(offsetNs: Int64)
 }
 
 /// A pod exists: its identity and, when the source knows it, its creation time.
@@ -307,7 +311,7 @@ extension CorrelatorInput {
         case .failed(let f): f.uid
         case .preexisting(let uid): uid
         case .runtimeContainer(let r): r.uid
-        case .containerStarted, .containerMountNamespace, .containerExited, .containerPid, .kubeletStartup, .kernel, .aggregates, .tick: nil
+        case .containerStarted, .containerMountNamespace, .containerExited, .containerPid, .kubeletStartup, .kernel, .aggregates, .tick, .clockOffset: nil
         }
     }
 
@@ -320,7 +324,7 @@ extension CorrelatorInput {
         case .containerExited(let e): e.containerID
         case .containerPid(let p): p.containerID
         case .runtimeContainer(let r): r.containerID
-        case .pod, .scheduled, .podStatus, .sandbox, .pull, .ready, .failed, .preexisting, .kubeletStartup, .kernel, .aggregates, .tick: nil
+        case .pod, .scheduled, .podStatus, .sandbox, .pull, .ready, .failed, .preexisting, .kubeletStartup, .kernel, .aggregates, .tick, .clockOffset: nil
         }
     }
 }
