@@ -23,27 +23,16 @@ extension ContainerRuntimeIntegration {
             binary = try LocalEnvironment.podstartBinary()
         }
 
-        struct Phase { var name: String; var start: Int64; var end: Int64; var parent: String? }
+        typealias Phase = TraceCommandEndToEndTests.Phase
 
         /// The container reads 1 MiB of the 64 MiB of random data, then says it is ready.
         static let command = ["/bin/busybox", "sh", "-c",
                               "/bin/busybox head -c 1048576 /data/random.bin > /dev/null && /bin/busybox touch /tmp/ready; exec /bin/busybox sleep 3600"]
 
         func trace(endpoint: CRIEndpoint, image: String, cold: Bool) throws -> ([String: Any], [Phase]) {
-            let (status, output) = LocalEnvironment.run(
-                [binary, "trace", "--cri-endpoint", endpoint.description, "--image", image, "--ready-file", "/tmp/ready",
-                 "--probe-period", "20ms", "--output", "json"] + (cold ? ["--cold"] : []) + ["--cmd"] + Self.command)
-            guard status == 0 else {
-                throw LocalEnvironment.StartFailure(description: "podstart trace failed (\(status)): \(output)")
-            }
-            let line = output.split(separator: "\n").first { $0.hasPrefix("{") } ?? ""
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "no trace in: \(output)")
-            let phases = try (object["phases"] as? [[String: Any]] ?? []).map { p in
-                Phase(name: p["name"] as? String ?? "",
-                      start: try #require((p["start"] as? String).flatMap(Timestamp.parseRFC3339)),
-                      end: try #require((p["end"] as? String).flatMap(Timestamp.parseRFC3339)),
-                      parent: p["parent"] as? String)
-            }
+            let (object, phases, _) = try TraceCommandEndToEndTests.trace(
+                binary: binary, endpoint: endpoint,
+                ["--image", image, "--ready-file", "/tmp/ready", "--probe-period", "20ms"] + (cold ? ["--cold"] : []) + ["--cmd"] + Self.command)
             return (object, phases)
         }
 

@@ -21,22 +21,29 @@ extension ContainerRuntimeIntegration {
 
         /// Runs `podstart trace … --output json` and returns the trace object and its phases.
         func trace(_ arguments: [String]) throws -> ([String: Any], [Phase]) {
+            let (object, phases, output) = try Self.trace(binary: binary, endpoint: env.endpoint, arguments)
+            #expect(!output.contains("pulling: "), "progress written where standard error is not a terminal")
+            #expect(object["schemaVersion"] as? String == "podstart.dev/v1")
+            return (object, phases)
+        }
+
+        /// `podstart trace --cri-endpoint ENDPOINT --output json ARGUMENTS` (any runtime): the trace
+        /// object, its phases and everything the command wrote.
+        static func trace(binary: String, endpoint: CRIEndpoint, _ arguments: [String]) throws -> ([String: Any], [Phase], String) {
             let (status, output) = LocalEnvironment.run(
-                [binary, "trace", "--cri-endpoint", env.endpoint.description, "--output", "json"] + arguments)
+                [binary, "trace", "--cri-endpoint", endpoint.description, "--output", "json"] + arguments)
             guard status == 0 else {
                 throw LocalEnvironment.StartFailure(description: "podstart trace failed (\(status)): \(output)")
             }
-            #expect(!output.contains("pulling: "), "progress written where standard error is not a terminal")
             let line = output.split(separator: "\n").first { $0.hasPrefix("{") } ?? ""
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-            #expect(object["schemaVersion"] as? String == "podstart.dev/v1")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "no trace in: \(output)")
             let phases = try (object["phases"] as? [[String: Any]] ?? []).map { p in
                 Phase(name: p["name"] as? String ?? "",
                       start: try #require((p["start"] as? String).flatMap(Timestamp.parseRFC3339)),
                       end: try #require((p["end"] as? String).flatMap(Timestamp.parseRFC3339)),
                       parent: p["parent"] as? String)
             }
-            return (object, phases)
+            return (object, phases, output)
         }
 
         func seconds(_ phases: [Phase], _ name: String) -> Double {

@@ -24,24 +24,9 @@ extension ContainerRuntimeIntegration {
             binary = try LocalEnvironment.podstartBinary()
         }
 
-        static let recordings = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("PodstartAgentTests/Fixtures").path
-
         /// The recorded pod-a-reader, renamed: name, UID, node, image (the local registry's).
         static func recordedPod(name: String, uid: String, image: String) throws -> [String: Any] {
-            let list = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(recordings)/api-pods-final.json"))) as! [String: Any]
-            var pod = (list["items"] as! [[String: Any]]).first { ($0["metadata"] as! [String: Any])["name"] as? String == "pod-a-reader" }!
-            var meta = pod["metadata"] as! [String: Any]
-            meta["name"] = name
-            meta["uid"] = uid
-            pod["metadata"] = meta
-            var spec = pod["spec"] as! [String: Any]
-            spec["nodeName"] = node
-            var containers = spec["containers"] as! [[String: Any]]
-            containers[0]["image"] = image
-            spec["containers"] = containers
-            pod["spec"] = spec
-            return pod
+            try RecordedPods.pod("pod-a-reader", name: name, uid: uid, node: node, asCreated: false) { _ in image }
         }
 
         static func rfc3339Second(_ unixNs: Int64) -> String {

@@ -9,8 +9,9 @@ public enum RecordedPods {
 
     /// The recorded pod `recorded` (`pod-a-reader`, `pod-b-slowready`, `pod-d-init`, …) renamed:
     /// name, UID, node; each image through `image` (given the recorded reference's last path
-    /// component, `reader:latest`); no managed fields; its status as just created: Pending.
-    public static func pod(_ recorded: String, name: String, uid: String, node: String,
+    /// component, `reader:latest`); no managed fields; its status as just created: Pending
+    /// (`asCreated`), else the recorded final status and fields.
+    public static func pod(_ recorded: String, name: String, uid: String, node: String, asCreated: Bool = true,
                            image: (String) -> String) throws -> [String: Any] {
         let list = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file))) as! [String: Any]
         guard var pod = (list["items"] as! [[String: Any]]).first(where: { ($0["metadata"] as! [String: Any])["name"] as? String == recorded }) else {
@@ -19,7 +20,7 @@ public enum RecordedPods {
         var meta = pod["metadata"] as! [String: Any]
         meta["name"] = name
         meta["uid"] = uid
-        meta["managedFields"] = nil
+        if asCreated { meta["managedFields"] = nil }
         pod["metadata"] = meta
         var spec = pod["spec"] as! [String: Any]
         spec["nodeName"] = node
@@ -31,7 +32,7 @@ public enum RecordedPods {
             spec[key] = containers
         }
         pod["spec"] = spec
-        pod["status"] = ["phase": "Pending", "qosClass": "BestEffort"]
+        if asCreated { pod["status"] = ["phase": "Pending", "qosClass": "BestEffort"] }
         return pod
     }
 
