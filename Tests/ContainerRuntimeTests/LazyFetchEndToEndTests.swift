@@ -75,7 +75,7 @@ extension ContainerRuntimeIntegration {
             // check cannot stay behind the fix.
             withKnownIssue("reads on the stargz snapshotter are not named by file yet") {
                 let random = try #require(fetches.first { $0["path"] as? String == "/data/random.bin" },
-                                          "the file the container read is not among those fetched: \(fetches.map { $0["path"] ?? "-" })")
+                                          "the file the container read is not among those fetched: \(fetches)")
                 #expect(random["operation"] as? String == "read")
                 #expect((random["bytes"] as? Int ?? 0) >= 1 << 20, "\(random)")
                 #expect((random["waitSeconds"] as? Double ?? 0) > 0, "\(random)")
