@@ -63,7 +63,7 @@ podstart_image_pull_bytes_total{image="registry.local/app:1"} 5000000
 # HELP podstart_image_startup_read_ratio Share of an image's unpacked bytes its containers read before ready, at the latest start (labelled images of known size only).
 # TYPE podstart_image_startup_read_ratio gauge
 podstart_image_startup_read_ratio{image="registry.local/app:1"} 0.1
-# HELP podstart_phase_duration_seconds Seconds a pod start that reached ready spent in each phase; top-level phases add up to the end-to-end time, download, decompress and pull_other add up to pull.
+# HELP podstart_phase_duration_seconds Seconds a pod start that reached ready spent in each phase; top-level phases add up to the end-to-end time, download, decompress and pull_other add up to pull; lazy_fetch is the time inside start and probe that container tasks waited on FUSE requests.
 # TYPE podstart_phase_duration_seconds histogram
 podstart_phase_duration_seconds_bucket{phase="download",le="0.5"} 0
 podstart_phase_duration_seconds_bucket{phase="download",le="1"} 0
