@@ -13,7 +13,8 @@
 #                        it loads are copied along, at the paths it looks for them.
 #   --tag NAME:TAG       image name and tag (default podstart-agent:<podstart --version>)
 #   --push REGISTRY      push the image to REGISTRY/NAME:TAG (e.g. 127.0.0.1:5000; plain HTTP is
-#                        allowed for 127.0.0.1 and localhost only), then drop the local copy
+#                        allowed for 127.0.0.1 and localhost only; `buildah login REGISTRY` first
+#                        where it asks for credentials), then drop the local copy
 #   --state DIR          buildah's storage and the cached base root file systems (default
 #                        /var/lib/podstart-buildah); buildah's global storage is not touched
 #   --local-base-images  make the base images here and never pull: debian:12-slim from Debian's
@@ -27,7 +28,6 @@
 # and no bridge or firewall rule is made for them. Prints the pushed reference (or the local
 # image's name) on the last line.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 
 die() { echo "build-agent-image-buildah: $*" >&2; exit 1; }
 log() { echo "build-agent-image-buildah: [${SECONDS}s] $*" >&2; }
@@ -41,12 +41,17 @@ while (($#)); do
     --state) state=${2:?--state needs a directory}; shift 2 ;;
     --local-base-images) local_bases=1; shift ;;
     --no-strip) strip=0; shift ;;
-    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
-
 [[ $(id -u) -eq 0 ]] || die "must run as root (buildah's storage in $state, RUN steps in runc containers)"
+# paths as the caller meant them, before moving to the repository's root
+[[ -z $binary ]] || binary=$(readlink -f "$binary" 2>/dev/null || echo "$binary")
+mkdir -p "$state" || die "cannot create the state directory $state"
+state=$(readlink -f "$state")
+cd "$(dirname "$0")/.."
+
 for tool in buildah runc; do
   command -v "$tool" >/dev/null || die "$tool is not installed: run scripts/install-deps.sh"
 done
@@ -56,8 +61,8 @@ done
 
 if [[ -n $binary ]]; then
   [[ -x $binary && -f $binary ]] || die "$binary is not an executable file"
-  binary=$(readlink -f "$binary")
   version=$("$binary" --version 2>/dev/null) || die "$binary --version failed: is it a podstart binary?"
+  [[ $version =~ ^[0-9A-Za-z._+-]+$ ]] || die "$binary --version printed no version (got '$(head -1 <<<"$version")'): is it a podstart binary?"
 else
   version=$(sed -n 's/.*static let string = "\(.*\)".*/\1/p' Sources/PodstartAgent/DurationText.swift)
   [[ -n $version ]] || die "no PodstartVersion.string in Sources/PodstartAgent/DurationText.swift"
@@ -67,16 +72,20 @@ tag=${tag:-podstart-agent:$version}
 name=${tag%%:*} version_tag=${tag#*:}
 image=localhost/$name:$version_tag
 
-mkdir -p "$state"
-state=$(readlink -f "$state")
 # The run root holds locks and mount counts that must not outlive a reboot: /run, keyed by DIR.
 runroot=/run/podstart-buildah/$(printf '%s' "$state" | sha256sum | cut -c1-12)
 bh() { buildah --root "$state/storage" --runroot "$runroot" --storage-driver overlay "$@"; }
 exec 9>"$state/lock"
 flock 9   # one build at a time per state directory (tests in two processes share it)
+# buildah's temporary layers (GBs for the swift image) in the state directory, not /var/tmp;
+# what a failed or killed build left there goes with the next one
+export TMPDIR=$state/tmp
+rm -rf "$TMPDIR" && mkdir -p "$TMPDIR"
 
 work=$(mktemp -d /tmp/podstart-agent-buildah.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# Working containers a failed step left (buildah 1.28 also leaves one of a stage another stage
+# copies from) go at the end: the lock makes this run the only one using this storage.
+trap 'bh rm --all >/dev/null 2>&1; rm -rf "$work" "$TMPDIR"' EXIT
 
 bud=(bud --network host --format oci -f "$PWD/deploy/Containerfile" -t "$image"
      --label "org.opencontainers.image.version=$version")
@@ -86,6 +95,23 @@ debian_image=docker.io/library/debian:12-slim
 swift_image=docker.io/library/swift:6.3-bookworm
 debian_root=$state/debian-12-minbase   # the debootstrapped tree, kept between runs
 mirror=${PODSTART_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+# A base image is remade when the function that makes it changed: its text's hash is an
+# annotation (not a label, which every image built on it would inherit).
+recipe_label=io.podstart.base-recipe
+recipe() { declare -f "$1" commit_tree | sha256sum | cut -c1-16; }
+current() {  # current IMAGE FUNCTION: IMAGE exists, made by FUNCTION as it is now
+  [[ $(bh inspect --type image --format "{{index .ImageAnnotations \"$recipe_label\"}}" "$1" 2>/dev/null) == "$(recipe "$2")" ]]
+}
+# The host's git URL rewrites to local directories (e.g. url./opt/swift-packages/.insteadOf
+# https://github.com/, any scope): "DIRECTORY URL" lines.
+git_mirrors() {
+  local key value base
+  while read -r key value; do
+    base=${key#url.}; base=${base%.insteadof}
+    if [[ -n $key && -d $base ]]; then echo "$base $value"; fi
+  done <<<"$(git config --get-regexp '^url\..*\.insteadof$' 2>/dev/null || true)"
+}
 
 # commit_tree IMAGE DIR [buildah config flags…]: IMAGE is DIR's tree (owners, modes and links kept)
 commit_tree() {
@@ -112,13 +138,13 @@ make_debian_image() {
   log "making $debian_image from $debian_root"
   local tree=$work/debian
   mkdir -p "$tree" && cp -a "$debian_root/." "$tree/" && rm -f "$tree/.complete"
-  commit_tree "$debian_image" "$tree" \
+  commit_tree "$debian_image" "$tree" --annotation "$recipe_label=$(recipe make_debian_image)" \
     --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --cmd bash
   rm -rf "$tree"
 }
 
 make_swift_image() {
-  local swift toolchain container mount rewrites
+  local swift toolchain container mount base value
   swift=$(command -v swift) || die "--local-base-images without --binary needs a Swift toolchain: no swift on PATH"
   toolchain=$(dirname "$(dirname "$(dirname "$(readlink -f "$swift")")")")   # …/usr/bin/swift → …
   log "making $swift_image from $debian_image and the toolchain in $toolchain"
@@ -126,21 +152,18 @@ make_swift_image() {
   # what the official swift:*-bookworm images install next to the toolchain
   bh run --network host "$container" -- sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -qq --no-install-recommends binutils git gnupg2 libc6-dev libcurl4-openssl-dev \
-      libedit2 libgcc-12-dev libpython3-dev libsqlite3-0 libstdc++-12-dev libxml2-dev libz3-dev \
-      pkg-config tzdata unzip zlib1g-dev ca-certificates >/dev/null && rm -rf /var/lib/apt/lists/*' >&2
+      libedit2 libgcc-12-dev libncurses-dev libpython3-dev libsqlite3-0 libstdc++-12-dev libxml2-dev \
+      libz3-dev pkg-config tzdata unzip zlib1g-dev ca-certificates >/dev/null && rm -rf /var/lib/apt/lists/*' >&2
   mount=$(bh mount "$container")
   cp -a "$toolchain/usr/." "$mount/usr/"
-  # The host's git URL rewrites to local mirrors (e.g. url./opt/swift-packages/.insteadOf
-  # https://github.com/), so the build's package resolution works where GitHub is unreachable;
-  # the mirrors themselves are bound into RUN steps (see bud below).
-  rewrites=$(git config --global --get-regexp '^url\..*\.insteadof$' 2>/dev/null || true)
+  # The host's rewrites to local git mirrors, so the build's package resolution works where
+  # GitHub is unreachable; the mirrors themselves are bound into RUN steps (see bud below).
   : >"$mount/root/.gitconfig"
-  while read -r key value; do
-    [[ -n $key ]] || continue
-    local base=${key#url.}; base=${base%.insteadof}
-    [[ -d $base ]] && git config --file "$mount/root/.gitconfig" --add "url.$base.insteadOf" "$value"
-  done <<<"$rewrites"
+  while read -r base value; do
+    [[ -z $base ]] || git config --file "$mount/root/.gitconfig" --add "url.$base.insteadOf" "$value"
+  done <<<"$(git_mirrors)"
   bh umount "$container" >/dev/null
+  bh config --annotation "$recipe_label=$(recipe make_swift_image)" "$container"
   bh commit --rm --format oci "$container" "$swift_image" >/dev/null
 }
 
@@ -151,16 +174,12 @@ if ((local_bases)); then
   # (Debian's policy.json, accept anything, is used as installed).
   printf 'unqualified-search-registries = ["docker.io"]\nshort-name-mode = "permissive"\n' >"$state/registries.conf"
   export CONTAINERS_REGISTRIES_CONF=$state/registries.conf
-  bh inspect --type image "$debian_image" >/dev/null 2>&1 || make_debian_image
+  current "$debian_image" make_debian_image || make_debian_image
   log "$debian_image ready"
   if [[ -z $binary ]]; then
-    bh inspect --type image "$swift_image" >/dev/null 2>&1 || make_swift_image
+    current "$swift_image" make_swift_image || make_swift_image
     log "$swift_image ready"
-    while read -r key _; do
-      [[ -n $key ]] || continue
-      base=${key#url.}; base=${base%.insteadof}
-      [[ -d $base ]] && bud+=(--volume "$base:$base:ro")
-    done <<<"$(git config --global --get-regexp '^url\..*\.insteadof$' 2>/dev/null || true)"
+    for base in $(git_mirrors | cut -d' ' -f1 | sort -u); do bud+=(--volume "$base:$base:ro"); done
   fi
 fi
 
@@ -193,8 +212,7 @@ fi
 log "buildah ${bud[*]} $context"
 built=0
 bh "${bud[@]}" "$context" >&2 && built=1
-# buildah 1.28 leaves the working container of a stage another stage copies from, and that
-# stage's image: gone with the build (the lock makes this build the only one in this storage)
+# the working container and image of a stage another stage copies from, which buildah 1.28 leaves
 bh rm --all >/dev/null 2>&1 || true
 bh rmi --prune >/dev/null 2>&1 || true
 ((built)) || die "buildah bud failed (its output is above)"
