@@ -185,12 +185,13 @@ fi
 
 # --- the build context -----------------------------------------------------------------------
 if [[ -n $binary ]]; then
-  # prebuilt/: the binary and the libraries it loads that no Debian package provides (a debug
-  # build's Swift runtime), at the paths the loader finds them; the runtime stage's packages
-  # provide the rest, and its `RUN podstart --version` proves they do.
+  # deploy/prebuilt/: the binary and the libraries it loads that no Debian package provides (a
+  # debug build's Swift runtime), at the paths the loader finds them; the runtime stage's
+  # packages provide the rest, and its `RUN podstart --version` proves they do.
   context=$work/context
-  copy() {  # copy FILE to the same path under prebuilt/, stripped unless --no-strip
-    local dst=$context/prebuilt$2
+  prebuilt=$context/deploy/prebuilt
+  copy() {  # copy FILE to the same path under deploy/prebuilt/, stripped unless --no-strip
+    local dst=$prebuilt$2
     mkdir -p "$(dirname "$dst")"
     if ((strip)); then objcopy --strip-debug "$1" "$dst"; else cp "$1" "$dst"; fi
   }
@@ -202,7 +203,7 @@ if [[ -n $binary ]]; then
     real=$(readlink -f "$lib")
     if dpkg -S "$lib" >/dev/null 2>&1 || dpkg -S "$real" >/dev/null 2>&1; then continue; fi
     copy "$real" "$real"
-    [[ -e $context/prebuilt$lib ]] || { mkdir -p "$context/prebuilt$(dirname "$lib")"; ln -s "$real" "$context/prebuilt$lib"; }
+    [[ -e $prebuilt$lib ]] || { mkdir -p "$prebuilt$(dirname "$lib")"; ln -s "$real" "$prebuilt$lib"; }
   done
   bud+=(--build-arg PODSTART_BINARY_STAGE=prebuilt)
 else
