@@ -213,6 +213,7 @@ let package = Package(
         // …and the TLS test server that plays a kubelet or an API server on loopback (NIO, a test CA).
         .target(name: "PodstartTestSupport", dependencies: [
             "ContainerRuntime", "HTTPTransport", "PodstartCore",
+            "PodstartBenchKit",  // free loopback ports, as the benches take them
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ], path: "Tests/Support"),

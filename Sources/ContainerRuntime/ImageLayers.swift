@@ -143,9 +143,12 @@ extension OverlayRootfs {
     }
 
     /// The layers of the image `digest` names, from containerd's content store under this
-    /// root filesystem's containerd root; nil when either is unknown or unreadable.
-    public func imageLayers(digest: String?) -> ImageLayers? {
-        guard let digest, let root = containerdRoot else { return nil }
+    /// root filesystem's containerd root, else under `runtimeRoot` (the root the runtime reports,
+    /// `RuntimeLayout.containerdRoot`): a proxy snapshotter's layers (stargz) live under the
+    /// snapshotter's own directory, which does not lead to containerd's. nil when both are
+    /// unknown or the image's documents are unreadable.
+    public func imageLayers(digest: String?, runtimeRoot: String? = nil) -> ImageLayers? {
+        guard let digest, let root = containerdRoot ?? runtimeRoot else { return nil }
         return try? ImageLayers.load(contentStoreRoot: root, digest: digest)
     }
 }

@@ -64,6 +64,9 @@ public struct TraceRun: Sendable {
         let ticker = session.flatMap { s in progress.map { Self.reportProgress(session: s, collected: collected, to: $0) } }
         defer { ticker?.cancel() }
 
+        // containerd's root as the runtime reports it, asked before the pod starts: the
+        // image's manifest is there when the snapshot paths do not lead to it (stargz)
+        let runtimeRoot = try? await CRIClient.withClient(endpoint: endpoint) { try await $0.runtimeLayout()?.containerdRoot }
         var trace: PodStartTrace?
         _ = try await PodStarter(endpoint: endpoint).run(options, whileReady: { record in
             // Stop recording at ready, read the kernel's aggregates, and attribute while the
@@ -81,14 +84,15 @@ public struct TraceRun: Sendable {
                 session.close()
                 await consumer?.value
             }
-            let layers = record.rootfs?.imageLayers(digest: record.imageDigest)
+            let layers = record.rootfs?.imageLayers(digest: record.imageDigest, runtimeRoot: runtimeRoot)
             var correlator = Correlator(clock: clock)
             for input in Self.inputs(record) { _ = correlator.ingest(input) }
             for event in collected.take() + readRanges.map(KernelEvent.readRange) { _ = correlator.ingest(.kernel(event)) }
             correlator.addAggregates(openCounts: openCounts, writeTotals: writeTotals)
+            // Without the image's layers a path still has its data file (the layer's copy that
+            // page-cache fills and FUSE reads name); only the layer digest is then unknown.
             let resolve: Correlator.AccessResolver = { _, path, identity in
-                guard let rootfs = record.rootfs, let layers else { return nil }
-                return rootfs.location(of: path, file: identity, layers: layers)
+                record.rootfs?.location(of: path, file: identity, layers: layers)
             }
             trace = correlator.flush(resolve: resolve).first { $0.pod.uid == record.pod.uid }
             // The image's unpacked size, while its layers are certainly on disk: access

@@ -47,21 +47,17 @@ public final class ThrottlingProxy: @unchecked Sendable {
         self.listener = listener
         var one: Int32 = 1
         setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = Self.loopback(port: 0)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        do {
+            port = try LoopbackPort.bind(listener)
+        } catch {
+            close(listener)
+            throw Failure(description: "proxy: \(error)")
         }
-        guard bound == 0, listen(listener, 64) == 0 else {
+        guard listen(listener, 64) == 0 else {
             let reason = String(cString: strerror(errno))
             close(listener)
-            throw Failure(description: "proxy: bind/listen on 127.0.0.1: \(reason)")
+            throw Failure(description: "proxy: listen on 127.0.0.1: \(reason)")
         }
-        var actual = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &actual) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
-        }
-        port = UInt16(bigEndian: actual.sin_port)
         Thread { [self] in acceptLoop() }.start()
     }
 
@@ -73,14 +69,6 @@ public final class ThrottlingProxy: @unchecked Sendable {
 
     private var isStopped: Bool { lock.withLock { stopped } }
 
-    private static func loopback(port: UInt16) -> sockaddr_in {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        return address
-    }
-
     private func acceptLoop() {
         while !isStopped {
             let client = accept(listener, nil, nil)
@@ -89,7 +77,7 @@ public final class ThrottlingProxy: @unchecked Sendable {
                 return
             }
             let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            var address = Self.loopback(port: upstreamPort)
+            var address = LoopbackPort.address(port: upstreamPort)
             let connected = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }

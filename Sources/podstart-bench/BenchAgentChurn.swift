@@ -26,7 +26,7 @@ extension BenchAgentCommand {
         let pki = try BenchPKI.make(in: "\(workdir)/pki")
         let api = try await BenchAPIServer(certFile: pki.certFile, keyFile: pki.keyFile, token: Self.churnToken, node: Self.churnNode)
         let kubeconfig = try pki.kubeconfig(port: api.port, token: Self.churnToken)
-        let listen = try freeLoopbackPort()
+        let listen = try LoopbackPort.free()
         let agent = try AgentProcess(workdir: workdir, name: "churn", listen: "127.0.0.1:\(listen)",
                                      extra: ["--kubeconfig", kubeconfig, "--node-name", Self.churnNode])
         let progress = TerminalProgress.standardError(forPeople: !format.json)
@@ -152,23 +152,6 @@ extension BenchAgentCommand {
         }
         return (ready, failed)
     }
-}
-
-/// A port on 127.0.0.1 that was free a moment ago (for the agent's --listen).
-func freeLoopbackPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw ValidationError("socket: errno \(errno)") }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-    }
-    guard bound else { throw ValidationError("bind 127.0.0.1:0: errno \(errno)") }
-    return Int(UInt16(bigEndian: address.sin_port))
 }
 
 func percentile(_ values: [Double], _ p: Double) -> Double {

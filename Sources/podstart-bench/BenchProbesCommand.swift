@@ -1,4 +1,5 @@
 import ArgumentParser
+import ContainerRuntime
 import Foundation
 import KernelProbes
 import PodstartCore
@@ -16,7 +17,8 @@ struct BenchProbesCommand: AsyncParsableCommand {
             tracing the loop as a starting container; podstart with only its always-on hooks (a \
             running, not starting, container). Then a burst over many distinct files measures the \
             reader. Targets: ratio >= 0.95 x limitRatio, steadyRatio >= 0.98, no lost events, <= 100 ns \
-            of reader CPU per event.
+            of reader CPU per event. With --fuse-file, the loop also runs over a file on a FUSE mount \
+            (a lazily pulled layer's), the only traffic the fuse programs run on.
             """
     )
 
@@ -37,10 +39,46 @@ struct BenchProbesCommand: AsyncParsableCommand {
     @Option(help: "Distinct files opened once each in every reader burst.")
     var burstFiles = 50_000
 
+    @Option(name: .customLong("fuse-file"), help: """
+        A regular file on a FUSE mount (e.g. a file of a lazily pulled layer, under the stargz \
+        snapshotter's snapshots/<N>/fs): an open+read loop over it measures the fuse programs, which \
+        the loop in the temporary directory never runs.
+        """)
+    var fuseFile: String?
+
+    @Option(name: .customLong("fuse-iterations"), help: "Loop iterations over --fuse-file per mode and round (each is a few FUSE requests).")
+    var fuseIterations = 5_000
+
     func validate() throws {
         guard rounds >= 1, iterations >= 1000, files >= 1, burstFiles >= 1 else {
             throw ValidationError("--rounds, --files and --burst-files must be positive, --iterations at least 1000")
         }
+        guard fuseIterations >= 100 else { throw ValidationError("--fuse-iterations must be at least 100") }
+        if let fuseFile {
+            var st = stat()
+            guard stat(fuseFile, &st) == 0, st.st_mode & S_IFMT == S_IFREG, access(fuseFile, R_OK) == 0 else {
+                throw ValidationError("--fuse-file \(fuseFile): not a readable regular file (errno \(errno)); give a file on a FUSE mount, e.g. one under a stargz snapshot's fs directory")
+            }
+            let type = Self.fileSystemType(of: fuseFile) ?? "unknown"
+            guard type.hasPrefix("fuse") else {  // fuse, fuse.<subtype>, fuseblk
+                throw ValidationError("--fuse-file \(fuseFile) is on a \(type) mount, not FUSE; give a file on a FUSE mount, e.g. one under a stargz snapshot's fs directory")
+            }
+        }
+    }
+
+    /// The type of the file system `path` is on: the mount with the longest mount point above it
+    /// in /proc/self/mountinfo.
+    static func fileSystemType(of path: String) -> String? {
+        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
+        let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        var best: MountInfoEntry?
+        for line in text.split(separator: "\n") {
+            guard let entry = MountInfoEntry.parse(line: line) else { continue }
+            let point = entry.mountPoint
+            guard resolved == point || resolved.hasPrefix(point.hasSuffix("/") ? point : point + "/") else { continue }
+            if best.map({ point.count >= $0.mountPoint.count }) ?? true { best = entry }
+        }
+        return best?.fileSystemType
     }
 
     enum Mode: String, CaseIterable { case baseline, limit, traced, steady }
@@ -117,6 +155,7 @@ struct BenchProbesCommand: AsyncParsableCommand {
         }
         let programNsPerIteration = nsPerIteration(.traced)
         let emptyNsPerIteration = nsPerIteration(.limit)
+        let fuse = try fuseFile.map { try measureFuse(file: $0, session: session, empty: empty, progress: progress) }
 
         // The reader bursts, one per round: every open is of a file new to the burst's mount
         // namespace, so every one is a record. The kernel's aggregates are cleared between
@@ -195,6 +234,7 @@ struct BenchProbesCommand: AsyncParsableCommand {
             ("programs", programFigures(.traced)),
             ("emptyPrograms", programFigures(.limit)),
             ("burstRecords", .uint(burstRecords)),
+            ("fuse", fuse?.json ?? .null),
             ("rounds", .int(Int64(rounds))),
             ("iterations", .int(Int64(iterations))),
             ("targetsMet", .object([
@@ -229,7 +269,44 @@ struct BenchProbesCommand: AsyncParsableCommand {
             print("  records per batch, each burst: " + bursts.map { String(format: "%.0f", $0.recordsPerBatch) }.joined(separator: " "))
             print(String(format: "  least-squares over the bursts: %.0f ns per pass + %.1f ns per record (ns per event = that at the batch size the event rate gives)",
                          nsPerPass, nsPerRecord))
+            if let fuse { fuse.printTable() }
         }
+    }
+
+    /// The loop over one file on a FUSE mount: each iteration is an open, a read and a close the
+    /// FUSE daemon answers (FUSE_OPEN, FUSE_READ unless the daemon keeps the page cache, FUSE_FLUSH,
+    /// FUSE_RELEASE). Rounds alternate no tracer, empty programs and podstart (all families, as
+    /// during a start); the kernel's run-time statistics stay on throughout, so every program's
+    /// ns per run is measured on the same requests the loop's ratios are.
+    func measureFuse(file: String, session: KernelProbeSession, empty: EmptyProbes, progress: TerminalProgress) throws -> FuseFigures {
+        let statistics = try RunTimeStatistics()
+        defer { withExtendedLifetime(statistics) {} }
+        var figures = FuseFigures(file: file, iterations: fuseIterations)
+        for round in 0..<rounds {
+            progress.show("FUSE loop round \(round + 1) of \(rounds)")
+            for mode in Self.order(round: round) where mode != .steady {
+                session.detach(Set(ProbeFamily.allCases))
+                empty.detach()
+                if mode == .limit { try empty.attach(Set(ProbeFamily.allCases)) }
+                if mode == .traced { try session.attach(Set(ProbeFamily.allCases)) }
+                let before = mode == .limit ? empty.programRunTimes() : session.programRunTimes()
+                let ns = try runLoop(path: file, iterations: fuseIterations)
+                let after = mode == .limit ? empty.programRunTimes() : session.programRunTimes()
+                figures.opsPerSecond[mode, default: []].append(Double(fuseIterations) / (Double(ns) / 1e9))
+                if mode != .baseline {
+                    for (name, run) in after {
+                        let delta = run - (before[name] ?? ProgramRunTime(runCount: 0, runTimeNs: 0))
+                        guard delta.runCount > 0 else { continue }
+                        let sum = figures.programs[mode]?[name] ?? ProgramRunTime(runCount: 0, runTimeNs: 0)
+                        figures.programs[mode, default: [:]][name] = ProgramRunTime(runCount: sum.runCount + delta.runCount,
+                                                                                    runTimeNs: sum.runTimeNs + delta.runTimeNs)
+                    }
+                }
+            }
+        }
+        session.detach(Set(ProbeFamily.allCases))
+        empty.detach()
+        return figures
     }
 
     /// The modes' order in a round: a balanced Latin square (Williams design), so over every 4
@@ -255,10 +332,18 @@ struct BenchProbesCommand: AsyncParsableCommand {
 
     /// Runs the loop in a fresh mount namespace (a "container" to the probes); returns its time.
     func runLoop(dir: String, files: Int, iterations: Int) throws -> UInt64 {
+        try runLoop(["--dir", dir, "--files", String(files), "--iterations", String(iterations)])
+    }
+
+    /// The loop over the one file `path`.
+    func runLoop(path: String, iterations: Int) throws -> UInt64 {
+        try runLoop(["--path", path, "--iterations", String(iterations)])
+    }
+
+    private func runLoop(_ loopArguments: [String]) throws -> UInt64 {
         let process = Process()
         process.executableURL = URL(filePath: "/usr/bin/unshare")
-        process.arguments = ["--mount", "--fork", "/proc/self/exe", "bench-loop",
-                             "--dir", dir, "--files", String(files), "--iterations", String(iterations)]
+        process.arguments = ["--mount", "--fork", "/proc/self/exe", "bench-loop"] + loopArguments
         // /proc/self/exe must name podstart-bench, not unshare: resolve it here.
         process.arguments![2] = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         let out = Pipe()
@@ -310,13 +395,20 @@ struct Burst {
 struct BenchLoopCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "bench-loop", shouldDisplay: false)
 
-    @Option var dir: String
-    @Option var files: Int
+    @Option var dir: String?
+    @Option var files = 1
+    /// One file to open every iteration instead of `dir`/f0 … f(files − 1).
+    @Option var path: String?
     @Option var iterations: Int
     @Option var bytes = 4096
 
+    func validate() throws {
+        guard (dir == nil) != (path == nil), files >= 1 else { throw ValidationError("give --dir (with --files) or --path") }
+    }
+
     func run() throws {
-        let paths = (0..<files).map { strdup("\(dir)/f\($0)")! }
+        let names = path.map { [$0] } ?? (0..<files).map { "\(dir ?? "")/f\($0)" }
+        let paths = names.map { strdup($0)! }
         defer { paths.forEach { free($0) } }
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 4096)
         defer { buffer.deallocate() }
@@ -324,8 +416,8 @@ struct BenchLoopCommand: ParsableCommand {
         // charged to it, while time other processes take from us on a busy machine is not.
         let start = Self.cpuNanoseconds()
         for i in 0..<iterations {
-            let fd = open(paths[i % files], O_RDONLY)
-            if fd < 0 { throw ValidationError("open \(String(cString: paths[i % files])): errno \(errno)") }
+            let fd = open(paths[i % paths.count], O_RDONLY)
+            if fd < 0 { throw ValidationError("open \(String(cString: paths[i % paths.count])): errno \(errno)") }
             _ = read(fd, buffer, bytes)
             close(fd)
         }
@@ -365,5 +457,73 @@ extension Double {
     func rounded(toPlaces places: Int) -> Double {
         let scale = Foundation.pow(10, Double(places))  // qualified: swift-numerics (via async-http-client) adds a static Double.pow
         return (self * scale).rounded() / scale
+    }
+}
+
+/// What the loop over a file on a FUSE mount measured (`bench probes --fuse-file`).
+struct FuseFigures {
+    var file: String
+    var iterations: Int
+    /// Loop iterations per CPU-second of the loop's process, one per round, by mode.
+    var opsPerSecond: [BenchProbesCommand.Mode: [Double]] = [:]
+    /// Every program that ran during the loop, summed over the rounds, by mode (limit: the empty ones).
+    var programs: [BenchProbesCommand.Mode: [String: ProgramRunTime]] = [:]
+
+    func perRound(_ mode: BenchProbesCommand.Mode) -> [Double] {
+        zip(opsPerSecond[mode] ?? [], opsPerSecond[.baseline] ?? []).map { $0 / $1 }
+    }
+    func ratio(_ mode: BenchProbesCommand.Mode) -> Double { perRound(mode).isEmpty ? 0 : median(perRound(mode)) }
+    /// The fuse programs' kernel time per FUSE request: send and end together, per request sent.
+    func fuseNsPerRequest(_ mode: BenchProbesCommand.Mode) -> Double {
+        let fuse = (programs[mode] ?? [:]).filter { $0.key.contains("fuse_request") }
+        let sends = fuse.first { $0.key.contains("fuse_request_send") }?.value.runCount ?? 0
+        return sends == 0 ? 0 : Double(fuse.values.reduce(0) { $0 + $1.runTimeNs }) / Double(sends)
+    }
+    var requestsPerIteration: Double {
+        let sends = (programs[.limit] ?? [:]).first { $0.key.contains("fuse_request_send") }?.value.runCount ?? 0
+        let loops = (opsPerSecond[.limit]?.count ?? 0) * iterations
+        return loops == 0 ? 0 : Double(sends) / Double(loops)
+    }
+
+    var json: JSON {
+        func programFigures(_ mode: BenchProbesCommand.Mode) -> JSON {
+            .object((programs[mode] ?? [:]).sorted { $0.key < $1.key }.map { name, run in
+                (name, .object([("runs", .uint(run.runCount)), ("nsPerRun", .double(run.nanosecondsPerRun.rounded(toPlaces: 1)))]))
+            })
+        }
+        func range(_ mode: BenchProbesCommand.Mode) -> JSON {
+            let r = perRound(mode)
+            return r.isEmpty ? .null : .array([.double(r.min()!.rounded(toPlaces: 4)), .double(r.max()!.rounded(toPlaces: 4))])
+        }
+        return .object([
+            ("file", .string(file)),
+            ("iterations", .int(Int64(iterations))),
+            ("rounds", .int(Int64(opsPerSecond[.baseline]?.count ?? 0))),
+            ("baselineOpsPerSecond", .double(median(opsPerSecond[.baseline] ?? [0]).rounded())),
+            ("requestsPerIteration", .double(requestsPerIteration.rounded(toPlaces: 2))),
+            ("ratio", .double(ratio(.traced).rounded(toPlaces: 4))),
+            ("limitRatio", .double(ratio(.limit).rounded(toPlaces: 4))),
+            ("ratioRange", range(.traced)),
+            ("limitRatioRange", range(.limit)),
+            ("fuseNsPerRequest", .double(fuseNsPerRequest(.traced).rounded(toPlaces: 1))),
+            ("emptyFuseNsPerRequest", .double(fuseNsPerRequest(.limit).rounded(toPlaces: 1))),
+            ("programs", programFigures(.traced)),
+            ("emptyPrograms", programFigures(.limit)),
+        ])
+    }
+
+    func printTable() {
+        print("FUSE loop over \(file), \(iterations) iterations x \(opsPerSecond[.baseline]?.count ?? 0) rounds, "
+              + String(format: "%.2f FUSE requests per iteration, %.0f ops per CPU-second untraced:", requestsPerIteration,
+                       median(opsPerSecond[.baseline] ?? [0])))
+        print(String(format: "  podstart tracing it as a starting container  ratio %.4f, empty programs %.4f (medians of per-round ratios)",
+                     ratio(.traced), ratio(.limit)))
+        print(String(format: "  fuse programs (send + end) per request: podstart %.1f ns, empty %.1f ns (bpf_stats; end runs in the daemon's context, outside the ratio)",
+                     fuseNsPerRequest(.traced), fuseNsPerRequest(.limit)))
+        for (name, run) in (programs[.traced] ?? [:]).sorted(by: { $0.key < $1.key }) {
+            let floor = programs[.limit]?[name]?.nanosecondsPerRun ?? 0
+            print("  " + name.padding(toLength: 52, withPad: " ", startingAt: 0)
+                  + String(format: " %9llu runs %7.1f ns/run (empty: %.1f)", run.runCount, run.nanosecondsPerRun, floor))
+        }
     }
 }

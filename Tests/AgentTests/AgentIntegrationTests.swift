@@ -397,7 +397,7 @@ import Testing
         let dir = try Command.temporaryDirectory("podstart-kubelet")
         let kubeletLog = "\(dir)/kubelet.log"
         KubeletLines.startLog(at: kubeletLog)
-        let closed = Command.freePort()
+        let closed = try Command.freePort()
         let agent = try await startAgent(["--kubelet-log", kubeletLog, "--kubelet-metrics-url", "http://127.0.0.1:\(closed)/metrics"])
         let record = try await startPod()
         // The kubelet's line for this pod, as its pod_startup_latency_tracker writes it (V3).
@@ -421,7 +421,7 @@ import Testing
 
     @Test func configFileValuesAndFlagsThatOverrideThem() async throws {
         let dir = try Command.temporaryDirectory("podstart-config")
-        let fromFile = Command.freePort()
+        let fromFile = try Command.freePort()
         let config = "\(dir)/config.yaml"
         try """
             listen: 127.0.0.1:\(fromFile)

@@ -9,7 +9,7 @@ import Testing
         "PodStartupSLOBreach", "PodStartPullsDominate", "PodStartDecompressionDominatesPulls", "PodStartLongReadinessWaits",
         "PodstartProbeEventsLost", "PodstartAgentDown", "PodstartAgentAbsent", "PodstartSourceFailing", "PodstartKernelProbesOff",
         "PodstartProbeEventsDropped", "PodstartProbeEventsRejected", "PodstartStoreUnhealthy", "PodstartStoreSaveFailures",
-        "PodstartSourceStreamClosing",
+        "PodstartSourceStreamClosing", "PodStartNodeWarningEvents",
     ]
 
     @Test func promtoolChecksTheRules() throws {

@@ -66,7 +66,7 @@ enum DaemonSetImageRun {
             try? FileManager.default.removeItem(atPath: state)
             try? FileManager.default.removeItem(atPath: tmp)
         }
-        let port = Command.freePort()
+        let port = try Command.freePort()
         var options = env.options(image: "")
         options.image = reference
         options.pod = PodStartOptions.newPod(name: "agent")

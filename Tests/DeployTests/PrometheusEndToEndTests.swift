@@ -31,6 +31,7 @@ import Testing
         ("PodstartAgentAbsent", "up{job=\"podstart\"}"),
         ("PodstartSourceFailing", "sum by (node, source) (rate(podstart_source_errors_total[10m]))"),
         ("PodstartKernelProbesOff", "podstart_probes_enabled"),
+        ("PodStartNodeWarningEvents", "sum by (node, reason) (increase(podstart_pod_start_warning_events_total{reason=~\"FailedCreatePodSandBox|FailedPodSandBoxStatus|NetworkNotReady|FailedMount|FailedAttachVolume|FailedMapVolume|FailedCreatePodContainer\"}[30m]))"),
     ]
     /// The API server the agent follows: this node's pods, written by the test as it plays the kubelet.
     static let node = "e2e-node"
@@ -98,6 +99,9 @@ import Testing
             options.cold = start.cold
             options.timeout = .seconds(120)
             let kubelet = KubeletStatusWriter(pod: pod, api: api)
+            // the events the real API server held for the recorded pod (pod-b: three failed
+            // readiness probes, one Unhealthy Warning of count 3), listed by the agent after the start
+            try api.addEvents(RecordedPods.events(of: start.recorded, name: name, uid: uid))
             try kubelet.create()
             let (record, readyWritten) = try await kubelet.start(options, endpoint: env.endpoint, readinessProbe: probe)
             try KubeletLines.append(KubeletLines.observedStartup(record, observedUnixNs: record.ready.unixNs + 20_000_000), to: kubeletLog)
@@ -117,6 +121,13 @@ import Testing
         _ = try await agent.waitFor("Prometheus to see \(Self.starts.count) ready starts", timeout: 30) {
             try prometheus.values("podstart_pod_starts_total{outcome=\"ready\"}").first == Double(Self.starts.count) ? true : nil
         }
+
+        // The Warning events of the recorded starts: pod-b's Unhealthy (count 3) per pod-b start.
+        let unhealthy = Double(3 * Self.starts.filter { $0.recorded == "pod-b-slowready" }.count)
+        _ = try await agent.waitFor("Prometheus to see \(unhealthy) Unhealthy warnings", timeout: 30) {
+            try prometheus.values(#"podstart_pod_start_warning_events_total{reason="Unhealthy"}"#).first == unhealthy ? true : nil
+        }
+        #expect(try prometheus.values(#"sum(podstart_pod_start_warning_events_total{reason!="Unhealthy"})"#) == [0])
 
         // The families the agent exports (text format: counters with _total, histograms' parts).
         let exposition = try await agent.get("/metrics").1
@@ -148,6 +159,10 @@ import Testing
                 #expect(missing.isEmpty, "panel \(title) names metrics the agent does not export: \(missing.sorted())")
                 #expect(!result.values.isEmpty && result.values.allSatisfy(\.isFinite),
                         "panel \(title) returned no data (or NaN): \(query) → \(result.values)")
+                if query.contains("podstart_pod_start_warning_events_total") {
+                    // the warnings panel: pod-b's Unhealthy events, listed minutes ago at most
+                    #expect(result.values.contains { $0 > 0 }, "panel \(title): no warnings in \(result.values)")
+                }
                 if query.contains("phase=~\"probe|ready_report\"") {
                     // the readiness panel: a series for each phase, from the pods that had it; the
                     // probe series' only increase in the window is pod-b's 31 s wait

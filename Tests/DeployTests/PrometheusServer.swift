@@ -18,7 +18,7 @@ final class PrometheusServer: @unchecked Sendable {
 
     static func start(binary: String, target: String, labels: [String: String], ruleFiles: [String]) throws -> PrometheusServer {
         let directory = try Command.temporaryDirectory("podstart-prometheus")
-        let port = Command.freePort()
+        let port = try Command.freePort()
         let labelText = labels.sorted { $0.key < $1.key }.map { "\($0.key): \"\($0.value)\"" }.joined(separator: ", ")
         try """
             global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}

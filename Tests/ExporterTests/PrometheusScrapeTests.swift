@@ -26,23 +26,6 @@ final class Served: Sendable {
 
 @Suite("A real Prometheus scrapes /metrics")
 struct PrometheusScrapeTests {
-    /// A free TCP port on 127.0.0.1 (bound, read back, released).
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestFailure("socket: errno \(errno)") }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        guard bound else { throw TestFailure("bind: errno \(errno)") }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
-
     /// Prometheus asks for OpenMetrics first; it must parse what we serve (`up` is 1 and our
     /// samples are queryable), and it must have been served OpenMetrics.
     @Test func prometheusIngestsTheOpenMetricsExposition() async throws {
@@ -69,7 +52,7 @@ struct PrometheusScrapeTests {
             var it = ports.makeAsyncIterator()
             guard let port = await it.next() else { throw TestFailure("the server never reported its port") }
 
-            let webPort = try Self.freePort()
+            let webPort = try Command.freePort()
             let config = """
                 global: {scrape_interval: 1s, scrape_timeout: 1s}
                 scrape_configs:

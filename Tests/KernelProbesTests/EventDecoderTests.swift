@@ -1,4 +1,5 @@
 import CPodstartBPF
+import Foundation
 import KernelProbes
 import PodstartCore
 import Testing
@@ -65,6 +66,19 @@ struct EventDecoderTests {
         let commOffset = MemoryLayout<ps_fuse_event>.offset(of: \ps_fuse_event.task)! + MemoryLayout<ps_task_context>.offset(of: \ps_task_context.comm)!
         bytes.replaceSubrange(commOffset..<(commOffset + comm.count), with: comm)
         return bytes
+    }
+
+    /// The operation names of `lazyFetches` are the running kernel's own, from the symbol table
+    /// of its fuse_request_send tracepoint (`{15, "FUSE_READ"}` → `read`): none is left as `opN`.
+    @Test func everyFuseOpcodeTheKernelNamesHasThatName() throws {
+        let path = "/sys/kernel/tracing/events/fuse/fuse_request_send/format"
+        let format = try #require(try? String(contentsOfFile: path, encoding: .utf8),
+                                  "cannot read \(path): run as root with tracefs mounted (mount -t tracefs nodev /sys/kernel/tracing) on a kernel with the fuse tracepoints (6.14+)")
+        let pairs = format.matches(of: /\{(\d+), "FUSE_([A-Z0-9_]+)"\}/).map { (UInt32($0.output.1)!, String($0.output.2).lowercased()) }
+        #expect(pairs.count >= 40, "\(format)")
+        for (opcode, name) in pairs {
+            #expect(FuseRequestEvent.opcodeName(opcode) == name, "opcode \(opcode)")
+        }
     }
 
     @Test func aFuseReadRecordDecodesToTheRequestTheTaskWaitedOn() throws {

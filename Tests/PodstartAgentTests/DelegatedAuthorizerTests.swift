@@ -89,7 +89,7 @@ struct DelegatedAuthorizerTests {
     }
 
     @Test func anUnreachableAPIServerIsUnavailable() async throws {
-        let endpoint = try HTTPEndpoint(url: "https://127.0.0.1:\(Command.freePort())", bearerToken: "x", timeout: .seconds(5))
+        let endpoint = try HTTPEndpoint(url: "https://127.0.0.1:\(try Command.freePort())", bearerToken: "x", timeout: .seconds(5))
         let authorizer = DelegatedAuthorizer(transport: try HTTPTransport(endpoint))
         guard case .unavailable = await authorizer.access(bearerToken: ReviewingAPIServer.readerToken, path: "/v1/pods") else {
             Issue.record("a closed port did not make the request unavailable")

@@ -111,8 +111,7 @@ import Testing
     /// The recorded events as the API server answers a namespace's event list: the field selector
     /// `involvedObject.uid=…` applied, `limit` honoured with an opaque `continue` token.
     final class EventsAPI: Sendable {
-        struct Recorded: Sendable { var namespace: String; var uid: String; var text: String }
-        let events: [Recorded]
+        let list: TestEventList
         /// Answers instead of the recording, by the request's number (1-based): a refusal, a hang…
         let override: @Sendable (Int, String) -> TestRoute?
         let requests = Mutex(0)
@@ -120,11 +119,7 @@ import Testing
 
         init(token: String = PodEventsTests.token, override: @escaping @Sendable (Int, String) -> TestRoute? = { _, _ in nil }) throws {
             self.token = token
-            events = try PodEventsTests.recordedEvents().map { raw in
-                let object = raw["involvedObject"] as! [String: Any]
-                let text = String(decoding: try JSONSerialization.data(withJSONObject: raw, options: [.sortedKeys]), as: UTF8.self)
-                return Recorded(namespace: object["namespace"] as? String ?? "", uid: object["uid"] as? String ?? "", text: text)
-            }
+            list = try TestEventList(PodEventsTests.recordedEvents())
             self.override = override
         }
 
@@ -132,25 +127,7 @@ import Testing
             let n = requests.withLock { $0 += 1; return $0 }
             guard auth == "Bearer \(token)" else { return TestRoute(status: .unauthorized, chunks: ["Unauthorized"]) }
             if let answer = override(n, uri) { return answer }
-            guard let url = URLComponents(string: uri), url.path.hasPrefix("/api/v1/namespaces/"), url.path.hasSuffix("/events") else {
-                return TestRoute(status: .notFound, chunks: ["not found"])
-            }
-            let namespace = url.path.dropFirst("/api/v1/namespaces/".count).dropLast("/events".count)
-            let query = Dictionary((url.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { $1 })
-            guard let selector = query["fieldSelector"], selector.hasPrefix("involvedObject.uid=") else {
-                return TestRoute(status: .badRequest, chunks: ["this server answers per-pod lists only"])
-            }
-            let uid = String(selector.dropFirst("involvedObject.uid=".count))
-            let matching = events.filter { $0.namespace == namespace && $0.uid == uid }
-            let limit = query["limit"].flatMap(Int.init) ?? matching.count
-            let offset = query["continue"].flatMap { Int($0.dropFirst("page-".count)) } ?? 0
-            let page = matching.dropFirst(offset).prefix(limit)
-            var meta = "\"resourceVersion\":\"304\""
-            if offset + page.count < matching.count {
-                meta += ",\"continue\":\"page-\(offset + page.count)\",\"remainingItemCount\":\(matching.count - offset - page.count)"
-            }
-            return TestRoute(chunks: ["{\"kind\":\"EventList\",\"apiVersion\":\"v1\",\"metadata\":{\(meta)},\"items\":[",
-                                      page.map(\.text).joined(separator: ","), "]}"])
+            return list.answer(uri) ?? TestRoute(status: .notFound, chunks: ["not found"])
         }
     }
 

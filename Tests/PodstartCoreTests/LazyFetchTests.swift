@@ -10,6 +10,15 @@ struct LazyFetchTests {
     /// The stargz layer's FUSE mount, and the inode /data/random.bin has on it.
     static let fuseDevice = DeviceNumber(major: 0, minor: 61)
     static let randomOnFuse = FileKey(device: fuseDevice, inode: 12)
+    /// /data/random.bin as the container's open sees it: the overlay's inode.
+    static let overlayRandom = FileKey(device: DeviceNumber(rawValue: 40), inode: 77)
+    static let randomLayer = "sha256:" + String(repeating: "5", count: 64)
+
+    /// What the trace command's resolver says of /data/random.bin (the stargz layer's copy of the
+    /// path, its stat: the FUSE file): reads join the path through it.
+    static func resolve(_: Correlator.AccessContainer, _ path: String, _: FileIdentity) -> LayerLocation? {
+        path == "/data/random.bin" ? LayerLocation(layerDigest: randomLayer, dataFile: randomOnFuse) : nil
+    }
 
     static func request(_ from: Int64, _ to: Int64, opcode: UInt32, reply: UInt32 = 16, file: FileKey? = nil,
                         task: TaskContext = C.task, unique: UInt64 = 1) -> CorrelatorInput {
@@ -24,9 +33,10 @@ struct LazyFetchTests {
     static var stream: [CorrelatorInput] {
         var s = C.stream
         let ready = s.firstIndex { if case .ready = $0 { true } else { false } }!
-        // /data/random.bin through overlayfs: the open names the overlay inode, the data live in the FUSE layer
-        let random = FileIdentity(key: FileKey(device: DeviceNumber(rawValue: 40), inode: 77), dataKey: randomOnFuse,
-                                  sizeBytes: 64 << 20, mode: 0o100644)
+        // /data/random.bin through overlayfs: the open names the overlay inode, as its data inode
+        // too (an overlay file's f_mapping is the overlay's own); the data live in the FUSE layer,
+        // which only the layer's copy of the path leads to (`resolve`)
+        let random = FileIdentity(key: overlayRandom, dataKey: overlayRandom, sizeBytes: 64 << 20, mode: 0o100644)
         var other = C.task
         other.mountNamespace = 4026530001
         other.pid = 60
@@ -44,11 +54,11 @@ struct LazyFetchTests {
         return s
     }
 
-    static func trace() throws -> PodStartTrace {
+    static func trace(resolve: Correlator.AccessResolver = LazyFetchTests.resolve) throws -> PodStartTrace {
         var c = Correlator(clock: C.clock)
         var out: [PodStartTrace] = []
-        for input in stream { out += c.ingest(input) }
-        out += c.ingest(.tick(nowUnixNs: C.ms(5001)))
+        for input in stream { out += c.ingest(input, resolve: resolve) }
+        out += c.ingest(.tick(nowUnixNs: C.ms(5001)), resolve: resolve)
         return try #require(out.first)
     }
 
@@ -70,10 +80,25 @@ struct LazyFetchTests {
         #expect(fetches.map { $0.path ?? "(\($0.operation))" } == ["(lookup)", "(getattr)", "/data/random.bin", "(read)"])
         let random = try #require(fetches.first { $0.path == "/data/random.bin" })
         #expect(random.operation == "read" && random.requests == 2 && random.bytes == 262_144)
+        #expect(random.layerDigest == Self.randomLayer)
         #expect(abs(random.waitSeconds - 0.34) < 1e-9)
         #expect(random.firstRequestMs == 90, "first read 1710 ms, first exec 1620 ms")
         let unnamed = try #require(fetches.last)
         #expect(unnamed.requests == 1 && unnamed.bytes == 4096, "the other namespace's request is not this container's")
+    }
+
+    /// The end-to-end run on stargz found every read unnamed: the trace command resolved no path
+    /// when it could not find the image's layers, and the open's own inodes are the overlay's.
+    @Test func aReadIsNamedOnlyThroughTheLayersCopyOfThePathNotTheOverlayInode() throws {
+        let unresolved = try #require(Self.trace(resolve: Correlator.noResolver).containers.first?.lazyFetches)
+        #expect(!unresolved.contains { $0.path != nil }, "\(unresolved)")
+        #expect(unresolved.filter { $0.operation == "read" }.map(\.requests) == [3])
+        // a resolver that knows the path but not the layer still names the read
+        let noLayer = try #require(Self.trace(resolve: { _, path, _ in
+            path == "/data/random.bin" ? LayerLocation(layerDigest: nil, dataFile: Self.randomOnFuse) : nil
+        }).containers.first?.lazyFetches)
+        let random = try #require(noLayer.first { $0.path == "/data/random.bin" }, "\(noLayer)")
+        #expect(random.requests == 2 && random.layerDigest == nil)
     }
 
     @Test func aTraceWithLazyFetchesReadsBackTheSame() throws {

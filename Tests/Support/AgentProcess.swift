@@ -13,8 +13,9 @@ public final class AgentProcess: @unchecked Sendable {
         public var description: String
     }
 
-    public static func start(binary: String, stateDirectory: String, arguments: [String], port: Int = Command.freePort(),
+    public static func start(binary: String, stateDirectory: String, arguments: [String], port: Int? = nil,
                              prefix: [String] = []) async throws -> AgentProcess {
+        let port = try port ?? Command.freePort()
         let logPath = stateDirectory + ".agent-\(port).log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))

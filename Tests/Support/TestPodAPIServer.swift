@@ -5,9 +5,9 @@ import Synchronization
 /// A test API server for one node's pods, as the agent and `trace --pod` read them:
 /// `GET /api/v1/pods?fieldSelector=spec.nodeName=NODE` lists the node's pods; with `watch=true` it
 /// replays the changes after the given resourceVersion and stays open, writing each later change
-/// (``publish(_:_:)``) as the test makes it, until ``close()``. A bearer token is required. Every
-/// other path (the pods' events among them) answers 404 with a `Status`, as an API server does for
-/// what it does not serve, so a client reading more than pods degrades as it would there.
+/// (``publish(_:_:)``) as the test makes it, until ``close()``. A pod's events are listed as
+/// ``TestEventList`` answers: those the test added (``addEvents(_:)``), none until then. A bearer token is required.
+/// Every other path answers 404 with a `Status`, as an API server does for what it does not serve.
 ///
 /// Serve it with ``serve(pki:)``, point clients at it with ``kubeconfig(port:pki:)``.
 public final class TestPodAPIServer: Sendable {
@@ -21,6 +21,7 @@ public final class TestPodAPIServer: Sendable {
         /// Each pod's latest object, as JSON.
         var pods: [String: Data] = [:]
         var order: [String] = []
+        var events = TestEventList()
     }
     let state = Mutex(State())
 
@@ -35,6 +36,7 @@ public final class TestPodAPIServer: Sendable {
         guard auth == "Bearer \(token)" else {
             return TestRoute(status: .unauthorized, chunks: [#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#])
         }
+        if let answer = state.withLock({ $0.events.answer(uri) }) { return answer }
         guard uri.hasPrefix("/api/v1/pods?"), uri.contains("fieldSelector=spec.nodeName%3D\(node)") else {
             return TestRoute(status: .notFound, chunks: [Self.notFound])
         }
@@ -81,6 +83,11 @@ public final class TestPodAPIServer: Sendable {
             for watcher in s.watchers { watcher.yield(line) }
             return at
         }
+    }
+
+    /// Events the API server now holds (core/v1 Event objects, e.g. ``RecordedPods/events(of:name:uid:)``).
+    public func addEvents(_ events: [[String: Any]]) throws {
+        try state.withLock { s in try s.events.add(events) }
     }
 
     /// Ends every open watch (the server's connections close after their last chunk).
