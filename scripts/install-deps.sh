@@ -12,6 +12,9 @@ packages=(
   # the lazy-pull snapshotter daemon (tools/stargz-snapshotter, built below): Debian's Go, the
   # stargz-snapshotter library with its dependencies, and FUSE
   golang-go golang-github-containerd-stargz-snapshotter-dev fuse3
+  # deploy/Containerfile built as users build it (scripts/build-agent-image-buildah.sh,
+  # ContainerfileImageTests); its storage and configuration stay in the script's own directory
+  buildah
   # metrics checks and end-to-end scraping
   prometheus
   # the state store (GRDB links the system SQLite); test certificates for the HTTPS tests

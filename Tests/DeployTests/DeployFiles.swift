@@ -11,6 +11,7 @@ enum DeployFiles {
     static let dashboards = "\(root)/dashboards"
     static let validator = "\(root)/scripts/validate-deploy.py"
     static let imageScript = "\(root)/scripts/build-agent-image.sh"
+    static let buildahImageScript = "\(root)/scripts/build-agent-image-buildah.sh"
     /// The venv scripts/install-deps.sh makes for kubernetes-validate (PyPI).
     static let python = "/opt/podstart-tools/venv/bin/python"
 
