@@ -32,6 +32,9 @@ public struct AccessTracker: Sendable {
     public private(set) var fuseRequests: [FuseRequestEvent] = []
     public private(set) var fuseRequestsDropped: UInt64 = 0
     public static let maxFuseRequests = 65_536
+    /// Changes to `files` (each `note`), and the open counts last applied at which version.
+    private var filesVersion: UInt64 = 0
+    private var lastOpenCounts: (counts: [OpenCount], filesVersion: UInt64)?
 
     /// Paths under these prefixes are not image content (pseudo file systems).
     public static let ignoredPrefixes = ["/proc/", "/sys/", "/dev/"]
@@ -57,15 +60,23 @@ public struct AccessTracker: Sendable {
 
     /// Adds the in-kernel open counts (the first open was a record; repeats only counted).
     public mutating func add(openCounts: [OpenCount]) {
+        // The agent reads the kernel's counts again and again while a start is open, mostly
+        // unchanged: the same counts on the same files change nothing, so they are not applied again.
+        if let last = lastOpenCounts, last.filesVersion == filesVersion, last.counts == openCounts { return }
         let byKey = Dictionary(openCounts.filter { $0.mountNamespace == mountNamespace }.compactMap { c in c.file.map { ($0, c.count) } },
                                uniquingKeysWith: +)
-        for (path, seen) in files {
-            if let count = byKey[seen.file.key], count > seen.opens { files[path]!.opens = count }
+        // updated in place by position: no path is hashed again
+        var i = files.values.startIndex
+        while i != files.values.endIndex {
+            if let count = byKey[files.values[i].file.key], count > files.values[i].opens { files.values[i].opens = count }
+            files.values.formIndex(after: &i)
         }
+        lastOpenCounts = (openCounts, filesVersion)
     }
 
     private mutating func note(path: String, file: FileIdentity, at ns: UInt64, count: UInt64) {
         guard file.isRegularFile, !Self.ignoredPrefixes.contains(where: { path.hasPrefix($0) }) else { return }
+        filesVersion &+= 1
         if var seen = files[path] {
             seen.opens += count
             seen.firstNs = min(seen.firstNs, ns)
@@ -181,14 +192,16 @@ public enum PullWriteClassifier {
         public init(kind: Kind, unit: String? = nil) { self.kind = kind; self.unit = unit }
     }
 
+    private static let downloadUnitMarkers: [StaticString] = ["/ingest/"]
+    private static let unpackUnitMarkers: [StaticString] = ["/snapshots/", "/tmpmounts/"]
+
     /// `classify(path:)` with the unit the write belongs to.
     public static func target(path: String) -> Target? {
         guard let kind = classify(path: path) else { return nil }
         // Called for every write the runtime begins, like classify: bytes, not Characters (a
         // Substring search here was 40% of the correlator's time).
         func unit(_ p: UnsafeBufferPointer<UInt8>) -> String? {
-            let markers: [StaticString] = kind == .download ? ["/ingest/"] : ["/snapshots/", "/tmpmounts/"]
-            for marker in markers {
+            for marker in kind == .download ? downloadUnitMarkers : unpackUnitMarkers {
                 guard let found = p.firstOffset(of: marker) else { continue }
                 // the directory right under the marker: the ingest ref, the snapshot id, the mount's name
                 var end = found + marker.utf8CodeUnitCount

@@ -27,6 +27,8 @@ public struct Correlator: Sendable {
         var id: String
         var name: String
         var image: String
+        /// `image` in ImageReference's canonical spelling (compared with unassigned pulls').
+        var canonicalImage: String
         var imageDigest: String?
         var isInit: Bool
         var created: Interval
@@ -104,6 +106,9 @@ public struct Correlator: Sendable {
     /// Pulls no source tied to a pod, with their image in ImageReference's canonical spelling.
     private var unassignedPulls: [UnassignedPull] = []
     private var nextPullID = 0
+    /// ImageReference.canonical of the images seen lately: a node runs few images, and parsing a
+    /// reference costs more than the rest of a start's pull bookkeeping. Emptied past 1,024.
+    private var canonicalImages: [String: String] = [:]
     struct UnassignedPull: Sendable {
         var id: Int
         var image: String
@@ -228,7 +233,7 @@ public struct Correlator: Sendable {
                 pods[uid] = pod
             } else {
                 nextPullID += 1
-                unassignedPulls.append(UnassignedPull(id: nextPullID, image: p.image, canonicalImage: ImageReference.canonical(p.image),
+                unassignedPulls.append(UnassignedPull(id: nextPullID, image: p.image, canonicalImage: canonicalImage(p.image),
                                                       interval: interval, source: p.source))
             }
         case .containerCreated(let c):
@@ -240,7 +245,10 @@ public struct Correlator: Sendable {
                 // Several sources name the same container (the runtime's listing, its log): keep
                 // every identity field some source knew, and the better interval.
                 if known.name.isEmpty { known.name = c.name }
-                if known.image.isEmpty { known.image = c.image }
+                if known.image.isEmpty {
+                    known.image = c.image
+                    known.canonicalImage = canonicalImage(c.image)
+                }
                 if known.imageDigest == nil { known.imageDigest = c.imageDigest }
                 known.isInit = known.isInit || c.isInit
                 if Self.better(created, c.source, than: known.created, known.createSource) {
@@ -249,7 +257,8 @@ public struct Correlator: Sendable {
                 }
                 pod.containers[id] = known
             } else {
-                pod.containers[id] = ContainerState(id: id, name: c.name, image: c.image, imageDigest: c.imageDigest, isInit: c.isInit,
+                pod.containers[id] = ContainerState(id: id, name: c.name, image: c.image, canonicalImage: canonicalImage(c.image),
+                                                    imageDigest: c.imageDigest, isInit: c.isInit,
                                                     created: created, createSource: c.source)
             }
             pods[c.uid] = pod
@@ -398,6 +407,14 @@ public struct Correlator: Sendable {
         return newSource > oldSource
     }
 
+    private mutating func canonicalImage(_ image: String) -> String {
+        if let known = canonicalImages[image] { return known }
+        if canonicalImages.count >= 1024 { canonicalImages.removeAll(keepingCapacity: true) }
+        let canonical = ImageReference.canonical(image)
+        canonicalImages[image] = canonical
+        return canonical
+    }
+
     private mutating func holdUntilCreated(_ input: CorrelatorInput, container id: String) {
         if pendingByContainer[id] == nil {
             // containers no source ever creates (another runtime's, a pre-existing pod's) must
@@ -521,7 +538,12 @@ public struct Correlator: Sendable {
 
     /// Kernel aggregates read at the end of a start window (open counts, write totals).
     public mutating func addAggregates(openCounts: [OpenCount], writeTotals: [WriteTotal]) {
-        for ns in Set(openCounts.map(\.mountNamespace)) {
+        // the namespaces the counts name, in order (a handful: a Set would hash every count)
+        var namespaces: [UInt32] = []
+        for c in openCounts where namespaces.last != c.mountNamespace && !namespaces.contains(c.mountNamespace) {
+            namespaces.append(c.mountNamespace)
+        }
+        for ns in namespaces {
             trackers[ns]?.add(openCounts: openCounts)
         }
         self.writeTotals += writeTotals
@@ -624,7 +646,7 @@ public struct Correlator: Sendable {
         let kubelet = pod.measurements.filter { $0.phase == .pull && $0.source == .kubeletLog }.map(\.interval)
         var firstCreate: [String: Int64] = [:]
         for c in pod.containers.values where !c.image.isEmpty {
-            let image = ImageReference.canonical(c.image)
+            let image = c.canonicalImage
             // a log times CreateContainer from its call; CRI's createdAt is its end
             let begins = c.created.duration > 0 ? c.created.start : c.created.end
             firstCreate[image] = min(firstCreate[image] ?? begins, begins)

@@ -43,7 +43,8 @@ public enum CorrelatorInput: Sendable, Hashable {
     case containerPid(ContainerInitProcess)
     /// The kubelet's "Observed pod startup duration" line: joined by namespace/name, it gives the
     /// pull window the kubelet measured and when the kubelet saw every container running.
-    case kubeletStartup(KubeletPodStartupObservation)
+    /// Boxed: at 265 bytes it would make every input (kernel records above all) that large.
+    indirect case kubeletStartup(KubeletPodStartupObservation)
     /// A kernel record.
     case kernel(KernelEvent)
     /// The kernel's in-map aggregates, read while a start window is open.
