@@ -53,14 +53,13 @@ static __always_inline void ps_emit_range(struct ps_range_key *key, struct ps_ra
 /* For fuse.bpf.c: the file a FUSE_READ this task sends next will fill (see ps_last_fill). */
 static __always_inline void ps_note_fill(__u32 dev, __u64 ino)
 {
-	__u32 zero = 0;
-	struct ps_last_fill *fill = bpf_map_lookup_elem(&ps_last_fill_map, &zero);
-	if (!fill)
-		return;
-	fill->ino = ino;
-	fill->dev = dev;
-	fill->tid = (__u32)bpf_get_current_pid_tgid();
-	fill->at_ns = bpf_ktime_get_ns();
+	struct ps_last_fill fill = {
+		.ino = ino,
+		.dev = dev,
+		.tid = (__u32)bpf_get_current_pid_tgid(),
+		.at_ns = bpf_ktime_get_ns(),
+	};
+	bpf_map_update_elem(&ps_last_fill_map, &fill.tid, &fill, BPF_ANY);
 }
 
 static __always_inline int ps_record_range(__u32 dev, __u64 ino, __u64 first, __u64 end, __u32 source)

@@ -65,9 +65,9 @@ int tracepoint__fuse__fuse_request_send(struct trace_event_raw_fuse_request_send
 	};
 	ps_fill_task(&value.task, task, mntns);
 	if (opcode == PS_FUSE_READ) {
-		__u32 zero = 0;
-		struct ps_last_fill *fill = bpf_map_lookup_elem(&ps_last_fill_map, &zero);
-		if (fill && fill->tid == value.task.tid && fill->dev == key.connection &&
+		__u32 tid = value.task.tid;
+		struct ps_last_fill *fill = bpf_map_lookup_elem(&ps_last_fill_map, &tid);
+		if (fill && fill->tid == tid && fill->dev == key.connection &&
 		    value.send_ns - fill->at_ns < PS_FILL_NAMES_READ_NS) {
 			value.file_ino = fill->ino;
 			value.file_dev = fill->dev;
