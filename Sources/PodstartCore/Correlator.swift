@@ -245,7 +245,9 @@ public struct Correlator: Sendable {
                 // Several sources name the same container (the runtime's listing, its log): keep
                 // every identity field some source knew, and the better interval.
                 if known.name.isEmpty { known.name = c.name }
-                if known.image.isEmpty {
+                // an image id (the record of a container the kubelet created by id, as containerd's
+                // event names it) gives way to a reference, the name pulls are logged under
+                if known.image.isEmpty || (ImageReference.isImageID(known.image) && !c.image.isEmpty && !ImageReference.isImageID(c.image)) {
                     known.image = c.image
                     known.canonicalImage = canonicalImage(c.image)
                 }

@@ -94,6 +94,13 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
     /// repository and tag pulled through another host (a mirror or proxy) compares equal.
     public var repositoryAndTag: String { "\(repository):\(tag ?? "latest")" }
 
+    /// Whether `text` is an image id (`sha256:<hex>`, or 64 bare hex digits) rather than a
+    /// reference: what the kubelet creates containers with, and what a runtime's record then names.
+    public static func isImageID(_ text: String) -> Bool {
+        text.hasPrefix("sha256:")
+            || (text.utf8.count == 64 && text.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) })
+    }
+
     /// The one spelling of `text` that compares equal to every other spelling of the same image
     /// (`nginx`, `nginx:latest`, `docker.io/library/nginx:latest`): a pull logged as the pod spec
     /// wrote it and the container the runtime created from it name the same image. Text that is

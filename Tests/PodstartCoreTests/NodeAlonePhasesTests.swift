@@ -116,6 +116,25 @@ struct NodeAlonePhasesTests {
         #expect(pull.start == T.ms(120) && pull.end == T.ms(399))
     }
 
+    /// containerd's event names a container the kubelet created by image id; the listing names
+    /// its image. Whichever comes first, the pull logged under the image's name is the start's.
+    @Test func aContainerFirstNamedByItsImageIDStillGetsThePullOfItsName() throws {
+        let id = "sha256:" + String(repeating: "d", count: 64)
+        let byID = CorrelatorInput.containerCreated(ContainerCreation(
+            uid: "u1", containerID: Self.containerID, name: "main", image: id, imageDigest: "sha256:d", isInit: false,
+            beginUnixNs: T.ms(419), endUnixNs: T.ms(419), source: .containerd))
+        for position in [7, 8] {  // before the listing's creation, after it
+            var inputs = Self.stream
+            inputs.insert(byID, at: position)
+            let trace = try Self.trace(inputs)
+            let pull = try #require(trace.phases.first { $0.name == .pull }, "no pull when the id came \(position == 7 ? "first" : "second")")
+            #expect(pull.end == T.ms(400))
+            #expect(trace.containers.first?.image == "127.0.0.1:5000/podstart-test/reader:latest")
+        }
+        #expect(ImageReference.isImageID(id) && ImageReference.isImageID(String(repeating: "0", count: 64)))
+        #expect(!ImageReference.isImageID("127.0.0.1:5000/podstart-test/reader:latest") && !ImageReference.isImageID("busybox"))
+    }
+
     @Test func runcCommandLinesCutByTheKernelStillNameTheirContainer() throws {
         let id = Self.containerID
         for (argv, truncated, expected) in [
