@@ -102,6 +102,7 @@ public struct Agent: Sendable {
             CRIPollSource(endpoint: options.criEndpoint, interval: options.criPollInterval, pacer: pacer, gate: gate, hub: hub),
         ]
         sources.append(RuntimeLayoutSource(endpoint: options.criEndpoint) { layout, visibility in
+            Task { await hub.learnRuntimeRoot(layout.containerdRoot) }
             metrics.setRuntimeInfo(containerdRoot: layout.containerdRoot, containerdState: layout.containerdState,
                                    snapshotter: layout.snapshotter, mountPropagation: visibility.label)
         })

@@ -357,10 +357,22 @@ public actor AgentHub {
         linkedNamespaces.remove(ns)
     }
 
+    /// containerd's root as the runtime reports it (`RuntimeLayoutSource`): where an image's
+    /// manifest is when the rootfs's snapshot paths do not lead there (a proxy snapshotter:
+    /// stargz keeps its layers under its own root).
+    private var runtimeRoot: String?
+
+    public func learnRuntimeRoot(_ root: String?) {
+        guard runtimeRoot != root else { return }
+        runtimeRoot = root
+        // what was loaded without it (nothing, for a proxy snapshotter's images) is loaded again
+        layersByDigest = layersByDigest.filter { $0.value != nil }
+    }
+
     private func layers(_ digest: String?, rootfs: OverlayRootfs) -> ImageLayers? {
-        guard let digest, rootfs.containerdRoot != nil else { return nil }
+        guard let digest, rootfs.containerdRoot != nil || runtimeRoot != nil else { return nil }
         if let known = layersByDigest[digest] { return known }
-        let loaded = rootfs.imageLayers(digest: digest)
+        let loaded = rootfs.imageLayers(digest: digest, runtimeRoot: runtimeRoot)
         if layersByDigest.count > 256 { layersByDigest.removeAll() }
         layersByDigest[digest] = loaded
         return loaded
