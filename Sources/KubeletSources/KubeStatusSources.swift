@@ -26,19 +26,7 @@ public struct KubeletEndpoints: Sendable {
     }
 }
 
-/// Turns successive kubelet scrapes into per-interval pod-start figures.
-public struct KubeletMetricsPoller: Sendable {
-    public private(set) var previous: KubeletPodStartMetrics?
-    public init() {}
-
-    /// Adds a scrape; returns the figures for the interval since the previous one.
-    public mutating func add(_ scrape: KubeletPodStartMetrics) -> KubeletMetricsInterval {
-        defer { previous = scrape }
-        return KubeletMetricsInterval(previous: previous, current: scrape)
-    }
-}
-
-/// Pods of one node and their events from the API server: list, then watch from the list's
+/// Pods of one node from the API server: list, then watch from the list's
 /// resourceVersion, relisting when the server says the version is gone (410).
 public struct APIServerPodSource: Sendable {
     public let client: HTTPTransport
@@ -63,15 +51,6 @@ public struct APIServerPodSource: Sendable {
         }
     }
 
-    public func listEvents(namespace: String? = nil) async throws -> KubeAPI.EventList {
-        let path = (namespace.map { "/api/v1/namespaces/\(Self.escape($0))/events" } ?? "/api/v1/events")
-            + "?fieldSelector=" + Self.escape("involvedObject.kind=Pod")
-        let body = try await client.get(path)
-        do { return try JSONDecoder().decode(KubeAPI.EventList.self, from: Data(body)) } catch {
-            throw KubeHTTPError.decode(path: path, reason: "\(error)")
-        }
-    }
-
     public enum WatchOutcome: Sendable, Equatable {
         /// The stream ended normally; watch again from this version.
         case ended(resourceVersion: String?)
@@ -84,13 +63,6 @@ public struct APIServerPodSource: Sendable {
     /// Watches pods from `resourceVersion`; `onEvent` returns false to stop.
     public func watchPods(resourceVersion: String?, onEvent: (String, KubeAPI.Pod) async throws -> Bool) async throws -> WatchOutcome {
         var path = "/api/v1/pods?watch=true&allowWatchBookmarks=true&" + podSelector
-        if let rv = resourceVersion { path += "&resourceVersion=" + Self.escape(rv) }
-        return try await watch(path, onEvent: onEvent)
-    }
-
-    public func watchEvents(namespace: String? = nil, resourceVersion: String?, onEvent: (String, KubeAPI.Event) async throws -> Bool) async throws -> WatchOutcome {
-        var path = (namespace.map { "/api/v1/namespaces/\(Self.escape($0))/events" } ?? "/api/v1/events")
-            + "?watch=true&fieldSelector=" + Self.escape("involvedObject.kind=Pod")
         if let rv = resourceVersion { path += "&resourceVersion=" + Self.escape(rv) }
         return try await watch(path, onEvent: onEvent)
     }
@@ -133,82 +105,5 @@ public struct APIServerPodSource: Sendable {
             }
         }
         return outcome ?? .ended(resourceVersion: lastVersion)
-    }
-}
-
-extension APIServerPodSource {
-    /// Lists then watches the node's pods for as long as `onTimeline` returns true: watches
-    /// again from the last resourceVersion when a stream ends, lists again when the server says
-    /// the version expired, and retries after `retryDelay` on errors (each one reported to
-    /// `onError`, which returns false to give up).
-    public func run(tracker: inout PodTimelineTracker, retryDelay: Duration = .seconds(1),
-                    onError: (Error) -> Bool = { _ in true },
-                    onTimeline: (PodStatusTimeline) -> Bool) async throws {
-        var version: String?
-        while true {
-            do {
-                if version == nil {
-                    let list = try await listPods()
-                    for p in list.items where !onTimeline(tracker.update(pod: p)) { return }
-                    version = list.metadata?.resourceVersion
-                }
-                var stop = false
-                var t = tracker
-                let outcome = try await watchPods(resourceVersion: version) { type, pod in
-                    let tl = t.update(pod: pod, deleted: type == "DELETED")
-                    if !onTimeline(tl) { stop = true; return false }
-                    return true
-                }
-                tracker = t
-                if stop { return }
-                switch outcome {
-                case .ended(let rv): version = rv ?? version
-                case .expired: version = nil
-                case .stopped: return
-                }
-            } catch {
-                if !onError(error) { throw error }
-                try await Task.sleep(for: retryDelay)
-            }
-        }
-    }
-}
-
-/// Keeps the latest status and the kubelet events of every pod of the node, and yields a
-/// `PodStatusTimeline` whenever a pod changes.
-public struct PodTimelineTracker: Sendable {
-    public private(set) var pods: [String: KubeAPI.Pod] = [:]
-    public private(set) var events: [String: [KubeAPI.Event]] = [:]
-
-    public init() {}
-
-    /// Records a pod (from a list, `/pods` or a watch event); returns its timeline.
-    @discardableResult
-    public mutating func update(pod: KubeAPI.Pod, deleted: Bool = false) -> PodStatusTimeline {
-        let key = pod.metadata.uid ?? ((pod.metadata.namespace ?? "") + "/" + pod.metadata.name)
-        if deleted {
-            pods[key] = nil
-            events[key] = nil
-        } else {
-            pods[key] = pod
-        }
-        return PodStatusTimeline(pod: pod, events: events[key] ?? [])
-    }
-
-    /// Records an event; returns the updated timeline of its pod when that pod is known.
-    @discardableResult
-    public mutating func update(event: KubeAPI.Event) -> PodStatusTimeline? {
-        guard let uid = event.involvedObject.uid ?? pods.first(where: {
-            $0.value.metadata.name == event.involvedObject.name && $0.value.metadata.namespace == event.involvedObject.namespace
-        })?.key else { return nil }
-        var list = events[uid] ?? []
-        if let i = list.firstIndex(where: { $0.metadata.name == event.metadata.name }) { list[i] = event } else { list.append(event) }
-        events[uid] = list
-        guard let pod = pods[uid] else { return nil }
-        return PodStatusTimeline(pod: pod, events: list)
-    }
-
-    public func timeline(uid: String) -> PodStatusTimeline? {
-        pods[uid].map { PodStatusTimeline(pod: $0, events: events[uid] ?? []) }
     }
 }

@@ -11,6 +11,6 @@
 //            JournalctlReader      journald via `journalctl -o json`, cursor resume
 //  metrics   PrometheusText        text format 0.0.4 and OpenMetrics
 //            KubeletMetrics        pod-start metrics (docs/inputs.md#kubelet-metrics), per-interval percentiles
-//  status    PodStatus             Pod / Event subset, PodStatusTimeline (schedule, probe)
+//  status    PodStatus             Pod subset, PodStatusReport (the correlator's pod record), Pulled messages
 //            KubeStatusSources     kubelet /metrics and /pods, API-server list + watch
 //            KubeEndpoint          service-account endpoints for HTTPTransport (its own module)

@@ -61,16 +61,6 @@ import Testing
                     ])
                 }
                 return TestRoute(chunks: [#"{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"3291741"},"items":["# + (try pendingPodJSON()) + "]}"])
-            case "/api/v1/namespaces/shop/events", "/api/v1/events":
-                guard query.contains("fieldSelector=involvedObject.kind%3DPod") else { return TestRoute(status: .badRequest, chunks: ["selector"]) }
-                let list = try JSONSerialization.jsonObject(with: try Samples.data("kubelet-events-sample.json")) as! [String: Any]
-                if query.contains("watch=true") {
-                    let items = list["items"] as! [Any]
-                    return TestRoute(chunks: try items.map {
-                        #"{"type":"ADDED","object":"# + String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) + "}\n"
-                    })
-                }
-                return TestRoute(chunks: [String(decoding: try JSONSerialization.data(withJSONObject: list), as: UTF8.self)])
             case "/hang":
                 return TestRoute(chunks: [], hang: true)
             default:
@@ -139,10 +129,10 @@ import Testing
         try await Self.withServer(tls: false) { server, _ in
             let ep = try KubeEndpoint(url: "http://127.0.0.1:\(server.port)", bearerToken: Self.token, timeout: .seconds(20))
             let impatient = try KubeEndpoint(url: "http://127.0.0.1:\(server.port)", bearerToken: Self.token, timeout: .milliseconds(300))
-            var poller = KubeletMetricsPoller()
-            let first = poller.add(try await KubeletEndpoints(ep).scrapeMetrics().0)
+            let scraped = try await KubeletEndpoints(ep).scrapeMetrics().0
+            let first = KubeletMetricsInterval(previous: nil, current: scraped)
             #expect(first.sli?.count == 14 && first.startedPods == 14)
-            let second = poller.add(try await KubeletEndpoints(ep).scrapeMetrics().0)
+            let second = KubeletMetricsInterval(previous: scraped, current: try await KubeletEndpoints(ep).scrapeMetrics().0)
             #expect(second.sli?.count == 0 && second.startedPods == 0)
             let start = Date()
             await #expect {
@@ -163,52 +153,34 @@ import Testing
             let ep = try KubeEndpoint(url: "https://localhost:\(server.port)", bearerToken: Self.token, caFile: pki!.caFile)
             let pods = try await KubeletEndpoints(ep).pods()
             #expect(pods.count == 1)
-            let tl = PodStatusTimeline(pod: pods[0])
-            #expect(tl.probeNanoseconds == 5_000_000_000 && tl.scheduleNanoseconds == 0)
+            let r = try #require(PodStatusReport(pod: pods[0], observedUnixNs: 0))
+            #expect(r.readyUnixNs! - r.allRunningUnixNs! == 5_000_000_000 && r.scheduledUnixNs == r.createdUnixNs)
         }
     }
 
-    @Test func listThenWatchPodsAndEventsBuildsTheTimeline() async throws {
+    @Test func listThenWatchPodsFromTheListsVersionAndRelistWhenItExpired() async throws {
         try await Self.withServer(tls: true) { server, pki in
             let ep = try KubeEndpoint(url: "https://127.0.0.1:\(server.port)", bearerToken: Self.token, caFile: pki!.caFile)
             let source = try APIServerPodSource(ep, nodeName: Self.node)
-            var tracker = PodTimelineTracker()
             let list = try await source.listPods()
             #expect(list.metadata?.resourceVersion == "3291741")
             for p in list.items {
-                let tl = tracker.update(pod: p)
-                #expect(tl.scheduled != nil && tl.allContainersRunning == nil && tl.ready == nil)
+                let r = try #require(PodStatusReport(pod: p, observedUnixNs: 0, fromInitialList: true))
+                #expect(r.scheduledUnixNs != nil && r.allRunningUnixNs == nil && r.readyUnixNs == nil)
             }
-            let events = try await source.listEvents(namespace: "shop")
-            #expect(events.items.count == 17)
-            var types: [String] = []
+            var seen: [(String, PodStatusReport?)] = []
             let outcome = try await source.watchPods(resourceVersion: list.metadata?.resourceVersion) { type, pod in
-                types.append(type)
-                tracker.update(pod: pod, deleted: type == "DELETED")
+                seen.append((type, PodStatusReport(pod: pod, observedUnixNs: 0)))
                 return true
             }
-            #expect(types == ["MODIFIED"])
+            #expect(seen.map(\.0) == ["MODIFIED"])
+            #expect(seen.first?.1?.readyUnixNs != nil, "the watched change made the pod Ready")
+            // the bookmark's version is where the next watch resumes
             #expect(outcome == .ended(resourceVersion: "3291800"))
-            var seen = 0
-            _ = try await source.watchEvents(namespace: "shop", resourceVersion: events.metadata?.resourceVersion) { _, e in
-                tracker.update(event: e)
-                seen += 1
-                return true
-            }
-            #expect(seen == 17)
-            let tl = try #require(tracker.timeline(uid: "3f0c2a7e-5b1d-4c3e-9a8f-1d2e3f4a5b6c"))
-            #expect(tl.probeNanoseconds == 5_000_000_000)
-            #expect(tl.pulls.map(\.sizeBytes) == [2_152_284, 72_099_400])
-            #expect(server.log.contains { $0.uri.contains("watch=true") && $0.uri.contains("resourceVersion=3291741") })
-            // The loop: list, watch, watch again from the bookmark, until told to stop.
-            var loopTracker = PodTimelineTracker()
-            var timelines: [PodStatusTimeline] = []
-            try await source.run(tracker: &loopTracker) { tl in
-                timelines.append(tl)
-                return timelines.count < 3
-            }
-            #expect(timelines.map { $0.ready != nil } == [false, true, true])
-            #expect(server.log.contains { $0.uri.contains("resourceVersion=3291800") })
+            #expect(server.log.contains { $0.uri.contains("watch=true") && $0.uri.contains("allowWatchBookmarks=true") && $0.uri.contains("resourceVersion=3291741") })
+            // a handler that has seen enough stops the watch
+            let stopped = try await source.watchPods(resourceVersion: "3291800") { _, _ in false }
+            #expect(stopped == .stopped)
             // A too-old resource version asks for a relist.
             let expired = try await source.watchPods(resourceVersion: "1") { _, _ in true }
             #expect(expired == .expired)
