@@ -767,7 +767,9 @@ public struct Correlator: Sendable {
         }
         // An init container runs before any pull of the regular containers' images: a pull window
         // that spans init runs (the kubelet's first pull → last pull) does not claim them.
-        let initRuns = PhaseAttribution.union(measurements.filter { $0.phase == .`init` }.map(\.interval))
+        // Each init container's run as precisely as it was measured: the runtime's exit beats its
+        // status, whose whole seconds start up to a second early and would cut the pull before it.
+        let initRuns = PhaseAttribution.union(PhaseAttribution.preferPrecise(measurements.filter { $0.phase == .`init` }).map(\.interval))
         if !initRuns.isEmpty {
             measurements = measurements.flatMap { m -> [PhaseMeasurement] in
                 guard m.phase == .pull else { return [m] }

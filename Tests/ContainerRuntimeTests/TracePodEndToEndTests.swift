@@ -307,7 +307,7 @@ extension ContainerRuntimeIntegration {
             let readerPull = try #require(record.call("PullImage"), "reader was not pulled")
             for call in [initPull, readerPull] {
                 #expect(pulls.contains { $0.start < call.end.unixNs && $0.end > call.begin.unixNs },
-                        "no pull span overlaps PullImage \(call.begin.unixNs)…\(call.end.unixNs): \(pulls)")
+                        "no pull span overlaps PullImage \(call.begin.unixNs)…\(call.end.unixNs): \(pulls); the trace's phases: \(object["phases"] ?? "none")")
             }
             #expect(readerPull.begin.unixNs >= record.initContainers[1].runtimeFinishedAtUnixNs, "the kubelet's order")
             let ready = try #require((object["ready"] as? String).flatMap(Timestamp.parseRFC3339))

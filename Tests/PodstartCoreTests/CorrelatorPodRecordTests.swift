@@ -122,6 +122,34 @@ struct CorrelatorPodRecordTests {
         #expect(sli.source == .kubeletLog && abs(sli.seconds - 13.017230239) < 1e-6)
     }
 
+    /// The runtime saw the init container run from 24.54 s; its status says 24 s (the API's whole
+    /// second). The init image's pull ended at 24.41 s, inside that second: the pull keeps its end,
+    /// the status's early second does not cut it (trace --pod lost the pull's tail in 2 of 6 runs).
+    @Test func aRuntimeMeasuredInitRunCutsPullsWhereItRanNotWhereItsStatusSecondBegins() throws {
+        let initID = String(repeating: "1", count: 64)
+        func at(_ ms: Int64) -> Int64 { Self.t("2026-12-07T06:04:23Z") + ms * 1_000_000 }
+        let initRun = PodStatusReport.InitContainerRun(name: "init", startedUnixNs: Self.t("2026-12-07T06:04:24Z"),
+                                                       finishedUnixNs: Self.t("2026-12-07T06:04:25Z"))
+        let image = "127.0.0.1:35000/podstart-test/small-files:latest"
+        let out = Self.run([
+            Self.report("d", "pod-d-init", created: "2026-12-07T06:04:23Z", scheduled: "2026-12-07T06:04:23Z", probe: false,
+                        observed: "2026-12-07T06:04:23.682Z"),
+            .sandbox(SandboxCreation(uid: "d", sandboxID: "s", beginUnixNs: at(792), endUnixNs: at(921), source: .cri)),
+            .pull(ImagePull(uid: nil, image: image, beginUnixNs: at(1414), endUnixNs: at(1414), source: .containerd)),
+            .containerCreated(ContainerCreation(uid: "d", containerID: initID, name: "init", image: image, imageDigest: nil, isInit: true,
+                                                beginUnixNs: at(1425), endUnixNs: at(1425), source: .cri)),
+            .containerStarted(ContainerStart(containerID: initID, beginUnixNs: at(1425), endUnixNs: at(1543), source: .cri)),
+            .containerExited(ContainerExit(containerID: initID, atUnixNs: at(2546), exitCode: 0)),
+            Self.report("d", "pod-d-init", created: "2026-12-07T06:04:23Z", scheduled: "2026-12-07T06:04:23Z", probe: false,
+                        inits: [initRun], running: "2026-12-07T06:04:26Z", ready: "2026-12-07T06:04:26Z", observed: "2026-12-07T06:04:26.4Z"),
+        ])
+        let trace = try #require(out.first)
+        let pull = try #require(trace.phases.first { $0.name == .pull && $0.parent == nil }, "\(trace.phases)")
+        #expect(pull.start == at(921) && pull.end == at(1414), "the pull from the sandbox's end to its image stored: \(pull)")
+        let initSpan = try #require(trace.phases.first { $0.name == .`init` && $0.parent == nil })
+        #expect(initSpan.start == at(1543) && initSpan.end == at(2546), "the runtime's run, not the status's seconds: \(initSpan)")
+    }
+
     @Test func aPodReadyInTheFirstListingStartedBeforeTheAgentAndAFarOffDeliveryGivesOnlyTheSecond() throws {
         let preexisting = Self.run([
             Self.report("x", "old", created: "2026-12-06T02:00:00Z", scheduled: "2026-12-06T02:00:00Z", probe: false,
