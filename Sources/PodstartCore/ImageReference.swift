@@ -97,8 +97,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
     /// Whether `text` is an image id (`sha256:<hex>`, or 64 bare hex digits) rather than a
     /// reference: what the kubelet creates containers with, and what a runtime's record then names.
     public static func isImageID(_ text: String) -> Bool {
-        text.hasPrefix("sha256:")
-            || (text.utf8.count == 64 && text.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) })
+        text.hasPrefix("sha256:") || ImageDigest.isValid("sha256:" + text)
     }
 
     /// The one spelling of `text` that compares equal to every other spelling of the same image
