@@ -96,6 +96,14 @@ public enum CRIConnection {
         return rpc.code == .unavailable
     }
 
+    /// What the transport said of a close: gRPC's message and, when it has one, the cause under it
+    /// ("subchannel is unavailable" alone does not say the connection was closed; its cause does).
+    static func closeDetail(_ error: any Error) -> String {
+        guard let rpc = error as? RPCError else { return "\(error)" }
+        guard let cause = rpc.cause else { return rpc.message }
+        return "\(rpc.message): \(cause)"
+    }
+
     /// Calls whose repetition cannot do anything twice: reads, stops and removals (CRI makes them
     /// idempotent), pulls. Creating a sandbox or a container, starting one, or running a command
     /// in it are not repeated: the first attempt may have done it.
@@ -118,7 +126,7 @@ public enum CRIConnection {
             guard isTransportClose(error) else {
                 throw CRIError.mapping(error, socket: socket, method: method, id: id, timeout: options.timeout)
             }
-            let detail = (error as? RPCError)?.message ?? "\(error)"
+            let detail = closeDetail(error)
             guard endpoint.acceptsConnections() else {
                 // Nothing listens any more: the runtime is down (or restarting).
                 throw CRIError.mapping(error, socket: socket, method: method, id: id, timeout: options.timeout)
@@ -135,7 +143,7 @@ public enum CRIConnection {
                 return try await body(again)
             } catch {
                 if isTransportClose(error), endpoint.acceptsConnections() {
-                    report(Close(socket: socket, method: method, detail: (error as? RPCError)?.message ?? "\(error)", retried: false))
+                    report(Close(socket: socket, method: method, detail: closeDetail(error), retried: false))
                     throw CRIError.connectionClosed(socket: socket, method: method, detail: detail, retried: true)
                 }
                 throw CRIError.mapping(error, socket: socket, method: method, id: id, timeout: options.timeout)
