@@ -27,5 +27,5 @@ SEC("tp_btf/block_rq_complete") int BPF_PROG(tp_btf__block_rq_complete) { return
 SEC("tracepoint/syscalls/sys_exit_write") int tracepoint__syscalls__sys_exit_write(void *ctx) { return 0; }
 SEC("tracepoint/syscalls/sys_exit_pwrite64") int tracepoint__syscalls__sys_exit_pwrite64(void *ctx) { return 0; }
 SEC("tracepoint/syscalls/sys_exit_writev") int tracepoint__syscalls__sys_exit_writev(void *ctx) { return 0; }
-SEC("tracepoint/fuse/fuse_request_send") int tracepoint__fuse__fuse_request_send(void *ctx) { return 0; }
+SEC("tp_btf/fuse_request_send") int BPF_PROG(tp_btf__fuse_request_send) { return 0; }
 SEC("tracepoint/fuse/fuse_request_end") int tracepoint__fuse__fuse_request_end(void *ctx) { return 0; }

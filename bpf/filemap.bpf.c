@@ -50,18 +50,6 @@ static __always_inline void ps_emit_range(struct ps_range_key *key, struct ps_ra
 	ps_submit(e, PS_PROG_READ);
 }
 
-/* For fuse.bpf.c: the file a FUSE_READ this task sends next will fill (see ps_last_fill). */
-static __always_inline void ps_note_fill(__u32 dev, __u64 ino)
-{
-	struct ps_last_fill fill = {
-		.ino = ino,
-		.dev = dev,
-		.tid = (__u32)bpf_get_current_pid_tgid(),
-		.at_ns = bpf_ktime_get_ns(),
-	};
-	bpf_map_update_elem(&ps_last_fill_map, &fill.tid, &fill, BPF_ANY);
-}
-
 static __always_inline int ps_record_range(__u32 dev, __u64 ino, __u64 first, __u64 end, __u32 source)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
@@ -70,8 +58,6 @@ static __always_inline int ps_record_range(__u32 dev, __u64 ino, __u64 first, __
 		return 0;
 	if (end <= first)
 		end = first + 1;
-	if (source == PS_RANGE_FILL)
-		ps_note_fill(dev, ino);
 
 	/* Pages this CPU already found inside the run, with no run replaced since: nothing to change. */
 	__u32 zero = 0;

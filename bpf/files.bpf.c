@@ -26,7 +26,7 @@ struct {
 
 static __always_inline __u32 ps_open_slot_index(struct ps_open_key *key)
 {
-	__u64 h = (key->ino ^ ((__u64)key->dev << 32) ^ key->mntns) * 0x9E3779B97F4A7C15ULL;
+	__u64 h = (key->ino ^ ((__u64)key->dev << 32) ^ key->mntns ^ key->inode) * 0x9E3779B97F4A7C15ULL;
 	return (__u32)(h >> 52) & (PS_OPEN_CACHE_SLOTS - 1);
 }
 
@@ -77,10 +77,11 @@ static __always_inline int ps_handle_open(long ret, int syscall)
 		file = ps_fd_file(task, ret);
 		if (!file)
 			return 0;
-		ps_file_key(file, &key.dev, &key.ino);
+		ps_file_key(file, &key.dev, &key.ino, &key.inode);
 		__u32 index = ps_open_slot_index(&key);
 		slot = bpf_map_lookup_elem(&ps_open_cache, &index);
-		if (slot && slot->key.ino == key.ino && slot->key.dev == key.dev && slot->key.mntns == key.mntns) {
+		if (slot && slot->key.ino == key.ino && slot->key.dev == key.dev && slot->key.mntns == key.mntns &&
+		    slot->key.inode == key.inode) {
 			slot->count++;
 			PS_COUNT_AGGREGATED(PS_PROG_OPEN);
 			return 0;

@@ -15,6 +15,10 @@
  * until the reply. Background requests queued above max_background are flushed later by
  * fuse_request_end of an earlier request, in the daemon's context: they are not attributed.
  *
+ * The send is a BTF tracepoint (tp_btf): its record has no inode, the request itself does. A
+ * read is named by the file whose page cache it fills (ps_fuse_read_file), exact however late
+ * or from wherever it is sent. The end stays a classic tracepoint: its record has what it needs.
+ *
  * Both tracepoints fire only on FUSE traffic: without a FUSE mount in use they cost nothing.
  */
 #include "common.bpf.h"
@@ -43,13 +47,49 @@ struct {
 	__type(value, struct ps_fuse_inflight);
 } ps_fuse_inflight_map SEC(".maps");
 
-/* A fill older than this does not name a read (the task did something else since). */
-#define PS_FILL_NAMES_READ_NS 100000000ULL
-
-SEC("tracepoint/fuse/fuse_request_send")
-int tracepoint__fuse__fuse_request_send(struct trace_event_raw_fuse_request_send *ctx)
+/* The inode whose page cache a FUSE_READ fills, from the request itself: a page-cache read
+ * (readahead, read_folio, a fault) carries the folios it fills in its fuse_args_pages, and their
+ * mapping's host is the file on the FUSE file system. A direct read (user_pages) fills the
+ * reader's own buffer, whose mapping names no file of this mount: it stays unnamed. */
+static __always_inline bool ps_fuse_read_file(struct fuse_req *req, __u32 connection, __u64 *ino, __u32 *dev)
 {
-	__u32 opcode = ctx->opcode;
+	struct fuse_args *args = BPF_CORE_READ(req, args);
+	if (!args || !BPF_CORE_READ_BITFIELD_PROBED(args, out_pages) || BPF_CORE_READ_BITFIELD_PROBED(args, user_pages))
+		return false;
+	/* fuse_args is the first member of fuse_args_pages (fs/fuse/fuse_i.h) */
+	struct fuse_args_pages *ap = (void *)args;
+	struct address_space *mapping = NULL;
+	if (bpf_core_field_exists(ap->folios)) {
+		struct folio **folios = BPF_CORE_READ(ap, folios);
+		struct folio *folio = NULL;
+		if (!folios || bpf_probe_read_kernel(&folio, sizeof(folio), folios) || !folio)
+			return false;
+		mapping = BPF_CORE_READ(folio, mapping);
+	} else {
+		/* before 6.15 the pages were struct page */
+		struct fuse_args_pages___pages *old = (void *)args;
+		struct page **pages = BPF_CORE_READ(old, pages);
+		struct page *page = NULL;
+		if (!pages || bpf_probe_read_kernel(&page, sizeof(page), pages) || !page)
+			return false;
+		mapping = BPF_CORE_READ(page, mapping);
+	}
+	/* the low bits flag anonymous and movable pages: no file behind them */
+	if (!mapping || ((unsigned long)mapping & 3))
+		return false;
+	struct inode *host = BPF_CORE_READ(mapping, host);
+	if (!host)
+		return false;
+	*dev = BPF_CORE_READ(host, i_sb, s_dev);
+	*ino = BPF_CORE_READ(host, i_ino);
+	/* a page of another file system (never for a page-cache read of this mount) names nothing */
+	return *dev == connection && *ino != 0;
+}
+
+SEC("tp_btf/fuse_request_send")
+int BPF_PROG(tp_btf__fuse_request_send, struct fuse_req *req)
+{
+	__u32 opcode = BPF_CORE_READ(req, in.h.opcode);
 	/* forgets have no reply: nothing waits on them */
 	if (opcode == PS_FUSE_FORGET || opcode == PS_FUSE_BATCH_FORGET)
 		return 0;
@@ -57,23 +97,19 @@ int tracepoint__fuse__fuse_request_send(struct trace_event_raw_fuse_request_send
 	__u32 mntns = ps_task_mntns(task);
 	if (!ps_traced_mntns(mntns))
 		return 0;
-	struct ps_fuse_key key = { .unique = ctx->unique, .connection = ctx->connection };
+	/* the fields fuse:fuse_request_send records (fs/fuse/fuse_trace.h), so that its end matches */
+	struct ps_fuse_key key = {
+		.unique = BPF_CORE_READ(req, in.h.unique),
+		.connection = BPF_CORE_READ(req, fm, fc, dev),
+	};
 	struct ps_fuse_inflight value = {
 		.send_ns = bpf_ktime_get_ns(),
 		.opcode = opcode,
-		.in_len = ctx->len,
+		.in_len = BPF_CORE_READ(req, in.h.len),
 	};
 	ps_fill_task(&value.task, task, mntns);
-	if (opcode == PS_FUSE_READ) {
-		__u32 tid = value.task.tid;
-		struct ps_last_fill *fill = bpf_map_lookup_elem(&ps_last_fill_map, &tid);
-		if (fill && fill->tid == tid && fill->dev == key.connection &&
-		    value.send_ns - fill->at_ns < PS_FILL_NAMES_READ_NS) {
-			value.file_ino = fill->ino;
-			value.file_dev = fill->dev;
-			value.flags |= PS_FUSE_FILE_FROM_FILL;
-		}
-	}
+	if (opcode == PS_FUSE_READ && ps_fuse_read_file(req, key.connection, &value.file_ino, &value.file_dev))
+		value.flags |= PS_FUSE_FILE_FROM_FILL;
 	bpf_map_update_elem(&ps_fuse_inflight_map, &key, &value, BPF_ANY);
 	return 0;
 }

@@ -95,25 +95,6 @@ struct {
 	__type(value, struct ps_verdict);
 } ps_verdict_cache SEC(".maps");
 
-/* The last page-cache fill of each traced task (filemap.bpf.c writes it, fuse.bpf.c reads it):
- * a FUSE_READ is sent by the task right after it added the pages it reads to the page cache, so
- * the fill names the file the read serves (the tracepoint has no inode). Keyed by thread, not by
- * CPU: a task moved to another CPU between the two, or another task's fill on its CPU in between,
- * left reads unnamed in about one cold start of three. */
-struct ps_last_fill {
-	__u64 ino;
-	__u32 dev;
-	__u32 tid;
-	__u64 at_ns;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 8192);
-	__type(key, __u32); /* thread id */
-	__type(value, struct ps_last_fill);
-} ps_last_fill_map SEC(".maps");
-
 /* Scratch space for path walks and large records, one per CPU (the BPF stack is 512 bytes). */
 struct ps_scratch {
 	char buf[PS_PATH_LEN * 2];

@@ -63,7 +63,7 @@ enum ps_program {
 #define PS_RANGE_FILL 1    /* pages that had to be read from storage into the page cache */
 
 /* Bits of ps_fuse_event.flags. */
-#define PS_FUSE_FILE_FROM_FILL 0x1  /* file_dev/file_ino: the page-cache fill this read serves */
+#define PS_FUSE_FILE_FROM_FILL 0x1  /* file_dev/file_ino: the file whose page cache this read fills */
 
 /* FUSE opcodes podstart names (include/uapi/linux/fuse.h). */
 #define PS_FUSE_FORGET 2
@@ -238,7 +238,7 @@ struct ps_fuse_event {
 	__u32 out_len;     /* bytes of the reply, its 16-byte header included */
 	__s32 error;       /* the reply's error, 0 or -errno */
 	__u32 flags;       /* PS_FUSE_* */
-	__u64 file_ino;    /* FUSE_READ: the inode whose page-cache fill the read serves; 0 unknown */
+	__u64 file_ino;    /* FUSE_READ: the inode whose page cache the read fills; 0 unknown */
 	__u32 file_dev;
 	__u32 _pad;
 };
@@ -250,8 +250,14 @@ struct ps_open_key {
 	__u32 mntns;
 	__u32 dev;    /* 0 for failed opens */
 	__u64 ino;    /* for failed opens: FNV-1a hash of the raw path */
+	/* The kernel's struct inode of the file (its address; 0 for failed opens). (dev, ino) alone is
+	 * not one file on an overlayfs whose layers are on different file systems, as a lazy-pull
+	 * snapshotter's FUSE layers are: overlayfs then gives a lower file the inode number it has in
+	 * its layer, and two layers' files share it (/etc/passwd and /data/random.bin were both 7),
+	 * so the second file's first open was taken for a repeat of the first and never recorded. */
+	__u64 inode;
 };
-_Static_assert(sizeof(struct ps_open_key) == 16, "ps_open_key size");
+_Static_assert(sizeof(struct ps_open_key) == 24, "ps_open_key size");
 
 struct ps_open_value {
 	__u64 count;     /* opens of this file in this mount namespace, the first included */
@@ -267,7 +273,7 @@ struct ps_open_cache_slot {
 	struct ps_open_key key;  /* all zero: empty */
 	__u64 count;             /* opens of key on this CPU not yet added to ps_opens */
 };
-_Static_assert(sizeof(struct ps_open_cache_slot) == 24, "ps_open_cache_slot size");
+_Static_assert(sizeof(struct ps_open_cache_slot) == 32, "ps_open_cache_slot size");
 
 struct ps_range_key {
 	__u32 mntns;

@@ -57,8 +57,9 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 #define PS_KERNEL_PTR(type, ptr) ((type *)bpf_rdonly_cast((ptr), bpf_core_type_id_kernel(type)))
 #endif
 
-/* The (device, inode) of an open file: the key of every per-file aggregate. */
-static __always_inline void ps_file_key(struct file *file, __u32 *dev, __u64 *ino)
+/* The (device, inode number) of an open file, and its struct inode's address (which tells apart
+ * two files an overlayfs gives the same number, see ps_open_key). */
+static __always_inline void ps_file_key(struct file *file, __u32 *dev, __u64 *ino, __u64 *inode_address)
 {
 #ifdef PS_RDONLY_CAST
 	struct inode *inode = PS_KERNEL_PTR(struct file, file)->f_inode;
@@ -69,6 +70,9 @@ static __always_inline void ps_file_key(struct file *file, __u32 *dev, __u64 *in
 	*dev = BPF_CORE_READ(inode, i_sb, s_dev);
 	*ino = BPF_CORE_READ(inode, i_ino);
 #endif
+	/* read as a number: a pointer put in a map key is refused by the verifier */
+	*inode_address = 0;
+	bpf_core_read(inode_address, sizeof(*inode_address), &file->f_inode);
 }
 
 /* The struct file behind a descriptor of the current task, or NULL. `task` is a BTF pointer. */

@@ -245,6 +245,53 @@ struct trace_event_raw_fuse_request_end {
 	__s32 error;
 } __attribute__((preserve_access_index));
 
+/* What tp_btf/fuse_request_send reads of the request (fs/fuse/fuse_i.h; 6.14+). */
+struct fuse_conn {
+	__u32 dev;
+} __attribute__((preserve_access_index));
+
+struct fuse_mount {
+	struct fuse_conn *fc;
+} __attribute__((preserve_access_index));
+
+struct fuse_in_header {
+	__u32 len;
+	__u32 opcode;
+	__u64 unique;
+} __attribute__((preserve_access_index));
+
+struct fuse_args {
+	bool out_pages : 1;
+	bool user_pages : 1;
+} __attribute__((preserve_access_index));
+
+struct fuse_req {
+	struct fuse_args *args;
+	struct {
+		struct fuse_in_header h;
+	} in;
+	struct fuse_mount *fm;
+} __attribute__((preserve_access_index));
+
+struct folio {
+	struct address_space *mapping;
+} __attribute__((preserve_access_index));
+
+struct page {
+	struct address_space *mapping;
+} __attribute__((preserve_access_index));
+
+/* The request's pages: folios since 6.15, struct page before (the ___pages flavour). */
+struct fuse_args_pages {
+	struct fuse_args args;
+	struct folio **folios;
+} __attribute__((preserve_access_index));
+
+struct fuse_args_pages___pages {
+	struct fuse_args args;
+	struct page **pages;
+} __attribute__((preserve_access_index));
+
 #define PF_KTHREAD 0x00200000
 #define S_IFMT 00170000
 #define S_IFREG 0100000

@@ -44,14 +44,13 @@ protocol CommonMaps: BPFMapName {
     static var ps_filter_generation: Self { get }
     static var ps_verdict_cache: Self { get }
     static var ps_scratch_map: Self { get }
-    static var ps_last_fill_map: Self { get }
 }
 
 extension CommonMaps {
     /// Every map the objects share (one instance, created by the first object loaded).
     static var shared: [Self] {
         [.ps_events, .ps_stats, .ps_ignored_mntns, .ps_watched_mntns, .ps_runtime_pids, .ps_scratch_map,
-         .ps_filter_generation, .ps_verdict_cache, .ps_wake_state, .ps_last_fill_map]
+         .ps_filter_generation, .ps_verdict_cache, .ps_wake_state]
     }
 }
 

@@ -124,7 +124,7 @@ public final class KernelProbeSession: @unchecked Sendable {
             Filemap.tracepoint__filemap__mm_filemap_get_pages.rawValue: ("filemap", "mm_filemap_get_pages"),
             Filemap.tracepoint__filemap__mm_filemap_map_pages.rawValue: ("filemap", "mm_filemap_map_pages"),
             Filemap.tracepoint__filemap__mm_filemap_fault.rawValue: ("filemap", "mm_filemap_fault"),
-            Fuse.tracepoint__fuse__fuse_request_send.rawValue: ("fuse", "fuse_request_send"),
+            Fuse.tp_btf__fuse_request_send.rawValue: ("fuse", "fuse_request_send"),
             Fuse.tracepoint__fuse__fuse_request_end.rawValue: ("fuse", "fuse_request_end"),
         ]
         for program in object.programNames {
@@ -355,8 +355,8 @@ public final class KernelProbeSession: @unchecked Sendable {
     }
 
     private struct OpenKey: Hashable {
-        var mntns: UInt32, dev: UInt32, ino: UInt64
-        init(_ k: ps_open_key) { (mntns, dev, ino) = (k.mntns, k.dev, k.ino) }
+        var mntns: UInt32, dev: UInt32, ino: UInt64, inode: UInt64
+        init(_ k: ps_open_key) { (mntns, dev, ino, inode) = (k.mntns, k.dev, k.ino, k.inode) }
     }
 
     /// Sums the counts waiting in ps_open_cache (per CPU) by file; with `remove`, empties every

@@ -118,7 +118,8 @@ extension ContainerRuntimeIntegration {
 
             let containers = try #require(trace["containers"] as? [[String: Any]])
             let fetches = try #require(containers.first?["lazyFetches"] as? [[String: Any]], "no lazyFetches in \(containers)")
-            let random = try #require(fetches.first { $0["path"] as? String == "/data/random.bin" }, "\(fetches)")
+            let random = try #require(fetches.first { $0["path"] as? String == "/data/random.bin" },
+                                      "\(fetches)\naccesses: \(containers.first?["accesses"] ?? "none")")
             #expect((random["bytes"] as? Int ?? 0) >= 1 << 20, "\(random)")
             #expect((random["layerDigest"] as? String)?.hasPrefix("sha256:") == true, "\(random)")
             let accesses = try #require(containers.first?["accesses"] as? [[String: Any]], "no accesses in \(containers)")

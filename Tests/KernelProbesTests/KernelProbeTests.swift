@@ -354,6 +354,45 @@ struct KernelProbeTests {
                 "pages 2-3 of the lower file \(lowerKey) not reported: \(ranges)")
     }
 
+    /// An overlay whose layers are on different file systems (a lazy-pull snapshotter's: one FUSE
+    /// mount per layer) gives each lower file the inode number it has in its layer, so two files
+    /// of two layers can share the overlay's (device, inode) — on stargz /etc/passwd and
+    /// /data/random.bin were both 7. Each is a different file, and each first open is a record:
+    /// the second was once taken for a repeat of the first, and never named.
+    @Test func twoFilesAnOverlayNumbersAlikeAreEachRecorded() async throws {
+        let root = try TestRoot(name: "layers")
+        var layers: [String] = []
+        defer { for layer in layers { _ = try? run(["umount", layer], allowFailure: true); try? FileManager.default.removeItem(atPath: layer) } }
+        // two fresh tmpfs layers numbered alike: the same directories and one file each
+        for name in ["a", "b"] {
+            let layer = root.path + ".layer-\(name)"
+            try FileManager.default.createDirectory(atPath: layer, withIntermediateDirectories: true)
+            try run(["mount", "-t", "tmpfs", "tmpfs", layer])
+            layers.append(layer)
+            try FileManager.default.createDirectory(atPath: "\(layer)/data", withIntermediateDirectories: true)
+            try Data(repeating: 0x61, count: name == "a" ? 30 : 4096).write(to: URL(filePath: "\(layer)/data/\(name).bin"))
+        }
+        let merged = try root.mountOverlay(layersAbove: layers, options: ["xino=off"])
+        let session = try openSession()
+        defer { session.close() }
+        try session.attach([.process, .opens])
+        let collector = try EventCollector(session: session)
+        // one CPU: the second open meets the per-CPU slot the first one took
+        let result = try run(["taskset", "--cpu-list", "0", "unshare", "--mount", "--fork", "chroot", merged, "/ps-workload",
+                              "open", "/data/a.bin", "open", "/data/b.bin", "open", "/data/a.bin"], allowFailure: true)
+        #expect(result.status == 0, "\(result.stderr)")
+        _ = await collector.waitFor { $0.contains { $0.exit?.task.comm == "ps-workload" } }
+        session.close()
+        await collector.finish()
+        let opens = collector.snapshot.compactMap(\.open).filter { $0.rawPath.hasPrefix("/data/") }
+        let a = try #require(opens.first { $0.rawPath == "/data/a.bin" }, "\(opens)")
+        let b = try #require(opens.first { $0.rawPath == "/data/b.bin" }, "the second file's first open was taken for a repeat of the first: \(opens)")
+        // what makes this case: the overlay gave both files one (device, inode)
+        #expect(a.file?.key == b.file?.key, "the layers did not number the files alike: \(a.file?.key as Any) vs \(b.file?.key as Any)")
+        #expect(b.path?.path == "/data/b.bin" && b.file?.sizeBytes == 4096)
+        #expect(opens.filter { $0.rawPath == "/data/a.bin" }.count == 1, "a repeat of a.bin was recorded again: \(opens)")
+    }
+
     /// A dynamically linked program starts in its ELF interpreter, which execve opens itself (no
     /// open syscall any hook sees). It is reported as an open of kind exec-interpreter, with the
     /// path inside the container and the layer's file, so its page reads join it; a static

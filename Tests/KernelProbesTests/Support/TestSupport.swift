@@ -93,15 +93,16 @@ final class TestRoot {
         return device
     }
 
-    /// Mounts an overlay with this root as its only lower layer (how containerd mounts a
-    /// container's root) and returns the merged directory.
-    func mountOverlay() throws -> String {
+    /// Mounts an overlay with this root as its lowest layer (how containerd mounts a container's
+    /// root), `layersAbove` over it (topmost first), and returns the merged directory.
+    func mountOverlay(layersAbove: [String] = [], options: [String] = []) throws -> String {
         let base = path + ".ovl"
         for dir in ["upper", "work", "merged"] {
             try FileManager.default.createDirectory(atPath: "\(base)/\(dir)", withIntermediateDirectories: true)
         }
+        let lowers = (layersAbove + [path]).joined(separator: ":")
         try run(["mount", "-t", "overlay", "overlay", "-o",
-                 "lowerdir=\(path),upperdir=\(base)/upper,workdir=\(base)/work", "\(base)/merged"])
+                 (["lowerdir=\(lowers)", "upperdir=\(base)/upper", "workdir=\(base)/work"] + options).joined(separator: ","), "\(base)/merged"])
         overlayBase = base
         return "\(base)/merged"
     }
