@@ -14,16 +14,25 @@ import PodstartCore
 ///   default command, recorded with fanotify);
 /// - `podstart`: eStargz converted with podstart's record learned from N real starts
 ///   (`podstart profile export --format estargz`);
+/// - `ideal`: eStargz converted with the record of the held-out start itself, the list no list
+///   learned beforehand can beat: what is left between it and `local` is the lazy snapshotter's
+///   own cost, which no prefetch list removes;
 /// - `local`: the gzip image already present (the floor).
+///
+/// Each variant's time to ready is also broken into the start's steps (the CRI calls and the
+/// wait from the last call to ready), medians, to show where a lazy start spends what `local` does not.
 struct BenchPrefetchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prefetch",
-        abstract: "Cold starts of the python app through a throttled registry: gzip, eStargz, ctr-remote optimize, podstart's list, already local.",
+        abstract: "Cold starts of the python app through a throttled registry: gzip, eStargz, ctr-remote optimize, podstart's list, the held-out start's own list, already local.",
         discussion: """
             Needs the local environment with its lazy-pull side and the python app image: \
             scripts/localenv.sh stargz-up; scripts/build-python-image.sh; eval "$(scripts/localenv.sh env)". \
             Time to ready (RunPodSandbox to the app's /tmp/ready) and bytes the registry sent through \
             the throttling proxy, medians of --runs cold starts of each variant, interleaved. \
+            Each variant's median time of each step of the start (its CRI calls, then the wait to \
+            ready) says where a lazy start spends what the local one does not; `ideal` (the list of \
+            the held-out start itself) is what no learned list can beat. \
             Targets: podstart's ready time <= optimize's and <= 1.3 x local; podstart's prefetched \
             bytes (its fetched bytes) <= 1.25 x what the held-out start read.
             """
@@ -74,8 +83,8 @@ struct BenchPrefetchCommand: AsyncParsableCommand {
     }
 
     enum Variant: String, CaseIterable {
-        case gzip, estargz, optimize, podstart, local
-        var lazy: Bool { self == .estargz || self == .optimize || self == .podstart }
+        case gzip, estargz, optimize, podstart, ideal, local
+        var lazy: Bool { self == .estargz || self == .optimize || self == .podstart || self == .ideal }
     }
 
     struct Failure: Error, CustomStringConvertible {
@@ -104,6 +113,17 @@ struct BenchPrefetchCommand: AsyncParsableCommand {
             throw Failure(description: "\(arguments.prefix(5).joined(separator: " ")) … exited \(process.terminationStatus):\n\(text.suffix(2000))")
         }
         return text
+    }
+
+    /// The steps of a start, in order: its CRI calls (a method called twice counts once, summed)
+    /// and `ready`, from the last call's end to the first successful readiness check.
+    static let stepNames = ["RunPodSandbox", "ImageStatus", "PullImage", "CreateContainer", "StartContainer", "ready"]
+
+    static func steps(of record: PodStartRecord) -> [String: Double] {
+        var steps: [String: Double] = [:]
+        for call in record.calls { steps[call.method, default: 0] += call.seconds }
+        if let last = record.calls.last { steps["ready"] = last.end.seconds(to: record.ready) }
+        return steps
     }
 
     func run() async throws {
@@ -135,8 +155,9 @@ struct BenchPrefetchCommand: AsyncParsableCommand {
         var profiled: [String] = []
         for (i, mode) in modes.enumerated() { profiled.append(try trace(mode, cold: i == 0)) }
         let held = try trace(heldOutMode, cold: false)
-        let record = "\(scratch)/record.jsonl"
+        let record = "\(scratch)/record.jsonl", idealRecord = "\(scratch)/record-ideal.jsonl"
         try tool([podstart, "profile", "export", "--from"] + profiled + ["--format", "estargz", "--out", record])
+        try tool([podstart, "profile", "export", "--from", held, "--format", "estargz", "--out", idealRecord])
         let evaluation = try JSON.parse(String(try tool([podstart, "profile", "evaluate", "--from"] + profiled + ["--trace", held, "--output", "json"])
             .split(separator: "\n").last { $0.hasPrefix("{") } ?? ""))
         guard let heldOutReadBytes = evaluation["heldOutBytes"]?.int64Value else {
@@ -144,17 +165,18 @@ struct BenchPrefetchCommand: AsyncParsableCommand {
         }
 
         // 2. The eStargz variants, converted in the overlayfs containerd and pushed to the registry.
-        let tags: [Variant: String] = [.gzip: sourceTag, .local: sourceTag, .estargz: "bench-estargz", .optimize: "bench-optimize", .podstart: "bench-podstart"]
+        let tags: [Variant: String] = [.gzip: sourceTag, .local: sourceTag, .estargz: "bench-estargz", .optimize: "bench-optimize",
+                                       .podstart: "bench-podstart", .ideal: "bench-ideal"]
         try tool(ctr + ["images", "pull", "--plain-http", source])
-        for variant in [Variant.estargz, .podstart, .optimize] {
+        for variant in [Variant.estargz, .podstart, .ideal, .optimize] {
             let target = "\(registry)/\(repository):\(tags[variant]!)"
             note("building the \(variant.rawValue) variant \(target)")
             switch variant {
             case .estargz:
                 try tool(["ctr-remote", "--address", overlay.socketPath, "--namespace", "k8s.io", "image", "convert", "--oci", "--estargz", source, target])
-            case .podstart:
+            case .podstart, .ideal:
                 try tool(["ctr-remote", "--address", overlay.socketPath, "--namespace", "k8s.io", "image", "convert", "--oci", "--estargz",
-                          "--estargz-record-in", record, source, target])
+                          "--estargz-record-in", variant == .podstart ? record : idealRecord, source, target])
             default:
                 // ctr-remote 0.12 takes the containerd address from the environment for its
                 // sandboxed run, and sometimes fails to start that run's shim once: retry the peer's
@@ -178,7 +200,7 @@ struct BenchPrefetchCommand: AsyncParsableCommand {
 
         // 3. Cold starts of the held-out mode, interleaved, each through a new proxy (a new image
         // reference, so nothing the snapshotter resolved before is reused).
-        var ready: [Variant: [Double]] = [:], fetched: [Variant: [Double]] = [:]
+        var ready: [Variant: [Double]] = [:], fetched: [Variant: [Double]] = [:], steps: [Variant: [String: [Double]]] = [:]
         let order = Variant.allCases
         for run in 0..<runs {
             for variant in order[(run % order.count)...] + order[..<(run % order.count)] {
@@ -204,6 +226,7 @@ struct BenchPrefetchCommand: AsyncParsableCommand {
                 options.timeout = .seconds(600)
                 let started = try await PodStarter(endpoint: endpoint).run(options)
                 ready[variant, default: []].append(started.e2eSeconds)
+                for (step, seconds) in Self.steps(of: started) { steps[variant, default: [:]][step, default: []].append(seconds) }
                 fetched[variant, default: []].append(Double(proxy.fetchedBytes))
                 note(String(format: "run %d %@: ready %.3f s, %d bytes from the registry", run + 1, variant.rawValue, started.e2eSeconds, proxy.fetchedBytes))
                 if variant.lazy {
@@ -223,6 +246,9 @@ struct BenchPrefetchCommand: AsyncParsableCommand {
                         ("readySeconds", .double(readyMedian[variant]!.rounded(toPlaces: 4))),
                         ("fetchedBytes", .int(Int64(fetchedMedian[variant]!))),
                         ("runs", .int(Int64(runs))),
+                        ("stepSeconds", .object(Self.stepNames.compactMap { step in
+                            steps[variant]?[step].map { (step, .double(median($0).rounded(toPlaces: 4))) }
+                        })),
                     ]))
                 })),
                 ("heldOutReadBytes", .int(heldOutReadBytes)),
@@ -234,9 +260,17 @@ struct BenchPrefetchCommand: AsyncParsableCommand {
                 print(String(format: "  %-9@ %8.3f  %8.2f  %14.0f  %7.3f", variant.rawValue, readyMedian[variant]!, readyMedian[variant]! / floor,
                              fetchedMedian[variant]!, fetchedMedian[variant]! / gzipBytes))
             }
+            print("  steps, medians (s):  " + Self.stepNames.map { $0.padding(toLength: 15, withPad: " ", startingAt: 0) }.joined(separator: " "))
+            for variant in order {
+                print("  \(variant.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0))           " + Self.stepNames.map { step in
+                    String(format: "%-15.3f", steps[variant]?[step].map(median) ?? 0)
+                }.joined(separator: " "))
+            }
             let podstartReady = readyMedian[.podstart]!, optimizeReady = readyMedian[.optimize]!
             print(String(format: "  podstart vs optimize %.3f (target <= 1), vs local %.3f (target <= 1.3); fetched / held-out read %.3f (target <= 1.25; held-out read %lld bytes)",
                          podstartReady / optimizeReady, podstartReady / floor, fetchedMedian[.podstart]! / Double(max(heldOutReadBytes, 1)), heldOutReadBytes))
+            print(String(format: "  podstart vs ideal (the held-out start's own list) %.3f; ideal vs local %.3f (what no list removes)",
+                         podstartReady / readyMedian[.ideal]!, readyMedian[.ideal]! / floor))
         }
     }
 }
