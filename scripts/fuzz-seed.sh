@@ -55,7 +55,8 @@ put("profile-json", json.dumps({"schemaVersion": 2, "mediaType": "application/vn
     {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:" + "ab" * 32, "size": 1234,
      "artifactType": "application/vnd.podstart.profile.v1+json", "annotations": {"dev.podstart.created": "2026-12-06T03:41:40Z"}}]}))
 # recorded correlator input streams (agent --record-inputs): the header and runs of 60 inputs
-for p in ["Tests/PodstartCoreTests/Fixtures/reader-cold.jsonl", "Tests/PodstartCoreTests/Fixtures/slow-ready-warm.jsonl"]:
+for p in ["Tests/PodstartCoreTests/Fixtures/reader-cold.jsonl", "Tests/PodstartCoreTests/Fixtures/slow-ready-warm.jsonl",
+          "Tests/PodstartCoreTests/Fixtures/lazy-cold.jsonl"]:
     ls = [l for l in lines(p) if l.strip()]
     for i in range(1, min(len(ls), 1200), 60): put("correlator-inputs", "\n".join([ls[0]] + ls[i:i+60]) + "\n")
 # the agent's config files: every ConfigMap's config.yaml the deployment ships
