@@ -21,7 +21,7 @@ struct EventDecoderTests {
         #expect(MemoryLayout<ps_read_range_event>.size == 64)
         #expect(MemoryLayout<ps_block_event>.size == 80)
         #expect(MemoryLayout<ps_write_begin_event>.size == 624)
-        #expect(MemoryLayout<ps_open_key>.size == 16 && MemoryLayout<ps_range_key>.size == 24)
+        #expect(MemoryLayout<ps_open_key>.size == 24 && MemoryLayout<ps_open_cache_slot>.size == 32 && MemoryLayout<ps_range_key>.size == 24)
         #expect(MemoryLayout<ps_write_value>.size == 40 && MemoryLayout<ps_prog_stats>.size == 24)
         #expect(MemoryLayout<ps_open_event>.offset(of: \ps_open_event.task) == 16)
         #expect(MemoryLayout<ps_open_event>.offset(of: \ps_open_event.file) == 64)
