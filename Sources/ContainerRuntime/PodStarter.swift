@@ -51,6 +51,18 @@ public struct PodStarter: Sendable {
         }
     }
 
+    /// Runs a runtime call to its end (its own deadline still applies) even when the start is
+    /// cancelled meanwhile, then honours the cancellation. A StartContainer cancelled mid-call left
+    /// containerd 1.6 with a task it still held as running ("failed to get task pid: context
+    /// canceled") while CRI called the container exited: StopContainer did nothing, RemoveContainer
+    /// and RemovePodSandbox failed with "cannot delete running task", and the pod stayed with its
+    /// cgroups after the teardown gave up.
+    static func runToEnd<T: Sendable>(_ call: @escaping @Sendable () async throws -> T) async throws -> T {
+        let value = try await Task.detached(operation: call).value
+        try Task.checkCancellation()
+        return value
+    }
+
     /// Ids of what a start created so far, for teardown.
     final class StartState: @unchecked Sendable {
         private let lock = NSLock()
@@ -138,7 +150,7 @@ public struct PodStarter: Sendable {
             }
             state.containerID = id
             onEvent(.containerCreated(containerID: id))
-            try await timed("StartContainer") { try await client.startContainer(id: id) }
+            try await timed("StartContainer") { try await Self.runToEnd { try await client.startContainer(id: id) } }
             var status = try await client.containerStatus(id: id)
             while !status.hasExited {
                 if WallClockless.monotonicNow() >= deadline {
@@ -170,7 +182,7 @@ public struct PodStarter: Sendable {
         }
         state.containerID = containerID
         onEvent(.containerCreated(containerID: containerID))
-        try await timed("StartContainer") { try await client.startContainer(id: containerID) }
+        try await timed("StartContainer") { try await Self.runToEnd { try await client.startContainer(id: containerID) } }
 
         // 5. Running: the first status that says so (or that it already exited).
         var status = try await client.containerStatus(id: containerID, verbose: true)
