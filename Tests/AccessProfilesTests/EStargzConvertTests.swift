@@ -81,6 +81,10 @@ import Testing
                                  uniquingKeysWith: { a, _ in a })
 
         let target = "podstart.test/small-files:esgz-\(UInt32.random(in: 0 ... .max))"
+        // The conversion reads every layer blob of the source, and CRI can hold an image whose
+        // blobs are gone from the content store (seen after a run that left a pod on its
+        // snapshots: a later pull found the layers unpacked and fetched no blob): fetch what is missing.
+        _ = try ctr(["images", "pull", "--plain-http", source])
         _ = try ctr(["image", "convert", "--oci", "--estargz", "--estargz-record-in", record, source, target], tool: "ctr-remote")
         defer { _ = try? ctr(["images", "rm", target]) }
 
